@@ -1,0 +1,126 @@
+//! Maintenance: the master's timed loop (every `loop_interval` seconds).
+//!
+//! Done: job cache cleanup (`cachedir/jobs`, entries whose `jid` file is
+//! older than `keep_jobs_seconds`, or `keep_jobs` hours, as Salt's
+//! local_cache `clean_old_jobs`). AES key rotation, presence events and the
+//! key cache come with later issues (see docs/ARCHITECTURE.md).
+
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use brine_config::MasterConfig;
+use brine_proc::supervisor::{poll_fds, ChildSpec};
+use log::{debug, info, warn};
+
+use super::{role, stop_signals, stopping};
+use crate::names;
+
+/// How long job cache entries are kept; None = forever (Salt: 0).
+pub fn keep_jobs(cfg: &MasterConfig) -> Option<Duration> {
+    // keep_jobs_seconds wins unless only the legacy hours were changed.
+    let secs = cfg.get("keep_jobs_seconds").and_then(|v| v.as_u64());
+    let hours = cfg.keep_jobs;
+    let s = match secs {
+        Some(s) if s != 86_400 || hours == 24 => s,
+        _ => hours * 3600,
+    };
+    (s > 0).then(|| Duration::from_secs(s))
+}
+
+/// Remove job directories older than `keep`; returns how many were removed.
+pub fn clean_jobs(jobs: &Path, keep: Duration, now: SystemTime) -> usize {
+    let mut removed = 0;
+    let Ok(tops) = std::fs::read_dir(jobs) else {
+        return 0;
+    };
+    for top in tops.flatten() {
+        let top = top.path();
+        if !top.is_dir() {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&top) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let dir = e.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            // Salt drops entries without a jid file (corrupt) too; give a
+            // fresh one a moment, it may be being written.
+            let stamp = std::fs::metadata(dir.join("jid")).and_then(|m| m.modified());
+            let expired = match stamp {
+                Ok(t) => now.duration_since(t).is_ok_and(|age| age > keep),
+                Err(_) => std::fs::metadata(&dir)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > Duration::from_secs(60))),
+            };
+            if expired {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => removed += 1,
+                    Err(e) => warn!("cannot remove old job {}: {e}", dir.display()),
+                }
+            }
+        }
+        // Empty hash-prefix directories go too.
+        let _ = std::fs::remove_dir(&top);
+    }
+    removed
+}
+
+pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
+    role(names::MAINTENANCE, move |ctx| {
+        let sig = stop_signals()?;
+        let interval = Duration::from_secs(cfg.loop_interval.max(1));
+        let jobs = cfg.cachedir.join("jobs");
+        ctx.ready();
+        let mut next = Instant::now();
+        loop {
+            if Instant::now() >= next {
+                if let Some(keep) = keep_jobs(&cfg) {
+                    let n = clean_jobs(&jobs, keep, SystemTime::now());
+                    if n > 0 {
+                        info!("removed {n} jobs older than {}s from the job cache", keep.as_secs());
+                    }
+                }
+                debug!("maintenance pass done");
+                next = Instant::now() + interval;
+            }
+            poll_fds(&[sig.fd()], Some(next.saturating_duration_since(Instant::now())))?;
+            sig.drain();
+            if stopping() {
+                return Ok(());
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_jobs_go_fresh_jobs_stay() {
+        let t = tempfile::tempdir().unwrap();
+        let jobs = t.path();
+        let old = jobs.join("ab/cdef");
+        let new = jobs.join("ab/0123");
+        let corrupt = jobs.join("cd/4567");
+        for d in [&old, &new, &corrupt] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(old.join("jid"), "20240101000000000000").unwrap();
+        std::fs::write(new.join("jid"), "20990101000000000000").unwrap();
+        let two_days = SystemTime::now() + Duration::from_secs(2 * 86_400);
+        // Pretend "new" was written just now relative to the clock we pass.
+        let f = std::fs::File::options().write(true).open(new.join("jid")).unwrap();
+        f.set_modified(two_days).unwrap();
+        let n = clean_jobs(jobs, Duration::from_secs(86_400), two_days);
+        assert_eq!(n, 2, "old and corrupt removed");
+        assert!(!old.exists());
+        assert!(!corrupt.exists());
+        assert!(!jobs.join("cd").exists(), "empty prefix dir removed");
+        assert!(new.exists());
+    }
+}

@@ -1,0 +1,67 @@
+//! The master's processes. Each module exposes `spec(...)`, the
+//! [`ChildSpec`] the ProcessManager (or ReqServer_ProcessManager) forks.
+
+pub mod events;
+pub mod logging;
+pub mod maintenance;
+pub mod publisher;
+pub mod reactor;
+pub mod reqserver;
+
+use brine_proc::supervisor::{ChildContext, ChildSpec};
+use brine_proc::EXIT_FATAL;
+use log::error;
+use nix::sys::signal::Signal;
+
+/// How a role ends.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    /// Cannot boot, and a respawn would not help (port in use, bad path).
+    #[error("{0}")]
+    Fatal(String),
+    /// Failed at run time; the supervisor respawns it.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<zmq::Error> for RoleError {
+    fn from(e: zmq::Error) -> Self {
+        RoleError::Failed(format!("zmq: {e}"))
+    }
+}
+
+impl From<std::io::Error> for RoleError {
+    fn from(e: std::io::Error) -> Self {
+        RoleError::Failed(e.to_string())
+    }
+}
+
+/// A child spec whose body returns `Result`: `Ok` exits 0, `Fatal` reports
+/// to the supervisor and exits [`EXIT_FATAL`], `Failed` exits 1.
+pub fn role(name: impl Into<String>, body: impl Fn(&ChildContext) -> Result<(), RoleError> + 'static) -> ChildSpec {
+    ChildSpec::new(name, move |ctx: &ChildContext| {
+        brine_log::set_process_name(&ctx.name);
+        match body(ctx) {
+            Ok(()) => 0,
+            Err(RoleError::Fatal(msg)) => {
+                error!("{}: {msg}", ctx.name);
+                ctx.fatal(&msg);
+                EXIT_FATAL
+            }
+            Err(RoleError::Failed(msg)) => {
+                error!("{}: {msg}", ctx.name);
+                1
+            }
+        }
+    })
+}
+
+/// The signals a role's loop handles: SIGTERM stops it.
+pub fn stop_signals() -> std::io::Result<brine_proc::signals::SignalPipe> {
+    brine_proc::signals::SignalPipe::install(&[Signal::SIGTERM])
+}
+
+/// Whether SIGTERM has arrived.
+pub fn stopping() -> bool {
+    brine_proc::signals::take(Signal::SIGTERM)
+}

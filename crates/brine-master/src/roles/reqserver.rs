@@ -1,0 +1,156 @@
+//! ReqServer_ProcessManager and its children: MWorkerQueue owns the ROUTER
+//! minions and CLIs talk to (`interface:ret_port`, 4506) and a DEALER on
+//! `sock_dir/workers.ipc`; the MWorkers connect REP sockets to it.
+//!
+//! ReqServer_ProcessManager is itself a supervisor: its children die with it
+//! (PR_SET_PDEATHSIG), and it reports ready to the ProcessManager only once
+//! the queue is bound and every MWorker is ready.
+
+use std::os::unix::fs::PermissionsExt;
+use std::rc::Rc;
+
+use brine_config::MasterConfig;
+use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
+use log::{debug, warn};
+
+use super::{role, stop_signals, stopping, RoleError};
+use crate::names;
+use crate::zmqutil::{bind, bind_retry, tcp_endpoint};
+
+pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
+    role(names::REQ_SERVER, move |ctx| {
+        // Children of a respawned ReqServer may race their dying
+        // predecessors for the port: let them retry.
+        let respawned = ctx.incarnation;
+        let mut specs = vec![queue_spec(cfg.clone(), respawned)];
+        for i in 0..cfg.worker_threads {
+            specs.push(worker_spec(cfg.clone(), i));
+        }
+        let mut sup = Supervisor::new(names::REQ_SERVER, specs)?;
+        sup.close_in_child(ctx.status_fd());
+        match sup.run(&mut ReadyUpstream(ctx)) {
+            Ok(()) => Ok(()),
+            Err(SupervisorError::Fatal { name, msg }) => Err(RoleError::Fatal(format!("{name} cannot start: {msg}"))),
+            Err(e) => Err(RoleError::Failed(e.to_string())),
+        }
+    })
+}
+
+struct ReadyUpstream<'a>(&'a ChildContext);
+
+impl Hooks for ReadyUpstream<'_> {
+    fn all_ready(&mut self, _sup: &Supervisor) {
+        self.0.ready();
+    }
+}
+
+fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
+    role(names::WORKER_QUEUE, move |ctx| {
+        let sig = stop_signals()?;
+        let zctx = zmq::Context::new();
+        let retry = bind_retry(ctx.incarnation.max(parent_incarnation));
+        let front = zctx.socket(zmq::ROUTER)?;
+        front.set_linger(0)?;
+        front.set_router_handover(true)?;
+        front.set_tcp_keepalive(1)?;
+        front.set_tcp_keepalive_idle(60)?;
+        front.set_tcp_keepalive_intvl(15)?;
+        front.set_tcp_keepalive_cnt(3)?;
+        front.set_backlog(cfg.get("zmq_backlog").and_then(|v| v.as_i64()).unwrap_or(1000) as i32)?;
+        if cfg.ipv6 == Some(true) {
+            front.set_ipv6(true)?;
+        }
+        bind(&front, &tcp_endpoint(&cfg.interface, cfg.ret_port), retry).map_err(RoleError::Fatal)?;
+        let back = zctx.socket(zmq::DEALER)?;
+        back.set_linger(0)?;
+        let workers = cfg.sock_dir.join("workers.ipc");
+        bind(&back, &format!("ipc://{}", workers.display()), retry).map_err(RoleError::Fatal)?;
+        std::fs::set_permissions(&workers, std::fs::Permissions::from_mode(0o600))?;
+        ctx.ready();
+
+        let mut msg = zmq::Message::new();
+        loop {
+            let mut items = [
+                front.as_poll_item(zmq::POLLIN),
+                back.as_poll_item(zmq::POLLIN),
+                zmq::PollItem::from_fd(sig.fd(), zmq::POLLIN),
+            ];
+            match zmq::poll(&mut items, -1) {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let (f, b) = (items[0].is_readable(), items[1].is_readable());
+            sig.drain();
+            if stopping() {
+                return Ok(());
+            }
+            if f {
+                forward(&front, &back, &mut msg)?;
+            }
+            if b {
+                forward(&back, &front, &mut msg)?;
+            }
+        }
+    })
+}
+
+/// Move every whole multipart message waiting on `from` to `to`.
+fn forward(from: &zmq::Socket, to: &zmq::Socket, msg: &mut zmq::Message) -> Result<(), RoleError> {
+    loop {
+        match from.recv(msg, zmq::DONTWAIT) {
+            Ok(()) => {}
+            Err(zmq::Error::EAGAIN) => return Ok(()),
+            Err(zmq::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        loop {
+            let more = msg.get_more();
+            to.send(
+                std::mem::replace(msg, zmq::Message::new()),
+                if more { zmq::SNDMORE } else { 0 },
+            )?;
+            if !more {
+                break;
+            }
+            from.recv(msg, 0)?;
+        }
+    }
+}
+
+fn worker_spec(cfg: Rc<MasterConfig>, index: usize) -> ChildSpec {
+    role(format!("{}{index}", names::WORKER_PREFIX), move |ctx| {
+        let sig = stop_signals()?;
+        let zctx = zmq::Context::new();
+        let rep = zctx.socket(zmq::REP)?;
+        rep.set_linger(0)?;
+        rep.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
+        ctx.ready();
+        let mut warned = false;
+        loop {
+            let mut items = [
+                rep.as_poll_item(zmq::POLLIN),
+                zmq::PollItem::from_fd(sig.fd(), zmq::POLLIN),
+            ];
+            match zmq::poll(&mut items, -1) {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            sig.drain();
+            if stopping() {
+                return Ok(());
+            }
+            while let Ok(req) = rep.recv_multipart(zmq::DONTWAIT) {
+                let size: usize = req.iter().map(Vec::len).sum();
+                if !warned {
+                    warn!("request of {size} bytes answered \"bad load\": the request protocol is not implemented yet");
+                    warned = true;
+                } else {
+                    debug!("request of {size} bytes answered \"bad load\"");
+                }
+                // Salt's answer to a request it cannot handle: the msgpack
+                // string "bad load". A REP socket must answer every request.
+                rep.send(&b"\xa8bad load"[..], 0)?;
+            }
+        }
+    })
+}

@@ -1,0 +1,340 @@
+//! Harness for tests that run the real `salt-master` binary: a temp root,
+//! free loopback ports, a NOTIFY_SOCKET, and /proc helpers. Every process a
+//! test starts is killed by pid when the harness drops.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_salt-master");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .unwrap()
+        .unwrap()
+        .name
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub conf_dir: PathBuf,
+    pub publish_port: u16,
+    pub ret_port: u16,
+    pub workers: usize,
+}
+
+impl Env {
+    pub fn new(workers: usize) -> Env {
+        Env::with_extra(workers, "")
+    }
+
+    pub fn with_extra(workers: usize, extra: &str) -> Env {
+        // Short paths: unix socket paths are limited to 107 bytes.
+        let dir = tempfile::Builder::new().prefix("brine").tempdir_in("/tmp").unwrap();
+        let conf_dir = dir.path().join("conf");
+        std::fs::create_dir_all(&conf_dir).unwrap();
+        let env = Env {
+            conf_dir,
+            publish_port: free_port(),
+            ret_port: free_port(),
+            workers,
+            dir,
+        };
+        let root = env.root();
+        let master = format!(
+            "interface: 127.0.0.1\npublish_port: {}\nret_port: {}\nworker_threads: {workers}\nroot_dir: {}\n\
+             pki_dir: {root}/pki\ncachedir: {root}/cache\nsock_dir: {root}/sock\npidfile: {root}/run/salt-master.pid\n\
+             log_file: {root}/log/master\nlog_level_logfile: info\nuser: {}\n{extra}",
+            env.publish_port,
+            env.ret_port,
+            root.display(),
+            current_user(),
+            root = root.display()
+        );
+        std::fs::write(env.conf_dir.join("master"), master).unwrap();
+        env
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+    pub fn sock(&self, name: &str) -> PathBuf {
+        self.root().join("sock").join(name)
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.root().join("log/master")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.root().join("run/salt-master.pid")
+    }
+    pub fn args(&self) -> Vec<String> {
+        vec!["-c".into(), self.conf_dir.display().to_string()]
+    }
+
+    /// Start the master in the foreground with NOTIFY_SOCKET set.
+    pub fn start(&self) -> Master {
+        self.start_with(&self.args(), &[])
+    }
+
+    pub fn start_with(&self, args: &[String], env: &[(&str, &str)]) -> Master {
+        let notify_path = self.dir.path().join(format!("notify-{}", rand_suffix()));
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        // Like systemd's: writable by a master that dropped privileges.
+        std::fs::set_permissions(&notify_path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        notify.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let stderr = std::fs::File::create(self.dir.path().join(format!("stderr-{}", rand_suffix()))).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        Master {
+            pid: child.id() as i32,
+            child: Some(child),
+            notify,
+            messages: Vec::new(),
+            started: Instant::now(),
+            known: Vec::new(),
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+pub struct Master {
+    pub pid: i32,
+    pub child: Option<Child>,
+    pub notify: UnixDatagram,
+    pub messages: Vec<String>,
+    pub started: Instant,
+    /// Every pid seen in the tree, killed on drop if still alive.
+    pub known: Vec<i32>,
+}
+
+impl Master {
+    /// Wait for a notify message containing `needle`; returns when it came.
+    pub fn wait_notify(&mut self, needle: &str, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        if self.messages.iter().any(|m| m.contains(needle)) {
+            return Some(Instant::now());
+        }
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = m.contains(needle);
+                self.messages.push(m);
+                if hit {
+                    return Some(Instant::now());
+                }
+            }
+            if self.exited().is_some() {
+                return None;
+            }
+        }
+        None
+    }
+
+    pub fn wait_ready(&mut self) {
+        assert!(
+            self.wait_notify("READY=1", Duration::from_secs(20)).is_some(),
+            "master did not become ready; messages {:?}",
+            self.messages
+        );
+        self.remember_tree();
+    }
+
+    /// Exit status if the master process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(Pid::from_raw(self.pid), sig).unwrap();
+    }
+
+    pub fn remember_tree(&mut self) {
+        for p in descendants(self.pid) {
+            if !self.known.contains(&p) {
+                self.known.push(p);
+            }
+        }
+    }
+
+    /// Children of the ProcessManager by title name (the part after argv).
+    pub fn named_children(&self, parent: i32, argv: &str) -> BTreeMap<String, i32> {
+        children_of(parent)
+            .into_iter()
+            .map(|p| {
+                (
+                    cmdline(p).strip_prefix(&format!("{argv} ")).unwrap_or("?").to_string(),
+                    p,
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.remember_tree();
+        let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+        for p in &self.known {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// /proc/PID/cmdline as `ps` shows it.
+pub fn cmdline(pid: i32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let s: String = String::from_utf8_lossy(&raw).replace('\0', " ");
+    s.trim_end().to_string()
+}
+
+pub fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(String::from).collect())
+}
+
+pub fn ppid(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// Alive and not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match stat_fields(pid) {
+        Some(f) => f.first().map(String::as_str) != Some("Z"),
+        None => false,
+    }
+}
+
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let mut out: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| ppid(p) == Some(parent) && alive(p))
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for c in children_of(p) {
+            out.push(c);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// The pid whose open files include the socket listening on 127.0.0.1:port.
+pub fn listener_pid(port: u16) -> Option<i32> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let want = format!(":{port:04X}");
+    let inode = tcp.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1)?.ends_with(&want) && f.get(3)? == &"0A").then(|| f.get(9).map(|s| s.to_string()))?
+    })?;
+    let target = format!("socket:[{inode}]");
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path())
+                .map(|l| l.to_string_lossy() == target)
+                .unwrap_or(false)
+            {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+pub fn accepts(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// Poll `f` every 5 ms until it is true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
+
+/// Everything the masters started by `env` wrote to stderr.
+pub fn stderr_of(env: &Env) -> String {
+    let mut files: Vec<_> = std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("stderr-"))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files.iter().map(|p| read(p)).collect()
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
