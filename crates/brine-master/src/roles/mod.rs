@@ -61,6 +61,26 @@ pub fn stop_signals() -> std::io::Result<brine_proc::signals::SignalPipe> {
     brine_proc::signals::SignalPipe::install(&[Signal::SIGTERM])
 }
 
+/// Block until one of `socks` is readable or a signal arrives. `None` means
+/// SIGTERM arrived and the role should return; otherwise which sockets are
+/// readable.
+pub fn wait_readable(
+    socks: &[&zmq::Socket],
+    sig: &brine_proc::signals::SignalPipe,
+) -> Result<Option<Vec<bool>>, RoleError> {
+    let mut items: Vec<zmq::PollItem> = socks.iter().map(|s| s.as_poll_item(zmq::POLLIN)).collect();
+    items.push(zmq::PollItem::from_fd(sig.fd(), zmq::POLLIN));
+    match zmq::poll(&mut items, -1) {
+        Ok(_) | Err(zmq::Error::EINTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    sig.drain();
+    if stopping() {
+        return Ok(None);
+    }
+    Ok(Some(items[..socks.len()].iter().map(|i| i.is_readable()).collect()))
+}
+
 /// Whether SIGTERM has arrived.
 pub fn stopping() -> bool {
     brine_proc::signals::take(Signal::SIGTERM)

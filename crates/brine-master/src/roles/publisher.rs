@@ -13,7 +13,7 @@ use brine_config::MasterConfig;
 use brine_proc::supervisor::ChildSpec;
 use log::{debug, warn};
 
-use super::{role, stop_signals, stopping, RoleError};
+use super::{role, stop_signals, wait_readable, RoleError};
 use crate::names;
 use crate::zmqutil::{bind, bind_retry, tcp_endpoint};
 
@@ -63,16 +63,7 @@ pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
 
         let mut warned = false;
         loop {
-            let mut items = [
-                pull.as_poll_item(zmq::POLLIN),
-                zmq::PollItem::from_fd(sig.fd(), zmq::POLLIN),
-            ];
-            match zmq::poll(&mut items, -1) {
-                Ok(_) | Err(zmq::Error::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            sig.drain();
-            if stopping() {
+            if wait_readable(&[&pull], &sig)?.is_none() {
                 return Ok(());
             }
             while let Ok(msg) = pull.recv_multipart(zmq::DONTWAIT) {

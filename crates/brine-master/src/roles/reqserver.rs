@@ -13,7 +13,7 @@ use brine_config::MasterConfig;
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 use log::{debug, warn};
 
-use super::{role, stop_signals, stopping, RoleError};
+use super::{role, stop_signals, wait_readable, RoleError};
 use crate::names;
 use crate::zmqutil::{bind, bind_retry, tcp_endpoint};
 
@@ -70,20 +70,10 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
 
         let mut msg = zmq::Message::new();
         loop {
-            let mut items = [
-                front.as_poll_item(zmq::POLLIN),
-                back.as_poll_item(zmq::POLLIN),
-                zmq::PollItem::from_fd(sig.fd(), zmq::POLLIN),
-            ];
-            match zmq::poll(&mut items, -1) {
-                Ok(_) | Err(zmq::Error::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let (f, b) = (items[0].is_readable(), items[1].is_readable());
-            sig.drain();
-            if stopping() {
+            let Some(ready) = wait_readable(&[&front, &back], &sig)? else {
                 return Ok(());
-            }
+            };
+            let (f, b) = (ready[0], ready[1]);
             if f {
                 forward(&front, &back, &mut msg)?;
             }
@@ -127,16 +117,7 @@ fn worker_spec(cfg: Rc<MasterConfig>, index: usize) -> ChildSpec {
         ctx.ready();
         let mut warned = false;
         loop {
-            let mut items = [
-                rep.as_poll_item(zmq::POLLIN),
-                zmq::PollItem::from_fd(sig.fd(), zmq::POLLIN),
-            ];
-            match zmq::poll(&mut items, -1) {
-                Ok(_) | Err(zmq::Error::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            sig.drain();
-            if stopping() {
+            if wait_readable(&[&rep], &sig)?.is_none() {
                 return Ok(());
             }
             while let Ok(req) = rep.recv_multipart(zmq::DONTWAIT) {
