@@ -2,4 +2,5 @@
 //! envelopes and crypto) shared by the master, the CLIs and the load
 //! generator.
 
+pub mod crypto;
 pub mod msgpack;

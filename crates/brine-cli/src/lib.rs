@@ -1,0 +1,1 @@
+//! CLIs: being written.

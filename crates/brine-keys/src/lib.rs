@@ -1,0 +1,1 @@
+//! Minion key store: being written.

@@ -1,0 +1,1 @@
+//! Salt crypto: being written.
