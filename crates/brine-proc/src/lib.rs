@@ -16,6 +16,7 @@
 
 pub mod notify;
 pub mod pidfile;
+pub mod shm;
 pub mod signals;
 pub mod supervisor;
 pub mod title;

@@ -4,3 +4,6 @@
 
 pub mod crypto;
 pub mod msgpack;
+pub mod value;
+
+pub use value::{Dialect, Value};

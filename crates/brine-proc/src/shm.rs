@@ -1,0 +1,164 @@
+//! A small value shared by every process of the tree: an anonymous
+//! `MAP_SHARED` mapping created before the first fork (so children inherit
+//! it), guarded by a sequence lock. Salt keeps its AES key and publication
+//! serial in `multiprocessing` shared memory for the same reason: rotation
+//! in one process (Maintenance) is seen at once by all the others, and the
+//! secret never touches the disk.
+//!
+//! One writer at a time is assumed per cell (the process that rotates);
+//! readers retry while a write is in progress.
+
+use std::io;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+#[repr(C)]
+struct Header {
+    seq: AtomicU64,
+    counter: AtomicU64,
+    len: AtomicU64,
+}
+
+/// Shared bytes (up to `capacity`) plus a shared counter.
+pub struct SharedCell {
+    base: *mut u8,
+    capacity: usize,
+    map_len: usize,
+}
+
+// SAFETY: all access goes through atomics and the seqlock protocol.
+unsafe impl Send for SharedCell {}
+unsafe impl Sync for SharedCell {}
+
+impl SharedCell {
+    /// Map a new cell; create it before forking the processes that share it.
+    pub fn new(capacity: usize) -> io::Result<SharedCell> {
+        let map_len = std::mem::size_of::<Header>() + capacity;
+        // SAFETY: anonymous shared mapping, checked for failure.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedCell {
+            base: p as *mut u8,
+            capacity,
+            map_len,
+        })
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping starts with a zero-initialised Header.
+        unsafe { &*(self.base as *const Header) }
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: inside the mapping.
+        unsafe { self.base.add(std::mem::size_of::<Header>()) }
+    }
+
+    /// Replace the bytes and reset the counter to `counter`.
+    pub fn store(&self, bytes: &[u8], counter: u64) -> io::Result<()> {
+        if bytes.len() > self.capacity {
+            return Err(io::Error::other("value larger than the shared cell"));
+        }
+        let h = self.header();
+        let s = h.seq.fetch_add(1, Ordering::AcqRel); // odd: write in progress
+        debug_assert!(s % 2 == 0);
+        fence(Ordering::Release);
+        // SAFETY: capacity checked; readers discard torn reads via seq.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(), bytes.len()) };
+        h.len.store(bytes.len() as u64, Ordering::Relaxed);
+        h.counter.store(counter, Ordering::Relaxed);
+        fence(Ordering::Release);
+        h.seq.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// A consistent copy of the bytes, and the write generation (changes
+    /// on every store, so callers can cache what they derive from it).
+    pub fn load(&self) -> (Vec<u8>, u64) {
+        let h = self.header();
+        loop {
+            let s1 = h.seq.load(Ordering::Acquire);
+            if s1 % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let len = (h.len.load(Ordering::Relaxed) as usize).min(self.capacity);
+            let mut out = vec![0u8; len];
+            // SAFETY: len <= capacity; a torn copy is detected below.
+            unsafe { std::ptr::copy_nonoverlapping(self.data(), out.as_mut_ptr(), len) };
+            fence(Ordering::Acquire);
+            if h.seq.load(Ordering::Acquire) == s1 {
+                return (out, s1);
+            }
+        }
+    }
+
+    /// The write generation alone (cheap check before [`SharedCell::load`]).
+    pub fn generation(&self) -> u64 {
+        self.header().seq.load(Ordering::Acquire)
+    }
+
+    /// Atomically add one to the shared counter and return the new value
+    /// (Salt's publication serial).
+    pub fn next_counter(&self) -> u64 {
+        self.header().counter.fetch_add(1, Ordering::AcqRel) + 1
+    }
+}
+
+impl Drop for SharedCell {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.map_len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_load_and_counter() {
+        let c = SharedCell::new(128).unwrap();
+        assert_eq!(c.load().0, Vec::<u8>::new());
+        let g0 = c.generation();
+        c.store(b"key-one", 0).unwrap();
+        let (v, g1) = c.load();
+        assert_eq!(v, b"key-one");
+        assert_ne!(g0, g1);
+        assert_eq!(c.next_counter(), 1);
+        assert_eq!(c.next_counter(), 2);
+        c.store(b"k2", 0).unwrap();
+        assert_eq!(c.next_counter(), 1, "store resets the counter");
+        assert!(c.store(&[0u8; 129], 0).is_err());
+    }
+
+    #[test]
+    fn shared_across_fork() {
+        let c = SharedCell::new(64).unwrap();
+        c.store(b"before", 0).unwrap();
+        // SAFETY: the child only touches the mapping (no allocation: the
+        // test harness is multi-threaded) and _exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let ok = c.store(b"from child", 7).is_ok();
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+                assert_eq!(c.load().0, b"from child");
+                assert_eq!(c.next_counter(), 8);
+            }
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! msgpack values as Salt's two dialects encode and decode them (spec §2.1).
+//!
+//! * **Network** (`salt.payload.dumps`, `use_bin_type=False`): text *and*
+//!   bytes are written as the raw/str family, and — like msgpack-python
+//!   without bin types — without the `str8` (0xd9) marker: 32..255-byte
+//!   strings use `str16`.
+//! * **File/event** (`use_bin_type=True`): text is `str` (with `str8`),
+//!   bytes are `bin`.
+//!
+//! Decoding keeps the distinction Salt's decoders make: a str-family value
+//! that is valid UTF-8 becomes [`Value::Str`], otherwise [`Value::Bytes`]
+//! (ciphertexts, tokens and signatures travel as raw strings); `bin` is
+//! always `Bytes`. Map keys may be any value. Integers, floats and ext types
+//! are encoded in the smallest form msgpack-python uses, so encodings are
+//! byte-identical to Salt's for the same data and key order.
+
+use crate::msgpack::{value_len, ScanError, MAX_DEPTH};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    /// Only for values above `i64::MAX`.
+    UInt(u64),
+    F32(f32),
+    F64(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Array(Vec<Value>),
+    /// Insertion-ordered, like a Python dict.
+    Map(Vec<(Value, Value)>),
+    Ext(i8, Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `salt.payload.dumps(x)`: every 4505/4506 body, Crypticle plaintexts.
+    Network,
+    /// `use_bin_type=True`: `*.p` cache files, event data, bus frames.
+    File,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("truncated msgpack data")]
+    Truncated,
+    #[error("{0}")]
+    Scan(#[from] ScanError),
+    #[error("{0} bytes of trailing data after the msgpack value")]
+    Trailing(usize),
+}
+
+impl Value {
+    /// A map from `(key, value)` pairs with text keys, in order.
+    pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
+        Value::Map(pairs.into_iter().map(|(k, v)| (Value::Str(k.into()), v)).collect())
+    }
+
+    /// The value under a text key (a key sent as raw bytes matches too).
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Map(pairs) => pairs.iter().find(|(k, _)| k.as_bytes() == Some(key.as_bytes())).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Insert or replace the value under a text key.
+    pub fn set(&mut self, key: &str, value: Value) {
+        if let Value::Map(pairs) = self {
+            if let Some(slot) = pairs.iter_mut().find(|(k, _)| k.as_bytes() == Some(key.as_bytes())) {
+                slot.1 = value;
+            } else {
+                pairs.push((Value::Str(key.to_string()), value));
+            }
+        }
+    }
+
+    /// Remove and return the value under a text key.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        if let Value::Map(pairs) = self {
+            let i = pairs.iter().position(|(k, _)| k.as_bytes() == Some(key.as_bytes()))?;
+            return Some(pairs.remove(i).1);
+        }
+        None
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Text or bytes, as bytes.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Str(s) => Some(s.as_bytes()),
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::UInt(u) => i64::try_from(*u).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn is_map(&self) -> bool {
+        matches!(self, Value::Map(_))
+    }
+
+    pub fn is_nil(&self) -> bool {
+        matches!(self, Value::Nil)
+    }
+
+    /// Encode in `dialect`.
+    pub fn encode(&self, dialect: Dialect) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        self.write(&mut out, dialect);
+        out
+    }
+
+    /// `salt.payload.dumps(x)`.
+    pub fn to_network(&self) -> Vec<u8> {
+        self.encode(Dialect::Network)
+    }
+
+    /// `salt.payload.dumps(x, use_bin_type=True)`.
+    pub fn to_file(&self) -> Vec<u8> {
+        self.encode(Dialect::File)
+    }
+
+    fn write(&self, out: &mut Vec<u8>, d: Dialect) {
+        match self {
+            Value::Nil => out.push(0xc0),
+            Value::Bool(false) => out.push(0xc2),
+            Value::Bool(true) => out.push(0xc3),
+            Value::Int(i) => write_int(out, *i),
+            Value::UInt(u) => {
+                if let Ok(i) = i64::try_from(*u) {
+                    write_int(out, i)
+                } else {
+                    out.push(0xcf);
+                    out.extend_from_slice(&u.to_be_bytes());
+                }
+            }
+            Value::F32(f) => {
+                out.push(0xca);
+                out.extend_from_slice(&f.to_be_bytes());
+            }
+            Value::F64(f) => {
+                out.push(0xcb);
+                out.extend_from_slice(&f.to_be_bytes());
+            }
+            Value::Str(s) => write_str(out, s.as_bytes(), d == Dialect::File),
+            Value::Bytes(b) => match d {
+                Dialect::Network => write_str(out, b, false),
+                Dialect::File => {
+                    let n = b.len();
+                    if n < 256 {
+                        out.extend_from_slice(&[0xc4, n as u8]);
+                    } else if n < 65536 {
+                        out.push(0xc5);
+                        out.extend_from_slice(&(n as u16).to_be_bytes());
+                    } else {
+                        out.push(0xc6);
+                        out.extend_from_slice(&(n as u32).to_be_bytes());
+                    }
+                    out.extend_from_slice(b);
+                }
+            },
+            Value::Array(items) => {
+                write_len(out, items.len(), 0x90, 0xdc, 0xdd);
+                for i in items {
+                    i.write(out, d);
+                }
+            }
+            Value::Map(pairs) => {
+                write_len(out, pairs.len(), 0x80, 0xde, 0xdf);
+                for (k, v) in pairs {
+                    k.write(out, d);
+                    v.write(out, d);
+                }
+            }
+            Value::Ext(t, data) => {
+                let n = data.len();
+                match n {
+                    1 => out.push(0xd4),
+                    2 => out.push(0xd5),
+                    4 => out.push(0xd6),
+                    8 => out.push(0xd7),
+                    16 => out.push(0xd8),
+                    n if n < 256 => out.extend_from_slice(&[0xc7, n as u8]),
+                    n if n < 65536 => {
+                        out.push(0xc8);
+                        out.extend_from_slice(&(n as u16).to_be_bytes());
+                    }
+                    n => {
+                        out.push(0xc9);
+                        out.extend_from_slice(&(n as u32).to_be_bytes());
+                    }
+                }
+                out.push(*t as u8);
+                out.extend_from_slice(data);
+            }
+        }
+    }
+
+    /// Decode exactly one value filling `buf`.
+    pub fn decode(buf: &[u8]) -> Result<Value, DecodeError> {
+        let (v, used) = Value::decode_prefix(buf)?;
+        if used != buf.len() {
+            return Err(DecodeError::Trailing(buf.len() - used));
+        }
+        Ok(v)
+    }
+
+    /// Decode the value at the start of `buf`; returns it and its length.
+    pub fn decode_prefix(buf: &[u8]) -> Result<(Value, usize), DecodeError> {
+        // Validate structure (sizes, depth) first, so decoding can't be
+        // driven into huge allocations by declared lengths.
+        let len = value_len(buf)?.ok_or(DecodeError::Truncated)?;
+        let mut r = Reader { buf: &buf[..len], pos: 0 };
+        let v = r.read(0)?;
+        Ok((v, len))
+    }
+}
+
+fn write_int(out: &mut Vec<u8>, i: i64) {
+    if i >= 0 {
+        let u = i as u64;
+        if u < 128 {
+            out.push(u as u8);
+        } else if u < 256 {
+            out.extend_from_slice(&[0xcc, u as u8]);
+        } else if u < 65536 {
+            out.push(0xcd);
+            out.extend_from_slice(&(u as u16).to_be_bytes());
+        } else if u < (1 << 32) {
+            out.push(0xce);
+            out.extend_from_slice(&(u as u32).to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&u.to_be_bytes());
+        }
+    } else if i >= -32 {
+        out.push(i as i8 as u8);
+    } else if i >= -128 {
+        out.extend_from_slice(&[0xd0, i as i8 as u8]);
+    } else if i >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(i as i16).to_be_bytes());
+    } else if i >= -(1 << 31) {
+        out.push(0xd2);
+        out.extend_from_slice(&(i as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&i.to_be_bytes());
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, b: &[u8], str8: bool) {
+    let n = b.len();
+    if n < 32 {
+        out.push(0xa0 | n as u8);
+    } else if str8 && n < 256 {
+        out.extend_from_slice(&[0xd9, n as u8]);
+    } else if n < 65536 {
+        out.push(0xda);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(0xdb);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    }
+    out.extend_from_slice(b);
+}
+
+fn write_len(out: &mut Vec<u8>, n: usize, fix: u8, m16: u8, m32: u8) {
+    if n < 16 {
+        out.push(fix | n as u8);
+    } else if n < 65536 {
+        out.push(m16);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(m32);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated)?;
+        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn uint(&mut self, n: usize) -> Result<u64, DecodeError> {
+        Ok(self.take(n)?.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)))
+    }
+
+    fn text(&mut self, n: usize) -> Result<Value, DecodeError> {
+        let b = self.take(n)?;
+        Ok(match std::str::from_utf8(b) {
+            Ok(s) => Value::Str(s.to_string()),
+            Err(_) => Value::Bytes(b.to_vec()),
+        })
+    }
+
+    fn read(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(ScanError::TooDeep(MAX_DEPTH).into());
+        }
+        let m = self.take(1)?[0];
+        Ok(match m {
+            0x00..=0x7f => Value::Int(i64::from(m)),
+            0xe0..=0xff => Value::Int(i64::from(m as i8)),
+            0x80..=0x8f => self.map(usize::from(m & 0x0f), depth)?,
+            0x90..=0x9f => self.array(usize::from(m & 0x0f), depth)?,
+            0xa0..=0xbf => self.text(usize::from(m & 0x1f))?,
+            0xc0 => Value::Nil,
+            0xc1 => return Err(ScanError::BadMarker(self.pos - 1).into()),
+            0xc2 => Value::Bool(false),
+            0xc3 => Value::Bool(true),
+            0xc4 | 0xc5 | 0xc6 => {
+                let n = self.uint(1 << (m - 0xc4))? as usize;
+                Value::Bytes(self.take(n)?.to_vec())
+            }
+            0xc7 | 0xc8 | 0xc9 => {
+                let n = self.uint(1 << (m - 0xc7))? as usize;
+                let t = self.take(1)?[0] as i8;
+                Value::Ext(t, self.take(n)?.to_vec())
+            }
+            0xca => Value::F32(f32::from_be_bytes(self.take(4)?.try_into().unwrap())),
+            0xcb => Value::F64(f64::from_be_bytes(self.take(8)?.try_into().unwrap())),
+            0xcc..=0xcf => {
+                let u = self.uint(1 << (m - 0xcc))?;
+                i64::try_from(u).map(Value::Int).unwrap_or(Value::UInt(u))
+            }
+            0xd0 => Value::Int(i64::from(self.take(1)?[0] as i8)),
+            0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.take(2)?.try_into().unwrap()))),
+            0xd2 => Value::Int(i64::from(i32::from_be_bytes(self.take(4)?.try_into().unwrap()))),
+            0xd3 => Value::Int(i64::from_be_bytes(self.take(8)?.try_into().unwrap())),
+            0xd4..=0xd8 => {
+                let t = self.take(1)?[0] as i8;
+                Value::Ext(t, self.take(1 << (m - 0xd4))?.to_vec())
+            }
+            0xd9 | 0xda | 0xdb => {
+                let n = self.uint(1 << (m - 0xd9))? as usize;
+                self.text(n)?
+            }
+            0xdc | 0xdd => {
+                let n = self.uint(if m == 0xdc { 2 } else { 4 })? as usize;
+                self.array(n, depth)?
+            }
+            0xde | 0xdf => {
+                let n = self.uint(if m == 0xde { 2 } else { 4 })? as usize;
+                self.map(n, depth)?
+            }
+        })
+    }
+
+    fn array(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
+        // value_len already bounded n by the buffer size.
+        let mut items = Vec::with_capacity(n.min(self.buf.len()));
+        for _ in 0..n {
+            items.push(self.read(depth + 1)?);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn map(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
+        let mut pairs = Vec::with_capacity(n.min(self.buf.len() / 2));
+        for _ in 0..n {
+            let k = self.read(depth + 1)?;
+            let v = self.read(depth + 1)?;
+            pairs.push((k, v));
+        }
+        Ok(Value::Map(pairs))
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(b: Vec<u8>) -> Self {
+        Value::Bytes(b)
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn ints_in_msgpack_pythons_forms() {
+        for (i, h) in [
+            (0i64, "00"),
+            (127, "7f"),
+            (128, "cc80"),
+            (255, "ccff"),
+            (256, "cd0100"),
+            (65536, "ce00010000"),
+            (1 << 32, "cf0000000100000000"),
+            (-1, "ff"),
+            (-32, "e0"),
+            (-33, "d0df"),
+            (-129, "d1ff7f"),
+            (-32769, "d2ffff7fff"),
+            (i64::MIN, "d38000000000000000"),
+        ] {
+            assert_eq!(Value::Int(i).to_network(), hex(h), "{i}");
+            assert_eq!(Value::decode(&hex(h)).unwrap(), Value::Int(i));
+        }
+        assert_eq!(Value::decode(&hex("cfffffffffffffffff")).unwrap(), Value::UInt(u64::MAX));
+    }
+
+    #[test]
+    fn strings_and_bytes_per_dialect() {
+        let s40 = "x".repeat(40);
+        // Network: no str8, bytes as str.
+        assert_eq!(Value::from(s40.as_str()).to_network()[..3], [0xda, 0, 40]);
+        assert_eq!(Value::Bytes(vec![1, 2]).to_network(), vec![0xa2, 1, 2]);
+        // File: str8 and bin.
+        assert_eq!(Value::from(s40.as_str()).to_file()[..2], [0xd9, 40]);
+        assert_eq!(Value::Bytes(vec![1, 2]).to_file(), vec![0xc4, 2, 1, 2]);
+        // Decoding classifies by UTF-8 validity.
+        assert_eq!(Value::decode(&[0xa2, b'h', b'i']).unwrap(), Value::from("hi"));
+        assert_eq!(Value::decode(&[0xa2, 0xff, 0xfe]).unwrap(), Value::Bytes(vec![0xff, 0xfe]));
+        assert_eq!(Value::decode(&[0xc4, 2, b'h', b'i']).unwrap(), Value::Bytes(b"hi".to_vec()));
+    }
+
+    #[test]
+    fn maps_keep_order_and_round_trip() {
+        let v = Value::map([
+            ("enc", Value::from("aes")),
+            ("load", Value::Bytes(vec![0xde, 0xad])),
+            ("n", Value::Array(vec![Value::Nil, Value::Bool(true), Value::F64(1.5), Value::Ext(78, b"x".to_vec())])),
+        ]);
+        for d in [Dialect::Network, Dialect::File] {
+            let enc = v.encode(d);
+            let back = Value::decode(&enc).unwrap();
+            assert_eq!(back.get("enc"), Some(&Value::from("aes")));
+            assert_eq!(back.get("load").and_then(Value::as_bytes), Some(&[0xde, 0xad][..]));
+            assert_eq!(back.encode(d), enc);
+        }
+        let mut m = v.clone();
+        m.set("enc", Value::from("clear"));
+        assert_eq!(m.get("enc").and_then(Value::as_str), Some("clear"));
+        assert_eq!(m.remove("load").and_then(|b| b.as_bytes().map(<[u8]>::to_vec)), Some(vec![0xde, 0xad]));
+        assert!(m.get("load").is_none());
+    }
+
+    #[test]
+    fn hostile_input_is_an_error() {
+        assert_eq!(Value::decode(&[]), Err(DecodeError::Truncated));
+        assert_eq!(Value::decode(&[0xdb, 0xff, 0xff, 0xff, 0xff]), Err(DecodeError::Truncated));
+        assert!(Value::decode(&[0x91, 0xc1]).is_err());
+        assert_eq!(Value::decode(&[0x01, 0x02]), Err(DecodeError::Trailing(1)));
+        assert!(Value::decode(&vec![0x91; 10_000]).is_err());
+        let (v, n) = Value::decode_prefix(&[0x01, 0x02]).unwrap();
+        assert_eq!((v, n), (Value::Int(1), 1));
+    }
+
+    #[test]
+    fn shared_vectors_msgpack_ext_and_bytes() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/docs/salt-test-vectors.json");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("test vectors missing at {path}: {e}"));
+        let get = |key: &str| -> String {
+            let i = text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key}"));
+            let rest = &text[i + key.len() + 2..];
+            let start = rest.find('"').unwrap() + 1;
+            let end = rest[start..].find('"').unwrap();
+            rest[start..start + end].to_string()
+        };
+        for key in ["network_encoding", "file_encoding_use_bin_type", "bytes_value_network", "bytes_value_files_and_events"] {
+            let bytes = hex(&get(key));
+            let v = Value::decode(&bytes).unwrap_or_else(|e| panic!("{key}: {e}"));
+            let dialect = if key.contains("network") { Dialect::Network } else { Dialect::File };
+            assert_eq!(v.encode(dialect), bytes, "{key} re-encodes byte-identically");
+        }
+    }
+}
