@@ -3,6 +3,7 @@
 //! generator.
 
 pub mod crypto;
+pub mod event;
 pub mod msgpack;
 pub mod value;
 

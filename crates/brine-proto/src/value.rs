@@ -60,7 +60,10 @@ impl Value {
     /// The value under a text key (a key sent as raw bytes matches too).
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Value::Map(pairs) => pairs.iter().find(|(k, _)| k.as_bytes() == Some(key.as_bytes())).map(|(_, v)| v),
+            Value::Map(pairs) => pairs
+                .iter()
+                .find(|(k, _)| k.as_bytes() == Some(key.as_bytes()))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -231,7 +234,10 @@ impl Value {
         // Validate structure (sizes, depth) first, so decoding can't be
         // driven into huge allocations by declared lengths.
         let len = value_len(buf)?.ok_or(DecodeError::Truncated)?;
-        let mut r = Reader { buf: &buf[..len], pos: 0 };
+        let mut r = Reader {
+            buf: &buf[..len],
+            pos: 0,
+        };
         let v = r.read(0)?;
         Ok((v, len))
     }
@@ -427,7 +433,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -450,7 +459,10 @@ mod tests {
             assert_eq!(Value::Int(i).to_network(), hex(h), "{i}");
             assert_eq!(Value::decode(&hex(h)).unwrap(), Value::Int(i));
         }
-        assert_eq!(Value::decode(&hex("cfffffffffffffffff")).unwrap(), Value::UInt(u64::MAX));
+        assert_eq!(
+            Value::decode(&hex("cfffffffffffffffff")).unwrap(),
+            Value::UInt(u64::MAX)
+        );
     }
 
     #[test]
@@ -464,8 +476,14 @@ mod tests {
         assert_eq!(Value::Bytes(vec![1, 2]).to_file(), vec![0xc4, 2, 1, 2]);
         // Decoding classifies by UTF-8 validity.
         assert_eq!(Value::decode(&[0xa2, b'h', b'i']).unwrap(), Value::from("hi"));
-        assert_eq!(Value::decode(&[0xa2, 0xff, 0xfe]).unwrap(), Value::Bytes(vec![0xff, 0xfe]));
-        assert_eq!(Value::decode(&[0xc4, 2, b'h', b'i']).unwrap(), Value::Bytes(b"hi".to_vec()));
+        assert_eq!(
+            Value::decode(&[0xa2, 0xff, 0xfe]).unwrap(),
+            Value::Bytes(vec![0xff, 0xfe])
+        );
+        assert_eq!(
+            Value::decode(&[0xc4, 2, b'h', b'i']).unwrap(),
+            Value::Bytes(b"hi".to_vec())
+        );
     }
 
     #[test]
@@ -473,7 +491,15 @@ mod tests {
         let v = Value::map([
             ("enc", Value::from("aes")),
             ("load", Value::Bytes(vec![0xde, 0xad])),
-            ("n", Value::Array(vec![Value::Nil, Value::Bool(true), Value::F64(1.5), Value::Ext(78, b"x".to_vec())])),
+            (
+                "n",
+                Value::Array(vec![
+                    Value::Nil,
+                    Value::Bool(true),
+                    Value::F64(1.5),
+                    Value::Ext(78, b"x".to_vec()),
+                ]),
+            ),
         ]);
         for d in [Dialect::Network, Dialect::File] {
             let enc = v.encode(d);
@@ -485,14 +511,20 @@ mod tests {
         let mut m = v.clone();
         m.set("enc", Value::from("clear"));
         assert_eq!(m.get("enc").and_then(Value::as_str), Some("clear"));
-        assert_eq!(m.remove("load").and_then(|b| b.as_bytes().map(<[u8]>::to_vec)), Some(vec![0xde, 0xad]));
+        assert_eq!(
+            m.remove("load").and_then(|b| b.as_bytes().map(<[u8]>::to_vec)),
+            Some(vec![0xde, 0xad])
+        );
         assert!(m.get("load").is_none());
     }
 
     #[test]
     fn hostile_input_is_an_error() {
         assert_eq!(Value::decode(&[]), Err(DecodeError::Truncated));
-        assert_eq!(Value::decode(&[0xdb, 0xff, 0xff, 0xff, 0xff]), Err(DecodeError::Truncated));
+        assert_eq!(
+            Value::decode(&[0xdb, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::Truncated)
+        );
         assert!(Value::decode(&[0x91, 0xc1]).is_err());
         assert_eq!(Value::decode(&[0x01, 0x02]), Err(DecodeError::Trailing(1)));
         assert!(Value::decode(&vec![0x91; 10_000]).is_err());
@@ -502,7 +534,10 @@ mod tests {
 
     #[test]
     fn shared_vectors_msgpack_ext_and_bytes() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/docs/salt-test-vectors.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/docs/salt-test-vectors.json"
+        );
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("test vectors missing at {path}: {e}"));
         let get = |key: &str| -> String {
             let i = text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key}"));
@@ -511,10 +546,19 @@ mod tests {
             let end = rest[start..].find('"').unwrap();
             rest[start..start + end].to_string()
         };
-        for key in ["network_encoding", "file_encoding_use_bin_type", "bytes_value_network", "bytes_value_files_and_events"] {
+        for key in [
+            "network_encoding",
+            "file_encoding_use_bin_type",
+            "bytes_value_network",
+            "bytes_value_files_and_events",
+        ] {
             let bytes = hex(&get(key));
             let v = Value::decode(&bytes).unwrap_or_else(|e| panic!("{key}: {e}"));
-            let dialect = if key.contains("network") { Dialect::Network } else { Dialect::File };
+            let dialect = if key.contains("network") {
+                Dialect::Network
+            } else {
+                Dialect::File
+            };
             assert_eq!(v.encode(dialect), bytes, "{key} re-encodes byte-identically");
         }
     }

@@ -1,1 +1,67 @@
-//! Salt crypto: being written.
+//! Salt's crypto (spec §3; `salt/crypt.py`), on the system libcrypto
+//! through the `openssl` crate.
+//!
+//! * [`Crypticle`]: AES-192-CBC + HMAC-SHA256 under a 76-character base64
+//!   key string (master AES key, session keys, pillar one-time keys).
+//! * [`PrivateKey`]/[`PublicKey`]: RSA with OAEP (SHA1/SHA224), PKCS#1 v1.5
+//!   signatures (SHA1/SHA224) and Salt's X9.31 "encrypt"/"decrypt" (raw RSA
+//!   with X9.31 padding and no digest, as `RSA_private_encrypt` with
+//!   `RSA_X931_PADDING` does: `tok` and the `_auth` reply `sig`).
+//!
+//! Nothing here panics on hostile input: lengths, padding, MACs and
+//! encodings are checked and reported as [`CryptoError`].
+
+mod crypticle;
+mod rsa;
+
+pub use crypticle::Crypticle;
+pub use rsa::{EncAlgo, PrivateKey, PublicKey, SigAlgo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("openssl: {0}")]
+    Openssl(#[from] openssl::error::ErrorStack),
+    #[error("invalid key string: {0}")]
+    KeyString(String),
+    #[error("message authentication failed")]
+    BadMac,
+    #[error("ciphertext too short or not block-aligned")]
+    BadLength,
+    #[error("bad padding")]
+    BadPadding,
+    #[error("nonce verification error")]
+    BadNonce,
+    #[error("unsupported algorithm {0:?}")]
+    UnsupportedAlgorithm(String),
+    #[error("message too long for the key")]
+    TooLong,
+}
+
+/// `clean_key`: `"\n".join(s.strip().splitlines())`, how Salt stores and
+/// compares public keys.
+pub fn clean_key(s: &str) -> String {
+    s.trim().lines().collect::<Vec<_>>().join("\n")
+}
+
+/// `n` cryptographically random bytes.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    openssl::rand::rand_bytes(&mut b).expect("the system RNG failed");
+    b
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(openssl::sha::sha256(data))
+}
+
+/// A uuid4-style nonce as Salt sends (`uuid.uuid4().hex`): 32 lowercase hex.
+pub fn new_nonce() -> String {
+    let mut b = random_bytes(16);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! Master event bus encoding (spec §6.2–6.3): an event is
+//! `tag ‖ "\n\n" ‖ file-msgpack(data)`, carried in a frame
+//! `file-msgpack({"head": {}, "body": bin(event)})`.
+
+use crate::value::{DecodeError, Value};
+
+/// `tag\n\n` + data, with `_stamp` added when absent (UTC, Salt's
+/// `datetime.utcnow().isoformat()` form).
+pub fn pack_event(tag: &str, data: &Value) -> Vec<u8> {
+    let mut data = data.clone();
+    if data.is_map() && data.get("_stamp").is_none() {
+        data.set("_stamp", Value::Str(utc_stamp(std::time::SystemTime::now())));
+    }
+    let mut out = Vec::with_capacity(tag.len() + 64);
+    out.extend_from_slice(tag.as_bytes());
+    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(&data.to_file());
+    out
+}
+
+/// The frame pushed to `master_event_pull.ipc` / sent to subscribers.
+pub fn frame(event: &[u8]) -> Vec<u8> {
+    Value::map([("head", Value::Map(Vec::new())), ("body", Value::Bytes(event.to_vec()))]).to_file()
+}
+
+/// A frame with the u32 big-endian length prefix of 3006.26+/3007.17 writers.
+pub fn prefixed_frame(event: &[u8]) -> Vec<u8> {
+    let f = frame(event);
+    let mut out = Vec::with_capacity(f.len() + 4);
+    out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+    out.extend_from_slice(&f);
+    out
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("event frame: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("event frame has no bin body")]
+    NoBody,
+    #[error("event has no tag separator")]
+    NoTag,
+}
+
+/// Split a frame into its tag and data.
+pub fn unpack_frame(frame: &[u8]) -> Result<(String, Value), EventError> {
+    let v = Value::decode(frame)?;
+    let body = v.get("body").and_then(Value::as_bytes).ok_or(EventError::NoBody)?;
+    unpack_event(body)
+}
+
+/// Split `tag\n\n` + data.
+pub fn unpack_event(event: &[u8]) -> Result<(String, Value), EventError> {
+    let sep = event.windows(2).position(|w| w == b"\n\n").ok_or(EventError::NoTag)?;
+    let tag = String::from_utf8_lossy(&event[..sep]).into_owned();
+    let data = Value::decode(&event[sep + 2..])?;
+    Ok((tag, data))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC.
+pub fn utc_stamp(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn vector(key: &str) -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/docs/salt-test-vectors.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("test vectors missing at {path}: {e}"));
+        let i = text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key}"));
+        let rest = &text[i + key.len() + 2..];
+        let start = rest.find('"').unwrap() + 1;
+        let end = rest[start..].find('"').unwrap();
+        rest[start..start + end].to_string()
+    }
+
+    #[test]
+    fn salt_event_vector_both_ways() {
+        let data = Value::map([
+            ("jid", Value::from("20240101120000123456")),
+            ("minions", Value::Array(vec![Value::from("minion1")])),
+            ("_stamp", Value::from("2024-01-01T12:00:00.123456")),
+        ]);
+        let ev = pack_event("salt/job/20240101120000123456/new", &data);
+        assert_eq!(ev, hex(&vector("event_bytes")));
+        assert_eq!(frame(&ev), hex(&vector("pub_side_frame_no_length_prefix")));
+        assert_eq!(
+            prefixed_frame(&ev),
+            hex(&vector("pull_side_frame_with_be32_length_prefix"))
+        );
+        let (tag, back) = unpack_frame(&frame(&ev)).unwrap();
+        assert_eq!(tag, "salt/job/20240101120000123456/new");
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn stamps_and_bad_frames() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_704_110_400_123_456);
+        assert_eq!(utc_stamp(t), "2024-01-01T12:00:00.123456");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        let ev = pack_event("salt/auth", &Value::map([("id", Value::from("m1"))]));
+        let (_, d) = unpack_event(&ev).unwrap();
+        assert!(d.get("_stamp").and_then(Value::as_str).is_some_and(|s| s.len() == 26));
+        assert_eq!(unpack_event(b"no separator"), Err(EventError::NoTag));
+        assert!(unpack_frame(&[0x80]).is_err());
+    }
+}
