@@ -344,11 +344,11 @@ impl Reader<'_> {
             0xc1 => return Err(ScanError::BadMarker(self.pos - 1).into()),
             0xc2 => Value::Bool(false),
             0xc3 => Value::Bool(true),
-            0xc4 | 0xc5 | 0xc6 => {
+            0xc4..=0xc6 => {
                 let n = self.uint(1 << (m - 0xc4))? as usize;
                 Value::Bytes(self.take(n)?.to_vec())
             }
-            0xc7 | 0xc8 | 0xc9 => {
+            0xc7..=0xc9 => {
                 let n = self.uint(1 << (m - 0xc7))? as usize;
                 let t = self.take(1)?[0] as i8;
                 Value::Ext(t, self.take(n)?.to_vec())
@@ -367,7 +367,7 @@ impl Reader<'_> {
                 let t = self.take(1)?[0] as i8;
                 Value::Ext(t, self.take(1 << (m - 0xd4))?.to_vec())
             }
-            0xd9 | 0xda | 0xdb => {
+            0xd9..=0xdb => {
                 let n = self.uint(1 << (m - 0xd9))? as usize;
                 self.text(n)?
             }

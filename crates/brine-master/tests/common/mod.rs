@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod minion;
+
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;

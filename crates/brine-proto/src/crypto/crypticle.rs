@@ -83,7 +83,7 @@ impl Crypticle {
     }
 
     pub fn decrypt(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if data.len() < 16 + 16 + MAC_LEN || (data.len() - MAC_LEN) % 16 != 0 {
+        if data.len() < 16 + 16 + MAC_LEN || !(data.len() - MAC_LEN).is_multiple_of(16) {
             return Err(CryptoError::BadLength);
         }
         let (body, mac) = data.split_at(data.len() - MAC_LEN);
