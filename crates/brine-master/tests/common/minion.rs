@@ -1,0 +1,130 @@
+//! Real `salt-minion` processes from the venvs `scripts/salt-venv` builds.
+//! Each minion runs in its own process group, killed as a group on drop.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::{current_user, read, wait_until, Env};
+
+pub const VERSIONS: [&str; 2] = ["3006.30", "3007.17"];
+
+/// The venv of Python Salt `version` (built by `scripts/salt-venv`).
+pub fn venv(version: &str) -> PathBuf {
+    let cache = std::env::var_os("BRINE_SALT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/brine"));
+    let v = cache.join(format!("salt-{version}"));
+    assert!(
+        v.join(".brine-complete").exists(),
+        "Python Salt {version} is not installed at {}: run scripts/salt-venv (scripts/test does)",
+        v.display()
+    );
+    v
+}
+
+/// A Brine binary built beside the test (e.g. `salt-key`).
+pub fn brine_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(p.exists(), "{} is not built: run cargo build --workspace", p.display());
+    p
+}
+
+pub struct Minion {
+    pub id: String,
+    pub version: String,
+    pub root: PathBuf,
+    pub conf_dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Minion {
+    /// Start `salt-minion` `version` with id `id` against `env`'s master.
+    pub fn start(env: &Env, version: &str, id: &str, extra: &str) -> Minion {
+        let root = env.root().join(format!("minion-{id}"));
+        let conf_dir = root.join("conf");
+        std::fs::create_dir_all(&conf_dir).unwrap();
+        std::fs::write(
+            conf_dir.join("minion"),
+            format!(
+                "master: 127.0.0.1\nmaster_port: {}\npublish_port: {}\nid: {id}\nroot_dir: {}\nuser: {}\n\
+                 log_level_logfile: debug\nacceptance_wait_time: 1\nacceptance_wait_time_max: 1\n\
+                 rejected_retry: True\nrandom_reauth_delay: 0\nauth_timeout: 10\n{extra}",
+                env.ret_port,
+                env.publish_port,
+                root.display(),
+                current_user()
+            ),
+        )
+        .unwrap();
+        let mut m = Minion {
+            id: id.to_string(),
+            version: version.to_string(),
+            root,
+            conf_dir,
+            child: None,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let bin = venv(&self.version).join("bin/salt-minion");
+        let out = std::fs::File::create(self.root.join("stdout")).unwrap();
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&self.conf_dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn pki(&self) -> PathBuf {
+        self.root.join("etc/salt/pki/minion")
+    }
+
+    pub fn log(&self) -> String {
+        read(&self.root.join("var/log/salt/minion"))
+    }
+
+    /// The master key the minion cached (`minion_master.pub`), if any.
+    pub fn master_pub(&self) -> Option<String> {
+        std::fs::read_to_string(self.pki().join("minion_master.pub")).ok()
+    }
+
+    pub fn public_key(&self) -> String {
+        read(&self.pki().join("minion.pub"))
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log().contains(needle))
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = killpg(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+
+    /// Restart with the same config (and keys).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Minion {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
