@@ -1,1 +1,256 @@
-//! Minion key store: being written.
+//! Minion keys, stored the way Salt stores them, behind [`KeyStore`].
+//!
+//! The master, `salt-key` and (later) a shared-database store for several
+//! masters all go through this trait; [`FsKeyStore`] is Salt's own layout,
+//! `pki_dir/{minions,minions_pre,minions_rejected,minions_denied}/<id>`,
+//! each file holding the minion's public key as the minion sent it. It keeps
+//! no cache: every call reads the directories, so changes made by Python's
+//! `salt-key` are seen at once.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyState {
+    Accepted,
+    Pending,
+    Rejected,
+    Denied,
+}
+
+impl KeyState {
+    pub const ALL: [KeyState; 4] = [
+        KeyState::Accepted,
+        KeyState::Pending,
+        KeyState::Rejected,
+        KeyState::Denied,
+    ];
+
+    /// Salt's directory name under `pki_dir`.
+    pub fn dir(self) -> &'static str {
+        match self {
+            KeyState::Accepted => "minions",
+            KeyState::Pending => "minions_pre",
+            KeyState::Rejected => "minions_rejected",
+            KeyState::Denied => "minions_denied",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("invalid minion id {0:?}")]
+    InvalidId(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// What the master and the CLIs need from a key store.
+pub trait KeyStore {
+    /// The key of `id` in `state`, if present.
+    fn get(&self, state: KeyState, id: &str) -> Result<Option<String>, KeyError>;
+    /// Store `pem` for `id` in `state` (replacing it).
+    fn put(&self, state: KeyState, id: &str, pem: &str) -> Result<(), KeyError>;
+    /// Remove `id` from `state`; whether it was there.
+    fn remove(&self, state: KeyState, id: &str) -> Result<bool, KeyError>;
+    /// Ids in `state`, sorted.
+    fn list(&self, state: KeyState) -> Result<Vec<String>, KeyError>;
+
+    /// Move `id` from `from` to `to`; whether it was in `from`.
+    fn transfer(&self, from: KeyState, to: KeyState, id: &str) -> Result<bool, KeyError> {
+        match self.get(from, id)? {
+            Some(pem) => {
+                self.put(to, id, &pem)?;
+                self.remove(from, id)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// Salt's pki_dir layout on the local filesystem.
+#[derive(Debug, Clone)]
+pub struct FsKeyStore {
+    pki_dir: PathBuf,
+}
+
+impl FsKeyStore {
+    pub fn new(pki_dir: impl Into<PathBuf>) -> FsKeyStore {
+        FsKeyStore {
+            pki_dir: pki_dir.into(),
+        }
+    }
+
+    pub fn pki_dir(&self) -> &Path {
+        &self.pki_dir
+    }
+
+    fn path(&self, state: KeyState, id: &str) -> Result<PathBuf, KeyError> {
+        if !valid_id(&self.pki_dir, id) {
+            return Err(KeyError::InvalidId(id.to_string()));
+        }
+        Ok(self.pki_dir.join(state.dir()).join(id))
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl KeyStore for FsKeyStore {
+    fn get(&self, state: KeyState, id: &str) -> Result<Option<String>, KeyError> {
+        let p = self.path(state, id)?;
+        match std::fs::read_to_string(&p) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+
+    fn put(&self, state: KeyState, id: &str, pem: &str) -> Result<(), KeyError> {
+        let p = self.path(state, id)?;
+        let dir = p.parent().unwrap();
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // Write a temp file beside it and rename: readers never see half a key.
+        let tmp = dir.join(format!(".{id}.{}.tmp", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.write_all(pem.as_bytes()).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &p).map_err(io(&p))
+    }
+
+    fn remove(&self, state: KeyState, id: &str) -> Result<bool, KeyError> {
+        let p = self.path(state, id)?;
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+
+    fn list(&self, state: KeyState) -> Result<Vec<String>, KeyError> {
+        let dir = self.pki_dir.join(state.dir());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
+
+/// Salt's `valid_id`: no `/`, `\` or NUL, and `pki_dir/<id>` must be a
+/// direct child of `pki_dir` (so not empty, `.` or `..`).
+pub fn valid_id(pki_dir: &Path, id: &str) -> bool {
+    if id.is_empty() || id.contains(['/', '\\', '\0']) || id == "." || id == ".." {
+        return false;
+    }
+    pki_dir.join(id).parent() == Some(pki_dir)
+}
+
+/// `clean_key`: `"\n".join(s.strip().splitlines())`.
+pub fn clean_key(s: &str) -> String {
+    s.trim().lines().collect::<Vec<_>>().join("\n")
+}
+
+/// Salt's `pem_finger`: the hash (`finger_hash_type`, default sha256) of
+/// the PEM body lines (armor stripped, each line with its newline), as
+/// colon-separated hex pairs.
+pub fn fingerprint(pem: &str, hash_type: &str) -> Option<String> {
+    let normalized = pem.replace("\r\n", "\n");
+    let lines: Vec<&str> = normalized.split('\n').filter(|l| !l.trim().is_empty()).collect();
+    let body: Vec<u8> = if lines.len() >= 2
+        && lines[0].trim().starts_with("-----BEGIN")
+        && lines[lines.len() - 1].trim().starts_with("-----END")
+    {
+        lines[1..lines.len() - 1]
+            .iter()
+            .flat_map(|l| l.bytes().chain(std::iter::once(b'\n')))
+            .collect()
+    } else {
+        pem.as_bytes().to_vec()
+    };
+    let md = openssl::hash::MessageDigest::from_name(hash_type)?;
+    let digest = openssl::hash::hash(md, &body).ok()?;
+    let hexed = hex::encode(digest);
+    let pairs: Vec<&str> = (0..hexed.len()).step_by(2).map(|i| &hexed[i..i + 2]).collect();
+    Some(pairs.join(":"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_escape_the_pki_dir_are_invalid() {
+        let pki = Path::new("/etc/salt/pki/master");
+        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "a\0b", "/abs"] {
+            assert!(!valid_id(pki, bad), "{bad:?}");
+        }
+        for good in ["m1", "web-01.example.com", "..hidden", "a b"] {
+            assert!(valid_id(pki, good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn store_round_trip_and_transfer() {
+        let d = tempfile::tempdir().unwrap();
+        let s = FsKeyStore::new(d.path());
+        assert_eq!(s.list(KeyState::Pending).unwrap(), Vec::<String>::new());
+        s.put(KeyState::Pending, "m2", "KEY2").unwrap();
+        s.put(KeyState::Pending, "m1", "KEY1").unwrap();
+        assert_eq!(s.list(KeyState::Pending).unwrap(), vec!["m1", "m2"]);
+        assert!(s.transfer(KeyState::Pending, KeyState::Accepted, "m1").unwrap());
+        assert_eq!(s.get(KeyState::Accepted, "m1").unwrap().as_deref(), Some("KEY1"));
+        assert_eq!(s.get(KeyState::Pending, "m1").unwrap(), None);
+        assert!(!s.transfer(KeyState::Pending, KeyState::Accepted, "nope").unwrap());
+        assert!(s.remove(KeyState::Pending, "m2").unwrap());
+        assert!(!s.remove(KeyState::Pending, "m2").unwrap());
+        assert!(matches!(
+            s.put(KeyState::Accepted, "../evil", "x"),
+            Err(KeyError::InvalidId(_))
+        ));
+        assert!(!d.path().join("evil").exists());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(d.path().join("minions/m1")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o644);
+        // Temp files never show up as ids.
+        std::fs::write(d.path().join("minions/.m9.1.tmp"), "x").unwrap();
+        assert_eq!(s.list(KeyState::Accepted).unwrap(), vec!["m1"]);
+    }
+
+    #[test]
+    fn clean_key_and_fingerprint() {
+        let pem = "-----BEGIN PUBLIC KEY-----\r\nAAAA\r\nBBBB\r\n-----END PUBLIC KEY-----\r\n\r\n";
+        assert_eq!(
+            clean_key(pem),
+            "-----BEGIN PUBLIC KEY-----\nAAAA\nBBBB\n-----END PUBLIC KEY-----"
+        );
+        // sha256(b"AAAA\nBBBB\n"), as Salt's pem_finger hashes the body lines.
+        let want = hex::encode(openssl::sha::sha256(b"AAAA\nBBBB\n"));
+        let f = fingerprint(pem, "sha256").unwrap();
+        assert_eq!(f.replace(':', ""), want);
+        assert_eq!(f.len(), 64 + 31);
+        assert_eq!(fingerprint(pem, "md5").unwrap().len(), 32 + 15);
+        assert!(fingerprint(pem, "nohash").is_none());
+    }
+}

@@ -71,7 +71,7 @@ impl SharedCell {
         }
         let h = self.header();
         let s = h.seq.fetch_add(1, Ordering::AcqRel); // odd: write in progress
-        debug_assert!(s % 2 == 0);
+        debug_assert!(s.is_multiple_of(2));
         fence(Ordering::Release);
         // SAFETY: capacity checked; readers discard torn reads via seq.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(), bytes.len()) };
@@ -88,7 +88,7 @@ impl SharedCell {
         let h = self.header();
         loop {
             let s1 = h.seq.load(Ordering::Acquire);
-            if s1 % 2 == 1 {
+            if !s1.is_multiple_of(2) {
                 std::hint::spin_loop();
                 continue;
             }
