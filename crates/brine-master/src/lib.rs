@@ -5,6 +5,8 @@
 
 pub mod cli;
 pub mod manager;
+pub mod pki;
+pub mod req;
 pub mod roles;
 pub mod setup;
 pub mod zmqutil;

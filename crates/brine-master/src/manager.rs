@@ -60,6 +60,9 @@ pub fn run(opts: Options) -> Result<()> {
     if opts.daemon {
         setup::daemonize().context("cannot daemonize")?;
     }
+    crate::pki::ensure_master_keys(&cfg).map_err(anyhow::Error::msg)?;
+    // ReqServer deletes a stale AES-rotation marker at start-up, as Salt's does.
+    let _ = std::fs::remove_file(cfg.cachedir.join(".dfn"));
     let mut chown = vec![cfg.pidfile.clone()];
     if let Some(f) = setup::log_file_path(&cfg) {
         chown.push(f);
@@ -101,6 +104,11 @@ fn supervise(cfg: Rc<MasterConfig>, pidfile: &Pidfile, console: bool) -> Result<
     let notifier = Notifier::from_env().context("NOTIFY_SOCKET")?;
     let watchdog = notify::watchdog_interval();
 
+    // The master AES key: made fresh at every start, shared with every
+    // process through memory mapped before the first fork.
+    let aes = Rc::new(brine_proc::shm::SharedCell::new(256).context("cannot map shared memory")?);
+    aes.store(brine_proto::crypto::Crypticle::generate_key_string().as_bytes(), 0)?;
+
     let logging = roles::logging::Settings::from_config(&cfg, console);
     let specs = vec![
         roles::logging::spec(logging, log_rx.clone()),
@@ -108,7 +116,7 @@ fn supervise(cfg: Rc<MasterConfig>, pidfile: &Pidfile, console: bool) -> Result<
         roles::events::spec(cfg.clone()),
         roles::maintenance::spec(cfg.clone()),
         roles::reactor::spec(cfg.clone()),
-        roles::reqserver::spec(cfg.clone()),
+        roles::reqserver::spec(cfg.clone(), aes.clone()),
     ];
     let mut sup = Supervisor::new(names::PROCESS_MANAGER, specs)?;
     sup.close_in_child(pidfile.raw_fd());

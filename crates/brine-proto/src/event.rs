@@ -32,6 +32,46 @@ pub fn prefixed_frame(event: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Pushes events to `sock_dir/master_event_pull.ipc`, length-prefixed as
+/// 3006.26+/3007.17 writers do, reconnecting once if the EventPublisher
+/// restarted. A write that cannot finish within 500 ms fails rather than
+/// stalling the caller.
+pub struct EventSender {
+    path: std::path::PathBuf,
+    stream: Option<std::os::unix::net::UnixStream>,
+}
+
+impl EventSender {
+    pub fn new(sock_dir: &std::path::Path) -> EventSender {
+        EventSender {
+            path: sock_dir.join("master_event_pull.ipc"),
+            stream: None,
+        }
+    }
+
+    /// Fire `data` under `tag` (a `_stamp` is added).
+    pub fn fire(&mut self, tag: &str, data: &Value) -> std::io::Result<()> {
+        use std::io::Write;
+        let frame = prefixed_frame(&pack_event(tag, data));
+        let mut last = None;
+        for _ in 0..2 {
+            if self.stream.is_none() {
+                let s = std::os::unix::net::UnixStream::connect(&self.path)?;
+                s.set_write_timeout(Some(std::time::Duration::from_millis(500)))?;
+                self.stream = Some(s);
+            }
+            match self.stream.as_mut().unwrap().write_all(&frame) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.stream = None;
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap())
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
     #[error("event frame: {0}")]

@@ -10,21 +10,22 @@ use std::os::unix::fs::PermissionsExt;
 use std::rc::Rc;
 
 use brine_config::MasterConfig;
+use brine_proc::shm::SharedCell;
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
-use log::{debug, warn};
 
 use super::{role, stop_signals, wait_readable, RoleError};
 use crate::names;
+use crate::req::ReqHandler;
 use crate::zmqutil::{bind, bind_retry, tcp_endpoint};
 
-pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
+pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
     role(names::REQ_SERVER, move |ctx| {
         // Children of a respawned ReqServer may race their dying
         // predecessors for the port: let them retry.
         let respawned = ctx.incarnation;
         let mut specs = vec![queue_spec(cfg.clone(), respawned)];
         for i in 0..cfg.worker_threads {
-            specs.push(worker_spec(cfg.clone(), i));
+            specs.push(worker_spec(cfg.clone(), aes.clone(), i));
         }
         let mut sup = Supervisor::new(names::REQ_SERVER, specs)?;
         sup.close_in_child(ctx.status_fd());
@@ -107,30 +108,41 @@ fn forward(from: &zmq::Socket, to: &zmq::Socket, msg: &mut zmq::Message) -> Resu
     }
 }
 
-fn worker_spec(cfg: Rc<MasterConfig>, index: usize) -> ChildSpec {
+fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, index: usize) -> ChildSpec {
     role(format!("{}{index}", names::WORKER_PREFIX), move |ctx| {
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
         let rep = zctx.socket(zmq::REP)?;
         rep.set_linger(0)?;
         rep.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
+        let mut handler = ReqHandler::new(cfg.clone(), aes.clone()).map_err(RoleError::Fatal)?;
         ctx.ready();
-        let mut warned = false;
+        let mut msg = zmq::Message::new();
         loop {
             if wait_readable(&[&rep], &sig)?.is_none() {
                 return Ok(());
             }
-            while let Ok(req) = rep.recv_multipart(zmq::DONTWAIT) {
-                let size: usize = req.iter().map(Vec::len).sum();
-                if !warned {
-                    warn!("request of {size} bytes answered \"bad load\": the request protocol is not implemented yet");
-                    warned = true;
-                } else {
-                    debug!("request of {size} bytes answered \"bad load\"");
+            loop {
+                match rep.recv(&mut msg, zmq::DONTWAIT) {
+                    Ok(()) => {}
+                    Err(zmq::Error::EAGAIN) => break,
+                    Err(zmq::Error::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
                 }
-                // Salt's answer to a request it cannot handle: the msgpack
-                // string "bad load". A REP socket must answer every request.
-                rep.send(&b"\xa8bad load"[..], 0)?;
+                // A request is one frame; extra frames are drained and refused.
+                let mut reply = if msg.get_more() {
+                    None
+                } else {
+                    Some(handler.handle(&msg, "a client"))
+                };
+                while msg.get_more() {
+                    rep.recv(&mut msg, 0)?;
+                }
+                if reply.is_none() {
+                    log::warn!("multi-frame request refused");
+                    reply = Some(crate::req::bad_load());
+                }
+                rep.send(reply.unwrap(), 0)?;
             }
         }
     })

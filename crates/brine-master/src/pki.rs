@@ -1,0 +1,60 @@
+//! The master's own keys: `pki_dir/master.pem` (RSA `keysize`, PKCS#1 PEM,
+//! mode 0400) and `master.pub` (SubjectPublicKeyInfo PEM, 0644), generated
+//! at first start as Salt's `gen_keys` does; and the AES key shared by
+//! every process.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use brine_config::MasterConfig;
+use brine_proto::crypto::{clean_key, PrivateKey};
+use log::info;
+
+/// Create master.pem/master.pub when missing.
+pub fn ensure_master_keys(cfg: &MasterConfig) -> Result<(), String> {
+    let pem_path = cfg.pki_dir.join("master.pem");
+    let pub_path = cfg.pki_dir.join("master.pub");
+    let key = if pem_path.exists() {
+        load_private(cfg)?
+    } else {
+        let bits = cfg.get_u64("keysize").unwrap_or(2048) as u32;
+        info!("generating a {bits}-bit master key in {}", pem_path.display());
+        let key = PrivateKey::generate(bits).map_err(|e| e.to_string())?;
+        write_file(&pem_path, &key.to_pem_pkcs1().map_err(|e| e.to_string())?, 0o400)?;
+        key
+    };
+    if !pub_path.exists() {
+        write_file(
+            &pub_path,
+            &key.public_key().to_pem_spki().map_err(|e| e.to_string())?,
+            0o644,
+        )?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &std::path::Path, data: &[u8], mode: u32) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(data)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn load_private(cfg: &MasterConfig) -> Result<PrivateKey, String> {
+    let path = cfg.pki_dir.join("master.pem");
+    let pem = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let pass = cfg.get_str("key_pass").map(str::as_bytes);
+    PrivateKey::from_pem(&pem, pass).map_err(|e| format!("cannot load {}: {e}", path.display()))
+}
+
+/// The master key and `clean_key(master.pub)`, for the request handlers.
+pub fn load_master_keys(cfg: &MasterConfig) -> Result<(PrivateKey, String), String> {
+    let key = load_private(cfg)?;
+    let path = cfg.pki_dir.join("master.pub");
+    let public = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok((key, clean_key(&public)))
+}

@@ -1,0 +1,192 @@
+//! The request channel as the MWorkers serve it (spec §2.2–2.3, Salt's
+//! `ReqServerChannel.handle_message`): validate the envelope, run `_auth`
+//! in the channel layer, decrypt v3 AES requests with the minion's session
+//! key and check its `tok`, dispatch, and encode the reply. Every request
+//! gets exactly one reply; anything malformed gets Salt's `"bad load"` and
+//! one log line naming the peer.
+
+mod auth;
+mod sessions;
+
+use std::rc::Rc;
+
+use brine_config::MasterConfig;
+use brine_keys::{FsKeyStore, KeyState, KeyStore};
+use brine_proc::shm::SharedCell;
+use brine_proto::crypto::{Crypticle, PrivateKey, PublicKey};
+use brine_proto::Value;
+use log::{debug, warn};
+
+use brine_proto::event::EventSender;
+pub use sessions::SessionKeys;
+
+/// Requests larger than this are refused before decoding.
+pub const MAX_REQUEST: usize = 100 * 1024 * 1024;
+
+/// Salt's reply to a request it cannot handle.
+pub fn bad_load() -> Vec<u8> {
+    Value::from("bad load").to_network()
+}
+
+/// The master AES key, read from the shared cell (cached per generation).
+pub struct AesKey {
+    cell: Rc<SharedCell>,
+    cached: Option<(u64, Crypticle)>,
+}
+
+impl AesKey {
+    pub fn new(cell: Rc<SharedCell>) -> AesKey {
+        AesKey { cell, cached: None }
+    }
+
+    pub fn current(&mut self) -> Option<&Crypticle> {
+        let generation = self.cell.generation();
+        if self.cached.as_ref().map(|c| c.0) != Some(generation) {
+            let (bytes, g) = self.cell.load();
+            let s = String::from_utf8(bytes).ok()?;
+            self.cached = Some((g, Crypticle::from_key_string(&s).ok()?));
+        }
+        self.cached.as_ref().map(|c| &c.1)
+    }
+}
+
+/// One MWorker's request handler.
+pub struct ReqHandler {
+    pub cfg: Rc<MasterConfig>,
+    pub master_key: PrivateKey,
+    pub master_pub: String,
+    pub aes: AesKey,
+    pub keys: FsKeyStore,
+    pub sessions: SessionKeys,
+    pub events: EventSender,
+    minimum_auth_version: i64,
+}
+
+impl ReqHandler {
+    pub fn new(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> Result<ReqHandler, String> {
+        let (master_key, master_pub) = crate::pki::load_master_keys(&cfg)?;
+        let publish_session = cfg.get_u64("publish_session").unwrap_or(86_400);
+        Ok(ReqHandler {
+            keys: FsKeyStore::new(&cfg.pki_dir),
+            sessions: SessionKeys::new(cfg.cachedir.join("sessions"), publish_session),
+            events: EventSender::new(&cfg.sock_dir),
+            minimum_auth_version: cfg.get_i64("minimum_auth_version").unwrap_or(3),
+            aes: AesKey::new(aes),
+            master_key,
+            master_pub,
+            cfg,
+        })
+    }
+
+    /// Handle one request body; `peer` names the sender in log lines.
+    pub fn handle(&mut self, body: &[u8], peer: &str) -> Vec<u8> {
+        match self.try_handle(body) {
+            Ok(reply) => reply,
+            Err(why) => {
+                warn!("bad request from {peer}: {why}");
+                bad_load()
+            }
+        }
+    }
+
+    fn try_handle(&mut self, body: &[u8]) -> Result<Vec<u8>, String> {
+        if body.len() > MAX_REQUEST {
+            return Err(format!("{} bytes is over the {MAX_REQUEST} byte limit", body.len()));
+        }
+        let env = Value::decode(body).map_err(|e| format!("malformed msgpack: {e}"))?;
+        let (Some(enc), Some(load)) = (env.get("enc").and_then(Value::as_str), env.get("load")) else {
+            return Err("no enc/load in the envelope".into());
+        };
+        let version = match env.get("version") {
+            None | Some(Value::Nil) => 0,
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(0),
+        };
+        if version < self.minimum_auth_version {
+            return Err(format!(
+                "request protocol version {version} is below minimum_auth_version"
+            ));
+        }
+        match enc {
+            "clear" => {
+                if !load.is_map() {
+                    return Ok(Value::from("payload and load must be a dict").to_network());
+                }
+                let cmd = load.get("cmd").and_then(Value::as_str).unwrap_or("");
+                if load
+                    .get("id")
+                    .and_then(Value::as_bytes)
+                    .is_some_and(|id| id.contains(&0))
+                {
+                    return Ok(Value::from("bad load: id contains a null byte").to_network());
+                }
+                match cmd {
+                    "_auth" => self.auth(load, version),
+                    _ => {
+                        debug!("clear command {cmd:?} is not served yet");
+                        Ok(Value::Map(Vec::new()).to_network())
+                    }
+                }
+            }
+            "aes" => self.aes_request(&env, load, version),
+            other => Err(format!("unknown enc {other:?}")),
+        }
+    }
+
+    /// v3 AES request: session key of `id`, nonce, tok.
+    fn aes_request(&mut self, env: &Value, load: &Value, version: i64) -> Result<Vec<u8>, String> {
+        let id = env
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("aes request without id")?
+            .to_string();
+        if !brine_keys::valid_id(&self.cfg.pki_dir, &id) {
+            return Err(format!("invalid id {id:?}"));
+        }
+        let ct = load.as_bytes().ok_or("aes load is not bytes")?;
+        let pem = self
+            .keys
+            .get(KeyState::Accepted, &id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("request from {id}, which is not accepted"))?;
+        // A missing or expired session makes the minion re-authenticate.
+        let session = self
+            .sessions
+            .existing(&id)
+            .ok_or_else(|| format!("no current session key for {id}"))?;
+        let plain = session
+            .open(ct, None)
+            .map_err(|e| format!("cannot decrypt request from {id}: {e}"))?
+            .ok_or("decrypted request has no pickle:: prefix")?;
+        let mut inner = Value::decode(&plain).map_err(|e| format!("malformed inner load from {id}: {e}"))?;
+        if !inner.is_map() {
+            return Ok(Value::from("payload and load must be a dict").to_network());
+        }
+        let nonce = inner.remove("nonce").and_then(|n| n.as_str().map(String::from));
+        if inner.get("id").and_then(Value::as_str) != Some(id.as_str()) {
+            return Err(format!("envelope id {id:?} does not match the load's id"));
+        }
+        if version > 2 {
+            let tok = inner.remove("tok").ok_or("request without tok")?;
+            let tok = tok.as_bytes().ok_or("tok is not bytes")?;
+            let key = PublicKey::from_pem(pem.as_bytes()).map_err(|e| format!("key of {id}: {e}"))?;
+            match key.x931_decrypt(tok) {
+                Ok(t) if t == b"salt" => {}
+                _ => return Err(format!("bad tok from {id}")),
+            }
+        }
+        let cmd = inner.get("cmd").and_then(Value::as_str).unwrap_or("").to_string();
+        let ret = self.dispatch_aes(&cmd, &id, &inner);
+        let sealed = session
+            .seal(&ret.to_network(), nonce.as_deref())
+            .map_err(|e| format!("cannot encrypt reply: {e}"))?;
+        Ok(Value::Bytes(sealed).to_network())
+    }
+
+    fn dispatch_aes(&mut self, cmd: &str, id: &str, _load: &Value) -> Value {
+        debug!("{id}: AES command {cmd:?} is not served yet");
+        Value::Map(Vec::new())
+    }
+}
