@@ -111,9 +111,14 @@ impl Minion {
 
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = killpg(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
+            let pgid = Pid::from_raw(c.id() as i32);
+            let _ = killpg(pgid, Signal::SIGKILL);
             let _ = c.wait();
+            // Until the whole group is gone (killpg fails with ESRCH).
+            wait_until(Duration::from_secs(5), || killpg(pgid, None).is_err());
         }
+        // A SIGKILLed minion leaves its pidfile; a restart would refuse to run.
+        let _ = std::fs::remove_file(self.root.join("var/run/salt-minion.pid"));
     }
 
     /// Restart with the same config (and keys).
