@@ -20,7 +20,8 @@ use log::{debug, warn};
 use brine_proto::event::EventSender;
 pub use sessions::SessionKeys;
 
-/// Requests larger than this are refused before decoding.
+/// Requests larger than this are refused before decoding, unless the
+/// Brine option `request_max_size` says otherwise.
 pub const MAX_REQUEST: usize = 100 * 1024 * 1024;
 
 /// Salt's reply to a request it cannot handle.
@@ -60,6 +61,7 @@ pub struct ReqHandler {
     pub sessions: SessionKeys,
     pub events: EventSender,
     minimum_auth_version: i64,
+    max_request: usize,
 }
 
 impl ReqHandler {
@@ -71,6 +73,7 @@ impl ReqHandler {
             sessions: SessionKeys::new(cfg.cachedir.join("sessions"), publish_session),
             events: EventSender::new(&cfg.sock_dir),
             minimum_auth_version: cfg.get_i64("minimum_auth_version").unwrap_or(3),
+            max_request: cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize),
             aes: AesKey::new(aes),
             master_key,
             master_pub,
@@ -90,8 +93,12 @@ impl ReqHandler {
     }
 
     fn try_handle(&mut self, body: &[u8]) -> Result<Vec<u8>, String> {
-        if body.len() > MAX_REQUEST {
-            return Err(format!("{} bytes is over the {MAX_REQUEST} byte limit", body.len()));
+        if body.len() > self.max_request {
+            return Err(format!(
+                "{} bytes is over the {} byte limit (request_max_size)",
+                body.len(),
+                self.max_request
+            ));
         }
         let env = Value::decode(body).map_err(|e| format!("malformed msgpack: {e}"))?;
         let (Some(enc), Some(load)) = (env.get("enc").and_then(Value::as_str), env.get("load")) else {

@@ -1,0 +1,222 @@
+//! Hostile and malformed requests on ret_port: each gets Salt's refusal
+//! (or an empty answer), is logged, and the MWorkers keep serving. The v3
+//! AES path is exercised end to end with a positive control.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use brine_proto::crypto::{new_nonce, Crypticle, PrivateKey};
+use brine_proto::Value;
+use common::*;
+
+fn ask(env: &Env, frames: &[Vec<u8>]) -> Vec<u8> {
+    let ctx = zmq::Context::new();
+    let s = ctx.socket(zmq::REQ).unwrap();
+    s.set_rcvtimeo(10_000).unwrap();
+    s.set_linger(0).unwrap();
+    s.connect(&format!("tcp://127.0.0.1:{}", env.ret_port)).unwrap();
+    s.send_multipart(frames, 0).unwrap();
+    s.recv_bytes(0).expect("every request gets a reply")
+}
+
+fn one(env: &Env, body: Vec<u8>) -> Vec<u8> {
+    ask(env, &[body])
+}
+
+fn bad_load() -> Vec<u8> {
+    Value::from("bad load").to_network()
+}
+
+struct Minion {
+    id: String,
+    key: PrivateKey,
+    session: Crypticle,
+}
+
+/// An accepted minion with a current session key, as after `_auth`.
+fn accepted_minion(env: &Env, id: &str) -> Minion {
+    let key = PrivateKey::generate(2048).unwrap();
+    let pem = String::from_utf8(key.public_key().to_pem_spki().unwrap()).unwrap();
+    std::fs::write(env.root().join("pki/minions").join(id), pem).unwrap();
+    let session = Crypticle::generate();
+    std::fs::create_dir_all(env.root().join("cache/sessions")).unwrap();
+    std::fs::write(env.root().join("cache/sessions").join(id), session.key_string()).unwrap();
+    Minion {
+        id: id.into(),
+        key,
+        session,
+    }
+}
+
+fn aes_request(m: &Minion, env_id: &str, inner_id: &str, tok_key: &PrivateKey, nonce: &str) -> Vec<u8> {
+    let ts = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let inner = Value::map([
+        ("cmd", Value::from("_no_such_command")),
+        ("id", Value::from(inner_id)),
+        ("nonce", Value::from(nonce)),
+        ("ts", Value::Int(ts)),
+        ("tok", Value::Bytes(tok_key.x931_encrypt(b"salt").unwrap())),
+    ]);
+    let load = m.session.seal(&inner.to_network(), None).unwrap();
+    Value::map([
+        ("enc", Value::from("aes")),
+        ("load", Value::Bytes(load)),
+        ("version", Value::Int(3)),
+        ("id", Value::from(env_id)),
+        ("enc_algo", Value::from("OAEP-SHA1")),
+        ("sig_algo", Value::from("PKCS1v15-SHA1")),
+    ])
+    .to_network()
+}
+
+#[test]
+fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
+    let env = Env::with_extra(3, "request_max_size: 1048576\n");
+    let mut m = env.start();
+    m.wait_ready();
+    let argv = format!("{BIN} -c {}", env.conf_dir.display());
+    let rs = m.named_children(m.pid, &argv)["ReqServer_ProcessManager"];
+    let workers_before = children_of(rs);
+
+    // Not msgpack; not a map; no load; a bad marker inside.
+    assert_eq!(one(&env, vec![0xc1, 0xff, 0x00]), bad_load());
+    assert_eq!(one(&env, Value::Array(vec![Value::Int(1)]).to_network()), bad_load());
+    assert_eq!(
+        one(&env, Value::map([("enc", Value::from("clear"))]).to_network()),
+        bad_load()
+    );
+    assert_eq!(one(&env, vec![0x82, 0xa3, b'e', b'n', b'c', 0xc1]), bad_load());
+    // Protocol version below minimum_auth_version (v2 minions and CLIs).
+    let v2 = Value::map([
+        ("enc", Value::from("clear")),
+        ("load", Value::map([("cmd", Value::from("_auth"))])),
+        ("version", Value::Int(2)),
+    ]);
+    assert_eq!(one(&env, v2.to_network()), bad_load());
+    // load not a map; unknown clear command; unknown enc.
+    let clear = |load: Value| {
+        Value::map([
+            ("enc", Value::from("clear")),
+            ("load", load),
+            ("version", Value::Int(3)),
+        ])
+        .to_network()
+    };
+    assert_eq!(
+        one(&env, clear(Value::from("x"))),
+        Value::from("payload and load must be a dict").to_network()
+    );
+    assert_eq!(
+        one(&env, clear(Value::map([("cmd", Value::from("frobnicate"))]))),
+        vec![0x80]
+    );
+    let weird = Value::map([
+        ("enc", Value::from("rot13")),
+        ("load", Value::Map(vec![])),
+        ("version", Value::Int(3)),
+    ]);
+    assert_eq!(one(&env, weird.to_network()), bad_load());
+    // Oversized (request_max_size 1 MiB) and multi-frame requests.
+    let big = clear(Value::map([
+        ("cmd", Value::from("ping")),
+        ("x", Value::Bytes(vec![0; 2 << 20])),
+    ]));
+    assert_eq!(one(&env, big), bad_load());
+    assert_eq!(
+        ask(&env, &[clear(Value::map([("cmd", Value::from("ping"))])), vec![1]]),
+        bad_load()
+    );
+    // _auth with an id that would escape the pki dir: refused, nothing written.
+    let evil = clear(Value::map([
+        ("cmd", Value::from("_auth")),
+        ("id", Value::from("../../evil")),
+        ("nonce", Value::from(new_nonce())),
+        ("pub", Value::from("junk")),
+    ]));
+    let reply = Value::decode(&one(&env, evil)).unwrap();
+    let load = Value::decode(reply.get("load").unwrap().as_bytes().unwrap()).unwrap();
+    assert_eq!(load.get("ret"), Some(&Value::Bool(false)));
+    assert!(!env.root().join("evil").exists() && !env.root().join("pki/evil").exists());
+    // _auth with an unsupported algorithm.
+    let algo = clear(Value::map([
+        ("cmd", Value::from("_auth")),
+        ("id", Value::from("m9")),
+        ("nonce", Value::from(new_nonce())),
+        ("pub", Value::from("junk")),
+        ("enc_algo", Value::from("OAEP-MD5")),
+    ]));
+    let reply = Value::decode(&one(&env, algo)).unwrap();
+    assert_eq!(
+        reply.get("load").unwrap().get("ret"),
+        Some(&Value::from("bad enc algo"))
+    );
+
+    // The v3 AES path: a positive control, then each way to get it wrong.
+    let good = accepted_minion(&env, "m1");
+    let nonce = new_nonce();
+    let reply = Value::decode(&one(&env, aes_request(&good, "m1", "m1", &good.key, &nonce))).unwrap();
+    let ct = reply.as_bytes().expect("an encrypted reply");
+    let plain = good.session.open(ct, Some(&nonce)).unwrap().expect("pickle:: + nonce");
+    assert_eq!(
+        Value::decode(&plain).unwrap(),
+        Value::Map(vec![]),
+        "unknown AES command -> {{}}"
+    );
+
+    let mut env_map = Value::decode(&aes_request(&good, "m1", "m1", &good.key, &nonce)).unwrap();
+    let mut load = env_map.get("load").unwrap().as_bytes().unwrap().to_vec();
+    load[20] ^= 0x55;
+    env_map.set("load", Value::Bytes(load));
+    assert_eq!(one(&env, env_map.to_network()), bad_load(), "bad MAC");
+    let impostor = PrivateKey::generate(2048).unwrap();
+    assert_eq!(
+        one(&env, aes_request(&good, "m1", "m1", &impostor, &nonce)),
+        bad_load(),
+        "tok from another key"
+    );
+    assert_eq!(
+        one(&env, aes_request(&good, "m1", "other", &good.key, &nonce)),
+        bad_load(),
+        "id mismatch"
+    );
+    // A minion that is not accepted (or denied) gets nothing, and no session
+    // file is created for it.
+    let pending = accepted_minion(&env, "p1");
+    std::fs::rename(env.root().join("pki/minions/p1"), env.root().join("pki/minions_pre/p1")).unwrap();
+    assert_eq!(
+        one(&env, aes_request(&pending, "p1", "p1", &pending.key, &nonce)),
+        bad_load()
+    );
+    let stranger = Minion {
+        id: "ghost".into(),
+        key: PrivateKey::generate(2048).unwrap(),
+        session: Crypticle::generate(),
+    };
+    assert_eq!(
+        one(&env, aes_request(&stranger, "ghost", "ghost", &stranger.key, &nonce)),
+        bad_load()
+    );
+    assert!(!env.root().join("cache/sessions/ghost").exists());
+    assert_eq!(stranger.id, "ghost");
+
+    // Every worker is the one we started with, and they still answer.
+    assert_eq!(children_of(rs), workers_before, "no worker crashed");
+    let reply = Value::decode(&one(&env, aes_request(&good, "m1", "m1", &good.key, &nonce))).unwrap();
+    assert!(reply.as_bytes().is_some());
+    // Logged with a reason.
+    assert!(
+        wait_until(Duration::from_secs(2), || {
+            let log = read(&env.log_file());
+            log.contains("malformed msgpack")
+                && log.contains("bad tok from m1")
+                && log.contains("which is not accepted")
+        }),
+        "{}",
+        read(&env.log_file())
+    );
+    m.remember_tree();
+}
