@@ -75,7 +75,7 @@ fn aes_request(m: &Minion, env_id: &str, inner_id: &str, tok_key: &PrivateKey, n
 
 #[test]
 fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
-    let env = Env::with_extra(3, "request_max_size: 1048576\n");
+    let env = Env::with_extra(3, "request_max_size: 1048576\nrequest_server_ttl: 60\n");
     let mut m = env.start();
     m.wait_ready();
     let argv = format!("{BIN} -c {}", env.conf_dir.display());

@@ -2,6 +2,7 @@
 //! envelopes and crypto) shared by the master, the CLIs and the load
 //! generator.
 
+pub mod commands;
 pub mod crypto;
 pub mod event;
 pub mod msgpack;

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use brine_config::MasterConfig;
 use brine_keys::{FsKeyStore, KeyState, KeyStore};
 use brine_proc::shm::SharedCell;
+use brine_proto::commands::{AesCmd, ClearCmd};
 use brine_proto::crypto::{Crypticle, PrivateKey, PublicKey};
 use brine_proto::Value;
 use log::{debug, warn};
@@ -129,10 +130,14 @@ impl ReqHandler {
                 {
                     return Ok(Value::from("bad load: id contains a null byte").to_network());
                 }
-                match cmd {
-                    "_auth" => self.auth(load, version),
-                    _ => {
-                        debug!("clear command {cmd:?} is not served yet");
+                match cmd.parse::<ClearCmd>() {
+                    Ok(ClearCmd::Auth) => self.auth(load, version),
+                    Ok(other) => {
+                        debug!("clear command {} is not served yet", other.as_str());
+                        Ok(Value::Map(Vec::new()).to_network())
+                    }
+                    Err(e) => {
+                        warn!("clear request refused: {e}");
                         Ok(Value::Map(Vec::new()).to_network())
                     }
                 }
@@ -184,16 +189,34 @@ impl ReqHandler {
                 _ => return Err(format!("bad tok from {id}")),
             }
         }
-        let cmd = inner.get("cmd").and_then(Value::as_str).unwrap_or("").to_string();
-        let ret = self.dispatch_aes(&cmd, &id, &inner);
+        if let Some(ttl) = self.cfg.get_i64("request_server_ttl").filter(|t| *t > 0) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let ts = inner.get("ts").and_then(Value::as_i64).unwrap_or(0);
+            if now - ts > ttl {
+                return Err(format!(
+                    "request from {id} is {}s old (request_server_ttl {ttl})",
+                    now - ts
+                ));
+            }
+        }
+        let cmd = inner.get("cmd").and_then(Value::as_str).unwrap_or("");
+        let ret = match cmd.parse::<AesCmd>() {
+            Ok(c) => self.dispatch_aes(c, &id, &inner),
+            Err(e) => {
+                warn!("{id}: AES request refused: {e}");
+                Value::Map(Vec::new())
+            }
+        };
         let sealed = session
             .seal(&ret.to_network(), nonce.as_deref())
             .map_err(|e| format!("cannot encrypt reply: {e}"))?;
         Ok(Value::Bytes(sealed).to_network())
     }
 
-    fn dispatch_aes(&mut self, cmd: &str, id: &str, _load: &Value) -> Value {
-        debug!("{id}: AES command {cmd:?} is not served yet");
+    fn dispatch_aes(&mut self, cmd: AesCmd, id: &str, _load: &Value) -> Value {
+        debug!("{id}: AES command {} is not served yet", cmd.as_str());
         Value::Map(Vec::new())
     }
 }
