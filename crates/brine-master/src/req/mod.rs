@@ -6,6 +6,7 @@
 //! one log line naming the peer.
 
 mod auth;
+mod minion;
 mod sessions;
 
 use std::rc::Rc;
@@ -14,7 +15,7 @@ use brine_config::MasterConfig;
 use brine_keys::{FsKeyStore, KeyState, KeyStore};
 use brine_proc::shm::SharedCell;
 use brine_proto::commands::{AesCmd, ClearCmd};
-use brine_proto::crypto::{Crypticle, PrivateKey, PublicKey};
+use brine_proto::crypto::{Crypticle, EncAlgo, PrivateKey, PublicKey, SigAlgo};
 use brine_proto::Value;
 use log::{debug, warn};
 
@@ -50,6 +51,14 @@ impl AesKey {
         }
         self.cached.as_ref().map(|c| &c.1)
     }
+}
+
+/// How an AES command's result goes back (Salt's `req_fun`).
+pub enum Reply {
+    /// `send`: encrypted with the session key and the request nonce.
+    Send(Value),
+    /// `send_private`: the `_pillar` reply.
+    Private(Value),
 }
 
 /// One MWorker's request handler.
@@ -203,10 +212,18 @@ impl ReqHandler {
         }
         let cmd = inner.get("cmd").and_then(Value::as_str).unwrap_or("");
         let ret = match cmd.parse::<AesCmd>() {
-            Ok(c) => self.dispatch_aes(c, &id, &inner),
+            Ok(c) => self.dispatch_aes(c, &id, &mut inner),
             Err(e) => {
                 warn!("{id}: AES request refused: {e}");
-                Value::Map(Vec::new())
+                Reply::Send(Value::Map(Vec::new()))
+            }
+        };
+        let ret = match ret {
+            Reply::Send(v) => v,
+            Reply::Private(pillar) => {
+                let enc = env.get("enc_algo").and_then(Value::as_str).unwrap_or("OAEP-SHA1");
+                let sig = env.get("sig_algo").and_then(Value::as_str).unwrap_or("PKCS1v15-SHA1");
+                return self.encrypt_private(&id, pillar, nonce.as_deref(), &pem, enc, sig);
             }
         };
         let sealed = session
@@ -215,8 +232,48 @@ impl ReqHandler {
         Ok(Value::Bytes(sealed).to_network())
     }
 
-    fn dispatch_aes(&mut self, cmd: AesCmd, id: &str, _load: &Value) -> Value {
-        debug!("{id}: AES command {} is not served yet", cmd.as_str());
-        Value::Map(Vec::new())
+    fn dispatch_aes(&mut self, cmd: AesCmd, id: &str, load: &mut Value) -> Reply {
+        match cmd {
+            AesCmd::Pillar => Reply::Private(self.pillar(id, load)),
+            AesCmd::MinionEvent => Reply::Send(self.minion_event(id, load)),
+            AesCmd::Mine => Reply::Send(self.mine(id, load)),
+            other => {
+                debug!("{id}: AES command {} is not served yet", other.as_str());
+                Reply::Send(Value::Map(Vec::new()))
+            }
+        }
+    }
+
+    /// `send_private` (Salt's `_encrypt_private`): a one-time key, OAEP'd to
+    /// the minion, under which the signed `{key, pillar, nonce}` travels.
+    fn encrypt_private(
+        &mut self,
+        id: &str,
+        pillar: Value,
+        nonce: Option<&str>,
+        minion_pem: &str,
+        enc_algo: &str,
+        sig_algo: &str,
+    ) -> Result<Vec<u8>, String> {
+        let enc: EncAlgo = enc_algo.parse().map_err(|e| format!("{id}: {e}"))?;
+        let sig: SigAlgo = sig_algo.parse().map_err(|e| format!("{id}: {e}"))?;
+        let minion = PublicKey::from_pem(minion_pem.as_bytes()).map_err(|e| format!("key of {id}: {e}"))?;
+        let one_time = Crypticle::generate();
+        let key = minion
+            .encrypt_oaep(enc, one_time.key_string().as_bytes())
+            .map_err(|e| e.to_string())?;
+        let Some(nonce) = nonce else {
+            return Ok(Value::map([("error", Value::from("Nonce not included in request"))]).to_network());
+        };
+        let tosign = Value::map([
+            ("key", Value::Bytes(key.clone())),
+            ("pillar", pillar),
+            ("nonce", Value::from(nonce)),
+        ])
+        .to_network();
+        let signature = self.master_key.sign(sig, &tosign).map_err(|e| e.to_string())?;
+        let signed = Value::map([("data", Value::Bytes(tosign)), ("sig", Value::Bytes(signature))]);
+        let sealed = one_time.seal(&signed.to_network(), None).map_err(|e| e.to_string())?;
+        Ok(Value::map([("key", Value::Bytes(key)), ("pillar", Value::Bytes(sealed))]).to_network())
     }
 }

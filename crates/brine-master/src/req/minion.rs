@@ -1,0 +1,128 @@
+//! Commands a starting minion needs (spec §4.1, §4.3): `_pillar`,
+//! `_minion_event`, `_mine`. Pillar compilation from `pillar_roots` comes
+//! with issue 7; until then every minion's pillar is empty.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use brine_proto::Value;
+use log::{debug, warn};
+
+use super::ReqHandler;
+
+/// Tags a minion may not fire through `_minion_event`'s list form (fnmatch).
+const BLOCKED_TAGS: [&str; 10] = [
+    "salt/job/*/publish",
+    "salt/job/*/new",
+    "salt/job/*/return",
+    "salt/key",
+    "salt/cloud/*",
+    "salt/run/*",
+    "salt/cluster/*",
+    "salt/wheel/*/new",
+    "salt/wheel/*/return",
+    "salt/auth",
+];
+
+/// Write `value` as file-dialect msgpack, atomically, mode 0600.
+pub fn write_p(path: &Path, value: &Value) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&value.to_file())?;
+    std::fs::rename(&tmp, path)
+}
+
+impl ReqHandler {
+    /// `_pillar`: the compiled pillar (empty for now); stores grains and
+    /// pillar in the minion data cache when `minion_data_cache` (default on).
+    pub(super) fn pillar(&mut self, id: &str, load: &mut Value) -> Value {
+        let Some(mut grains) = load.get("grains").cloned().filter(Value::is_map) else {
+            return Value::Map(Vec::new());
+        };
+        grains.set("id", Value::from(id));
+        let pillar = Value::Map(Vec::new());
+        if self.cfg.get_bool("minion_data_cache").unwrap_or(true) {
+            let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
+            let path = self.cfg.cachedir.join("minions").join(id).join("data.p");
+            if let Err(e) = write_p(&path, &data) {
+                warn!("cannot write the minion data cache {}: {e}", path.display());
+            }
+            if self.cfg.get_bool("minion_data_cache_events").unwrap_or(false) {
+                let ev = Value::map([("Minion data cache refresh", Value::from(id))]);
+                let _ = self.events.fire(&format!("minion/refresh/{id}"), &ev);
+            }
+        }
+        pillar
+    }
+
+    /// `_minion_event`: re-fire a minion's events on the master bus.
+    pub(super) fn minion_event(&mut self, id: &str, load: &Value) -> Value {
+        if let Some(Value::Array(events)) = load.get("events") {
+            let pretag = load.get("pretag").and_then(Value::as_str).map(String::from);
+            for ev in events {
+                let Some(tag) = ev.get("tag").and_then(Value::as_str) else {
+                    continue;
+                };
+                if BLOCKED_TAGS
+                    .iter()
+                    .any(|p| glob::Pattern::new(p).is_ok_and(|p| p.matches(tag)))
+                {
+                    warn!("{id}: minion event {tag} refused (reserved tag)");
+                    continue;
+                }
+                let data = ev.get("data").cloned().unwrap_or_else(|| ev.clone());
+                let _ = self.events.fire(tag, &data);
+                if let Some(pre) = &pretag {
+                    let _ = self.events.fire(&format!("{pre}/{tag}"), &data);
+                }
+            }
+        } else if let (Some(tag), Some(_)) = (load.get("tag").and_then(Value::as_str), load.get("data")) {
+            debug!("{id}: event {tag}");
+            let tag = tag.to_string();
+            let _ = self.events.fire(&tag, load);
+        }
+        Value::Nil
+    }
+
+    /// `_mine`: merge (or with `clear`, replace) the minion's mine data.
+    pub(super) fn mine(&mut self, id: &str, load: &Value) -> Value {
+        let Some(Value::Map(new)) = load.get("data") else {
+            return Value::Bool(false);
+        };
+        let path = self.cfg.cachedir.join("minions").join(id).join("mine.p");
+        let clear = load.get("clear").and_then(Value::as_bool).unwrap_or(false);
+        let mut current = if clear {
+            Value::Map(Vec::new())
+        } else {
+            std::fs::read(&path)
+                .ok()
+                .and_then(|b| Value::decode(&b).ok())
+                .filter(Value::is_map)
+                .unwrap_or(Value::Map(Vec::new()))
+        };
+        for (k, v) in new {
+            if let Some(key) = k.as_str() {
+                current.set(key, v.clone());
+            }
+        }
+        match write_p(&path, &current) {
+            Ok(()) => Value::Bool(true),
+            Err(e) => {
+                warn!("cannot write {}: {e}", path.display());
+                Value::Bool(false)
+            }
+        }
+    }
+}
