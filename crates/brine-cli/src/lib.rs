@@ -3,3 +3,4 @@
 //! managed by either are seen by both and by the running master.
 
 pub mod key;
+pub mod salt;

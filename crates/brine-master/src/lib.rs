@@ -4,6 +4,7 @@
 //! which socket and file.
 
 pub mod cli;
+pub mod jobcache;
 pub mod manager;
 pub mod pki;
 pub mod req;

@@ -61,6 +61,7 @@ pub fn run(opts: Options) -> Result<()> {
         setup::daemonize().context("cannot daemonize")?;
     }
     crate::pki::ensure_master_keys(&cfg).map_err(anyhow::Error::msg)?;
+    crate::pki::ensure_user_keys(&cfg).map_err(anyhow::Error::msg)?;
     // ReqServer deletes a stale AES-rotation marker at start-up, as Salt's does.
     let _ = std::fs::remove_file(cfg.cachedir.join(".dfn"));
     let mut chown = vec![cfg.pidfile.clone()];
@@ -112,7 +113,7 @@ fn supervise(cfg: Rc<MasterConfig>, pidfile: &Pidfile, console: bool) -> Result<
     let logging = roles::logging::Settings::from_config(&cfg, console);
     let specs = vec![
         roles::logging::spec(logging, log_rx.clone()),
-        roles::publisher::spec(cfg.clone()),
+        roles::publisher::spec(cfg.clone(), aes.clone()),
         roles::events::spec(cfg.clone()),
         roles::maintenance::spec(cfg.clone()),
         roles::reactor::spec(cfg.clone()),

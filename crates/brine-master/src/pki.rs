@@ -58,3 +58,30 @@ pub fn load_master_keys(cfg: &MasterConfig) -> Result<(PrivateKey, String), Stri
     let public = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok((key, clean_key(&public)))
 }
+
+/// `cachedir/.<user>_key` for root and the master's user: the key local
+/// CLIs present with `publish` (mode 0600, owned by that user). Existing
+/// files are kept, as Salt 3007 does, so running CLIs keep working across
+/// a restart.
+pub fn ensure_user_keys(cfg: &MasterConfig) -> Result<(), String> {
+    let me = nix::unistd::Uid::effective();
+    let mut users = vec![cfg.user.clone()];
+    if me.is_root() && cfg.user != "root" {
+        users.push("root".into());
+    }
+    for user in users {
+        let path = cfg.cachedir.join(format!(".{user}_key"));
+        if path.exists() {
+            continue;
+        }
+        let key = brine_proto::crypto::Crypticle::generate_key_string();
+        write_file(&path, key.as_bytes(), 0o600)?;
+        if me.is_root() {
+            if let Ok(Some(u)) = nix::unistd::User::from_name(&user) {
+                nix::unistd::chown(&path, Some(u.uid), Some(u.gid))
+                    .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -126,3 +126,31 @@ impl ReqHandler {
         }
     }
 }
+
+impl ReqHandler {
+    /// `_return` (Salt's `store_job`): fire `salt/job/<jid>/ret/<id>` and
+    /// store the return in the job cache (once per minion).
+    pub(super) fn job_return(&mut self, id: &str, load: &mut Value) -> Value {
+        let Some(jid) = load.get("jid").and_then(Value::as_str).map(String::from) else {
+            warn!("{id}: return without a jid");
+            return Value::Nil;
+        };
+        if load.get("return").is_none() {
+            warn!("{id}: return for {jid} without a return value");
+            return Value::Nil;
+        }
+        if !crate::jobcache::is_jid(&jid) {
+            warn!("{id}: return with an invalid jid {jid:?}");
+            return Value::Nil;
+        }
+        load.set("id", Value::from(id));
+        let _ = self.events.fire(&format!("salt/job/{jid}/ret/{id}"), load);
+        if self.cfg.get_bool("job_cache").unwrap_or(true) {
+            use crate::jobcache::JobCache;
+            if let Err(e) = self.jobs.store_return(&jid, id, load) {
+                warn!("cannot store the return of {id} for {jid}: {e}");
+            }
+        }
+        Value::Nil
+    }
+}

@@ -6,7 +6,8 @@
 //! one log line naming the peer.
 
 mod auth;
-mod minion;
+pub mod minion;
+mod publish;
 mod sessions;
 
 use std::rc::Rc;
@@ -20,6 +21,8 @@ use brine_proto::Value;
 use log::{debug, warn};
 
 use brine_proto::event::EventSender;
+
+use crate::jobcache::LocalCache;
 pub use sessions::SessionKeys;
 
 /// Requests larger than this are refused before decoding, unless the
@@ -70,13 +73,21 @@ pub struct ReqHandler {
     pub keys: FsKeyStore,
     pub sessions: SessionKeys,
     pub events: EventSender,
+    pub jobs: LocalCache,
+    /// PUSH to ZeroMQPubServerChannel's `publish_pull.ipc`.
+    pub push: zmq::Socket,
     minimum_auth_version: i64,
     max_request: usize,
 }
 
 impl ReqHandler {
-    pub fn new(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> Result<ReqHandler, String> {
+    pub fn new(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, zctx: &zmq::Context) -> Result<ReqHandler, String> {
         let (master_key, master_pub) = crate::pki::load_master_keys(&cfg)?;
+        let push = zctx.socket(zmq::PUSH).map_err(|e| e.to_string())?;
+        push.set_linger(1000).map_err(|e| e.to_string())?;
+        push.connect(&format!("ipc://{}", cfg.sock_dir.join("publish_pull.ipc").display()))
+            .map_err(|e| e.to_string())?;
+        let hash_type = cfg.get_str("hash_type").unwrap_or("sha256").to_string();
         let publish_session = cfg.get_u64("publish_session").unwrap_or(86_400);
         Ok(ReqHandler {
             keys: FsKeyStore::new(&cfg.pki_dir),
@@ -85,6 +96,8 @@ impl ReqHandler {
             minimum_auth_version: cfg.get_i64("minimum_auth_version").unwrap_or(3),
             max_request: cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize),
             aes: AesKey::new(aes),
+            jobs: LocalCache::new(&cfg.cachedir, &hash_type),
+            push,
             master_key,
             master_pub,
             cfg,
@@ -141,6 +154,7 @@ impl ReqHandler {
                 }
                 match cmd.parse::<ClearCmd>() {
                     Ok(ClearCmd::Auth) => self.auth(load, version),
+                    Ok(ClearCmd::Publish) => self.publish(load),
                     Ok(other) => {
                         debug!("clear command {} is not served yet", other.as_str());
                         Ok(Value::Map(Vec::new()).to_network())
@@ -237,6 +251,7 @@ impl ReqHandler {
             AesCmd::Pillar => Reply::Private(self.pillar(id, load)),
             AesCmd::MinionEvent => Reply::Send(self.minion_event(id, load)),
             AesCmd::Mine => Reply::Send(self.mine(id, load)),
+            AesCmd::Return => Reply::Send(self.job_return(id, load)),
             other => {
                 debug!("{id}: AES command {} is not served yet", other.as_str());
                 Reply::Send(Value::Map(Vec::new()))

@@ -115,7 +115,7 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, index: usize) -> Chil
         let rep = zctx.socket(zmq::REP)?;
         rep.set_linger(0)?;
         rep.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
-        let mut handler = ReqHandler::new(cfg.clone(), aes.clone()).map_err(RoleError::Fatal)?;
+        let mut handler = ReqHandler::new(cfg.clone(), aes.clone(), &zctx).map_err(RoleError::Fatal)?;
         ctx.ready();
         let mut msg = zmq::Message::new();
         loop {

@@ -1,0 +1,457 @@
+//! `salt`: publish a job through the master's `publish` command (as Salt's
+//! LocalClient does, with the user key the master wrote in cachedir) and
+//! print the returns as they arrive on the event bus, in Salt's outputs.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use brine_config::MasterConfig;
+use brine_proto::Value;
+
+pub const USAGE: &str = "Usage: salt [options] '<target>' <function> [arguments]
+
+Options:
+  -c CONFIG_DIR         configuration directory (default /etc/salt)
+  -t TIMEOUT            seconds to wait for returns (default: master `timeout`, 5)
+  -E, --pcre            target is a regular expression
+  -L, --list            target is a comma-separated list
+  -G, --grain           target is a grain (key:glob)
+  -C, --compound        target is a compound expression
+  --out=OUTPUTTER       nested (default), json, yaml, txt, raw
+  --async               print the job id and do not wait
+  -v, --verbose         print the job id and missing minions
+  --static              print all returns at the end
+  --progress            (accepted, no bar)
+";
+
+struct Opts {
+    config_dir: PathBuf,
+    timeout: Option<u64>,
+    tgt_type: &'static str,
+    out: String,
+    is_async: bool,
+    verbose: bool,
+    static_out: bool,
+    positional: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Option<Opts>, String> {
+    let mut o = Opts {
+        config_dir: PathBuf::from("/etc/salt"),
+        timeout: None,
+        tgt_type: "glob",
+        out: "nested".into(),
+        is_async: false,
+        verbose: false,
+        static_out: false,
+        positional: Vec::new(),
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        // Options may appear anywhere (optparse's interspersed arguments);
+        // after `--`, everything is positional.
+        if a == "--" {
+            o.positional.extend(args[i..].iter().cloned());
+            break;
+        }
+        let mut value = |name: &str, inline: Option<&str>| -> Result<String, String> {
+            if let Some(v) = inline {
+                return Ok(v.to_string());
+            }
+            let v = args
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("{name} requires an argument"))?;
+            i += 1;
+            Ok(v)
+        };
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if a.starts_with("--") => (f, Some(v)),
+            _ => (a.as_str(), None),
+        };
+        match flag {
+            "-h" | "--help" => return Ok(None),
+            "-c" | "--config-dir" => o.config_dir = PathBuf::from(value(flag, inline)?),
+            "-t" | "--timeout" => {
+                o.timeout = Some(value(flag, inline)?.parse().map_err(|_| "timeout must be a number")?)
+            }
+            "-E" | "--pcre" => o.tgt_type = "pcre",
+            "-L" | "--list" => o.tgt_type = "list",
+            "-G" | "--grain" => o.tgt_type = "grain",
+            "-C" | "--compound" => o.tgt_type = "compound",
+            "--out" | "--output" => o.out = value(flag, inline)?,
+            "--async" => o.is_async = true,
+            "-v" | "--verbose" => o.verbose = true,
+            "--static" => o.static_out = true,
+            "--progress" | "--no-color" | "--force-color" => {}
+            f if f.starts_with("-c") && f.len() > 2 => o.config_dir = PathBuf::from(&f[2..]),
+            f if f.starts_with("-t") && f.len() > 2 => {
+                o.timeout = Some(f[2..].parse().map_err(|_| "timeout must be a number")?)
+            }
+            f if f.starts_with('-') && f.len() > 1 => return Err(format!("no such option: {f}")),
+            _ => o.positional.push(a.clone()),
+        }
+    }
+    if o.positional.len() < 2 {
+        return Err("a target and a function are required".into());
+    }
+    Ok(Some(o))
+}
+
+/// Salt's `yamlify_arg`: YAML scalars and collections as the minion would
+/// receive them from Python's CLI (`1` → int, `[a, b]` → list); anything
+/// that does not parse, or holds a comment, stays a string.
+fn yamlify(arg: &str) -> Value {
+    if arg.trim().is_empty() || arg.contains('#') || arg.contains('\n') {
+        return Value::from(arg);
+    }
+    match brine_config::parse_yaml(arg, std::path::Path::new("<argument>")) {
+        Ok(brine_config::Value::String(_)) | Err(_) => Value::from(arg),
+        Ok(brine_config::Value::Null) if !matches!(arg, "None" | "null" | "~") => Value::from(arg),
+        Ok(v) => from_json(&v),
+    }
+}
+
+fn from_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .or_else(|| n.as_u64().map(Value::UInt))
+            .unwrap_or_else(|| Value::F64(n.as_f64().unwrap_or(0.0))),
+        serde_json::Value::String(s) => Value::from(s.as_str()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(from_json).collect()),
+        serde_json::Value::Object(m) => {
+            Value::Map(m.iter().map(|(k, v)| (Value::from(k.as_str()), from_json(v))).collect())
+        }
+    }
+}
+
+/// Arguments as Salt's CLI sends them: positional values, and `k=v` pairs
+/// gathered in a trailing `{"__kwarg__": True, ...}` map (both yamlified).
+fn job_args(raw: &[String]) -> Value {
+    let mut args = Vec::new();
+    let mut kwargs = vec![(Value::from("__kwarg__"), Value::Bool(true))];
+    for a in raw {
+        match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') => {
+                kwargs.push((Value::from(k), yamlify(v)));
+            }
+            _ => args.push(yamlify(a)),
+        }
+    }
+    if kwargs.len() > 1 {
+        args.push(Value::Map(kwargs));
+    }
+    Value::Array(args)
+}
+
+fn user_key(cfg: &MasterConfig) -> Result<(String, String)> {
+    let me = nix::unistd::User::from_uid(nix::unistd::Uid::effective())?
+        .map(|u| u.name)
+        .unwrap_or_else(|| "root".into());
+    for user in [me.as_str(), cfg.user.as_str()] {
+        let path = cfg.cachedir.join(format!(".{user}_key"));
+        if let Ok(k) = std::fs::read_to_string(&path) {
+            return Ok((me.clone(), k.trim().to_string()));
+        }
+    }
+    bail!(
+        "cannot read the user key in {} (is the master running, and are you root or {}?)",
+        cfg.cachedir.display(),
+        cfg.user
+    )
+}
+
+/// Salt's `nested` outputter (no colour).
+pub fn nested(v: &Value, indent: usize, prefix: &str, out: &mut Vec<String>) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Map(pairs) => {
+            if indent > 0 {
+                out.push(format!("{pad}----------"));
+            }
+            let mut sorted: Vec<&(Value, Value)> = pairs.iter().collect();
+            sorted.sort_by_key(|(k, _)| scalar(k));
+            for (k, val) in sorted {
+                out.push(format!("{pad}{prefix}{}:", scalar(k)));
+                nested(val, indent + 4, "", out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                if matches!(item, Value::Array(_) | Value::Map(_)) {
+                    out.push(format!("{pad}|_"));
+                    nested(item, indent + 2, if item.is_map() { "" } else { "- " }, out);
+                } else {
+                    nested(item, indent, "- ", out);
+                }
+            }
+        }
+        Value::Str(s) => {
+            let mut first = true;
+            for line in s.lines() {
+                let p = if first {
+                    prefix.to_string()
+                } else {
+                    " ".repeat(prefix.len())
+                };
+                out.push(format!("{pad}{p}{line}"));
+                first = false;
+            }
+            if s.is_empty() {
+                out.push(format!("{pad}{prefix}"));
+            }
+        }
+        other => out.push(format!("{pad}{prefix}{}", scalar(other))),
+    }
+}
+
+/// Python's `str()` of a scalar.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Nil => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::F64(f) => python_float(*f),
+        Value::F32(f) => python_float(f64::from(*f)),
+        Value::Str(s) => s.clone(),
+        Value::Bytes(b) => format!(
+            "b'{}'",
+            b.iter()
+                .map(|c| if c.is_ascii_graphic() || *c == b' ' {
+                    (*c as char).to_string()
+                } else {
+                    format!("\\x{c:02x}")
+                })
+                .collect::<String>()
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+fn python_float(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e16 {
+        format!("{f:.1}")
+    } else {
+        format!("{f}")
+    }
+}
+
+/// A Value as JSON (bytes as text, as Salt's json outputter shows them).
+pub fn to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Nil => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::UInt(u) => (*u).into(),
+        Value::F64(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::F32(f) => {
+            serde_json::Number::from_f64(f64::from(*f)).map_or(serde_json::Value::Null, serde_json::Value::Number)
+        }
+        Value::Str(s) => s.clone().into(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned().into(),
+        Value::Array(a) => a.iter().map(to_json).collect(),
+        Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (scalar(k), to_json(v))).collect()),
+        Value::Ext(_, _) => serde_json::Value::Null,
+    }
+}
+
+fn print_ret(out: &str, id: &str, ret: &Value) {
+    let one = Value::Map(vec![(Value::from(id), ret.clone())]);
+    match out {
+        "json" => {
+            let mut buf = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            serde::Serialize::serialize(&to_json(&one), &mut ser).unwrap();
+            println!("{}", String::from_utf8_lossy(&buf));
+        }
+        "raw" => println!("{}", to_json(&one)),
+        "txt" => println!("{id}: {}", scalar(ret)),
+        _ => {
+            let mut lines = Vec::new();
+            nested(&one, 0, "", &mut lines);
+            println!("{}", lines.join("\n"));
+        }
+    }
+}
+
+fn retcode_of(data: &Value) -> i64 {
+    match data.get("retcode") {
+        Some(Value::Int(i)) if *i != 0 => *i,
+        _ => match data.get("return") {
+            Some(Value::Bool(false)) => 1,
+            _ => 0,
+        },
+    }
+}
+
+fn run(o: &Opts) -> Result<i32> {
+    let cfg = MasterConfig::load(&o.config_dir)?;
+    let timeout = Duration::from_secs(o.timeout.unwrap_or_else(|| cfg.get_u64("timeout").unwrap_or(5)));
+    let (user, key) = user_key(&cfg)?;
+    // Subscribe before publishing, so no return can be missed.
+    let mut sub = UnixStream::connect(cfg.sock_dir.join("master_event_pub.ipc"))
+        .with_context(|| format!("cannot connect to the master event bus in {}", cfg.sock_dir.display()))?;
+    let tgt = &o.positional[0];
+    let fun = &o.positional[1];
+    let load = Value::map([
+        ("cmd", Value::from("publish")),
+        ("tgt", Value::from(tgt.as_str())),
+        ("fun", Value::from(fun.as_str())),
+        ("arg", job_args(&o.positional[2..])),
+        ("key", Value::from(key)),
+        ("tgt_type", Value::from(o.tgt_type)),
+        ("ret", Value::from("")),
+        ("jid", Value::from("")),
+        (
+            "kwargs",
+            Value::map([
+                ("show_timeout", Value::Bool(false)),
+                ("show_jid", Value::Bool(false)),
+                ("delimiter", Value::from(":")),
+            ]),
+        ),
+        ("user", Value::from(user)),
+    ]);
+    let request = Value::map([
+        ("enc", Value::from("clear")),
+        ("load", load),
+        ("version", Value::Int(3)),
+    ]);
+    let host = if cfg.interface == "0.0.0.0" || cfg.interface == "::" {
+        "127.0.0.1".to_string()
+    } else {
+        cfg.interface.clone()
+    };
+    let ctx = zmq::Context::new();
+    let req = ctx.socket(zmq::REQ)?;
+    req.set_linger(0)?;
+    req.set_rcvtimeo(60_000)?;
+    req.connect(&format!("tcp://{host}:{}", cfg.ret_port))?;
+    req.send(request.to_network(), 0)?;
+    let reply = req
+        .recv_bytes(0)
+        .context("the master did not answer the publish request")?;
+    let reply = Value::decode(&reply).context("malformed reply from the master")?;
+    if let Some(err) = reply.get("error") {
+        eprintln!(
+            "{}",
+            err.get("message").and_then(Value::as_str).unwrap_or("publish refused")
+        );
+        return Ok(1);
+    }
+    let Some(load) = reply.get("load") else {
+        eprintln!("Salt request refused: {}", scalar(&reply));
+        return Ok(1);
+    };
+    let jid = match load.get("jid").and_then(Value::as_str) {
+        Some(j) => j.to_string(),
+        None => {
+            println!("No minions matched the target. No command was sent, no jid was assigned.");
+            eprintln!("ERROR: No return received");
+            return Ok(2);
+        }
+    };
+    if o.is_async {
+        println!("Executed command with job ID: {jid}");
+        return Ok(0);
+    }
+    let expected: Vec<String> = match load.get("minions") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+        _ => vec![],
+    };
+    if o.verbose {
+        println!("Executing job with jid {jid}");
+        println!("-------------------------------------------\n");
+    }
+    let prefix = format!("salt/job/{jid}/ret/");
+    let mut got: Vec<(String, Value)> = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + timeout;
+    let mut codes = Vec::new();
+    while got.len() < expected.len() && Instant::now() < deadline {
+        sub.set_read_timeout(Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ))?;
+        match sub.read(&mut chunk) {
+            Ok(0) => bail!("the master closed the event bus"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            Err(e) => return Err(e.into()),
+        }
+        while let Ok(Some(len)) = brine_proto::msgpack::value_len(&buf) {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            let Ok((tag, data)) = brine_proto::event::unpack_frame(&frame) else {
+                continue;
+            };
+            let Some(id) = tag.strip_prefix(&prefix) else { continue };
+            if got.iter().any(|(g, _)| g == id) {
+                continue;
+            }
+            let ret = data.get("return").cloned().unwrap_or(Value::Nil);
+            codes.push(retcode_of(&data));
+            if !o.static_out {
+                print_ret(&o.out, id, &ret);
+            }
+            got.push((id.to_string(), ret));
+        }
+    }
+    if o.static_out {
+        let all = Value::Map(got.iter().map(|(k, v)| (Value::from(k.as_str()), v.clone())).collect());
+        if o.out == "json" {
+            println!("{}", serde_json::to_string_pretty(&to_json(&all))?);
+        } else {
+            let mut lines = Vec::new();
+            nested(&all, 0, "", &mut lines);
+            println!("{}", lines.join("\n"));
+        }
+    }
+    for id in &expected {
+        if !got.iter().any(|(g, _)| g == id) {
+            let msg = format!(
+                "Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}"
+            );
+            print_ret(&o.out, id, &Value::from(msg));
+            codes.push(1);
+        }
+    }
+    if codes.iter().any(|c| *c != 0) {
+        eprintln!("ERROR: Minions returned with non-zero exit code");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+pub fn main(args: &[String]) -> i32 {
+    match parse(args) {
+        Ok(None) => {
+            print!("{USAGE}");
+            0
+        }
+        Err(e) => {
+            eprint!("{USAGE}\nsalt: error: {e}\n");
+            2
+        }
+        Ok(Some(o)) => match run(&o) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("Salt request failed: {e:#}");
+                2
+            }
+        },
+    }
+}

@@ -1,0 +1,206 @@
+//! `publish` (clear, from local CLIs; spec §5.1–5.3): authenticate the
+//! user key, expand the target against accepted keys, assign a jid, store
+//! the job, fire its events and hand the publication to
+//! ZeroMQPubServerChannel over `publish_pull.ipc`.
+
+use brine_keys::{KeyState, KeyStore};
+use brine_proto::Value;
+use log::{info, warn};
+
+use super::ReqHandler;
+use crate::jobcache::{gen_jid, is_jid, JobCache};
+
+fn error_reply(name: &str, message: &str) -> Vec<u8> {
+    Value::map([(
+        "error",
+        Value::map([("name", Value::from(name)), ("message", Value::from(message))]),
+    )])
+    .to_network()
+}
+
+/// Optional publication fields, in Salt's order, taken from `kwargs`.
+const OPTIONAL: [&str; 6] = [
+    "to",
+    "ret_config",
+    "metadata",
+    "module_executors",
+    "executor_opts",
+    "ret_kwargs",
+];
+
+impl ReqHandler {
+    pub(super) fn publish(&mut self, load: &Value) -> Result<Vec<u8>, String> {
+        let mut load = load.clone();
+        let key = load
+            .remove("key")
+            .and_then(|k| k.as_str().map(String::from))
+            .unwrap_or_default();
+        let user = load.get("user").and_then(Value::as_str).unwrap_or("root").to_string();
+        if !self.user_key_ok(&user, &key) {
+            warn!("publish from user {user:?} refused: bad or missing key");
+            return Ok(error_reply("AuthenticationError", "Authentication error occurred."));
+        }
+        let tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
+        let tgt_type = load
+            .get("tgt_type")
+            .and_then(Value::as_str)
+            .unwrap_or("glob")
+            .to_string();
+        let (minions, missing) = self.expected_minions(&tgt, &tgt_type);
+        if minions.is_empty() && missing.is_empty() {
+            let shown = match &tgt {
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                v => v.as_str().unwrap_or("").to_string(),
+            };
+            return Ok(Value::map([
+                ("enc", Value::from("clear")),
+                (
+                    "load",
+                    Value::map([
+                        ("jid", Value::Nil),
+                        ("minions", Value::Array(vec![])),
+                        (
+                            "error",
+                            Value::from(format!("Master could not resolve minions for target {shown}")),
+                        ),
+                    ]),
+                ),
+            ])
+            .to_network());
+        }
+        let jid = match load.get("jid").and_then(Value::as_str) {
+            Some(j) if is_jid(j) => j.to_string(),
+            _ => gen_jid(),
+        };
+        load.set("jid", Value::from(jid.as_str()));
+        let strs = |v: &[String]| Value::Array(v.iter().map(|m| Value::from(m.as_str())).collect());
+        let fun = load.get("fun").cloned().unwrap_or(Value::Nil);
+        let arg = load.get("arg").cloned().unwrap_or(Value::Array(vec![]));
+        let _ = self.events.fire(&jid, &Value::map([("minions", strs(&minions))]));
+        let new = Value::map([
+            ("jid", Value::from(jid.as_str())),
+            ("tgt_type", Value::from(tgt_type.as_str())),
+            ("tgt", tgt.clone()),
+            ("user", Value::from(user.as_str())),
+            ("fun", fun.clone()),
+            ("arg", arg.clone()),
+            ("minions", strs(&minions)),
+            ("missing", strs(&missing)),
+        ]);
+        let _ = self.events.fire(&format!("salt/job/{jid}/new"), &new);
+        let mut saved = load.clone();
+        saved.remove("cmd");
+        self.jobs
+            .save_load(&jid, &saved, &minions)
+            .map_err(|e| format!("cannot store job {jid}: {e}"))?;
+
+        // The publication, in Salt's field order.
+        let kwargs = load.get("kwargs").cloned().unwrap_or(Value::Map(vec![]));
+        let mut publ = Value::map([
+            ("fun", fun),
+            ("arg", arg),
+            ("tgt", tgt),
+            ("jid", Value::from(jid.as_str())),
+            ("ret", load.get("ret").cloned().unwrap_or(Value::from(""))),
+        ]);
+        if let Some(d) = kwargs.get("delimiter").and_then(Value::as_str).filter(|d| *d != ":") {
+            publ.set("delimiter", Value::from(d));
+        }
+        publ.set("tgt_type", Value::from(tgt_type.as_str()));
+        for k in OPTIONAL {
+            if let Some(v) = load.get(k).or_else(|| kwargs.get(k)) {
+                publ.set(k, v.clone());
+            }
+        }
+        publ.set("user", Value::from(user.as_str()));
+        let _ = self.events.fire(&format!("salt/job/{jid}/publish"), &publ);
+        // Topics for zmq_filtering: the matched minions (glob/pcre/list).
+        let envelope = Value::map([
+            ("load", publ),
+            ("minions", strs(&minions)),
+            ("tgt_type", Value::from(tgt_type.as_str())),
+        ]);
+        self.push
+            .send(envelope.to_network(), 0)
+            .map_err(|e| format!("cannot hand job {jid} to the publisher: {e}"))?;
+        info!(
+            "job {jid}: {} for {} minions",
+            new.get("fun").and_then(Value::as_str).unwrap_or("?"),
+            minions.len()
+        );
+        Ok(Value::map([
+            ("enc", Value::from("clear")),
+            (
+                "load",
+                Value::map([
+                    ("jid", Value::from(jid.as_str())),
+                    ("minions", strs(&minions)),
+                    ("missing", strs(&missing)),
+                ]),
+            ),
+        ])
+        .to_network())
+    }
+
+    /// The key must match the key file of root or the master's user (Salt's
+    /// `authenticate_key` for those users; `sudo_*` map to the master user).
+    fn user_key_ok(&self, user: &str, key: &str) -> bool {
+        if key.is_empty() {
+            return false;
+        }
+        let master_user = self.cfg.user.as_str();
+        if !(user == "root" || user == master_user || user.starts_with("sudo_")) {
+            return false;
+        }
+        ["root", master_user].iter().any(|u| {
+            std::fs::read_to_string(self.cfg.cachedir.join(format!(".{u}_key"))).is_ok_and(|k| {
+                !k.is_empty()
+                    && openssl::memcmp::eq(k.trim().as_bytes(), key.trim().as_bytes())
+                    && k.trim().len() == key.trim().len()
+            })
+        })
+    }
+
+    /// Salt's `CkMinions.check_minions` (greedy) for glob, pcre and list;
+    /// other target types are greedy (every accepted minion; each minion
+    /// filters the publication itself) until issue 7.
+    fn expected_minions(&self, tgt: &Value, tgt_type: &str) -> (Vec<String>, Vec<String>) {
+        let mut accepted = self.keys.list(KeyState::Accepted).unwrap_or_default();
+        accepted.sort_by_key(|a| a.to_lowercase());
+        match tgt_type {
+            "list" => {
+                let wanted: Vec<String> = match tgt {
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+                    v => v
+                        .as_str()
+                        .unwrap_or("")
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                };
+                let minions = wanted.iter().filter(|w| accepted.contains(w)).cloned().collect();
+                let missing = wanted.iter().filter(|w| !accepted.contains(w)).cloned().collect();
+                (minions, missing)
+            }
+            "pcre" => {
+                let pat = tgt.as_str().unwrap_or("");
+                match regex::Regex::new(&format!("^(?:{pat})")) {
+                    Ok(re) => (accepted.into_iter().filter(|m| re.is_match(m)).collect(), vec![]),
+                    Err(e) => {
+                        warn!("bad pcre target {pat:?}: {e}");
+                        (vec![], vec![])
+                    }
+                }
+            }
+            "glob" => {
+                let pat = tgt.as_str().unwrap_or("");
+                match glob::Pattern::new(pat) {
+                    Ok(p) => (accepted.into_iter().filter(|m| p.matches(m)).collect(), vec![]),
+                    Err(_) => (accepted.into_iter().filter(|m| m == pat).collect(), vec![]),
+                }
+            }
+            _ => (accepted, vec![]),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Jobs end to end with real salt-minions 3006.30 and 3007.17 and Brine's
+//! `salt` CLI: publish on 4506, publication on 4505, returns on 4506, job
+//! cache and event bus.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use brine_proto::Value;
+use common::minion::{brine_bin, Minion};
+use common::*;
+
+const READY: &str = "Minion is ready to receive requests!";
+
+fn salt(env: &Env, args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(brine_bin("salt"))
+        .arg("-c")
+        .arg(&env.conf_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn jobs_reach_real_minions_and_come_back() {
+    let env = Env::with_extra(3, "auto_accept: True\n");
+    let mut m = env.start();
+    m.wait_ready();
+    let a = Minion::start(&env, "3006.30", "j3006", "");
+    let mut b = Minion::start(&env, "3007.17", "j3007", "");
+    assert!(a.wait_log(READY, Duration::from_secs(90)), "{}", a.log());
+    assert!(b.wait_log(READY, Duration::from_secs(90)), "{}", b.log());
+    // Give the SUB sockets a moment to connect (as Salt minions do).
+    std::thread::sleep(Duration::from_secs(2));
+
+    let (out, err, code) = salt(&env, &["j*", "test.ping", "-t", "30"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("j3006:\n    True") && out.contains("j3007:\n    True"),
+        "{out}{err}"
+    );
+
+    let (out, err, code) = salt(&env, &["-L", "j3007", "cmd.run", "echo hi", "-t", "30"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "j3007:\n    hi\n");
+
+    let (out, _, code) = salt(
+        &env,
+        &[
+            "-E", "j300[6]", "test.arg", "1", "two", "kw=3", "--out", "json", "-t", "30",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["j3006"]["args"], serde_json::json!([1, "two"]));
+    assert_eq!(v["j3006"]["kwargs"]["kw"], serde_json::json!(3));
+
+    // --async: the jid now, the returns in the job cache later.
+    let (out, _, code) = salt(&env, &["j3006", "test.ping", "--async"]);
+    assert_eq!(code, 0);
+    let jid = out
+        .trim()
+        .strip_prefix("Executed command with job ID: ")
+        .expect(&out)
+        .to_string();
+    let h = hex::encode(openssl::sha::sha256(jid.as_bytes()));
+    let dir = env.root().join("cache/jobs").join(&h[..2]).join(&h[2..]);
+    assert!(
+        wait_until(Duration::from_secs(30), || dir.join("j3006/return.p").exists()),
+        "no return for {jid}"
+    );
+    let ret = Value::decode(&std::fs::read(dir.join("j3006/return.p")).unwrap()).unwrap();
+    assert_eq!(ret.get("return"), Some(&Value::Bool(true)));
+    let load = Value::decode(&std::fs::read(dir.join(".load.p")).unwrap()).unwrap();
+    assert_eq!(load.get("fun").and_then(Value::as_str), Some("test.ping"));
+    assert_eq!(read(&dir.join("jid")), jid);
+
+    // No match, and a minion that does not answer.
+    let (_, err, code) = salt(&env, &["nomatch*", "test.ping"]);
+    assert_eq!((code, err.trim()), (2, "ERROR: No return received"));
+    b.stop();
+    let (out, err, code) = salt(&env, &["j3007", "test.ping", "-t", "3"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("j3007:\n    Minion did not return. [No response]"),
+        "{out}"
+    );
+    m.remember_tree();
+}
