@@ -155,6 +155,25 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
         Some(&Value::from("bad enc algo"))
     );
 
+    // publish without the right user key.
+    let publish = |key: &str| {
+        clear(Value::map([
+            ("cmd", Value::from("publish")),
+            ("tgt", Value::from("*")),
+            ("fun", Value::from("test.ping")),
+            ("arg", Value::Array(vec![])),
+            ("key", Value::from(key)),
+            ("user", Value::from("root")),
+        ]))
+    };
+    let reply = Value::decode(&one(&env, publish("not-the-key"))).unwrap();
+    assert_eq!(
+        reply.get("error").and_then(|e| e.get("name")).and_then(Value::as_str),
+        Some("AuthenticationError")
+    );
+    let reply = Value::decode(&one(&env, publish(""))).unwrap();
+    assert!(reply.get("error").is_some());
+
     // The v3 AES path: a positive control, then each way to get it wrong.
     let good = accepted_minion(&env, "m1");
     let nonce = new_nonce();
@@ -183,6 +202,40 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
         bad_load(),
         "id mismatch"
     );
+    // A return for a job the master never published is dropped and logged.
+    let ts = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ret = Value::map([
+        ("cmd", Value::from("_return")),
+        ("id", Value::from("m1")),
+        ("nonce", Value::from(nonce.as_str())),
+        ("ts", Value::Int(ts)),
+        ("tok", Value::Bytes(good.key.x931_encrypt(b"salt").unwrap())),
+        ("jid", Value::from("20200101000000000000")),
+        ("return", Value::Bool(true)),
+    ]);
+    let envl = Value::map([
+        ("enc", Value::from("aes")),
+        (
+            "load",
+            Value::Bytes(good.session.seal(&ret.to_network(), None).unwrap()),
+        ),
+        ("version", Value::Int(3)),
+        ("id", Value::from("m1")),
+    ]);
+    let reply = Value::decode(&one(&env, envl.to_network())).unwrap();
+    assert!(reply.as_bytes().is_some(), "answered (encrypted None), not crashed");
+    assert!(
+        !env.root()
+            .join("cache/jobs")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
+        "nothing stored"
+    );
+
     // A minion that is not accepted (or denied) gets nothing, and no session
     // file is created for it.
     let pending = accepted_minion(&env, "p1");

@@ -34,8 +34,12 @@ fn jobs_reach_real_minions_and_come_back() {
     m.wait_ready();
     let a = Minion::start(&env, "3006.30", "j3006", "");
     let mut b = Minion::start(&env, "3007.17", "j3007", "");
-    assert!(a.wait_log(READY, Duration::from_secs(90)), "{}", a.log());
-    assert!(b.wait_log(READY, Duration::from_secs(90)), "{}", b.log());
+    // A minion trims job returns above its own max_event_size (1 MiB) on
+    // its internal event bus; raise it for the 3 MB return below.
+    let c = Minion::start(&env, "3007.17", "k3007", "max_event_size: 10485760\n");
+    for x in [&a, &b, &c] {
+        assert!(x.wait_log(READY, Duration::from_secs(90)), "{}", x.log());
+    }
     // Give the SUB sockets a moment to connect (as Salt minions do).
     std::thread::sleep(Duration::from_secs(2));
 
@@ -60,6 +64,44 @@ fn jobs_reach_real_minions_and_come_back() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["j3006"]["args"], serde_json::json!([1, "two"]));
     assert_eq!(v["j3006"]["kwargs"]["kw"], serde_json::json!(3));
+
+    // Targets select the right minions (glob, pcre, list).
+    let ids = |out: &str| -> Vec<String> {
+        let mut v: Vec<String> = out
+            .lines()
+            .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+            .map(|l| l.trim_end_matches(':').to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(&salt(&env, &["*", "test.ping", "-t", "30"]).0),
+        ["j3006", "j3007", "k3007"]
+    );
+    assert_eq!(ids(&salt(&env, &["j*", "test.ping", "-t", "30"]).0), ["j3006", "j3007"]);
+    assert_eq!(
+        ids(&salt(&env, &["-E", ".*7$", "test.ping", "-t", "30"]).0),
+        ["j3007", "k3007"]
+    );
+    assert_eq!(
+        ids(&salt(&env, &["-L", "j3006,k3007", "test.ping", "-t", "30"]).0),
+        ["j3006", "k3007"]
+    );
+
+    // A 3 MB return.
+    let (out, err, code) = salt(
+        &env,
+        &["k3007", "cmd.run", "printf %03000000d 0", "--out", "json", "-t", "60"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["k3007"].as_str().map(str::len),
+        Some(3_000_000),
+        "{}",
+        &out[..out.len().min(300)]
+    );
 
     // --async: the jid now, the returns in the job cache later.
     let (out, _, code) = salt(&env, &["j3006", "test.ping", "--async"]);
@@ -91,5 +133,36 @@ fn jobs_reach_real_minions_and_come_back() {
         out.contains("j3007:\n    Minion did not return. [No response]"),
         "{out}"
     );
+    m.remember_tree();
+}
+
+#[test]
+fn a_rejected_minion_never_runs_a_job() {
+    let env = Env::with_extra(3, "autoreject_file: AUTOREJECT\nauto_accept: True\n");
+    let autoreject = env.root().join("autoreject.conf");
+    std::fs::write(&autoreject, "bad*\n").unwrap();
+    std::fs::set_permissions(&autoreject, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let master = env.conf_dir.join("master");
+    std::fs::write(
+        &master,
+        read(&master).replace("AUTOREJECT", &autoreject.display().to_string()),
+    )
+    .unwrap();
+    let mut m = env.start();
+    m.wait_ready();
+    let good = Minion::start(&env, "3007.17", "good1", "");
+    let bad = Minion::start(&env, "3007.17", "bad1", "");
+    assert!(good.wait_log(READY, Duration::from_secs(90)), "{}", good.log());
+    assert!(
+        bad.wait_log("has rejected this minion's public key", Duration::from_secs(90)),
+        "{}",
+        bad.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (out, err, code) = salt(&env, &["*", "cmd.run", "touch ran-here", "-t", "30"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("good1:") && !out.contains("bad1"), "{out}");
+    assert!(!bad.log().contains("Executing command"), "{}", bad.log());
+    assert!(bad.master_pub().is_none());
     m.remember_tree();
 }

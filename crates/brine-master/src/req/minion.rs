@@ -143,6 +143,13 @@ impl ReqHandler {
             warn!("{id}: return with an invalid jid {jid:?}");
             return Value::Nil;
         }
+        {
+            use crate::jobcache::JobCache;
+            if self.jobs.load(&jid).is_none() {
+                warn!("{id}: return for unknown job {jid} dropped");
+                return Value::Nil;
+            }
+        }
         load.set("id", Value::from(id));
         let _ = self.events.fire(&format!("salt/job/{jid}/ret/{id}"), load);
         if self.cfg.get_bool("job_cache").unwrap_or(true) {

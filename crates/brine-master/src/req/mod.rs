@@ -106,11 +106,17 @@ impl ReqHandler {
 
     /// Handle one request body; `peer` names the sender in log lines.
     pub fn handle(&mut self, body: &[u8], peer: &str) -> Vec<u8> {
-        match self.try_handle(body) {
-            Ok(reply) => reply,
-            Err(why) => {
+        // A bug must cost one request, not the worker: answer as Salt does
+        // when a handler raises.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_handle(body))) {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(why)) => {
                 warn!("bad request from {peer}: {why}");
                 bad_load()
+            }
+            Err(_) => {
+                log::error!("request from {peer} raised an internal error; answered with an error");
+                Value::from("Server-side exception handling payload").to_network()
             }
         }
     }

@@ -154,9 +154,9 @@ impl ReqHandler {
         }
         ["root", master_user].iter().any(|u| {
             std::fs::read_to_string(self.cfg.cachedir.join(format!(".{u}_key"))).is_ok_and(|k| {
-                !k.is_empty()
-                    && openssl::memcmp::eq(k.trim().as_bytes(), key.trim().as_bytes())
-                    && k.trim().len() == key.trim().len()
+                let (a, b) = (k.trim().as_bytes(), key.trim().as_bytes());
+                // memcmp::eq is constant-time but asserts equal lengths.
+                !a.is_empty() && a.len() == b.len() && openssl::memcmp::eq(a, b)
             })
         })
     }
