@@ -256,6 +256,25 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
     assert!(!env.root().join("cache/sessions/ghost").exists());
     assert_eq!(stranger.id, "ghost");
 
+    // Garbage pushed straight into publish_pull.ipc is dropped by the
+    // publisher, which keeps running.
+    let publisher = m.named_children(m.pid, &argv)["ZeroMQPubServerChannel"];
+    {
+        let ctx = zmq::Context::new();
+        let push = ctx.socket(zmq::PUSH).unwrap();
+        push.set_linger(2000).unwrap();
+        push.connect(&format!("ipc://{}", env.sock("publish_pull.ipc").display()))
+            .unwrap();
+        push.send(&b"\xc1 not msgpack"[..], 0).unwrap();
+        push.send(Value::map([("no", Value::from("load"))]).to_network(), 0)
+            .unwrap();
+    }
+    assert!(wait_until(Duration::from_secs(3), || read(&env.log_file())
+        .matches("publication dropped")
+        .count()
+        >= 2));
+    assert!(alive(publisher));
+
     // Every worker is the one we started with, and they still answer.
     assert_eq!(children_of(rs), workers_before, "no worker crashed");
     let reply = Value::decode(&one(&env, aes_request(&good, "m1", "m1", &good.key, &nonce))).unwrap();

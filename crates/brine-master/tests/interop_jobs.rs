@@ -50,20 +50,41 @@ fn jobs_reach_real_minions_and_come_back() {
         "{out}{err}"
     );
 
-    let (out, err, code) = salt(&env, &["-L", "j3007", "cmd.run", "echo hi", "-t", "30"]);
+    let (out, err, code) = salt(&env, &["*", "cmd.run", "echo hi", "-t", "30"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(out, "j3007:\n    hi\n");
+    for id in ["j3006", "j3007", "k3007"] {
+        assert!(out.contains(&format!("{id}:\n    hi\n")), "{out}");
+    }
+    let (out, err, code) = salt(&env, &["-L", "j3007", "cmd.run", "echo hi", "-t", "30"]);
+    assert_eq!((code, out.as_str()), (0, "j3007:\n    hi\n"), "{err}");
 
-    let (out, _, code) = salt(
-        &env,
-        &[
-            "-E", "j300[6]", "test.arg", "1", "two", "kw=3", "--out", "json", "-t", "30",
-        ],
-    );
-    assert_eq!(code, 0, "{out}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(v["j3006"]["args"], serde_json::json!([1, "two"]));
-    assert_eq!(v["j3006"]["kwargs"]["kw"], serde_json::json!(3));
+    // Arguments round-trip with their types, through both minion versions.
+    for id in ["j3006", "j3007"] {
+        let args = [
+            "1",
+            "2.5",
+            "[1, two]",
+            "{a: 1, b: [x]}",
+            "héllo ☃",
+            "kw=3",
+            "f=0.5",
+            "d={k: v}",
+            "u=ünï",
+        ];
+        let mut cmd = vec!["-L", id, "test.arg"];
+        cmd.extend(args);
+        cmd.extend(["--out", "json", "-t", "30"]);
+        let (out, err, code) = salt(&env, &cmd);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let want_args = serde_json::json!([1, 2.5, [1, "two"], {"a": 1, "b": ["x"]}, "héllo ☃"]);
+        assert_eq!(v[id]["args"], want_args, "{id}");
+        let kw = &v[id]["kwargs"];
+        assert_eq!(kw["kw"], serde_json::json!(3), "{id}");
+        assert_eq!(kw["f"], serde_json::json!(0.5), "{id}");
+        assert_eq!(kw["d"], serde_json::json!({"k": "v"}), "{id}");
+        assert_eq!(kw["u"], serde_json::json!("ünï"), "{id}");
+    }
 
     // Targets select the right minions (glob, pcre, list).
     let ids = |out: &str| -> Vec<String> {
