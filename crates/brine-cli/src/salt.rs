@@ -107,6 +107,13 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
 /// receive them from Python's CLI (`1` → int, `[a, b]` → list); anything
 /// that does not parse, or holds a comment, stays a string.
 fn yamlify(arg: &str) -> Value {
+    // PyYAML's `!!binary` (base64) is how a CLI user passes bytes.
+    if let Some(b64) = arg.strip_prefix("!!binary ") {
+        use base64::Engine;
+        if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+            return Value::Bytes(b);
+        }
+    }
     if arg.trim().is_empty() || arg.contains('#') || arg.contains('\n') {
         return Value::from(arg);
     }
@@ -214,6 +221,77 @@ pub fn nested(v: &Value, indent: usize, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
+/// PyYAML's `safe_dump(default_flow_style=False)` shape, for the common cases.
+fn yaml(v: &Value, indent: usize, out: &mut Vec<String>) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Map(pairs) if !pairs.is_empty() => {
+            let mut sorted: Vec<&(Value, Value)> = pairs.iter().collect();
+            sorted.sort_by_key(|(k, _)| scalar(k));
+            for (k, val) in sorted {
+                match val {
+                    Value::Map(m) if !m.is_empty() => {
+                        out.push(format!("{pad}{}:", yaml_scalar(k)));
+                        yaml(val, indent + 2, out);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        out.push(format!("{pad}{}:", yaml_scalar(k)));
+                        yaml(val, indent, out);
+                    }
+                    _ => out.push(format!("{pad}{}: {}", yaml_scalar(k), yaml_scalar(val))),
+                }
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                match item {
+                    Value::Map(m) if !m.is_empty() => {
+                        let mut sub = Vec::new();
+                        yaml(item, indent + 2, &mut sub);
+                        if let Some(first) = sub.first_mut() {
+                            *first = format!("{pad}- {}", first.trim_start());
+                        }
+                        out.extend(sub);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        out.push(format!("{pad}-"));
+                        yaml(item, indent + 2, out);
+                    }
+                    _ => out.push(format!("{pad}- {}", yaml_scalar(item))),
+                }
+            }
+        }
+        other => out.push(format!("{pad}{}", yaml_scalar(other))),
+    }
+}
+
+fn yaml_scalar(v: &Value) -> String {
+    match v {
+        Value::Nil => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Map(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        Value::Str(s) => {
+            let plain = !s.is_empty()
+                && !s.contains(": ")
+                && !s.contains(" #")
+                && !s.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`~ ".contains(c))
+                && !s.ends_with(' ')
+                && !s.contains('\n')
+                && matches!(
+                    brine_config::parse_yaml(s, std::path::Path::new("")),
+                    Ok(brine_config::Value::String(_))
+                );
+            if plain {
+                s.clone()
+            } else {
+                format!("'{}'", s.replace('\'', "''"))
+            }
+        }
+        other => scalar(other),
+    }
+}
+
 /// Python's `str()` of a scalar.
 fn scalar(v: &Value) -> String {
     match v {
@@ -277,6 +355,11 @@ fn print_ret(out: &str, id: &str, ret: &Value) {
             println!("{}", String::from_utf8_lossy(&buf));
         }
         "raw" => println!("{}", to_json(&one)),
+        "yaml" => {
+            let mut lines = Vec::new();
+            yaml(&one, 0, &mut lines);
+            println!("{}", lines.join("\n"));
+        }
         "txt" => println!("{id}: {}", scalar(ret)),
         _ => {
             let mut lines = Vec::new();

@@ -66,6 +66,7 @@ fn jobs_reach_real_minions_and_come_back() {
             "[1, two]",
             "{a: 1, b: [x]}",
             "héllo ☃",
+            "!!binary aGk=",
             "kw=3",
             "f=0.5",
             "d={k: v}",
@@ -77,7 +78,8 @@ fn jobs_reach_real_minions_and_come_back() {
         let (out, err, code) = salt(&env, &cmd);
         assert_eq!(code, 0, "{out}{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-        let want_args = serde_json::json!([1, 2.5, [1, "two"], {"a": 1, "b": ["x"]}, "héllo ☃"]);
+        // bytes (b"hi") come back as bytes and print as their text
+        let want_args = serde_json::json!([1, 2.5, [1, "two"], {"a": 1, "b": ["x"]}, "héllo ☃", "hi"]);
         assert_eq!(v[id]["args"], want_args, "{id}");
         let kw = &v[id]["kwargs"];
         assert_eq!(kw["kw"], serde_json::json!(3), "{id}");
@@ -123,6 +125,14 @@ fn jobs_reach_real_minions_and_come_back() {
         "{}",
         &out[..out.len().min(300)]
     );
+
+    // --out yaml
+    let (out, _, code) = salt(
+        &env,
+        &["-L", "j3006", "test.arg", "1", "a b", "--out", "yaml", "-t", "30"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.starts_with("j3006:\n  args:\n  - 1\n  - a b\n"), "{out}");
 
     // --async: the jid now, the returns in the job cache later.
     let (out, _, code) = salt(&env, &["j3006", "test.ping", "--async"]);
