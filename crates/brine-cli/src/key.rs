@@ -217,11 +217,7 @@ fn output(out: &str, listing: &Listing, with_values: bool) -> String {
                 };
                 m.insert(dir(*s), v);
             }
-            let mut buf = Vec::new();
-            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-            serde::Serialize::serialize(&serde_json::Value::Object(m), &mut ser).unwrap();
-            format!("{}\n", String::from_utf8(buf).unwrap())
+            format!("{}\n", crate::json_pretty(&serde_json::Value::Object(m)))
         }
         "yaml" => {
             let mut sorted: Vec<&(KeyState, Vec<(String, String)>)> = listing.iter().collect();

@@ -4,3 +4,12 @@
 
 pub mod key;
 pub mod salt;
+
+/// JSON with 4-space indentation, as Salt's json outputter prints it.
+pub fn json_pretty(v: &serde_json::Value) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    serde::Serialize::serialize(v, &mut ser).expect("serializing JSON to memory");
+    String::from_utf8(buf).expect("JSON is UTF-8")
+}

@@ -348,11 +348,7 @@ fn print_ret(out: &str, id: &str, ret: &Value) {
     let one = Value::Map(vec![(Value::from(id), ret.clone())]);
     match out {
         "json" => {
-            let mut buf = Vec::new();
-            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-            serde::Serialize::serialize(&to_json(&one), &mut ser).unwrap();
-            println!("{}", String::from_utf8_lossy(&buf));
+            println!("{}", crate::json_pretty(&to_json(&one)));
         }
         "raw" => println!("{}", to_json(&one)),
         "yaml" => {
@@ -496,7 +492,7 @@ fn run(o: &Opts) -> Result<i32> {
     if o.static_out {
         let all = Value::Map(got.iter().map(|(k, v)| (Value::from(k.as_str()), v.clone())).collect());
         if o.out == "json" {
-            println!("{}", serde_json::to_string_pretty(&to_json(&all))?);
+            println!("{}", crate::json_pretty(&to_json(&all)));
         } else {
             let mut lines = Vec::new();
             nested(&all, 0, "", &mut lines);

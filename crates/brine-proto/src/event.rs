@@ -129,26 +129,7 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    fn vector(key: &str) -> String {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/docs/salt-test-vectors.json"
-        );
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("test vectors missing at {path}: {e}"));
-        let i = text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key}"));
-        let rest = &text[i + key.len() + 2..];
-        let start = rest.find('"').unwrap() + 1;
-        let end = rest[start..].find('"').unwrap();
-        rest[start..start + end].to_string()
-    }
+    use crate::testvec::{hex, vector};
 
     #[test]
     fn salt_event_vector_both_ways() {

@@ -8,4 +8,7 @@ pub mod event;
 pub mod msgpack;
 pub mod value;
 
+#[cfg(test)]
+mod testvec;
+
 pub use value::{Dialect, Value};

@@ -431,13 +431,7 @@ impl From<bool> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::testvec::{hex, vector};
 
     #[test]
     fn ints_in_msgpack_pythons_forms() {
@@ -534,25 +528,13 @@ mod tests {
 
     #[test]
     fn shared_vectors_msgpack_ext_and_bytes() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/docs/salt-test-vectors.json"
-        );
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("test vectors missing at {path}: {e}"));
-        let get = |key: &str| -> String {
-            let i = text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key}"));
-            let rest = &text[i + key.len() + 2..];
-            let start = rest.find('"').unwrap() + 1;
-            let end = rest[start..].find('"').unwrap();
-            rest[start..start + end].to_string()
-        };
         for key in [
             "network_encoding",
             "file_encoding_use_bin_type",
             "bytes_value_network",
             "bytes_value_files_and_events",
         ] {
-            let bytes = hex(&get(key));
+            let bytes = hex(&vector(key));
             let v = Value::decode(&bytes).unwrap_or_else(|e| panic!("{key}: {e}"));
             let dialect = if key.contains("network") {
                 Dialect::Network

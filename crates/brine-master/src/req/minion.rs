@@ -25,8 +25,9 @@ const BLOCKED_TAGS: [&str; 10] = [
     "salt/auth",
 ];
 
-/// Write `value` as file-dialect msgpack, atomically, mode 0600.
-pub fn write_p(path: &Path, value: &Value) -> std::io::Result<()> {
+/// Write `bytes` to `path` through a temp file and a rename (readers never
+/// see half a file), creating the directory; the file gets `mode`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -38,10 +39,16 @@ pub fn write_p(path: &Path, value: &Value) -> std::io::Result<()> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)?;
-    f.write_all(&value.to_file())?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// Write `value` as file-dialect msgpack, atomically, mode 0600.
+pub fn write_p(path: &Path, value: &Value) -> std::io::Result<()> {
+    write_atomic(path, &value.to_file(), 0o600)
 }
 
 impl ReqHandler {

@@ -4,8 +4,6 @@
 //! worker sees the same key.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -64,17 +62,7 @@ impl SessionKeys {
             }
         }
         let key = Crypticle::generate_key_string();
-        std::fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(format!(".{id}.{}.tmp", std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(key.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        super::minion::write_atomic(&path, key.as_bytes(), 0o600)?;
         let c = Crypticle::from_key_string(&key).map_err(std::io::Error::other)?;
         let m = std::fs::metadata(&path)?.modified()?;
         self.cache.insert(id.to_string(), (m, c.clone()));
