@@ -292,3 +292,71 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
     );
     m.remember_tree();
 }
+
+#[test]
+fn syndic_returns_are_stored_per_minion() {
+    let env = Env::new(3);
+    let mut m = env.start();
+    m.wait_ready();
+    let syndic = accepted_minion(&env, "syn1");
+    let jid = "20250101000000000001";
+    let ts = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let nonce = new_nonce();
+    let inner = Value::map([
+        ("cmd", Value::from("_syndic_return")),
+        ("id", Value::from("syn1")),
+        ("nonce", Value::from(nonce.as_str())),
+        ("ts", Value::Int(ts)),
+        ("tok", Value::Bytes(syndic.key.x931_encrypt(b"salt").unwrap())),
+        (
+            "load",
+            Value::Array(vec![Value::map([
+                ("id", Value::from("syn1")),
+                ("jid", Value::from(jid)),
+                ("fun", Value::from("test.ping")),
+                (
+                    "load",
+                    Value::map([
+                        ("fun", Value::from("test.ping")),
+                        ("jid", Value::from(jid)),
+                        ("tgt", Value::from("*")),
+                    ]),
+                ),
+                (
+                    "return",
+                    Value::map([
+                        (
+                            "below1",
+                            Value::map([("return", Value::Bool(true)), ("retcode", Value::Int(0))]),
+                        ),
+                        ("../evil", Value::map([("return", Value::Bool(true))])),
+                    ]),
+                ),
+            ])]),
+        ),
+    ]);
+    let envl = Value::map([
+        ("enc", Value::from("aes")),
+        (
+            "load",
+            Value::Bytes(syndic.session.seal(&inner.to_network(), None).unwrap()),
+        ),
+        ("version", Value::Int(3)),
+        ("id", Value::from("syn1")),
+    ]);
+    let reply = Value::decode(&one(&env, envl.to_network())).unwrap();
+    assert!(reply.as_bytes().is_some());
+    let h = hex::encode(openssl::sha::sha256(jid.as_bytes()));
+    let dir = env.root().join("cache/jobs").join(&h[..2]).join(&h[2..]);
+    let ret =
+        Value::decode(&std::fs::read(dir.join("below1/return.p")).expect("return.p of the minion below the syndic"))
+            .unwrap();
+    assert_eq!(ret.get("return"), Some(&Value::Bool(true)));
+    assert!(dir.join(".load.p").exists(), "the syndic's job load saved");
+    assert!(env.root().join("cache/syndics/syn1").exists(), "syndic registered");
+    assert!(!dir.join("../evil").exists() && !env.root().join("cache/jobs/evil").exists());
+    m.remember_tree();
+}

@@ -168,3 +168,62 @@ impl ReqHandler {
         Value::Nil
     }
 }
+
+impl ReqHandler {
+    /// `_syndic_return`: a syndic's aggregated returns, each re-dispatched
+    /// as the `_return` of the minion below it (Salt's `_syndic_return`).
+    pub(super) fn syndic_return(&mut self, load: &Value) -> Value {
+        let loads: Vec<Value> = match load.get("load") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => vec![load.clone()],
+        };
+        for l in loads {
+            let (Some(jid), Some(syndic), Some(Value::Map(returns))) = (
+                l.get("jid").and_then(Value::as_str),
+                l.get("id").and_then(Value::as_str),
+                l.get("return"),
+            ) else {
+                continue;
+            };
+            if !crate::jobcache::is_jid(jid) {
+                continue;
+            }
+            {
+                use crate::jobcache::JobCache;
+                if let Some(job) = l.get("load").filter(|j| j.is_map()) {
+                    if self.jobs.load(jid).is_none() {
+                        if let Err(e) = self.jobs.save_load(jid, job, &[]) {
+                            warn!("cannot save the syndic job {jid}: {e}");
+                        }
+                    }
+                }
+            }
+            let root = self.cfg.cachedir.join("syndics");
+            if brine_keys::valid_id(&root, syndic) && !root.join(syndic).exists() {
+                let _ = write_atomic(&root.join(syndic), b"", 0o644);
+            }
+            for (minion, item) in returns {
+                let Some(minion) = minion.as_str() else { continue };
+                if !brine_keys::valid_id(&self.cfg.pki_dir, minion) || !item.is_map() {
+                    warn!("syndic {syndic}: return for invalid id {minion:?} dropped");
+                    continue;
+                }
+                let mut ret = Value::map([("jid", Value::from(jid)), ("id", Value::from(minion))]);
+                if let Value::Map(fields) = item {
+                    for (k, v) in fields {
+                        if let Some(k) = k.as_str() {
+                            ret.set(k, v.clone());
+                        }
+                    }
+                }
+                for k in ["master_id", "fun", "fun_args", "out", "sig"] {
+                    if let Some(v) = l.get(k) {
+                        ret.set(k, v.clone());
+                    }
+                }
+                self.job_return(minion, &mut ret);
+            }
+        }
+        Value::Nil
+    }
+}

@@ -258,6 +258,7 @@ impl ReqHandler {
             AesCmd::MinionEvent => Reply::Send(self.minion_event(id, load)),
             AesCmd::Mine => Reply::Send(self.mine(id, load)),
             AesCmd::Return => Reply::Send(self.job_return(id, load)),
+            AesCmd::SyndicReturn => Reply::Send(self.syndic_return(load)),
             other => {
                 debug!("{id}: AES command {} is not served yet", other.as_str());
                 Reply::Send(Value::Map(Vec::new()))
