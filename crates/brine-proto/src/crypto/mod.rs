@@ -10,9 +10,30 @@
 //!
 //! Nothing here panics on hostile input: lengths, padding, MACs and
 //! encodings are checked and reported as [`CryptoError`].
+//!
+//! Where this follows Salt's code rather than the letter of the spec (§3):
+//!
+//! * X9.31 unpadding is libcrypto's `RSA_padding_check_X931`, quirks
+//!   included (see `x931.rs`, checked against libcrypto's own
+//!   `RSA_X931_PADDING` in the tests): `6B BA ‖ msg ‖ CC` (no `BB`) and
+//!   empty messages are refused although the padder makes them, and
+//!   signatures shorter than `k` bytes are read as numbers.
+//! * Key strings decode like Python's lenient `base64.b64decode` (stray
+//!   newlines/spaces skipped) and are kept verbatim, not trimmed;
+//!   [`Crypticle::from_key_bytes`] is the `bytes` form.
+//! * An empty nonce is no nonce in [`Crypticle::seal`]/[`Crypticle::open`]
+//!   (Salt tests `if nonce:`).
+//! * Stricter than Salt on purpose: [`Crypticle::decrypt`] refuses a last
+//!   padding byte outside 1..=16 (Salt slices blindly; only a key holder
+//!   can produce one); [`PrivateKey::from_pem`] ignores a passphrase given
+//!   for an unencrypted key (cryptography raises TypeError).
+//! * Additions beyond the brief: [`Crypticle::generate`],
+//!   [`PrivateKey::to_pem_pkcs1_encrypted`] (`gen_keys` with `key_pass`),
+//!   [`PublicKey::size_bytes`], [`new_nonce`].
 
 mod crypticle;
 mod rsa;
+mod x931;
 
 pub use crypticle::Crypticle;
 pub use rsa::{EncAlgo, PrivateKey, PublicKey, SigAlgo};
@@ -35,12 +56,39 @@ pub enum CryptoError {
     UnsupportedAlgorithm(String),
     #[error("message too long for the key")]
     TooLong,
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
 }
 
 /// `clean_key`: `"\n".join(s.strip().splitlines())`, how Salt stores and
-/// compares public keys.
+/// compares public keys. Uses Python's definitions: `strip` removes what
+/// `str.isspace` calls whitespace (Unicode White_Space plus U+001C..U+001F)
+/// and `splitlines` breaks at `\n`, `\r\n`, `\r`, `\v`, `\f`, U+001C..U+001E,
+/// U+0085, U+2028 and U+2029.
 pub fn clean_key(s: &str) -> String {
-    s.trim().lines().collect::<Vec<_>>().join("\n")
+    fn py_isspace(c: char) -> bool {
+        c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+    }
+    fn line_break(c: char) -> bool {
+        matches!(
+            c,
+            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    }
+    let t = s.trim_matches(py_isspace);
+    let mut out = String::with_capacity(t.len());
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
+        if line_break(c) {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `n` cryptographically random bytes.

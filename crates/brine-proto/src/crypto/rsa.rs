@@ -1,11 +1,12 @@
 use openssl::bn::BigNum;
 use openssl::encrypt::{Decrypter, Encrypter};
+use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private, Public};
 use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{Signer, Verifier};
 
-use super::CryptoError;
+use super::{x931, CryptoError};
 
 /// Salt's OAEP variants (`enc_algo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,18 +109,46 @@ impl PrivateKey {
         Ok(PrivateKey { rsa, pkey })
     }
 
-    /// PKCS#1 or PKCS#8 PEM, optionally passphrase-protected (`key_pass`).
+    /// PKCS#1 (`BEGIN RSA PRIVATE KEY`, optionally with `Proc-Type:
+    /// 4,ENCRYPTED`) or PKCS#8 (`BEGIN [ENCRYPTED] PRIVATE KEY`), as
+    /// `load_pem_private_key` reads `master.pem` with `key_pass`. An
+    /// encrypted key without a passphrase is an error (never a terminal
+    /// prompt); a passphrase given for a plain key is ignored. The key is
+    /// checked for consistency, as `cryptography` does on load. An empty
+    /// passphrase means none (Salt tests `if passphrase:`).
     pub fn from_pem(pem: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, CryptoError> {
-        let pkey = match passphrase {
-            Some(p) => PKey::private_key_from_pem_passphrase(pem, p)?,
-            None => PKey::private_key_from_pem(pem)?,
+        let pkey = match passphrase.filter(|p| !p.is_empty()) {
+            Some(p) => PKey::private_key_from_pem_callback(pem, |buf| {
+                if p.len() > buf.len() {
+                    return Err(ErrorStack::get());
+                }
+                buf[..p.len()].copy_from_slice(p);
+                Ok(p.len())
+            })?,
+            None => PKey::private_key_from_pem_callback(pem, |_| Err(ErrorStack::get()))?,
         };
-        PrivateKey::from_rsa(pkey.rsa()?)
+        let rsa = pkey
+            .rsa()
+            .map_err(|_| CryptoError::InvalidKey("not an RSA key".into()))?;
+        if !rsa.check_key()? {
+            return Err(CryptoError::InvalidKey("inconsistent RSA key".into()));
+        }
+        PrivateKey::from_rsa(rsa)
     }
 
-    /// `-----BEGIN RSA PRIVATE KEY-----` (TraditionalOpenSSL), as Salt writes master.pem.
+    /// `-----BEGIN RSA PRIVATE KEY-----` (TraditionalOpenSSL, 64-column
+    /// base64, trailing newline), byte-identical to `gen_keys`'s master.pem.
     pub fn to_pem_pkcs1(&self) -> Result<Vec<u8>, CryptoError> {
         Ok(self.rsa.private_key_to_pem()?)
+    }
+
+    /// `gen_keys` with a passphrase (`key_pass`, non-FIPS):
+    /// TraditionalOpenSSL under `BestAvailableEncryption`, i.e. a PKCS#1
+    /// PEM with `Proc-Type: 4,ENCRYPTED` / `DEK-Info: AES-256-CBC,…`.
+    pub fn to_pem_pkcs1_encrypted(&self, passphrase: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Ok(self
+            .rsa
+            .private_key_to_pem_passphrase(openssl::symm::Cipher::aes_256_cbc(), passphrase)?)
     }
 
     pub fn public_key(&self) -> PublicKey {
@@ -131,10 +160,12 @@ impl PrivateKey {
         PublicKey::from_rsa(rsa).expect("public key from a valid key")
     }
 
+    /// `k` = `RSA_size`: the modulus length in bytes.
     pub fn size_bytes(&self) -> usize {
         self.rsa.size() as usize
     }
 
+    /// RSAES-OAEP decryption, MGF1 with the same hash, empty label.
     pub fn decrypt_oaep(&self, algo: EncAlgo, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut d = Decrypter::new(&self.pkey)?;
         d.set_rsa_padding(Padding::PKCS1_OAEP)?;
@@ -146,6 +177,7 @@ impl PrivateKey {
         Ok(out)
     }
 
+    /// RSASSA-PKCS1-v1_5 over `data` (hashed here with the algorithm's digest).
     pub fn sign(&self, algo: SigAlgo, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut s = Signer::new(algo.md(), &self.pkey)?;
         s.set_rsa_padding(Padding::PKCS1)?;
@@ -153,23 +185,12 @@ impl PrivateKey {
         Ok(s.sign_to_vec()?)
     }
 
-    /// Salt's `PrivateKey.encrypt`: X9.31-padded raw RSA, `min(s, n − s)`.
+    /// Salt's `PrivateKey.encrypt` (`RSA_private_encrypt(…,
+    /// RSA_X931_PADDING)`): X9.31 block, `s = m^d mod n`, output
+    /// `min(s, n − s)` as `k` big-endian bytes. `msg` is at most `k − 2` bytes.
     pub fn x931_encrypt(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let k = self.size_bytes();
-        if msg.len() + 2 > k {
-            return Err(CryptoError::TooLong);
-        }
-        let j = k - msg.len() - 2;
-        let mut block = Vec::with_capacity(k);
-        if j == 0 {
-            block.push(0x6a);
-        } else {
-            block.push(0x6b);
-            block.extend(std::iter::repeat_n(0xbb, j - 1));
-            block.push(0xba);
-        }
-        block.extend_from_slice(msg);
-        block.push(0xcc);
+        let block = x931::pad(msg, k)?;
         let mut raw = vec![0u8; k];
         self.rsa.private_encrypt(&block, &mut raw, Padding::NONE)?;
         let s = BigNum::from_slice(&raw)?;
@@ -186,7 +207,9 @@ impl PublicKey {
         Ok(PublicKey { rsa, pkey })
     }
 
-    /// SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`).
+    /// SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA
+    /// PUBLIC KEY`), with or without the trailing newline (stored minion
+    /// keys are `clean_key`ed), as `load_pem_public_key` accepts.
     pub fn from_pem(pem: &[u8]) -> Result<PublicKey, CryptoError> {
         let rsa = match Rsa::public_key_from_pem(pem) {
             Ok(r) => r,
@@ -195,15 +218,18 @@ impl PublicKey {
         PublicKey::from_rsa(rsa)
     }
 
-    /// `-----BEGIN PUBLIC KEY-----`, as Salt writes master.pub.
+    /// `-----BEGIN PUBLIC KEY-----` (64-column base64, trailing newline),
+    /// byte-identical to `gen_keys`'s master.pub.
     pub fn to_pem_spki(&self) -> Result<Vec<u8>, CryptoError> {
         Ok(self.rsa.public_key_to_pem()?)
     }
 
+    /// `k` = `RSA_size`: the modulus length in bytes.
     pub fn size_bytes(&self) -> usize {
         self.rsa.size() as usize
     }
 
+    /// RSAES-OAEP encryption (random), MGF1 with the same hash, empty label.
     pub fn encrypt_oaep(&self, algo: EncAlgo, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut e = Encrypter::new(&self.pkey)?;
         e.set_rsa_padding(Padding::PKCS1_OAEP)?;
@@ -215,6 +241,8 @@ impl PublicKey {
         Ok(out)
     }
 
+    /// `Ok(false)` for any signature that does not verify (wrong length,
+    /// wrong key, tampered data), as Salt's `PublicKey.verify` returns False.
     pub fn verify(&self, algo: SigAlgo, data: &[u8], sig: &[u8]) -> Result<bool, CryptoError> {
         let mut v = Verifier::new(algo.md(), &self.pkey)?;
         v.set_rsa_padding(Padding::PKCS1)?;
@@ -222,40 +250,28 @@ impl PublicKey {
         Ok(v.verify(sig).unwrap_or(false))
     }
 
-    /// Salt's `PublicKey.decrypt`: undo [`PrivateKey::x931_encrypt`].
+    /// Salt's `PublicKey.decrypt` (`RSA_public_decrypt(…, RSA_X931_PADDING)`):
+    /// `m = s^e mod n`; if `m & 0xF != 12` then `m = n − m`; strip the
+    /// X9.31 padding. Like libcrypto, a signature shorter than `k` bytes is
+    /// read as a big-endian number; longer ones, values ≥ n and bad padding
+    /// are errors.
     pub fn x931_decrypt(&self, sig: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let k = self.size_bytes();
-        if sig.len() != k {
+        if sig.len() > k {
             return Err(CryptoError::BadLength);
         }
+        let mut input = vec![0u8; k];
+        input[k - sig.len()..].copy_from_slice(sig);
         let mut raw = vec![0u8; k];
-        self.rsa.public_decrypt(sig, &mut raw, Padding::NONE)?;
-        let mut m = BigNum::from_slice(&raw)?;
-        let low = raw[k - 1];
-        if low & 0x0f != 12 {
+        self.rsa.public_decrypt(&input, &mut raw, Padding::NONE)?;
+        let block = if raw[k - 1] & 0x0f == 12 {
+            raw
+        } else {
+            let m = BigNum::from_slice(&raw)?;
             let mut other = BigNum::new()?;
             other.checked_sub(self.rsa.n(), &m)?;
-            m = other;
-        }
-        let block = m.to_vec_padded(k as i32)?;
-        // 6A ‖ msg ‖ CC  or  6B BB… BA ‖ msg ‖ CC
-        let body = match block.first() {
-            Some(0x6a) => &block[1..],
-            Some(0x6b) => {
-                let mut i = 1;
-                while i < block.len() && block[i] == 0xbb {
-                    i += 1;
-                }
-                if block.get(i) != Some(&0xba) {
-                    return Err(CryptoError::BadPadding);
-                }
-                &block[i + 1..]
-            }
-            _ => return Err(CryptoError::BadPadding),
+            other.to_vec_padded(k as i32)?
         };
-        match body.split_last() {
-            Some((0xcc, msg)) => Ok(msg.to_vec()),
-            _ => Err(CryptoError::BadPadding),
-        }
+        Ok(x931::unpad(&block)?.to_vec())
     }
 }
