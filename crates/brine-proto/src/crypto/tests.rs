@@ -414,8 +414,15 @@ fn x931_matches_salts_tok_and_auth_sig() {
     assert!(mpub.x931_decrypt(&[7u8; 257]).is_err());
     assert!(mpub.x931_decrypt(&[1, 2]).is_err());
     assert!(mpub.x931_decrypt(&[]).is_err());
-    for _ in 0..50 {
-        assert!(mpub.x931_decrypt(&random_bytes(256)).is_err());
+    // Random input never panics. About 1 in 2,000 random values *is* a
+    // valid X9.31 block (leading 6A, trailing CC), in Salt as here, so
+    // acceptance is allowed; what is accepted must be a proper decode, and
+    // the master's tok check further requires it to equal b"salt".
+    for _ in 0..200 {
+        if let Ok(msg) = mpub.x931_decrypt(&random_bytes(256)) {
+            assert!(msg.len() <= 254);
+            assert_ne!(msg, b"salt");
+        }
     }
     assert!(matches!(master.x931_encrypt(&[0; 255]), Err(CryptoError::TooLong)));
 }
