@@ -56,25 +56,35 @@ impl JobCache for LocalCache {
     }
 
     fn store_return(&self, jid: &str, id: &str, ret: &Value) -> std::io::Result<bool> {
+        // Few syscalls on the hot path: mkdir of the minion's dir decides
+        // "first return" (EEXIST: a duplicate, not re-cached), the jid dir
+        // is made only when missing, and return.p is written in place as
+        // Salt's local_cache does (the minion dir is new, nobody reads it yet).
         let dir = self.jid_dir(jid);
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir)?;
-            std::fs::write(dir.join("jid"), jid)?;
-        }
         let mdir = dir.join(id);
-        if mdir.exists() {
-            return Ok(false);
+        match std::fs::create_dir(&mdir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(dir.join("jid"), jid)?;
+                match std::fs::create_dir(&mdir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
         }
-        std::fs::create_dir_all(&mdir)?;
         let mut stored = Value::Map(Vec::new());
         for k in ["return", "retcode", "success"] {
             if let Some(v) = ret.get(k) {
                 stored.set(k, v.clone());
             }
         }
-        write_p(&mdir.join("return.p"), &stored)?;
+        write_new(&mdir.join("return.p"), &stored.to_file())?;
         if let Some(out) = ret.get("out") {
-            write_p(&mdir.join("out.p"), out)?;
+            write_new(&mdir.join("out.p"), &out.to_file())?;
         }
         Ok(true)
     }
@@ -96,6 +106,19 @@ pub fn gen_jid() -> String {
 pub fn is_jid(jid: &str) -> bool {
     let b = jid.as_bytes();
     (b.len() == 20 || (b.len() > 21 && b[20] == b'_')) && b[..20.min(b.len())].iter().all(u8::is_ascii_digit)
+}
+
+/// Create `path` (mode 0600) and write `bytes`: open, write, close.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -105,11 +105,19 @@ impl ReqHandler {
                 }
                 r.set("aes", Value::Bytes(oaep(aes.as_bytes())?));
                 r.set("session", Value::Bytes(oaep(session.key_string().as_bytes())?));
-                let digest = sha256_hex(aes.as_bytes());
-                let sig = self
-                    .master_key
-                    .x931_encrypt(digest.as_bytes())
-                    .map_err(|e| e.to_string())?;
+                // Deterministic for a given key: computed once per AES key.
+                let sig = match &self.aes_sig {
+                    Some((k, sig)) if *k == aes => sig.clone(),
+                    _ => {
+                        let digest = sha256_hex(aes.as_bytes());
+                        let sig = self
+                            .master_key
+                            .x931_encrypt(digest.as_bytes())
+                            .map_err(|e| e.to_string())?;
+                        self.aes_sig = Some((aes.clone(), sig.clone()));
+                        sig
+                    }
+                };
                 r.set("sig", Value::Bytes(sig));
                 self.auth_event(true, Some("accept"), &id, &pub_pem);
                 if sign {
