@@ -2,7 +2,8 @@
 //!
 //! Output is JSON lines on stdout: `ready` once every minion is accepted
 //! and subscribed, `snapshot` on SIGUSR1 (counters, and the latency samples
-//! since the previous snapshot), `report` at the end (SIGTERM/SIGINT or
+//! since the previous snapshot), `peek` on SIGUSR2 (the same without
+//! starting a new sample period), `report` at the end (SIGTERM/SIGINT or
 //! `--duration`). The minions run in `--procs` child processes (one per
 //! 4,000 minions by default: each minion holds two TCP connections, and a
 //! process may hold 20,000 descriptors here); the children die with the
@@ -152,10 +153,13 @@ impl log::Log for StderrLog {
 
 static TERM: AtomicBool = AtomicBool::new(false);
 static USR1: AtomicBool = AtomicBool::new(false);
+static USR2: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(sig: libc::c_int) {
     if sig == libc::SIGUSR1 {
         USR1.store(true, Ordering::SeqCst);
+    } else if sig == libc::SIGUSR2 {
+        USR2.store(true, Ordering::SeqCst);
     } else {
         TERM.store(true, Ordering::SeqCst);
     }
@@ -173,7 +177,7 @@ fn main() -> Result<()> {
     }
     // Signals are handled by flags in the parent; children reset them.
     let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1] {
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGUSR2] {
         // SAFETY: the handler only stores to atomics.
         unsafe { sigaction(s, &act) }?;
     }
@@ -195,7 +199,7 @@ fn main() -> Result<()> {
                     std::process::exit(1);
                 }
                 let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-                for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1] {
+                for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR1, Signal::SIGUSR2] {
                     // SAFETY: restoring the default disposition.
                     let _ = unsafe { sigaction(s, &dfl) };
                 }
@@ -262,6 +266,7 @@ fn parent(args: &Args, children: Vec<(Pid, OwnedFd)>, go: OwnedFd) -> Result<()>
     let mut loaded = vec![false; n];
     let mut ready: Vec<Option<Json>> = vec![None; n];
     let mut snaps: Vec<Option<Json>> = vec![None; n];
+    let mut peeks: Vec<Option<Json>> = vec![None; n];
     let mut reports: Vec<Option<Json>> = vec![None; n];
     let mut done = vec![false; n];
     let mut stopping = false;
@@ -277,6 +282,9 @@ fn parent(args: &Args, children: Vec<(Pid, OwnedFd)>, go: OwnedFd) -> Result<()>
         }
         if USR1.swap(false, Ordering::SeqCst) {
             signal_all(Signal::SIGUSR1);
+        }
+        if USR2.swap(false, Ordering::SeqCst) {
+            signal_all(Signal::SIGUSR2);
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok((k, Some(v))) => match v["event"].as_str() {
@@ -308,6 +316,16 @@ fn parent(args: &Args, children: Vec<(Pid, OwnedFd)>, go: OwnedFd) -> Result<()>
                         let parts: Vec<Json> = snaps.iter_mut().filter_map(Option::take).collect();
                         let mut m = merge(&parts);
                         m["event"] = json!("snapshot");
+                        m["elapsed_ms"] = json!((epoch_us() - start_us) as f64 / 1e3);
+                        emit(&stdout, &m);
+                    }
+                }
+                Some("peek") => {
+                    peeks[k] = Some(v["stats"].clone());
+                    if peeks.iter().all(Option::is_some) {
+                        let parts: Vec<Json> = peeks.iter_mut().filter_map(Option::take).collect();
+                        let mut m = merge(&parts);
+                        m["event"] = json!("peek");
                         m["elapsed_ms"] = json!((epoch_us() - start_us) as f64 / 1e3);
                         emit(&stdout, &m);
                     }
@@ -376,6 +394,7 @@ fn child(args: &Args, k: usize, out: OwnedFd, go: OwnedFd) -> Result<()> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+        let mut usr2 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::with_capacity(idents.len());
         for (j, ident) in idents.into_iter().enumerate() {
@@ -404,6 +423,7 @@ fn child(args: &Args, k: usize, out: OwnedFd, go: OwnedFd) -> Result<()> {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = usr1.recv() => emit(&out, &json!({"event": "snapshot", "stats": stats.snapshot()})),
+                _ = usr2.recv() => emit(&out, &json!({"event": "peek", "stats": stats.snapshot_keep()})),
             }
         }
         let _ = stop_tx.send(true);
