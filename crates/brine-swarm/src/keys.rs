@@ -16,6 +16,13 @@ pub fn key_path(dir: &Path, bits: u32, index: usize) -> PathBuf {
 pub fn ensure(dir: &Path, bits: u32, count: usize) -> std::io::Result<()> {
     let sub = dir.join(bits.to_string());
     std::fs::create_dir_all(&sub)?;
+    // One generator at a time (tests run in parallel); the others wait and
+    // then find the keys made.
+    let lock = std::fs::File::create(sub.join(".lock"))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` is closed.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     let missing: Vec<usize> = (0..count).filter(|i| !key_path(dir, bits, *i).exists()).collect();
     if missing.is_empty() {
         return Ok(());

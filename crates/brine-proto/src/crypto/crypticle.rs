@@ -1,8 +1,9 @@
 use base64::Engine;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
-use openssl::symm::{Cipher, Crypter, Mode};
+use std::sync::OnceLock;
+
+use openssl::cipher::{Cipher, CipherRef};
+use openssl::cipher_ctx::CipherCtx;
+use openssl::sha::Sha256;
 
 use super::{random_bytes, CryptoError};
 
@@ -79,11 +80,30 @@ impl Crypticle {
         &self.key_string
     }
 
+    /// HMAC-SHA256 (RFC 2104) on the low-level SHA-256: OpenSSL 3's EVP
+    /// path looks the algorithm up in its provider store on every call,
+    /// which cost more than the hashing itself for a small return.
     fn hmac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let key = PKey::hmac(&self.mac)?;
-        let mut s = Signer::new(MessageDigest::sha256(), &key)?;
-        s.update(data)?;
-        Ok(s.sign_to_vec()?)
+        let mut k = [0u8; 64];
+        k[..MAC_LEN].copy_from_slice(&self.mac);
+        let mut inner = Sha256::new();
+        inner.update(&k.map(|b| b ^ 0x36));
+        inner.update(data);
+        let ih = inner.finish();
+        let mut outer = Sha256::new();
+        outer.update(&k.map(|b| b ^ 0x5c));
+        outer.update(&ih);
+        Ok(outer.finish().to_vec())
+    }
+
+    fn cipher() -> Result<&'static CipherRef, CryptoError> {
+        // Fetched once per process (an implicit fetch per operation is
+        // OpenSSL 3's slow path).
+        static AES192CBC: OnceLock<Option<Cipher>> = OnceLock::new();
+        AES192CBC
+            .get_or_init(|| Cipher::fetch(None, "AES-192-CBC", None).ok())
+            .as_deref()
+            .map_or_else(|| Ok(Cipher::aes_192_cbc()), Ok)
     }
 
     /// `Crypticle.encrypt` with a random IV.
@@ -95,12 +115,13 @@ impl Crypticle {
 
     /// `Crypticle.encrypt` with a chosen IV (test vectors pin it).
     pub fn encrypt_with_iv(&self, plain: &[u8], iv: &[u8; 16]) -> Result<Vec<u8>, CryptoError> {
-        let mut c = Crypter::new(Cipher::aes_192_cbc(), Mode::Encrypt, &self.aes, Some(iv))?;
-        c.pad(true); // PKCS#7: 1..=16 bytes of value n, as Salt pads by hand
+        let mut c = CipherCtx::new()?;
+        c.encrypt_init(Some(Self::cipher()?), Some(&self.aes), Some(iv))?;
+        c.set_padding(true); // PKCS#7: 1..=16 bytes of value n, as Salt pads by hand
         let mut out = vec![0u8; BLOCK + plain.len() + 2 * BLOCK];
         out[..BLOCK].copy_from_slice(iv);
-        let mut n = c.update(plain, &mut out[BLOCK..])?;
-        n += c.finalize(&mut out[BLOCK + n..])?;
+        let mut n = c.cipher_update(plain, Some(&mut out[BLOCK..]))?;
+        n += c.cipher_final(&mut out[BLOCK + n..])?;
         out.truncate(BLOCK + n);
         let mac = self.hmac(&out)?;
         out.extend_from_slice(&mac);
@@ -122,11 +143,12 @@ impl Crypticle {
             return Err(CryptoError::BadMac);
         }
         let (iv, ct) = body.split_at(BLOCK);
-        let mut c = Crypter::new(Cipher::aes_192_cbc(), Mode::Decrypt, &self.aes, Some(iv))?;
-        c.pad(false);
+        let mut c = CipherCtx::new()?;
+        c.decrypt_init(Some(Self::cipher()?), Some(&self.aes), Some(iv))?;
+        c.set_padding(false);
         let mut out = vec![0u8; ct.len() + BLOCK];
-        let mut n = c.update(ct, &mut out)?;
-        n += c.finalize(&mut out[n..])?;
+        let mut n = c.cipher_update(ct, Some(&mut out))?;
+        n += c.cipher_final(&mut out[n..])?;
         out.truncate(n);
         let pad = *out.last().ok_or(CryptoError::BadPadding)? as usize;
         if pad == 0 || pad > BLOCK || pad > out.len() {
