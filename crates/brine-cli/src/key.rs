@@ -310,22 +310,6 @@ fn confirm(o: &Opts, verb: &str, listing: &Listing) -> bool {
     !line.trim().to_lowercase().starts_with('n')
 }
 
-/// The master's id as Salt computes it for `.dfn` (`<id or hostname>_master`).
-fn master_id(cfg: &MasterConfig) -> String {
-    if let Some(id) = cfg.get_str("id") {
-        return id.to_string();
-    }
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes.
-    let host = if unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) } == 0 {
-        let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    } else {
-        "localhost".into()
-    };
-    format!("{host}_master")
-}
-
 /// Ask the master to rotate its AES key (Salt's `.dfn`, mode 0400).
 fn write_dfn(cfg: &MasterConfig) {
     if !cfg.get_bool("rotate_aes_key").unwrap_or(true) {
@@ -339,7 +323,7 @@ fn write_dfn(cfg: &MasterConfig) {
         .create_new(true)
         .mode(0o400)
         .open(&next)
-        .and_then(|mut f| f.write_all(master_id(cfg).as_bytes()))
+        .and_then(|mut f| f.write_all(cfg.master_id().as_bytes()))
         .and_then(|_| {
             let _ = std::fs::remove_file(&dfn);
             std::fs::rename(&next, &dfn)

@@ -370,6 +370,19 @@ impl MasterConfig {
         self.raw.get(key)?.as_str()
     }
 
+    /// The master's `id` as Salt computes it (`id`, else `<hostname>_master`):
+    /// the content `salt-key` writes into `.dfn` to ask for AES rotation.
+    pub fn master_id(&self) -> String {
+        if let Some(id) = self.get_str("id") {
+            return id.to_string();
+        }
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{host}_master")
+    }
+
     /// A list of strings; a single string counts as a one-item list;
     /// non-string items are skipped.
     pub fn get_str_list(&self, key: &str) -> Option<Vec<String>> {

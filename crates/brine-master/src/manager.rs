@@ -115,7 +115,7 @@ fn supervise(cfg: Rc<MasterConfig>, pidfile: &Pidfile, console: bool) -> Result<
         roles::logging::spec(logging, log_rx.clone()),
         roles::publisher::spec(cfg.clone(), aes.clone()),
         roles::events::spec(cfg.clone()),
-        roles::maintenance::spec(cfg.clone()),
+        roles::maintenance::spec(cfg.clone(), aes.clone()),
         roles::reactor::spec(cfg.clone()),
         roles::reqserver::spec(cfg.clone(), aes.clone()),
     ];

@@ -2,16 +2,23 @@
 //!
 //! Done: job cache cleanup (`cachedir/jobs`, entries whose `jid` file is
 //! older than `keep_jobs_seconds`, or `keep_jobs` hours, as Salt's
-//! local_cache `clean_old_jobs`). AES key rotation, presence events and the
-//! key cache come with later issues (see docs/ARCHITECTURE.md).
+//! local_cache `clean_old_jobs`); AES key rotation when `salt-key` leaves
+//! `cachedir/.dfn` (mode 0400, content = the master's id, as Salt 3007's
+//! `handle_key_rotate`): a new key in the shared cell, serial back to 0,
+//! event `key` `{"rotate_aes_key": True}`; minions notice at their next
+//! publication and re-authenticate. Presence events come later.
 
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use brine_config::MasterConfig;
+use brine_proc::shm::SharedCell;
 use brine_proc::supervisor::{poll_fds, ChildSpec};
-use log::{debug, info, warn};
+use brine_proto::crypto::Crypticle;
+use brine_proto::event::EventSender;
+use brine_proto::Value;
+use log::{debug, error, info, warn};
 
 use super::{role, stop_signals, stopping};
 use crate::names;
@@ -69,15 +76,55 @@ pub fn clean_jobs(jobs: &Path, keep: Duration, now: SystemTime) -> usize {
     removed
 }
 
-pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
+/// Salt 3007's `handle_key_rotate` test: `.dfn` with mode exactly 0400
+/// whose content is the master's id is consumed (removed) and means
+/// "rotate"; a `.dfn` with other permissions is reported and left alone.
+pub fn take_dropfile(cachedir: &Path, master_id: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dfn = cachedir.join(".dfn");
+    let Ok(meta) = std::fs::metadata(&dfn) else {
+        return false;
+    };
+    if meta.mode() != 0o100400 {
+        error!("Found dropfile with incorrect permissions, ignoring...");
+        return false;
+    }
+    let content = std::fs::read_to_string(&dfn).unwrap_or_default();
+    if content != master_id {
+        return false;
+    }
+    let _ = std::fs::remove_file(&dfn);
+    true
+}
+
+/// A new master AES key for every process (publisher, MWorkers), with the
+/// publication serial back to 0, and the `key` event.
+pub fn rotate_aes(aes: &SharedCell, events: &mut EventSender) -> std::io::Result<()> {
+    aes.store(Crypticle::generate_key_string().as_bytes(), 0)?;
+    info!("Rotating master AES key");
+    let _ = events.fire("key", &Value::map([("rotate_aes_key", Value::Bool(true))]));
+    Ok(())
+}
+
+pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
     role(names::MAINTENANCE, move |ctx| {
         let sig = stop_signals()?;
         let interval = Duration::from_secs(cfg.loop_interval.max(1));
         let jobs = cfg.cachedir.join("jobs");
+        let master_id = cfg.master_id();
+        let mut events = EventSender::new(&cfg.sock_dir);
         ctx.ready();
         let mut next = Instant::now();
         loop {
             if Instant::now() >= next {
+                if take_dropfile(&cfg.cachedir, &master_id) {
+                    if let Err(e) = rotate_aes(&aes, &mut events) {
+                        error!("cannot rotate the AES key: {e}");
+                    }
+                    if cfg.get_bool("ping_on_rotate").unwrap_or(false) {
+                        warn!("ping_on_rotate is not implemented: minions pick the new key up at their next job");
+                    }
+                }
                 if let Some(keep) = keep_jobs(&cfg) {
                     let n = clean_jobs(&jobs, keep, SystemTime::now());
                     if n > 0 {
@@ -122,5 +169,35 @@ mod tests {
         assert!(!corrupt.exists());
         assert!(!jobs.join("cd").exists(), "empty prefix dir removed");
         assert!(new.exists());
+    }
+
+    #[test]
+    fn dropfile_needs_mode_0400_and_the_master_id() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let dfn = t.path().join(".dfn");
+        assert!(!take_dropfile(t.path(), "m_master"), "no file");
+        std::fs::write(&dfn, "m_master").unwrap();
+        std::fs::set_permissions(&dfn, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(!take_dropfile(t.path(), "m_master"), "wrong mode");
+        assert!(dfn.exists(), "left alone");
+        std::fs::set_permissions(&dfn, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(!take_dropfile(t.path(), "other_master"), "another master's");
+        assert!(take_dropfile(t.path(), "m_master"));
+        assert!(!dfn.exists(), "consumed");
+    }
+
+    #[test]
+    fn rotation_changes_the_key_and_resets_the_serial() {
+        let cell = SharedCell::new(256).unwrap();
+        cell.store(b"old", 41).unwrap();
+        let g = cell.generation();
+        let t = tempfile::tempdir().unwrap();
+        rotate_aes(&cell, &mut EventSender::new(t.path())).unwrap();
+        let (key, g2) = cell.load();
+        assert_ne!(g, g2);
+        assert_ne!(key, b"old");
+        assert!(Crypticle::from_key_string(std::str::from_utf8(&key).unwrap()).is_ok());
+        assert_eq!(cell.next_counter(), 1, "serial restarts");
     }
 }
