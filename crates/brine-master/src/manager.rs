@@ -110,14 +110,19 @@ fn supervise(cfg: Rc<MasterConfig>, pidfile: &Pidfile, console: bool) -> Result<
     let aes = Rc::new(brine_proc::shm::SharedCell::new(256).context("cannot map shared memory")?);
     aes.store(brine_proto::crypto::Crypticle::generate_key_string().as_bytes(), 0)?;
 
+    // master.pem is read and checked once, here: the children inherit it
+    // through fork (the consistency check costs ~30 ms a process, which
+    // five MWorkers and the publisher paid at every start).
+    let keys = Rc::new(crate::pki::load_master_keys(&cfg).map_err(anyhow::Error::msg)?);
+
     let logging = roles::logging::Settings::from_config(&cfg, console);
     let specs = vec![
         roles::logging::spec(logging, log_rx.clone()),
-        roles::publisher::spec(cfg.clone(), aes.clone()),
+        roles::publisher::spec(cfg.clone(), aes.clone(), keys.clone()),
         roles::events::spec(cfg.clone()),
         roles::maintenance::spec(cfg.clone(), aes.clone()),
         roles::reactor::spec(cfg.clone()),
-        roles::reqserver::spec(cfg.clone(), aes.clone()),
+        roles::reqserver::spec(cfg.clone(), aes.clone(), keys),
     ];
     let mut sup = Supervisor::new(names::PROCESS_MANAGER, specs)?;
     sup.close_in_child(pidfile.raw_fd());

@@ -52,6 +52,9 @@ fn load_private(cfg: &MasterConfig) -> Result<PrivateKey, String> {
 }
 
 /// The master key and `clean_key(master.pub)`, for the request handlers.
+/// The master's key pair as loaded once by the ProcessManager.
+pub type MasterKeys = std::rc::Rc<(PrivateKey, String)>;
+
 pub fn load_master_keys(cfg: &MasterConfig) -> Result<(PrivateKey, String), String> {
     let key = load_private(cfg)?;
     let path = cfg.pki_dir.join("master.pub");

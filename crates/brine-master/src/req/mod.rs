@@ -94,8 +94,13 @@ fn tok_digest(pem: &[u8], tok: &[u8]) -> [u8; 32] {
 }
 
 impl ReqHandler {
-    pub fn new(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, zctx: &zmq::Context) -> Result<ReqHandler, String> {
-        let (master_key, master_pub) = crate::pki::load_master_keys(&cfg)?;
+    pub fn new(
+        cfg: Rc<MasterConfig>,
+        aes: Rc<SharedCell>,
+        keys: &crate::pki::MasterKeys,
+        zctx: &zmq::Context,
+    ) -> Result<ReqHandler, String> {
+        let (master_key, master_pub) = (keys.0.clone(), keys.1.clone());
         let push = zctx.socket(zmq::PUSH).map_err(|e| e.to_string())?;
         push.set_linger(1000).map_err(|e| e.to_string())?;
         push.connect(&format!("ipc://{}", cfg.sock_dir.join("publish_pull.ipc").display()))

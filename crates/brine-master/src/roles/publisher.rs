@@ -67,7 +67,7 @@ fn opt_bool(cfg: &MasterConfig, key: &str, default: bool) -> bool {
     cfg.get(key).and_then(|v| v.as_bool()).unwrap_or(default)
 }
 
-pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
+pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys) -> ChildSpec {
     role(names::PUBLISHER, move |ctx| {
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
@@ -103,7 +103,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
         std::fs::set_permissions(&pull_path, std::fs::Permissions::from_mode(0o600))?;
         ctx.ready();
 
-        let (master_key, _) = crate::pki::load_master_keys(&cfg).map_err(RoleError::Fatal)?;
+        let master_key = keys.0.clone();
         let mut aes_key = AesKey::new(aes.clone());
         let sign = cfg.get_bool("sign_pub_messages").unwrap_or(true);
         let sig_algo_name = cfg

@@ -18,14 +18,14 @@ use crate::names;
 use crate::req::ReqHandler;
 use crate::zmqutil::{bind, bind_retry, tcp_endpoint};
 
-pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
+pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys) -> ChildSpec {
     role(names::REQ_SERVER, move |ctx| {
         // Children of a respawned ReqServer may race their dying
         // predecessors for the port: let them retry.
         let respawned = ctx.incarnation;
         let mut specs = vec![queue_spec(cfg.clone(), respawned)];
         for i in 0..cfg.worker_threads {
-            specs.push(worker_spec(cfg.clone(), aes.clone(), i));
+            specs.push(worker_spec(cfg.clone(), aes.clone(), keys.clone(), i));
         }
         let mut sup = Supervisor::new(names::REQ_SERVER, specs)?;
         sup.close_in_child(ctx.status_fd());
@@ -108,14 +108,14 @@ fn forward(from: &zmq::Socket, to: &zmq::Socket, msg: &mut zmq::Message) -> Resu
     }
 }
 
-fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, index: usize) -> ChildSpec {
+fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys, index: usize) -> ChildSpec {
     role(format!("{}{index}", names::WORKER_PREFIX), move |ctx| {
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
         let rep = zctx.socket(zmq::REP)?;
         rep.set_linger(0)?;
         rep.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
-        let mut handler = ReqHandler::new(cfg.clone(), aes.clone(), &zctx).map_err(RoleError::Fatal)?;
+        let mut handler = ReqHandler::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
         ctx.ready();
         let mut msg = zmq::Message::new();
         loop {

@@ -624,6 +624,29 @@ fn pem_formats_as_salt_writes_them() {
         Err(CryptoError::InvalidKey(_))
     ));
     assert!(PublicKey::from_pem(&ec.public_key_to_pem().unwrap()).is_err());
+
+    // A damaged private key (modulus altered) is refused on load. (A bad
+    // CRT parameter alone is survived by OpenSSL's own fallback to d.)
+    let good = openssl::rsa::Rsa::generate(1024).unwrap();
+    let mut n = good.n().to_owned().unwrap();
+    n.add_word(2).unwrap();
+    let dp = good.dmp1().unwrap().to_owned().unwrap();
+    let bad = openssl::rsa::Rsa::from_private_components(
+        n,
+        good.e().to_owned().unwrap(),
+        good.d().to_owned().unwrap(),
+        good.p().unwrap().to_owned().unwrap(),
+        good.q().unwrap().to_owned().unwrap(),
+        dp,
+        good.dmq1().unwrap().to_owned().unwrap(),
+        good.iqmp().unwrap().to_owned().unwrap(),
+    )
+    .unwrap();
+    assert!(PrivateKey::from_pem(&good.private_key_to_pem().unwrap(), None).is_ok());
+    assert!(matches!(
+        PrivateKey::from_pem(&bad.private_key_to_pem().unwrap(), None),
+        Err(CryptoError::InvalidKey(_))
+    ));
 }
 
 #[test]
