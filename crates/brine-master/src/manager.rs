@@ -60,7 +60,9 @@ pub fn run(opts: Options) -> Result<()> {
     if opts.daemon {
         setup::daemonize().context("cannot daemonize")?;
     }
-    crate::pki::ensure_master_keys(&cfg).map_err(anyhow::Error::msg)?;
+    // master.pem is read and checked once, here: the children inherit it
+    // through fork (loading it costs a PEM parse and a consistency test).
+    let keys = Rc::new(crate::pki::ensure_master_keys(&cfg).map_err(anyhow::Error::msg)?);
     crate::pki::ensure_user_keys(&cfg).map_err(anyhow::Error::msg)?;
     // ReqServer deletes a stale AES-rotation marker at start-up, as Salt's does.
     let _ = std::fs::remove_file(cfg.cachedir.join(".dfn"));
@@ -78,7 +80,7 @@ pub fn run(opts: Options) -> Result<()> {
     let _ = brine_proc::title::set_comm("salt-master");
     brine_log::set_process_name(names::PROCESS_MANAGER);
 
-    let result = supervise(Rc::new(cfg), &pidfile, !opts.daemon);
+    let result = supervise(Rc::new(cfg), keys, &pidfile, !opts.daemon);
     pidfile.remove();
     result
 }
@@ -97,7 +99,7 @@ fn console_datefmt(cfg: &MasterConfig) -> String {
         .to_string()
 }
 
-fn supervise(cfg: Rc<MasterConfig>, pidfile: &Pidfile, console: bool) -> Result<()> {
+fn supervise(cfg: Rc<MasterConfig>, keys: crate::pki::MasterKeys, pidfile: &Pidfile, console: bool) -> Result<()> {
     let (log_tx, log_rx) = brine_log::channel().context("cannot create the logging channel")?;
     let log_rx: Rc<OwnedFd> = Rc::new(log_rx.into());
     brine_log::forward_to(log_tx.into());
@@ -109,11 +111,6 @@ fn supervise(cfg: Rc<MasterConfig>, pidfile: &Pidfile, console: bool) -> Result<
     // process through memory mapped before the first fork.
     let aes = Rc::new(brine_proc::shm::SharedCell::new(256).context("cannot map shared memory")?);
     aes.store(brine_proto::crypto::Crypticle::generate_key_string().as_bytes(), 0)?;
-
-    // master.pem is read and checked once, here: the children inherit it
-    // through fork (the consistency check costs ~30 ms a process, which
-    // five MWorkers and the publisher paid at every start).
-    let keys = Rc::new(crate::pki::load_master_keys(&cfg).map_err(anyhow::Error::msg)?);
 
     let logging = roles::logging::Settings::from_config(&cfg, console);
     let specs = vec![

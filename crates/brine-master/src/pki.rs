@@ -11,7 +11,8 @@ use brine_proto::crypto::{clean_key, PrivateKey};
 use log::info;
 
 /// Create master.pem/master.pub when missing.
-pub fn ensure_master_keys(cfg: &MasterConfig) -> Result<(), String> {
+/// Generate master.pem/master.pub when missing; the loaded pair.
+pub fn ensure_master_keys(cfg: &MasterConfig) -> Result<(PrivateKey, String), String> {
     let pem_path = cfg.pki_dir.join("master.pem");
     let pub_path = cfg.pki_dir.join("master.pub");
     let key = if pem_path.exists() {
@@ -30,7 +31,8 @@ pub fn ensure_master_keys(cfg: &MasterConfig) -> Result<(), String> {
             0o644,
         )?;
     }
-    Ok(())
+    let public = std::fs::read_to_string(&pub_path).map_err(|e| format!("cannot read {}: {e}", pub_path.display()))?;
+    Ok((key, clean_key(&public)))
 }
 
 fn write_file(path: &std::path::Path, data: &[u8], mode: u32) -> Result<(), String> {
@@ -54,13 +56,6 @@ fn load_private(cfg: &MasterConfig) -> Result<PrivateKey, String> {
 /// The master key and `clean_key(master.pub)`, for the request handlers.
 /// The master's key pair as loaded once by the ProcessManager.
 pub type MasterKeys = std::rc::Rc<(PrivateKey, String)>;
-
-pub fn load_master_keys(cfg: &MasterConfig) -> Result<(PrivateKey, String), String> {
-    let key = load_private(cfg)?;
-    let path = cfg.pki_dir.join("master.pub");
-    let public = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok((key, clean_key(&public)))
-}
 
 /// `cachedir/.<user>_key` for root and the master's user: the key local
 /// CLIs present with `publish` (mode 0600, owned by that user). Existing
