@@ -194,6 +194,32 @@ fn sigterm_stops_everything_quickly_with_status_zero() {
     assert!(log.contains("shutting down"), "{log}");
 }
 
+/// A child that does not stop in the grace period is killed, and the log
+/// writer (stopped last) still gets its turn: the master exits. (With
+/// 10,000 subscribers the publisher's context teardown outlasts the grace
+/// period; the supervisor used to wait forever in waitpid for the log
+/// writer it had not yet told to stop.)
+#[test]
+fn sigterm_with_a_stuck_child_still_stops() {
+    let env = Env::new(2);
+    let mut m = env.start();
+    m.wait_ready();
+    let all = descendants(m.pid);
+    let publisher = *m
+        .named_children(m.pid, &argv(&env))
+        .get("ZeroMQPubServerChannel")
+        .expect("publisher");
+    kill(Pid::from_raw(publisher), Signal::SIGSTOP).unwrap();
+    m.signal(Signal::SIGTERM);
+    let status = m
+        .wait_exit(Duration::from_secs(8))
+        .expect("exited despite a stuck child");
+    assert!(status.success(), "{status:?}");
+    assert!(all.iter().all(|&p| !alive(p)), "no process left");
+    let log = read(&env.log_file());
+    assert!(log.contains("did not stop"), "{log}");
+}
+
 #[test]
 fn sigint_is_an_orderly_shutdown_too() {
     let env = Env::new(3);

@@ -489,7 +489,8 @@ impl Supervisor {
             while !self.live(last).is_empty() {
                 let now = Instant::now();
                 if now >= deadline {
-                    for p in self.live(last) {
+                    let stuck = self.live(last);
+                    for &p in &stuck {
                         let name = self
                             .slots
                             .iter()
@@ -503,7 +504,7 @@ impl Supervisor {
                         );
                         let _ = kill(p, Signal::SIGKILL);
                     }
-                    self.reap_blocking(Some(Duration::from_secs(2)));
+                    self.reap_pids(&stuck, Duration::from_secs(2));
                     break;
                 }
                 let _ = poll_fds(&[self.sig.fd()], Some((deadline - now).min(Duration::from_millis(50))));
@@ -515,13 +516,14 @@ impl Supervisor {
         self.kill_orphans();
     }
 
-    fn reap_blocking(&mut self, limit: Option<Duration>) {
-        let deadline = limit.map(|l| Instant::now() + l);
-        while self.slots.iter().any(|s| s.pid.is_some()) {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
-            match waitpid(Pid::from_raw(-1), None) {
+    /// Reap until none of `pids` is left or `limit` passes. Never blocks
+    /// in waitpid: the other children (the `stop_last` ones, still
+    /// running) must not keep a shutdown waiting forever.
+    fn reap_pids(&mut self, pids: &[Pid], limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.slots.iter().any(|s| s.pid.is_some_and(|p| pids.contains(&p))) && Instant::now() < deadline {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(5)),
                 Ok(st) => {
                     if let Some(pid) = st.pid() {
                         for s in &mut self.slots {
