@@ -6,15 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn venv_bin(version: &str) -> PathBuf {
-    let cache = std::env::var_os("BRINE_SALT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/brine"));
-    let v = cache.join(format!("salt-{version}"));
-    assert!(
-        v.join(".brine-complete").exists(),
-        "Python Salt {version} missing: run scripts/salt-venv (scripts/test does)"
-    );
-    v.join("bin/salt-key")
+    brine_testutil::salt_venv(version).join("bin/salt-key")
 }
 
 fn pubkey() -> String {

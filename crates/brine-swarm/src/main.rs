@@ -310,22 +310,13 @@ fn parent(args: &Args, children: Vec<(Pid, OwnedFd)>, go: OwnedFd) -> Result<()>
                         emit(&stdout, &m);
                     }
                 }
-                Some("snapshot") => {
-                    snaps[k] = Some(v["stats"].clone());
-                    if snaps.iter().all(Option::is_some) {
-                        let parts: Vec<Json> = snaps.iter_mut().filter_map(Option::take).collect();
+                Some(ev @ ("snapshot" | "peek")) => {
+                    let slots = if ev == "snapshot" { &mut snaps } else { &mut peeks };
+                    slots[k] = Some(v["stats"].clone());
+                    if slots.iter().all(Option::is_some) {
+                        let parts: Vec<Json> = slots.iter_mut().filter_map(Option::take).collect();
                         let mut m = merge(&parts);
-                        m["event"] = json!("snapshot");
-                        m["elapsed_ms"] = json!((epoch_us() - start_us) as f64 / 1e3);
-                        emit(&stdout, &m);
-                    }
-                }
-                Some("peek") => {
-                    peeks[k] = Some(v["stats"].clone());
-                    if peeks.iter().all(Option::is_some) {
-                        let parts: Vec<Json> = peeks.iter_mut().filter_map(Option::take).collect();
-                        let mut m = merge(&parts);
-                        m["event"] = json!("peek");
+                        m["event"] = json!(ev);
                         m["elapsed_ms"] = json!((epoch_us() - start_us) as f64 / 1e3);
                         emit(&stdout, &m);
                     }

@@ -5,75 +5,22 @@
 //! AES key changes, and leave no process behind.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use brine_testutil::{accepts, alive, children_of, free_port, salt_venv as venv, wait_until};
 use serde_json::Value as Json;
 
 const N: usize = 300;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_brine-swarm"))
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn venv(version: &str) -> PathBuf {
-    let cache = std::env::var_os("BRINE_SALT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/brine"));
-    let v = cache.join(format!("salt-{version}"));
-    assert!(
-        v.join(".brine-complete").exists(),
-        "Python Salt {version} is not installed at {}: run scripts/salt-venv (scripts/test does)",
-        v.display()
-    );
-    v
-}
-
-fn children_of(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let f = task.path().join("children");
-        if let Ok(s) = std::fs::read_to_string(f) {
-            out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
-        }
-    }
-    out
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
-        .unwrap_or(false)
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
-fn accepts(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -13,19 +13,8 @@ use super::{current_user, read, wait_until, Env};
 
 pub const VERSIONS: [&str; 2] = ["3006.30", "3007.17"];
 
-/// The venv of Python Salt `version` (built by `scripts/salt-venv`).
-pub fn venv(version: &str) -> PathBuf {
-    let cache = std::env::var_os("BRINE_SALT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/brine"));
-    let v = cache.join(format!("salt-{version}"));
-    assert!(
-        v.join(".brine-complete").exists(),
-        "Python Salt {version} is not installed at {}: run scripts/salt-venv (scripts/test does)",
-        v.display()
-    );
-    v
-}
+/// A Brine binary built beside the test (e.g. `salt-key`).
+pub use brine_testutil::salt_venv as venv;
 
 /// A Brine binary built beside the test (e.g. `salt-key`).
 pub fn brine_bin(name: &str) -> PathBuf {

@@ -7,7 +7,6 @@
 pub mod minion;
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,11 +15,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_salt-master");
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use brine_testutil::{accepts, alive, children_of, free_port, ppid, stat_fields, wait_until};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub const BIN: &str = env!("CARGO_BIN_EXE_salt-master");
 
 pub fn current_user() -> String {
     nix::unistd::User::from_uid(nix::unistd::Uid::effective())
@@ -236,35 +234,6 @@ pub fn comm(pid: i32) -> String {
         .to_string()
 }
 
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(String::from).collect())
-}
-
-pub fn ppid(pid: i32) -> Option<i32> {
-    stat_fields(pid)?.get(1)?.parse().ok()
-}
-
-/// Alive and not a zombie.
-pub fn alive(pid: i32) -> bool {
-    match stat_fields(pid) {
-        Some(f) => f.first().map(String::as_str) != Some("Z"),
-        None => false,
-    }
-}
-
-pub fn children_of(parent: i32) -> Vec<i32> {
-    let mut out: Vec<i32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&p| ppid(p) == Some(parent) && alive(p))
-        .collect();
-    out.sort();
-    out
-}
-
 pub fn descendants(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let mut todo = vec![pid];
@@ -303,26 +272,6 @@ pub fn listener_pid(port: u16) -> Option<i32> {
         }
     }
     None
-}
-
-pub fn accepts(port: u16) -> bool {
-    TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().unwrap(),
-        Duration::from_millis(200),
-    )
-    .is_ok()
-}
-
-/// Poll `f` every 5 ms until it is true or `timeout` passes.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    f()
 }
 
 /// Everything the masters started by `env` wrote to stderr.
