@@ -150,6 +150,19 @@ impl Swarm {
         self.event("snapshot", Duration::from_secs(10))
     }
 
+    /// Peek (SIGUSR2, samples kept) until counter `name` reaches `min`.
+    fn wait_counter(&self, name: &str, min: u64, timeout: Duration) -> Json {
+        let end = Instant::now() + timeout;
+        loop {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGUSR2).unwrap();
+            let v = self.event("peek", Duration::from_secs(10));
+            if counter(&v, name) >= min || Instant::now() >= end {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn stop(&mut self) -> Json {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM).unwrap();
         let report = self.event("report", Duration::from_secs(20));
@@ -260,8 +273,7 @@ fn conformance(kind: Kind) {
     // Subscriptions travel asynchronously; give them a moment.
     std::thread::sleep(Duration::from_secs(1));
 
-    let pings = salt(&conf, &["*", "test.ping"]);
-    assert_eq!(all_true(&pings, N), N, "{pings}");
+    ping_all(&conf, N, "once ready");
 
     let arg = salt(&conf, &["swarm-00001", "test.arg", "1", "two", "a=b"]);
     assert_eq!(arg["swarm-00001"]["args"], serde_json::json!([1, "two"]), "{arg}");
@@ -275,7 +287,7 @@ fn conformance(kind: Kind) {
     assert_eq!(all_true(&some, 5), 5, "{some}");
 
     // A return is on the bus (and at the CLI) before its reply reaches the minion.
-    std::thread::sleep(Duration::from_secs(1));
+    swarm.wait_counter("returns_ok", (N + 1 + 2 + 5) as u64, Duration::from_secs(20));
     let snap = swarm.snapshot();
     assert!(counter(&snap, "returns_ok") >= (N + 1 + 2 + 5) as u64, "{snap}");
     assert_eq!(counter(&snap, "pubs_bad"), 0, "{snap}");
@@ -305,18 +317,22 @@ fn conformance(kind: Kind) {
         "the master did not rotate"
     );
     ping_all(&conf, N - 1, "after the AES key rotated");
+    swarm.wait_counter("reauths", (N - 1) as u64, Duration::from_secs(20));
     let snap = swarm.snapshot();
     assert!(counter(&snap, "reauths") >= (N - 1) as u64, "{snap}");
 
     if kind == Kind::Brine {
         // A restart makes a new AES key too; sessions survive it.
+        let before = counter(&snap, "reauths");
         master.stop();
         master = MasterProc::start(kind, dir.path());
         assert!(wait_until(Duration::from_secs(30), || accepts(retp)));
         std::thread::sleep(Duration::from_secs(3)); // publishers reconnect
         ping_all(&conf, N - 1, "after a restart");
+        let want = before + (N - 1) as u64;
+        swarm.wait_counter("reauths", want, Duration::from_secs(20));
         let snap = swarm.snapshot();
-        assert!(counter(&snap, "reauths") >= (N - 1) as u64, "{snap}");
+        assert!(counter(&snap, "reauths") >= want, "{snap}");
     }
 
     let report = swarm.stop();
