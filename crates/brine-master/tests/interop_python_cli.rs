@@ -1,0 +1,230 @@
+//! Python Salt's own CLIs (`salt`, `salt-key`, `salt-run`) against Brine,
+//! compared with what they print against a Python salt-master in the same
+//! test: same minion ids (real salt-minions), same commands, outputs equal
+//! once jids and timings are masked. (Issue 6; this covers Python 3007.17.)
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::minion::{venv, Minion};
+use common::*;
+
+const READY: &str = "Minion is ready to receive requests!";
+const VERSION: &str = "3007.17";
+
+/// Python's salt-master on an [`Env`]'s config, in its own process group.
+struct PyMaster(Child);
+
+impl PyMaster {
+    fn start(env: &Env) -> PyMaster {
+        let log = std::fs::File::create(env.root().join("py-master.stderr")).unwrap();
+        let child = Command::new(venv(VERSION).join("bin/salt-master"))
+            .arg("-c")
+            .arg(&env.conf_dir)
+            .args(["-l", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_until(Duration::from_secs(60), || accepts(env.ret_port)
+                && accepts(env.publish_port)),
+            "Python salt-master did not start"
+        );
+        PyMaster(child)
+    }
+}
+
+impl Drop for PyMaster {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        if !wait_until(Duration::from_secs(10), || {
+            nix::sys::signal::killpg(pgid, None).is_err()
+        }) {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Run a Python Salt CLI with the env's config dir: (stdout, stderr, status).
+fn py(env: &Env, tool: &str, args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(venv(VERSION).join("bin").join(tool))
+        .arg("-c")
+        .arg(&env.conf_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// Jids (20 digits) and times masked; lines sorted where the order is the
+/// minions' arrival order.
+fn mask(s: &str) -> String {
+    let jid = regex::Regex::new(r"\b\d{20}\b").unwrap();
+    let time = regex::Regex::new(r"\d{4}, \w{3} \d{2} \d{2}:\d{2}:\d{2}\.\d{6}").unwrap();
+    let s = jid.replace_all(s, "<jid>");
+    time.replace_all(&s, "<time>").into_owned()
+}
+
+/// One side of the comparison: a master (Brine or Python) with two real
+/// 3007.17 minions, `a1` and `a2`, accepted.
+struct Side {
+    env: Env,
+    _py: Option<PyMaster>,
+    _brine: Option<Master>,
+    _minions: Vec<Minion>,
+}
+
+fn side(brine: bool) -> Side {
+    let env = Env::with_extra(2, "auto_accept: True\n");
+    let (py_master, brine_master) = if brine {
+        let mut m = env.start();
+        m.wait_ready();
+        (None, Some(m))
+    } else {
+        (Some(PyMaster::start(&env)), None)
+    };
+    let minions: Vec<Minion> = ["a1", "a2"]
+        .iter()
+        .map(|id| Minion::start(&env, VERSION, id, ""))
+        .collect();
+    for m in &minions {
+        assert!(m.wait_log(READY, Duration::from_secs(120)), "{}", m.log());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    Side {
+        env,
+        _py: py_master,
+        _brine: brine_master,
+        _minions: minions,
+    }
+}
+
+fn both(cmds: &[(&str, Vec<&str>)], brine: &Side, python: &Side, check: impl Fn(&str, &str, &str, &str)) {
+    for (tool, args) in cmds {
+        let (bo, be, bc) = py(&brine.env, tool, args);
+        let (po, pe, pc) = py(&python.env, tool, args);
+        let what = format!("{tool} {}", args.join(" "));
+        assert_eq!(bc, pc, "{what}: exit codes differ\nbrine: {bo}{be}\npython: {po}{pe}");
+        eprintln!("== {what}\n-- brine:\n{}\n-- python:\n{}", mask(&bo), mask(&po));
+        check(&what, &mask(&bo), &mask(&po), &be);
+    }
+}
+
+fn same(what: &str, brine: &str, python: &str, err: &str) {
+    assert_eq!(brine, python, "{what}: output differs (brine stderr: {err})");
+}
+
+/// Same lines in any order (returns arrive in either order).
+fn same_lines(what: &str, brine: &str, python: &str, err: &str) {
+    let sort = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sort(brine),
+        sort(python),
+        "{what}: output differs (brine stderr: {err})"
+    );
+}
+
+#[test]
+fn python_3007_cli_prints_the_same_against_brine_and_python_salt() {
+    let brine = side(true);
+    let python = side(false);
+
+    // Ids sort, outputs are per-minion blocks: compare as JSON/sorted lines.
+    both(
+        &[
+            ("salt", vec!["*", "test.ping", "--out", "json", "--static", "-t", "30"]),
+            (
+                "salt",
+                vec![
+                    "-L", "a1,a2", "cmd.run", "echo hi", "--out", "json", "--static", "-t", "30",
+                ],
+            ),
+            ("salt", vec!["a1", "test.arg", "1", "two", "k=v", "-t", "30"]),
+            ("salt", vec!["nomatch*", "test.ping", "-t", "5"]),
+        ],
+        &brine,
+        &python,
+        |what, b, p, e| {
+            if what.contains("--out json") {
+                let bj: serde_json::Value = serde_json::from_str(b).unwrap_or_else(|x| panic!("{what}: {x}: {b}{e}"));
+                let pj: serde_json::Value = serde_json::from_str(p).unwrap_or_else(|x| panic!("{what}: {x}: {p}"));
+                assert_eq!(bj, pj, "{what}");
+            } else {
+                same(what, b, p, e)
+            }
+        },
+    );
+    both(
+        &[("salt", vec!["*", "test.ping", "-t", "30"])],
+        &brine,
+        &python,
+        same_lines,
+    );
+    both(
+        &[("salt-key", vec!["-L"]), ("salt-key", vec!["-f", "a1"])],
+        &brine,
+        &python,
+        |w, b, p, e| {
+            // Fingerprints differ (different keys per side); the shape must not.
+            let fp = regex::Regex::new(r"([0-9a-f]{2}:){31}[0-9a-f]{2}").unwrap();
+            same(w, &fp.replace_all(b, "<fp>"), &fp.replace_all(p, "<fp>"), e)
+        },
+    );
+
+    // --async prints the job id; the job then shows in the job cache
+    // through salt-run jobs.lookup_jid.
+    for s in [&brine, &python] {
+        let (out, err, code) = py(&s.env, "salt", &["--async", "*", "test.ping"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(mask(&out).contains("Executed command with job ID: <jid>"), "{out}{err}");
+    }
+    let jid_of = |s: &Side| {
+        let (out, err, code) = py(&s.env, "salt", &["--async", "a1", "test.echo", "hello"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let jid = regex::Regex::new(r"\d{20}")
+            .unwrap()
+            .find(&out)
+            .unwrap()
+            .as_str()
+            .to_string();
+        std::thread::sleep(Duration::from_secs(5));
+        jid
+    };
+    let (bj, pj) = (jid_of(&brine), jid_of(&python));
+    let (bo, be, bc) = py(&brine.env, "salt-run", &["jobs.lookup_jid", &bj]);
+    let (po, pe, pc) = py(&python.env, "salt-run", &["jobs.lookup_jid", &pj]);
+    assert_eq!(
+        (bc, mask(&bo)),
+        (pc, mask(&po)),
+        "jobs.lookup_jid\nbrine: {be}\npython: {pe}"
+    );
+    assert!(bo.contains("hello"), "{bo}{be}");
+
+    let (bo, be, bc) = py(&brine.env, "salt-run", &["jobs.list_jobs", "--out", "json"]);
+    assert_eq!(bc, 0, "{bo}{be}");
+    let v: serde_json::Value = serde_json::from_str(&bo).unwrap_or_else(|e| panic!("{e}: {bo}{be}"));
+    let funs: Vec<&str> = v
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|j| j["Function"].as_str())
+        .collect();
+    assert!(funs.contains(&"test.echo") && funs.contains(&"test.ping"), "{bo}");
+}
