@@ -84,7 +84,7 @@ struct Side {
     env: Env,
     _py: Option<PyMaster>,
     _brine: Option<Master>,
-    _minions: Vec<Minion>,
+    minions: Vec<Minion>,
 }
 
 fn side(brine: bool) -> Side {
@@ -108,7 +108,7 @@ fn side(brine: bool) -> Side {
         env,
         _py: py_master,
         _brine: brine_master,
-        _minions: minions,
+        minions,
     }
 }
 
@@ -143,8 +143,8 @@ fn same_lines(what: &str, brine: &str, python: &str, err: &str) {
 
 #[test]
 fn python_3007_cli_prints_the_same_against_brine_and_python_salt() {
-    let brine = side(true);
-    let python = side(false);
+    let mut brine = side(true);
+    let mut python = side(false);
 
     // Ids sort, outputs are per-minion blocks: compare as JSON/sorted lines.
     both(
@@ -172,7 +172,14 @@ fn python_3007_cli_prints_the_same_against_brine_and_python_salt() {
         },
     );
     both(
-        &[("salt", vec!["*", "test.ping", "-t", "30"])],
+        &[
+            ("salt", vec!["*", "test.ping", "-t", "30"]),
+            ("salt", vec!["-v", "*", "test.ping", "-t", "30"]),
+            ("salt-run", vec!["manage.up", "timeout=10"]),
+            ("salt-run", vec!["manage.down", "timeout=10"]),
+            ("salt-run", vec!["manage.status", "timeout=10"]),
+            ("salt-run", vec!["jobs.active"]),
+        ],
         &brine,
         &python,
         same_lines,
@@ -227,4 +234,20 @@ fn python_3007_cli_prints_the_same_against_brine_and_python_salt() {
         .filter_map(|j| j["Function"].as_str())
         .collect();
     assert!(funs.contains(&"test.echo") && funs.contains(&"test.ping"), "{bo}");
+
+    // A minion that went away: manage.down names it on both masters.
+    brine.minions[1].stop();
+    python.minions[1].stop();
+    both(
+        &[
+            ("salt-run", vec!["manage.down", "timeout=3", "gather_job_timeout=3"]),
+            ("salt-run", vec!["manage.status", "timeout=3", "gather_job_timeout=3"]),
+        ],
+        &brine,
+        &python,
+        |what, b, p, e| {
+            same_lines(what, b, p, e);
+            assert!(b.contains("a2"), "{what}: {b}");
+        },
+    );
 }
