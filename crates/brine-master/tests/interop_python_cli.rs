@@ -1,7 +1,7 @@
 //! Python Salt's own CLIs (`salt`, `salt-key`, `salt-run`) against Brine,
 //! compared with what they print against a Python salt-master in the same
 //! test: same minion ids (real salt-minions), same commands, outputs equal
-//! once jids and timings are masked. (Issue 6; this covers Python 3007.17.)
+//! once jids and timings are masked. (Issue 6: Python 3006.30 and 3007.17.)
 
 mod common;
 
@@ -13,15 +13,14 @@ use common::minion::{venv, Minion};
 use common::*;
 
 const READY: &str = "Minion is ready to receive requests!";
-const VERSION: &str = "3007.17";
 
 /// Python's salt-master on an [`Env`]'s config, in its own process group.
 struct PyMaster(Child);
 
 impl PyMaster {
-    fn start(env: &Env) -> PyMaster {
+    fn start(env: &Env, version: &str) -> PyMaster {
         let log = std::fs::File::create(env.root().join("py-master.stderr")).unwrap();
-        let child = Command::new(venv(VERSION).join("bin/salt-master"))
+        let child = Command::new(venv(version).join("bin/salt-master"))
             .arg("-c")
             .arg(&env.conf_dir)
             .args(["-l", "warning"])
@@ -54,8 +53,8 @@ impl Drop for PyMaster {
 }
 
 /// Run a Python Salt CLI with the env's config dir: (stdout, stderr, status).
-fn py(env: &Env, tool: &str, args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(venv(VERSION).join("bin").join(tool))
+fn py(env: &Env, version: &str, tool: &str, args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(venv(version).join("bin").join(tool))
         .arg("-c")
         .arg(&env.conf_dir)
         .args(args)
@@ -82,23 +81,29 @@ fn mask(s: &str) -> String {
 /// 3007.17 minions, `a1` and `a2`, accepted.
 struct Side {
     env: Env,
+    version: &'static str,
     _py: Option<PyMaster>,
     _brine: Option<Master>,
     minions: Vec<Minion>,
 }
 
-fn side(brine: bool) -> Side {
-    let env = Env::with_extra(2, "auto_accept: True\n");
+fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
+    let extra = if brine {
+        format!("auto_accept: True\n{brine_extra}")
+    } else {
+        "auto_accept: True\n".to_string()
+    };
+    let env = Env::with_extra(2, &extra);
     let (py_master, brine_master) = if brine {
         let mut m = env.start();
         m.wait_ready();
         (None, Some(m))
     } else {
-        (Some(PyMaster::start(&env)), None)
+        (Some(PyMaster::start(&env, version)), None)
     };
     let minions: Vec<Minion> = ["a1", "a2"]
         .iter()
-        .map(|id| Minion::start(&env, VERSION, id, ""))
+        .map(|id| Minion::start(&env, version, id, ""))
         .collect();
     for m in &minions {
         assert!(m.wait_log(READY, Duration::from_secs(120)), "{}", m.log());
@@ -106,6 +111,7 @@ fn side(brine: bool) -> Side {
     std::thread::sleep(Duration::from_secs(2));
     Side {
         env,
+        version,
         _py: py_master,
         _brine: brine_master,
         minions,
@@ -114,8 +120,8 @@ fn side(brine: bool) -> Side {
 
 fn both(cmds: &[(&str, Vec<&str>)], brine: &Side, python: &Side, check: impl Fn(&str, &str, &str, &str)) {
     for (tool, args) in cmds {
-        let (bo, be, bc) = py(&brine.env, tool, args);
-        let (po, pe, pc) = py(&python.env, tool, args);
+        let (bo, be, bc) = py(&brine.env, brine.version, tool, args);
+        let (po, pe, pc) = py(&python.env, python.version, tool, args);
         let what = format!("{tool} {}", args.join(" "));
         assert_eq!(bc, pc, "{what}: exit codes differ\nbrine: {bo}{be}\npython: {po}{pe}");
         eprintln!("== {what}\n-- brine:\n{}\n-- python:\n{}", mask(&bo), mask(&po));
@@ -143,8 +149,20 @@ fn same_lines(what: &str, brine: &str, python: &str, err: &str) {
 
 #[test]
 fn python_3007_cli_prints_the_same_against_brine_and_python_salt() {
-    let mut brine = side(true);
-    let mut python = side(false);
+    compare("3007.17", "");
+}
+
+/// 3006.26+ CLIs read the master event bus with a length prefix on each
+/// publication: Brine's `event_publisher_length_prefix: True` (a
+/// per-deployment setting, as the subscribers never speak).
+#[test]
+fn python_3006_cli_prints_the_same_against_brine_and_python_salt() {
+    compare("3006.30", "event_publisher_length_prefix: True\n");
+}
+
+fn compare(version: &'static str, brine_extra: &str) {
+    let mut brine = side(true, version, brine_extra);
+    let mut python = side(false, version, "");
 
     // Ids sort, outputs are per-minion blocks: compare as JSON/sorted lines.
     both(
@@ -198,12 +216,12 @@ fn python_3007_cli_prints_the_same_against_brine_and_python_salt() {
     // --async prints the job id; the job then shows in the job cache
     // through salt-run jobs.lookup_jid.
     for s in [&brine, &python] {
-        let (out, err, code) = py(&s.env, "salt", &["--async", "*", "test.ping"]);
+        let (out, err, code) = py(&s.env, s.version, "salt", &["--async", "*", "test.ping"]);
         assert_eq!(code, 0, "{out}{err}");
         assert!(mask(&out).contains("Executed command with job ID: <jid>"), "{out}{err}");
     }
     let jid_of = |s: &Side| {
-        let (out, err, code) = py(&s.env, "salt", &["--async", "a1", "test.echo", "hello"]);
+        let (out, err, code) = py(&s.env, s.version, "salt", &["--async", "a1", "test.echo", "hello"]);
         assert_eq!(code, 0, "{out}{err}");
         let jid = regex::Regex::new(r"\d{20}")
             .unwrap()
@@ -215,8 +233,8 @@ fn python_3007_cli_prints_the_same_against_brine_and_python_salt() {
         jid
     };
     let (bj, pj) = (jid_of(&brine), jid_of(&python));
-    let (bo, be, bc) = py(&brine.env, "salt-run", &["jobs.lookup_jid", &bj]);
-    let (po, pe, pc) = py(&python.env, "salt-run", &["jobs.lookup_jid", &pj]);
+    let (bo, be, bc) = py(&brine.env, brine.version, "salt-run", &["jobs.lookup_jid", &bj]);
+    let (po, pe, pc) = py(&python.env, python.version, "salt-run", &["jobs.lookup_jid", &pj]);
     assert_eq!(
         (bc, mask(&bo)),
         (pc, mask(&po)),
@@ -224,7 +242,12 @@ fn python_3007_cli_prints_the_same_against_brine_and_python_salt() {
     );
     assert!(bo.contains("hello"), "{bo}{be}");
 
-    let (bo, be, bc) = py(&brine.env, "salt-run", &["jobs.list_jobs", "--out", "json"]);
+    let (bo, be, bc) = py(
+        &brine.env,
+        brine.version,
+        "salt-run",
+        &["jobs.list_jobs", "--out", "json"],
+    );
     assert_eq!(bc, 0, "{bo}{be}");
     let v: serde_json::Value = serde_json::from_str(&bo).unwrap_or_else(|e| panic!("{e}: {bo}{be}"));
     let funs: Vec<&str> = v
