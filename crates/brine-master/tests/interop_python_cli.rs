@@ -339,3 +339,50 @@ fn compare(version: &'static str, brine_extra: &str) {
         },
     );
 }
+
+/// Python's salt-key edits Brine's pki_dir while Brine runs, and Brine
+/// acts on it at once: a pending minion accepted with `salt-key -a` comes
+/// up; `salt-key -d` (its .dfn) makes Brine rotate the AES key.
+#[test]
+fn python_salt_key_drives_a_running_brine() {
+    for (version, id, extra) in [
+        ("3006.30", "k3006", "event_publisher_length_prefix: True\n"),
+        ("3007.17", "k3007", ""),
+    ] {
+        let env = Env::with_extra(2, &format!("loop_interval: 1\n{extra}"));
+        let mut m = env.start();
+        m.wait_ready();
+        let minion = Minion::start(&env, version, id, "");
+        assert!(
+            minion.wait_log("The Salt Master has cached the public key", Duration::from_secs(90)),
+            "{}",
+            minion.log()
+        );
+        let (out, err, code) = py(&env, version, "salt-key", &["-L"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains(&format!("Unaccepted Keys:\n{id}\n")) || out.contains(&format!("{id}\nRejected")),
+            "{out}"
+        );
+        let (out, err, code) = py(&env, version, "salt-key", &["-a", id, "-y"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(minion.wait_log(READY, Duration::from_secs(90)), "{}", minion.log());
+        let (out, err, code) = py(&env, version, "salt", &[id, "test.ping", "-t", "30"]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, format!("{id}:\n    True\n").as_str()),
+            "{err}"
+        );
+        let dfn = env.root().join("cache/.dfn");
+        let (out, err, code) = py(&env, version, "salt-key", &["-d", id, "-y"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            wait_until(Duration::from_secs(90), || !dfn.exists()),
+            "Brine's Maintenance did not consume {version}'s .dfn"
+        );
+        assert!(!env.root().join("pki/minions").join(id).exists());
+        drop(minion);
+        m.signal(nix::sys::signal::Signal::SIGTERM);
+        assert!(m.wait_exit(Duration::from_secs(10)).is_some());
+    }
+}

@@ -76,9 +76,10 @@ pub fn clean_jobs(jobs: &Path, keep: Duration, now: SystemTime) -> usize {
     removed
 }
 
-/// Salt 3007's `handle_key_rotate` test: `.dfn` with mode exactly 0400
-/// whose content is the master's id is consumed (removed) and means
-/// "rotate"; a `.dfn` with other permissions is reported and left alone.
+/// Salt's `handle_key_rotate` test: `.dfn` with mode exactly 0400 whose
+/// content is the master's id (3007) or empty (3006) is consumed (removed)
+/// and means "rotate"; a `.dfn` with other permissions is reported and
+/// left alone, one naming another master is ignored.
 pub fn take_dropfile(cachedir: &Path, master_id: &str) -> bool {
     use std::os::unix::fs::MetadataExt;
     let dfn = cachedir.join(".dfn");
@@ -89,8 +90,10 @@ pub fn take_dropfile(cachedir: &Path, master_id: &str) -> bool {
         error!("Found dropfile with incorrect permissions, ignoring...");
         return false;
     }
+    // 3007's salt-key writes the master's id; 3006's writes nothing and
+    // its master rotates on the mode alone: both are honoured.
     let content = std::fs::read_to_string(&dfn).unwrap_or_default();
-    if content != master_id {
+    if !content.is_empty() && content != master_id {
         return false;
     }
     let _ = std::fs::remove_file(&dfn);
@@ -185,6 +188,11 @@ mod tests {
         assert!(!take_dropfile(t.path(), "other_master"), "another master's");
         assert!(take_dropfile(t.path(), "m_master"));
         assert!(!dfn.exists(), "consumed");
+        // 3006's salt-key: empty content, mode 0400.
+        std::fs::write(&dfn, "").unwrap();
+        std::fs::set_permissions(&dfn, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(take_dropfile(t.path(), "m_master"));
+        assert!(!dfn.exists());
     }
 
     #[test]
