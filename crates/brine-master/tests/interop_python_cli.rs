@@ -41,14 +41,7 @@ impl PyMaster {
 
 impl Drop for PyMaster {
     fn drop(&mut self) {
-        let pgid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
-        if !wait_until(Duration::from_secs(10), || {
-            nix::sys::signal::killpg(pgid, None).is_err()
-        }) {
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-        }
-        let _ = self.0.wait();
+        brine_testutil::stop_group(&mut self.0, Duration::from_secs(10));
     }
 }
 

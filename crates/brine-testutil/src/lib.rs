@@ -4,6 +4,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// The venv of Python Salt `version` (built by `scripts/salt-venv` under
@@ -78,4 +79,19 @@ pub fn children_of(parent: i32) -> Vec<i32> {
         .unwrap_or_default();
     out.sort();
     out
+}
+
+/// Stop a child started with `process_group(0)` and everything in its
+/// group: SIGTERM, up to `grace` for the group to go, then SIGKILL.
+pub fn stop_group(child: &mut Child, grace: Duration) {
+    use nix::sys::signal::{killpg, Signal};
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if !wait_until(grace, || {
+        let _ = child.try_wait();
+        killpg(pgid, None).is_err()
+    }) {
+        let _ = killpg(pgid, Signal::SIGKILL);
+    }
+    let _ = child.wait();
 }
