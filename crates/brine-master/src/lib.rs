@@ -10,6 +10,7 @@ pub mod pki;
 pub mod req;
 pub mod roles;
 pub mod setup;
+pub mod targeting;
 pub mod zmqutil;
 
 /// Names of the processes, as `ps` shows them after the command line.

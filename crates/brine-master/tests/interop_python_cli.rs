@@ -95,7 +95,7 @@ fn events(out: &str) -> std::collections::BTreeMap<String, String> {
 }
 
 /// One side of the comparison: a master (Brine or Python) with two real
-/// 3007.17 minions, `a1` and `a2`, accepted.
+/// minions of the CLI version, `a1` (grain role: web) and `a2` (role: db).
 struct Side {
     env: Env,
     version: &'static str,
@@ -118,9 +118,10 @@ fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
     } else {
         (Some(PyMaster::start(&env, version)), None)
     };
-    let minions: Vec<Minion> = ["a1", "a2"]
+    // Grains for `salt -G`: the master targets from its minion data cache.
+    let minions: Vec<Minion> = [("a1", "web"), ("a2", "db")]
         .iter()
-        .map(|id| Minion::start(&env, version, id, ""))
+        .map(|(id, role)| Minion::start(&env, version, id, &format!("grains:\n  role: {role}\n")))
         .collect();
     for m in &minions {
         assert!(m.wait_log(READY, Duration::from_secs(120)), "{}", m.log());
@@ -193,6 +194,22 @@ fn compare(version: &'static str, brine_extra: &str) {
             ),
             ("salt", vec!["a1", "test.arg", "1", "two", "k=v", "-t", "30"]),
             ("salt", vec!["nomatch*", "test.ping", "-t", "5"]),
+            // Grain targets resolve on the master from the data cache: a
+            // greedy master would expect a2 too and print it as silent.
+            (
+                "salt",
+                vec!["-G", "role:web", "test.ping", "--out", "json", "--static", "-t", "30"],
+            ),
+            (
+                "salt",
+                vec!["-G", "role:*", "test.ping", "--out", "json", "--static", "-t", "30"],
+            ),
+            (
+                "salt",
+                vec!["-P", "role:^d", "test.ping", "--out", "json", "--static", "-t", "30"],
+            ),
+            ("salt", vec!["-G", "role:mail", "test.ping", "-t", "5"]),
+            ("salt", vec!["-I", "role:web", "test.ping", "-t", "5"]),
         ],
         &brine,
         &python,

@@ -46,7 +46,13 @@ impl ReqHandler {
             .and_then(Value::as_str)
             .unwrap_or("glob")
             .to_string();
-        let (minions, missing) = self.expected_minions(&tgt, &tgt_type);
+        let delimiter = load
+            .get("kwargs")
+            .and_then(|k| k.get("delimiter"))
+            .and_then(Value::as_str)
+            .unwrap_or(":")
+            .to_string();
+        let (minions, missing) = self.expected_minions(&tgt, &tgt_type, &delimiter);
         if minions.is_empty() && missing.is_empty() {
             let shown = match &tgt {
                 Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
@@ -161,10 +167,12 @@ impl ReqHandler {
         })
     }
 
-    /// Salt's `CkMinions.check_minions` (greedy) for glob, pcre and list;
-    /// other target types are greedy (every accepted minion; each minion
-    /// filters the publication itself) until issue 7.
-    fn expected_minions(&self, tgt: &Value, tgt_type: &str) -> (Vec<String>, Vec<String>) {
+    /// Salt's `CkMinions.check_minions` (greedy) for glob, pcre, list,
+    /// grain, grain_pcre, pillar and pillar_pcre (the last four over the
+    /// minion data cache); other target types are greedy (every accepted
+    /// minion; each minion filters the publication itself) until issue 7.
+    fn expected_minions(&self, tgt: &Value, tgt_type: &str, delimiter: &str) -> (Vec<String>, Vec<String>) {
+        use crate::targeting::{cache_minions, fnmatch};
         let mut accepted = self.keys.list(KeyState::Accepted).unwrap_or_default();
         accepted.sort_by_key(|a| a.to_lowercase());
         match tgt_type {
@@ -195,10 +203,25 @@ impl ReqHandler {
             }
             "glob" => {
                 let pat = tgt.as_str().unwrap_or("");
-                match glob::Pattern::new(pat) {
-                    Ok(p) => (accepted.into_iter().filter(|m| p.matches(m)).collect(), vec![]),
-                    Err(_) => (accepted.into_iter().filter(|m| m == pat).collect(), vec![]),
-                }
+                (accepted.into_iter().filter(|m| fnmatch(m, pat)).collect(), vec![])
+            }
+            "grain" | "grain_pcre" | "pillar" | "pillar_pcre" => {
+                let expr = tgt.as_str().unwrap_or("");
+                let search = if tgt_type.starts_with("grain") {
+                    "grains"
+                } else {
+                    "pillar"
+                };
+                let minions = cache_minions(
+                    &self.cfg.cachedir,
+                    &accepted,
+                    self.cfg.get_bool("minion_data_cache").unwrap_or(true),
+                    search,
+                    expr,
+                    delimiter,
+                    tgt_type.ends_with("_pcre"),
+                );
+                (minions, vec![])
             }
             _ => (accepted, vec![]),
         }
