@@ -9,6 +9,7 @@ pub mod manager;
 pub mod pki;
 pub mod req;
 pub mod roles;
+pub mod runners;
 pub mod setup;
 pub mod targeting;
 pub mod zmqutil;

@@ -105,10 +105,13 @@ struct Side {
 }
 
 fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
+    // `auto` eauth for the `runner`/`wheel` commands the CLIs send to the
+    // master with --eauth; user `nobody` may only run manage functions.
+    let common = "auto_accept: True\nexternal_auth:\n  auto:\n    brine:\n      - '@runner'\n      - '@wheel'\n    nobody:\n      - '@manage'\n";
     let extra = if brine {
-        format!("auto_accept: True\n{brine_extra}")
+        format!("{common}{brine_extra}")
     } else {
-        "auto_accept: True\n".to_string()
+        common.to_string()
     };
     let env = Env::with_extra(2, &extra);
     let (py_master, brine_master) = if brine {
@@ -276,6 +279,64 @@ fn compare(version: &'static str, brine_extra: &str) {
     );
     assert!(bo.contains("hello"), "{bo}{be}");
 
+    // The same lookups sent to the master (`runner` command, --eauth).
+    let (bo, be, bc) = py(&brine.env, brine.version, "salt-run", &eauth(&["jobs.lookup_jid", &bj]));
+    let (po, pe, pc) = py(
+        &python.env,
+        python.version,
+        "salt-run",
+        &eauth(&["jobs.lookup_jid", &pj]),
+    );
+    assert_eq!(
+        (bc, mask(&bo)),
+        (pc, mask(&po)),
+        "eauth jobs.lookup_jid\nbrine: {be}\npython: {pe}"
+    );
+    assert!(bo.contains("hello"), "{bo}{be}");
+    for args in [
+        &["jobs.list_job", bj.as_str()] as &[&str],
+        &["jobs.lookup_jid", bj.as_str(), "--out", "json"],
+    ] {
+        let (b2, e2, _) = py(&brine.env, brine.version, "salt-run", &eauth(args));
+        let local = py(&brine.env, brine.version, "salt-run", args);
+        assert_eq!(
+            mask(&b2),
+            mask(&local.0),
+            "{args:?} via the master vs locally: {e2}{}",
+            local.1
+        );
+    }
+    let eauth_cmds: Vec<(&str, Vec<&str>)> = vec![
+        ("salt-run", eauth(&["manage.up", "timeout=10"])),
+        ("salt-run", eauth(&["manage.status", "timeout=10"])),
+        ("salt-key", eauth(&["-L"])),
+        ("salt-key", eauth(&["-L", "--out", "json"])),
+        ("salt-key", eauth(&["-l", "acc"])),
+        ("salt-key", eauth(&["-f", "a1"])),
+        ("salt-key", eauth(&["-F"])),
+        // Refused by the ACL / the eauth check on both masters.
+        ("salt-run", as_user("nobody", &["jobs.list_jobs"])),
+        ("salt-key", as_user("nobody", &["-L"])),
+        ("salt-run", as_user("stranger", &["manage.up"])),
+    ];
+    both(&eauth_cmds, &brine, &python, |w, b, p, e| {
+        let fp = regex::Regex::new(r"([0-9a-f]{2}:){31}[0-9a-f]{2}").unwrap();
+        same_lines(w, &fp.replace_all(b, "<fp>"), &fp.replace_all(p, "<fp>"), e)
+    });
+    // What Brine's master does not implement fails at once with a
+    // message naming it, instead of leaving the CLI waiting.
+    let t0 = std::time::Instant::now();
+    let (bo, be, _) = py(&brine.env, brine.version, "salt-run", &eauth(&["jobs.active"]));
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "jobs.active over the master took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        format!("{bo}{be}").contains("Brine's master does not implement the runner function 'jobs.active'"),
+        "{bo}{be}"
+    );
+
     let (bo, be, bc) = py(
         &brine.env,
         brine.version,
@@ -348,6 +409,32 @@ fn compare(version: &'static str, brine_extra: &str) {
             assert!(b.contains("a2"), "{what}: {b}");
         },
     );
+    both(
+        &[
+            ("salt-run", eauth(&["manage.down", "timeout=3", "gather_job_timeout=3"])),
+            ("salt-key", eauth(&["-d", "a2", "-y"])),
+            ("salt-key", eauth(&["-L"])),
+        ],
+        &brine,
+        &python,
+        |what, b, p, e| {
+            same_lines(what, b, p, e);
+            if what.contains("-d a2") {
+                assert!(b.contains("Key for minion a2 deleted."), "{what}: {b}");
+            }
+        },
+    );
+}
+
+/// `args` sent through the master with `auto` eauth as user `brine`.
+fn eauth<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    as_user("brine", args)
+}
+
+fn as_user<'a>(user: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--eauth", "auto", "--username", user, "--password", "x"];
+    v.extend_from_slice(args);
+    v
 }
 
 /// Python's salt-key edits Brine's pki_dir while Brine runs, and Brine

@@ -6,6 +6,7 @@
 //! one log line naming the peer.
 
 mod auth;
+pub mod control;
 pub mod minion;
 mod publish;
 mod sessions;
@@ -181,13 +182,21 @@ impl ReqHandler {
                 match cmd.parse::<ClearCmd>() {
                     Ok(ClearCmd::Auth) => self.auth(load, version),
                     Ok(ClearCmd::Publish) => self.publish(load),
+                    Ok(ClearCmd::Runner) => Ok(self.control(load, "runner")),
+                    Ok(ClearCmd::Wheel) => Ok(self.control(load, "wheel")),
                     Ok(other) => {
-                        debug!("clear command {} is not served yet", other.as_str());
-                        Ok(Value::Map(Vec::new()).to_network())
+                        // Answer with an error the Python clients raise and
+                        // print, rather than a reply they wait on or choke on.
+                        warn!("clear command {} is not implemented in Brine; refused", other.as_str());
+                        Ok(control::error(
+                            "SaltMasterError",
+                            &format!("Brine's master does not implement the {:?} command", other.as_str()),
+                        )
+                        .to_network())
                     }
                     Err(e) => {
                         warn!("clear request refused: {e}");
-                        Ok(Value::Map(Vec::new()).to_network())
+                        Ok(control::error("SaltMasterError", &format!("unknown command: {e}")).to_network())
                     }
                 }
             }

@@ -150,7 +150,7 @@ impl ReqHandler {
 
     /// The key must match the key file of root or the master's user (Salt's
     /// `authenticate_key` for those users; `sudo_*` map to the master user).
-    fn user_key_ok(&self, user: &str, key: &str) -> bool {
+    pub(super) fn user_key_ok(&self, user: &str, key: &str) -> bool {
         if key.is_empty() {
             return false;
         }

@@ -1,0 +1,546 @@
+//! Runner functions the master runs for the `runner` clear command
+//! (Salt's `RunnerClient.asynchronous` inside `ClearFuncs.runner`): the
+//! reply is `{tag, jid}` at once, the function runs in a thread of the
+//! MWorker that took the request, and its return goes out as
+//! `salt/run/<jid>/ret` on the event bus, where the caller
+//! (`RunnerClient.cmd_sync`) waits for it.
+//!
+//! Served: `jobs.list_jobs`, `jobs.list_job`, `jobs.lookup_jid`,
+//! `jobs.print_job`, `manage.up`, `manage.down`, `manage.status`. Outputs
+//! are what Python's runners print against the same job cache.
+//! `manage.*` publish `test.ping` through the master's own request port,
+//! with the master user's key, as Salt's runner LocalClient does.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use brine_config::MasterConfig;
+use brine_proto::Value;
+use log::{info, warn};
+
+use crate::jobcache::{gen_jid, is_jid, LocalCache};
+use crate::req::control::{arg_str, error, CallArgs};
+use crate::targeting::fnmatch;
+
+pub const RUNNER_FUNCS: [&str; 7] = [
+    "jobs.list_jobs",
+    "jobs.list_job",
+    "jobs.lookup_jid",
+    "jobs.print_job",
+    "manage.up",
+    "manage.down",
+    "manage.status",
+];
+
+/// Check and start a runner call; the reply for the requester.
+pub fn start(cfg: &MasterConfig, fun: &str, load: &Value, username: &str) -> Value {
+    if !RUNNER_FUNCS.contains(&fun) {
+        warn!("runner {fun}: not implemented in Brine; refused");
+        return error(
+            "SaltMasterError",
+            &format!(
+                "Brine's master does not implement the runner function '{fun}' (it serves {}); run it locally with salt-run without --eauth",
+                RUNNER_FUNCS.join(", ")
+            ),
+        );
+    }
+    let jid = gen_jid();
+    let tag = format!("salt/run/{jid}");
+    let cfg = cfg.clone();
+    // As Salt's ClearFuncs.runner: the low data is the load's `kwarg`,
+    // which RunnerClient's _reformat_low makes `{arg: [...], kwarg: {...}}`.
+    let low = load
+        .get("kwarg")
+        .filter(|k| k.is_map())
+        .cloned()
+        .unwrap_or(Value::Map(vec![]));
+    let (fun, load, user) = (fun.to_string(), low, username.to_string());
+    let (t_jid, t_tag) = (jid.clone(), tag.clone());
+    let spawned = std::thread::Builder::new()
+        .name(format!("runner {fun}"))
+        .spawn(move || run(&cfg, &fun, &load, &user, &t_jid, &t_tag));
+    if let Err(e) = spawned {
+        return error("SaltMasterError", &format!("cannot start the runner: {e}"));
+    }
+    Value::map([("tag", Value::from(tag)), ("jid", Value::from(jid))])
+}
+
+fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: &str) {
+    let mut events = brine_proto::event::EventSender::new(&cfg.sock_dir);
+    let args = CallArgs::from_load(load);
+    let mut data = Value::map([
+        ("fun", Value::from(format!("runner.{fun}"))),
+        ("jid", Value::from(jid)),
+        ("user", Value::from(user)),
+        ("fun_args", args.fun_args(load)),
+    ]);
+    let _ = events.fire(&format!("{tag}/new"), &data);
+    info!("runner {fun} ({jid}) for {user}");
+    let (ret, success) = match call(cfg, fun, &args) {
+        Ok(v) => (v, true),
+        Err(e) => {
+            warn!("runner {fun} ({jid}): {e}");
+            (Value::from(format!("Exception occurred in runner {fun}: {e}")), false)
+        }
+    };
+    data.set("return", ret);
+    data.set("success", Value::Bool(success));
+    if !success {
+        data.set("retcode", Value::Int(1));
+    }
+    let _ = events.fire(&format!("{tag}/ret"), &data);
+}
+
+fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String> {
+    let cache = JobFiles::new(cfg);
+    let jid_arg = || {
+        args.get(0, "jid")
+            .and_then(arg_str)
+            .ok_or_else(|| "missing argument: jid".to_string())
+    };
+    let bool_arg = |i: usize, name: &str, default: bool| args.get(i, name).and_then(Value::as_bool).unwrap_or(default);
+    match fun {
+        "jobs.list_jobs" => {
+            let split = |v: &Value| -> Vec<String> {
+                match v {
+                    Value::Array(a) => a.iter().filter_map(arg_str).collect(),
+                    other => arg_str(other)
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .collect(),
+                }
+            };
+            let targets = args.get(4, "search_target").map(split);
+            let funcs = args.get(3, "search_function").map(split);
+            for unsupported in ["search_metadata", "start_time", "end_time"] {
+                if args.get(usize::MAX, unsupported).is_some() {
+                    return Err(format!(
+                        "{unsupported} is not implemented by Brine's master-side jobs.list_jobs"
+                    ));
+                }
+            }
+            let mut out = Vec::new();
+            for (jid, job) in cache.all_loads() {
+                let inst = format_jid_instance(&jid, &job, false);
+                if let Some(t) = &targets {
+                    let tv: Vec<String> = match inst.get("Target") {
+                        Some(Value::Array(a)) => a.iter().filter_map(arg_str).collect(),
+                        Some(v) => arg_str(v).into_iter().collect(),
+                        None => vec![],
+                    };
+                    if !tv.iter().any(|x| t.iter().any(|p| fnmatch(x, p))) {
+                        continue;
+                    }
+                }
+                if let Some(f) = &funcs {
+                    let fv = inst.get("Function").and_then(Value::as_str).unwrap_or("");
+                    if !f.iter().any(|p| fnmatch(fv, p)) {
+                        continue;
+                    }
+                }
+                out.push((Value::from(jid), inst));
+            }
+            Ok(with_outputter(args.get(1, "outputter"), Value::Map(out)))
+        }
+        "jobs.list_job" => Ok(list_job(&cache, &jid_arg()?)),
+        "jobs.print_job" => {
+            let jid = jid_arg()?;
+            let mut job = list_job(&cache, &jid);
+            job.remove("jid");
+            Ok(Value::Map(vec![(Value::from(jid), job)]))
+        }
+        "jobs.lookup_jid" => {
+            let jid = jid_arg()?;
+            let returned = bool_arg(2, "returned", true);
+            let missing = bool_arg(3, "missing", false);
+            let data = list_job(&cache, &jid);
+            let mut ret = Vec::new();
+            let mut outputter = None;
+            if let Some(Value::Map(results)) = data.get("Result") {
+                for (minion, r) in results {
+                    if outputter.is_none() {
+                        outputter = Some(r.get("out").cloned());
+                    }
+                    if returned {
+                        ret.push((minion.clone(), r.get("return").cloned().unwrap_or(Value::Nil)));
+                    }
+                }
+                if missing {
+                    if let Some(Value::Array(targeted)) = data.get("Minions") {
+                        for m in targeted {
+                            if !results.iter().any(|(k, _)| k == m) {
+                                ret.push((m.clone(), Value::from("Minion did not return")));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(with_outputter(outputter.flatten().as_ref(), Value::Map(ret)))
+        }
+        "manage.status" | "manage.up" | "manage.down" => {
+            let (tgt_i, type_i, timeout_i, gather_i) = match fun {
+                "manage.status" => (1, 2, 3, 4),
+                "manage.up" => (0, 1, 2, 3),
+                _ => (1, 2, 3, 4),
+            };
+            let tgt = args.get(tgt_i, "tgt").and_then(arg_str).unwrap_or_else(|| "*".into());
+            let tgt_type = args
+                .get(type_i, "tgt_type")
+                .and_then(arg_str)
+                .unwrap_or_else(|| "glob".into());
+            let timeout = args
+                .get(timeout_i, "timeout")
+                .and_then(Value::as_i64)
+                .filter(|t| *t > 0)
+                .unwrap_or_else(|| cfg.get_i64("timeout").unwrap_or(5));
+            let gather = args
+                .get(gather_i, "gather_job_timeout")
+                .and_then(Value::as_i64)
+                .filter(|t| *t > 0)
+                .unwrap_or_else(|| cfg.get_i64("gather_job_timeout").unwrap_or(10));
+            if fun == "manage.down" && bool_arg(0, "removekeys", false) {
+                return Err("removekeys is not implemented by Brine's master-side manage.down".into());
+            }
+            let (up, down) = ping(cfg, &tgt, &tgt_type, timeout, gather)?;
+            let list = |v: &[String]| Value::Array(v.iter().map(|s| Value::from(s.as_str())).collect());
+            Ok(match fun {
+                "manage.up" => list(&up),
+                "manage.down" => list(&down),
+                _ => Value::map([("up", list(&up)), ("down", list(&down))]),
+            })
+        }
+        other => Err(format!("{other} is not implemented")),
+    }
+}
+
+fn with_outputter(outputter: Option<&Value>, data: Value) -> Value {
+    match outputter.and_then(Value::as_str) {
+        Some(o) if !o.is_empty() => Value::map([("outputter", Value::from(o)), ("data", data)]),
+        _ => data,
+    }
+}
+
+/// Salt's `jobs._format_jid_instance` (`with_minions`) /
+/// `utils.jid.format_jid_instance`.
+fn format_jid_instance(jid: &str, job: &Value, with_minions: bool) -> Value {
+    if !job.is_map() || matches!(job, Value::Map(p) if p.is_empty()) {
+        return Value::map([
+            ("Error", Value::from("Cannot contact returner or no job with this jid")),
+            ("StartTime", Value::from(jid_to_time(jid))),
+        ]);
+    }
+    let mut ret = Value::map([
+        (
+            "Function",
+            job.get("fun").cloned().unwrap_or(Value::from("unknown-function")),
+        ),
+        ("Arguments", job.get("arg").cloned().unwrap_or(Value::Array(vec![]))),
+        (
+            "Target",
+            job.get("tgt").cloned().unwrap_or(Value::from("unknown-target")),
+        ),
+        (
+            "Target-type",
+            job.get("tgt_type").cloned().unwrap_or(Value::from("list")),
+        ),
+        ("User", job.get("user").cloned().unwrap_or(Value::from("root"))),
+    ]);
+    if let Some(m) = job.get("metadata") {
+        ret.set("Metadata", m.clone());
+    } else if let Some(m) = job.get("kwargs").and_then(|k| k.get("metadata")) {
+        ret.set("Metadata", m.clone());
+    } else if let Some(Value::Array(a)) = job.get("arg") {
+        if let Some(m) = a
+            .iter()
+            .find(|x| x.get("__kwarg__").and_then(Value::as_bool) == Some(true) && x.get("metadata").is_some())
+        {
+            ret.set("Metadata", m.get("metadata").cloned().unwrap_or(Value::Nil));
+        }
+    }
+    if with_minions {
+        if let Some(m) = job.get("Minions") {
+            ret.set("Minions", m.clone());
+        }
+    }
+    ret.set("StartTime", Value::from(jid_to_time(jid)));
+    ret
+}
+
+/// `2026, Nov 25 10:00:00.123456` from a jid.
+fn jid_to_time(jid: &str) -> String {
+    const MONTHS: [&str; 13] = [
+        "", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    if jid.len() < 20 || !jid[..20].bytes().all(|b| b.is_ascii_digit()) {
+        return String::new();
+    }
+    let month: usize = jid[4..6].parse().unwrap_or(0);
+    format!(
+        "{}, {} {} {}:{}:{}.{}",
+        &jid[..4],
+        MONTHS.get(month).unwrap_or(&""),
+        &jid[6..8],
+        &jid[8..10],
+        &jid[10..12],
+        &jid[12..14],
+        &jid[14..20]
+    )
+}
+
+/// `jobs.list_job`: the job's description and its returns.
+fn list_job(cache: &JobFiles, jid: &str) -> Value {
+    let load = cache.load_with_minions(jid);
+    let mut ret = Value::map([("jid", Value::from(jid))]);
+    if let Value::Map(pairs) = format_jid_instance(jid, &load, true) {
+        for (k, v) in pairs {
+            if let Some(k) = k.as_str() {
+                ret.set(k, v);
+            }
+        }
+    }
+    ret.set("Result", cache.returns(jid));
+    ret
+}
+
+/// Salt's `local_cache` read side, as the runners use it.
+struct JobFiles {
+    jobs: PathBuf,
+    cache: LocalCache,
+}
+
+fn read_p(path: &Path) -> Option<Value> {
+    std::fs::read(path).ok().and_then(|b| Value::decode(&b).ok())
+}
+
+impl JobFiles {
+    fn new(cfg: &MasterConfig) -> JobFiles {
+        JobFiles {
+            jobs: cfg.cachedir.join("jobs"),
+            cache: LocalCache::new(&cfg.cachedir, cfg.get_str("hash_type").unwrap_or("sha256")),
+        }
+    }
+
+    fn all_loads(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for top in std::fs::read_dir(&self.jobs).into_iter().flatten().flatten() {
+            for fin in std::fs::read_dir(top.path()).into_iter().flatten().flatten() {
+                let Some(job) = read_p(&fin.path().join(".load.p")).filter(Value::is_map) else {
+                    continue;
+                };
+                if let Some(jid) = job.get("jid").and_then(arg_str) {
+                    out.push((jid, job));
+                }
+            }
+        }
+        out
+    }
+
+    fn load_with_minions(&self, jid: &str) -> Value {
+        if !is_jid(jid) {
+            return Value::Map(Vec::new());
+        }
+        let dir = self.cache.jid_dir(jid);
+        let Some(mut load) = read_p(&dir.join(".load.p")).filter(Value::is_map) else {
+            return Value::Map(Vec::new());
+        };
+        let mut minions: Vec<String> = Vec::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name == ".minions.p" || (name.starts_with(".minions.") && name.ends_with(".p")) {
+                if let Some(Value::Array(a)) = read_p(&e.path()) {
+                    minions.extend(a.iter().filter_map(arg_str));
+                }
+            }
+        }
+        minions.sort();
+        minions.dedup();
+        if !minions.is_empty() {
+            load.set("Minions", Value::Array(minions.into_iter().map(Value::from).collect()));
+        }
+        load
+    }
+
+    fn returns(&self, jid: &str) -> Value {
+        let mut out = Vec::new();
+        if !is_jid(jid) {
+            return Value::Map(out);
+        }
+        let dir = self.cache.jid_dir(jid);
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let Some(data) = read_p(&e.path().join("return.p")) else {
+                continue;
+            };
+            let mut data = if data.is_map() && data.get("return").is_some() {
+                data
+            } else {
+                Value::map([("return", data)])
+            };
+            if let Some(out) = read_p(&e.path().join("out.p")) {
+                data.set("out", out);
+            }
+            out.push((Value::from(name), data));
+        }
+        Value::Map(out)
+    }
+}
+
+/// Salt's `manage._ping`: publish `test.ping` to the target and sort the
+/// expected minions into those that answered within `timeout` and those
+/// that did not.
+fn ping(
+    cfg: &MasterConfig,
+    tgt: &str,
+    tgt_type: &str,
+    timeout: i64,
+    _gather_job_timeout: i64,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut bus = EventStream::connect(cfg)?;
+    let key_user = cfg.user.clone();
+    let key = [format!(".{key_user}_key"), ".root_key".to_string()]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(cfg.cachedir.join(f)).ok())
+        .ok_or("no user key file in cachedir")?;
+    let load = Value::map([
+        ("cmd", Value::from("publish")),
+        ("tgt", Value::from(tgt)),
+        ("fun", Value::from("test.ping")),
+        ("arg", Value::Array(vec![])),
+        ("key", Value::from(key.trim())),
+        ("tgt_type", Value::from(tgt_type)),
+        ("ret", Value::from("")),
+        ("jid", Value::from("")),
+        ("kwargs", Value::map([("delimiter", Value::from(":"))])),
+        ("user", Value::from(key_user.as_str())),
+    ]);
+    let request = Value::map([
+        ("enc", Value::from("clear")),
+        ("load", load),
+        ("version", Value::Int(3)),
+    ]);
+    let host = match cfg.interface.as_str() {
+        "0.0.0.0" => "127.0.0.1".to_string(),
+        "::" => "[::1]".to_string(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_string(),
+    };
+    let ctx = zmq::Context::new();
+    let req = ctx.socket(zmq::REQ).map_err(|e| e.to_string())?;
+    let _ = req.set_linger(0);
+    let _ = req.set_rcvtimeo(60_000);
+    req.connect(&format!("tcp://{host}:{}", cfg.ret_port))
+        .map_err(|e| e.to_string())?;
+    req.send(request.to_network(), 0).map_err(|e| e.to_string())?;
+    let reply = req
+        .recv_bytes(0)
+        .map_err(|e| format!("the master did not answer the publish: {e}"))?;
+    let reply = Value::decode(&reply).map_err(|e| e.to_string())?;
+    let Some(pub_load) = reply.get("load") else {
+        return Err(format!("publish refused: {reply:?}"));
+    };
+    let Some(jid) = pub_load.get("jid").and_then(Value::as_str).map(String::from) else {
+        return Ok((vec![], vec![]));
+    };
+    let expected: Vec<String> = match pub_load.get("minions") {
+        Some(Value::Array(a)) => a.iter().filter_map(arg_str).collect(),
+        _ => vec![],
+    };
+    let prefix = format!("salt/job/{jid}/ret/");
+    let mut returned: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(timeout.max(1) as u64);
+    while returned.len() < expected.len() {
+        let Some((tag, _)) = bus.next(deadline)? else { break };
+        if let Some(id) = tag.strip_prefix(&prefix) {
+            if !returned.iter().any(|r| r == id) {
+                returned.push(id.to_string());
+            }
+        }
+    }
+    let mut down: Vec<String> = expected.into_iter().filter(|m| !returned.contains(m)).collect();
+    down.sort();
+    returned.sort();
+    Ok((returned, down))
+}
+
+/// A subscriber on `master_event_pub.ipc`, reading frames bare or
+/// length-prefixed as `event_publisher_length_prefix` says.
+struct EventStream {
+    sock: UnixStream,
+    prefixed: bool,
+    buf: Vec<u8>,
+}
+
+impl EventStream {
+    fn connect(cfg: &MasterConfig) -> Result<EventStream, String> {
+        let path = cfg.sock_dir.join("master_event_pub.ipc");
+        let sock = UnixStream::connect(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(EventStream {
+            sock,
+            prefixed: cfg.get_bool("event_publisher_length_prefix").unwrap_or(false),
+            buf: Vec::new(),
+        })
+    }
+
+    /// The next event, or `None` at the deadline.
+    fn next(&mut self, deadline: Instant) -> Result<Option<(String, Value)>, String> {
+        let mut chunk = vec![0u8; 1 << 16];
+        loop {
+            if let Some(frame) = self.take_frame() {
+                if let Ok(ev) = brine_proto::event::unpack_frame(&frame) {
+                    return Ok(Some(ev));
+                }
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let _ = self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match self.sock.read(&mut chunk) {
+                Ok(0) => return Err("the master closed the event bus".into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    fn take_frame(&mut self) -> Option<Vec<u8>> {
+        if self.prefixed {
+            if self.buf.len() < 4 {
+                return None;
+            }
+            let n = u32::from_be_bytes(self.buf[..4].try_into().ok()?) as usize;
+            if self.buf.len() < 4 + n {
+                return None;
+            }
+            let frame = self.buf[4..4 + n].to_vec();
+            self.buf.drain(..4 + n);
+            Some(frame)
+        } else {
+            match brine_proto::msgpack::value_len(&self.buf) {
+                Ok(Some(len)) => Some(self.buf.drain(..len).collect()),
+                _ => None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jid_to_time_is_salts() {
+        assert_eq!(jid_to_time("20261125103000123456"), "2026, Nov 25 10:30:00.123456");
+        assert_eq!(jid_to_time("bad"), "");
+    }
+}
