@@ -114,6 +114,55 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
         one(&env, clear(Value::map([("cmd", Value::from("frobnicate"))]))),
         vec![0x80]
     );
+    // Clear commands a local tool may send: Salt's answers, or an error
+    // the Python clients raise and print.
+    let ping = Value::map([("cmd", Value::from("ping")), ("x", Value::Int(1))]);
+    assert_eq!(one(&env, clear(ping.clone())), ping.to_network());
+    assert_eq!(
+        one(&env, clear(Value::map([("cmd", Value::from("mk_token"))]))),
+        Value::from("").to_network()
+    );
+    let err_name = |load: Value| {
+        let reply = Value::decode(&one(&env, clear(load))).unwrap();
+        let e = reply.get("error").unwrap_or_else(|| panic!("no error in {reply:?}"));
+        e.get("name").and_then(Value::as_str).unwrap().to_string()
+    };
+    for cmd in ["wheel", "runner"] {
+        let load = Value::map([
+            ("cmd", Value::from(cmd)),
+            ("fun", Value::from("key.list_all")),
+            ("key", Value::from("not-the-key")),
+        ]);
+        assert_eq!(err_name(load), "UserAuthenticationError");
+        let load = Value::map([
+            ("cmd", Value::from(cmd)),
+            ("fun", Value::from("key.list_all")),
+            ("eauth", Value::from("pam")),
+            ("username", Value::from("u")),
+            ("password", Value::from("p")),
+        ]);
+        assert_eq!(err_name(load), "EauthAuthenticationError");
+    }
+    // With the master's user key (as WheelClient/RunnerClient send it).
+    let key = std::fs::read_to_string(env.root().join("cache/.root_key")).unwrap();
+    let with_key = |cmd: &str, fun: &str| {
+        Value::map([
+            ("cmd", Value::from(cmd)),
+            ("fun", Value::from(fun)),
+            ("key", Value::from(key.trim())),
+            ("user", Value::from("root")),
+        ])
+    };
+    let reply = Value::decode(&one(&env, clear(with_key("wheel", "key.list_all")))).unwrap();
+    let data = reply.get("data").unwrap_or_else(|| panic!("{reply:?}"));
+    assert_eq!(data.get("success"), Some(&Value::Bool(true)), "{reply:?}");
+    let local = data.get("return").and_then(|r| r.get("local")).unwrap();
+    assert!(
+        matches!(local, Value::Array(a) if a.contains(&Value::from("master.pub"))),
+        "{reply:?}"
+    );
+    assert_eq!(err_name(with_key("runner", "state.orchestrate")), "SaltMasterError");
+    assert_eq!(err_name(with_key("wheel", "config.values")), "SaltMasterError");
     let weird = Value::map([
         ("enc", Value::from("rot13")),
         ("load", Value::Map(vec![])),

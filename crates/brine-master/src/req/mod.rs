@@ -184,19 +184,19 @@ impl ReqHandler {
                     Ok(ClearCmd::Publish) => self.publish(load),
                     Ok(ClearCmd::Runner) => Ok(self.control(load, "runner")),
                     Ok(ClearCmd::Wheel) => Ok(self.control(load, "wheel")),
-                    Ok(other) => {
-                        // Answer with an error the Python clients raise and
-                        // print, rather than a reply they wait on or choke on.
-                        warn!("clear command {} is not implemented in Brine; refused", other.as_str());
-                        Ok(control::error(
-                            "SaltMasterError",
-                            &format!("Brine's master does not implement the {:?} command", other.as_str()),
-                        )
-                        .to_network())
+                    // Salt's `ping` sends the load back.
+                    Ok(ClearCmd::Ping) => Ok(load.to_network()),
+                    // Brine issues no eauth tokens: Salt's answers for a
+                    // failed mk_token ("") and an unknown token (False).
+                    Ok(ClearCmd::MkToken) => {
+                        warn!("mk_token refused: Brine does not issue eauth tokens (use --eauth with credentials)");
+                        Ok(Value::from("").to_network())
                     }
+                    Ok(ClearCmd::GetToken) => Ok(Value::Bool(false).to_network()),
+                    // Salt answers an unknown clear command with {}.
                     Err(e) => {
                         warn!("clear request refused: {e}");
-                        Ok(control::error("SaltMasterError", &format!("unknown command: {e}")).to_network())
+                        Ok(Value::Map(Vec::new()).to_network())
                     }
                 }
             }
