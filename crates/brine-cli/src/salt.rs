@@ -454,6 +454,7 @@ fn run(o: &Opts) -> Result<i32> {
         println!("Executing job with jid {jid}");
         println!("-------------------------------------------\n");
     }
+    let prefixed = cfg.get_bool("event_publisher_length_prefix").unwrap_or(false);
     let prefix = format!("salt/job/{jid}/ret/");
     let mut got: Vec<(String, Value)> = Vec::new();
     let mut buf = Vec::new();
@@ -472,8 +473,24 @@ fn run(o: &Opts) -> Result<i32> {
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
             Err(e) => return Err(e.into()),
         }
-        while let Ok(Some(len)) = brine_proto::msgpack::value_len(&buf) {
-            let frame: Vec<u8> = buf.drain(..len).collect();
+        loop {
+            // Bare frames, or u32-prefixed ones with
+            // `event_publisher_length_prefix: True`.
+            let frame: Vec<u8> = if prefixed {
+                if buf.len() < 4 {
+                    break;
+                }
+                let n = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                if buf.len() < 4 + n {
+                    break;
+                }
+                buf.drain(..4 + n).skip(4).collect()
+            } else {
+                match brine_proto::msgpack::value_len(&buf) {
+                    Ok(Some(len)) => buf.drain(..len).collect(),
+                    _ => break,
+                }
+            };
             let Ok((tag, data)) = brine_proto::event::unpack_frame(&frame) else {
                 continue;
             };

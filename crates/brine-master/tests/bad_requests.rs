@@ -162,6 +162,14 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
         "{reply:?}"
     );
     assert_eq!(err_name(with_key("runner", "state.orchestrate")), "SaltMasterError");
+    // Publishing by eauth (Salt ignores the key then): refused, saying why.
+    let mut by_eauth = with_key("publish", "test.ping");
+    by_eauth.set("tgt", Value::from("*"));
+    by_eauth.set(
+        "kwargs",
+        Value::map([("eauth", Value::from("auto")), ("username", Value::from("u"))]),
+    );
+    assert_eq!(err_name(by_eauth), "EauthAuthenticationError");
     assert_eq!(err_name(with_key("wheel", "config.values")), "SaltMasterError");
     let weird = Value::map([
         ("enc", Value::from("rot13")),

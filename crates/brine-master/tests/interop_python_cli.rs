@@ -250,6 +250,21 @@ fn compare(version: &'static str, brine_extra: &str) {
         },
     );
 
+    // Brine's own `salt` reads the bus in either framing (3006 side:
+    // length-prefixed).
+    let out = Command::new(common::minion::brine_bin("salt"))
+        .arg("-c")
+        .arg(&brine.env.conf_dir)
+        .args(["*", "test.ping", "-t", "30"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("a1:\n    True") && text.contains("a2:\n    True"),
+        "brine salt: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // --async prints the job id; the job then shows in the job cache
     // through salt-run jobs.lookup_jid.
     for s in [&brine, &python] {
@@ -334,6 +349,25 @@ fn compare(version: &'static str, brine_extra: &str) {
     );
     assert!(
         format!("{bo}{be}").contains("Brine's master does not implement the runner function 'jobs.active'"),
+        "{bo}{be}"
+    );
+
+    // Publishing by eauth needs Salt's publisher ACL, which Brine lacks:
+    // refused at once, saying so (Python's master: "Authorization error").
+    let t0 = std::time::Instant::now();
+    let (bo, be, _) = py(
+        &brine.env,
+        brine.version,
+        "salt",
+        &eauth(&["*", "test.ping", "-t", "10"]),
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "eauth publish took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        format!("{bo}{be}").contains("eauth/token publishing is not implemented"),
         "{bo}{be}"
     );
 

@@ -36,6 +36,26 @@ impl ReqHandler {
             .and_then(|k| k.as_str().map(String::from))
             .unwrap_or_default();
         let user = load.get("user").and_then(Value::as_str).unwrap_or("root").to_string();
+        // Salt's publish takes the auth info from the `kwargs` ("extra").
+        let extra = load.get("kwargs").cloned().unwrap_or(Value::Nil);
+        if extra.get("eauth").is_some() || extra.get("token").is_some() {
+            // Salt authenticates these by eauth/token (not the key) and
+            // applies the publisher ACL, which Brine does not implement: say so
+            // to the CLI rather than a bare authentication failure.
+            let who = extra.get("username").and_then(Value::as_str).unwrap_or("UNKNOWN");
+            warn!("publish by eauth/token user {who:?} refused: not implemented in Brine");
+            let (name, kind) = if extra.get("token").is_some() {
+                ("TokenAuthenticationError", "token")
+            } else {
+                ("EauthAuthenticationError", "eauth")
+            };
+            return Ok(error_reply(
+                name,
+                &format!(
+                    "Authentication failure of type \"{kind}\" occurred for user {who}. (Brine publishes only for the master's user key; eauth/token publishing is not implemented.)"
+                ),
+            ));
+        }
         if !self.user_key_ok(&user, &key) {
             warn!("publish from user {user:?} refused: bad or missing key");
             return Ok(error_reply("AuthenticationError", "Authentication error occurred."));
