@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -315,19 +314,7 @@ fn write_dfn(cfg: &MasterConfig) {
     if !cfg.get_bool("rotate_aes_key").unwrap_or(true) {
         return;
     }
-    let dfn = cfg.cachedir.join(".dfn");
-    let next = cfg.cachedir.join(".dfn-next");
-    let _ = std::fs::remove_file(&next);
-    let res = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(&next)
-        .and_then(|mut f| f.write_all(cfg.master_id().as_bytes()))
-        .and_then(|_| {
-            let _ = std::fs::remove_file(&dfn);
-            std::fs::rename(&next, &dfn)
-        });
+    let res = brine_keys::drop_rotation_file(&cfg.cachedir, &cfg.master_id());
     if let Err(e) = res {
         eprintln!("Error: {e}");
     }

@@ -473,24 +473,7 @@ fn run(o: &Opts) -> Result<i32> {
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
             Err(e) => return Err(e.into()),
         }
-        loop {
-            // Bare frames, or u32-prefixed ones with
-            // `event_publisher_length_prefix: True`.
-            let frame: Vec<u8> = if prefixed {
-                if buf.len() < 4 {
-                    break;
-                }
-                let n = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-                if buf.len() < 4 + n {
-                    break;
-                }
-                buf.drain(..4 + n).skip(4).collect()
-            } else {
-                match brine_proto::msgpack::value_len(&buf) {
-                    Ok(Some(len)) => buf.drain(..len).collect(),
-                    _ => break,
-                }
-            };
+        while let Some(frame) = brine_proto::event::take_frame(&mut buf, prefixed) {
             let Ok((tag, data)) = brine_proto::event::unpack_frame(&frame) else {
                 continue;
             };

@@ -157,6 +157,23 @@ impl KeyStore for FsKeyStore {
     }
 }
 
+/// Salt's `crypt.dropfile`: ask the running master to rotate its AES key
+/// by leaving `cachedir/.dfn` (mode 0400, content = the master id, as
+/// 3007 writes it), through a temp file and a rename.
+pub fn drop_rotation_file(cachedir: &Path, master_id: &str) -> std::io::Result<()> {
+    let dfn = cachedir.join(".dfn");
+    let next = cachedir.join(format!(".dfn-{}", std::process::id()));
+    let _ = std::fs::remove_file(&next);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&next)?;
+    f.write_all(master_id.as_bytes())?;
+    drop(f);
+    std::fs::rename(&next, &dfn)
+}
+
 /// Salt's `valid_id`: no `/`, `\` or NUL, and `pki_dir/<id>` must be a
 /// direct child of `pki_dir` (so not empty, `.` or `..`).
 pub fn valid_id(pki_dir: &Path, id: &str) -> bool {

@@ -491,7 +491,7 @@ impl EventStream {
     fn next(&mut self, deadline: Instant) -> Result<Option<(String, Value)>, String> {
         let mut chunk = vec![0u8; 1 << 16];
         loop {
-            if let Some(frame) = self.take_frame() {
+            if let Some(frame) = brine_proto::event::take_frame(&mut self.buf, self.prefixed) {
                 if let Ok(ev) = brine_proto::event::unpack_frame(&frame) {
                     return Ok(Some(ev));
                 }
@@ -509,26 +509,6 @@ impl EventStream {
                     return Ok(None)
                 }
                 Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-
-    fn take_frame(&mut self) -> Option<Vec<u8>> {
-        if self.prefixed {
-            if self.buf.len() < 4 {
-                return None;
-            }
-            let n = u32::from_be_bytes(self.buf[..4].try_into().ok()?) as usize;
-            if self.buf.len() < 4 + n {
-                return None;
-            }
-            let frame = self.buf[4..4 + n].to_vec();
-            self.buf.drain(..4 + n);
-            Some(frame)
-        } else {
-            match brine_proto::msgpack::value_len(&self.buf) {
-                Ok(Some(len)) => Some(self.buf.drain(..len).collect()),
-                _ => None,
             }
         }
     }

@@ -14,7 +14,21 @@ use log::warn;
 /// Python's `fnmatch.fnmatch` on POSIX (case-sensitive): `*`, `?`,
 /// `[seq]`, `[!seq]`; an unclosed `[` is a literal.
 pub fn fnmatch(name: &str, pat: &str) -> bool {
-    regex::Regex::new(&fnmatch_regex(pat)).is_ok_and(|re| re.is_match(name))
+    Glob::new(pat).matches(name)
+}
+
+/// A compiled `fnmatch` pattern, for matching many names (one regex
+/// compile per pattern, not per name).
+pub struct Glob(Option<regex::Regex>);
+
+impl Glob {
+    pub fn new(pat: &str) -> Glob {
+        Glob(regex::Regex::new(&fnmatch_regex(pat)).ok())
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.as_ref().is_some_and(|re| re.is_match(name))
+    }
 }
 
 /// `fnmatch.translate`, anchored at both ends.

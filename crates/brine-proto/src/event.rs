@@ -72,6 +72,24 @@ impl EventSender {
     }
 }
 
+/// Take the next whole frame off a subscriber's read buffer: bare
+/// (one msgpack value) or, with `prefixed`, after its u32 big-endian length
+/// (`event_publisher_length_prefix`). `None` until a whole frame is there.
+pub fn take_frame(buf: &mut Vec<u8>, prefixed: bool) -> Option<Vec<u8>> {
+    if prefixed {
+        let n = u32::from_be_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+        if buf.len() < 4 + n {
+            return None;
+        }
+        Some(buf.drain(..4 + n).skip(4).collect())
+    } else {
+        match crate::msgpack::value_len(buf) {
+            Ok(Some(len)) => Some(buf.drain(..len).collect()),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
     #[error("event frame: {0}")]
@@ -130,6 +148,21 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use crate::testvec::{hex, vector};
+
+    #[test]
+    fn take_frame_reads_bare_and_prefixed_streams() {
+        let ev = pack_event("t", &Value::map([("a", Value::Int(1))]));
+        for prefixed in [false, true] {
+            let one = if prefixed { prefixed_frame(&ev) } else { frame(&ev) };
+            let mut buf = [one.clone(), one.clone()].concat();
+            buf.pop(); // the second frame is incomplete
+            assert_eq!(take_frame(&mut buf, prefixed), Some(frame(&ev)));
+            assert_eq!(take_frame(&mut buf, prefixed), None);
+            buf.push(*one.last().unwrap());
+            assert_eq!(take_frame(&mut buf, prefixed), Some(frame(&ev)));
+            assert!(buf.is_empty());
+        }
+    }
 
     #[test]
     fn salt_event_vector_both_ways() {

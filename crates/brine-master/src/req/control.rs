@@ -23,7 +23,7 @@ use log::{info, warn};
 
 use super::ReqHandler;
 use crate::jobcache::gen_jid;
-use crate::targeting::fnmatch;
+use crate::targeting::{fnmatch, Glob};
 
 /// `{"error": {"name", "message"}}`, which Salt's clients raise as the
 /// named exception.
@@ -360,15 +360,16 @@ impl ReqHandler {
         if full {
             all.push(("local".into(), self.local_keys()));
         }
+        let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         for (status, ids) in all {
             let hits: Vec<String> = ids
                 .into_iter()
                 .flat_map(|id| {
                     // One entry per matching pattern, as Salt's loop does.
-                    patterns
+                    globs
                         .iter()
-                        .filter(|p| fnmatch(&id, p))
+                        .filter(|g| g.matches(&id))
                         .map(|_| id.clone())
                         .collect::<Vec<_>>()
                 })
@@ -588,20 +589,8 @@ impl ReqHandler {
 
     /// Salt's `crypt.dropfile`: ask Maintenance to rotate the AES key.
     fn drop_dfn(&self) {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let dfn = self.cfg.cachedir.join(".dfn");
-        let next = self.cfg.cachedir.join(format!(".dfn-{}", std::process::id()));
-        let _ = std::fs::remove_file(&next);
-        let res = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o400)
-            .open(&next)
-            .and_then(|mut f| f.write_all(self.cfg.master_id().as_bytes()))
-            .and_then(|_| std::fs::rename(&next, &dfn));
-        if let Err(e) = res {
-            warn!("cannot write {}: {e}", dfn.display());
+        if let Err(e) = brine_keys::drop_rotation_file(&self.cfg.cachedir, &self.cfg.master_id()) {
+            warn!("cannot write {}: {e}", self.cfg.cachedir.join(".dfn").display());
         }
     }
 }

@@ -37,7 +37,7 @@ impl ReqHandler {
             .unwrap_or_default();
         let user = load.get("user").and_then(Value::as_str).unwrap_or("root").to_string();
         // Salt's publish takes the auth info from the `kwargs` ("extra").
-        let extra = load.get("kwargs").cloned().unwrap_or(Value::Nil);
+        let extra = load.get("kwargs").unwrap_or(&Value::Nil);
         if extra.get("eauth").is_some() || extra.get("token").is_some() {
             // Salt authenticates these by eauth/token (not the key) and
             // applies the publisher ACL, which Brine does not implement: say so
@@ -192,7 +192,7 @@ impl ReqHandler {
     /// minion data cache); other target types are greedy (every accepted
     /// minion; each minion filters the publication itself) until issue 7.
     fn expected_minions(&self, tgt: &Value, tgt_type: &str, delimiter: &str) -> (Vec<String>, Vec<String>) {
-        use crate::targeting::{cache_minions, fnmatch};
+        use crate::targeting::{cache_minions, Glob};
         let mut accepted = self.keys.list(KeyState::Accepted).unwrap_or_default();
         accepted.sort_by_key(|a| a.to_lowercase());
         match tgt_type {
@@ -223,7 +223,8 @@ impl ReqHandler {
             }
             "glob" => {
                 let pat = tgt.as_str().unwrap_or("");
-                (accepted.into_iter().filter(|m| fnmatch(m, pat)).collect(), vec![])
+                let glob = Glob::new(pat);
+                (accepted.into_iter().filter(|m| glob.matches(m)).collect(), vec![])
             }
             "grain" | "grain_pcre" | "pillar" | "pillar_pcre" => {
                 let expr = tgt.as_str().unwrap_or("");
