@@ -4,8 +4,10 @@
 //! which socket and file.
 
 pub mod cli;
+pub mod fileserver;
 pub mod jobcache;
 pub mod manager;
+pub mod pillar;
 pub mod pki;
 pub mod req;
 pub mod roles;

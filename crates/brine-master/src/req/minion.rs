@@ -62,7 +62,7 @@ impl ReqHandler {
             return Value::Map(Vec::new());
         };
         grains.set("id", Value::from(id));
-        let pillar = Value::Map(Vec::new());
+        let pillar = crate::pillar::compile(&self.cfg, id, &grains, load);
         if self.cfg.get_bool("minion_data_cache").unwrap_or(true) {
             let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
             let path = self.cfg.cachedir.join("minions").join(id).join("data.p");
@@ -104,36 +104,6 @@ impl ReqHandler {
             let _ = self.events.fire(&tag, load);
         }
         Value::Nil
-    }
-
-    /// `_mine`: merge (or with `clear`, replace) the minion's mine data.
-    pub(super) fn mine(&mut self, id: &str, load: &Value) -> Value {
-        let Some(Value::Map(new)) = load.get("data") else {
-            return Value::Bool(false);
-        };
-        let path = self.cfg.cachedir.join("minions").join(id).join("mine.p");
-        let clear = load.get("clear").and_then(Value::as_bool).unwrap_or(false);
-        let mut current = if clear {
-            Value::Map(Vec::new())
-        } else {
-            std::fs::read(&path)
-                .ok()
-                .and_then(|b| Value::decode(&b).ok())
-                .filter(Value::is_map)
-                .unwrap_or(Value::Map(Vec::new()))
-        };
-        for (k, v) in new {
-            if let Some(key) = k.as_str() {
-                current.set(key, v.clone());
-            }
-        }
-        match write_p(&path, &current) {
-            Ok(()) => Value::Bool(true),
-            Err(e) => {
-                warn!("cannot write {}: {e}", path.display());
-                Value::Bool(false)
-            }
-        }
     }
 }
 

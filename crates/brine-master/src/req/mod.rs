@@ -7,6 +7,8 @@
 
 mod auth;
 pub mod control;
+mod files;
+mod mine;
 pub mod minion;
 mod publish;
 mod sessions;
@@ -75,6 +77,8 @@ pub struct ReqHandler {
     pub sessions: SessionKeys,
     pub events: EventSender,
     pub jobs: LocalCache,
+    /// The `roots` fileserver (`file_roots`).
+    pub files: crate::fileserver::Fileserver,
     /// PUSH to ZeroMQPubServerChannel's `publish_pull.ipc`.
     pub push: zmq::Socket,
     minimum_auth_version: i64,
@@ -118,6 +122,7 @@ impl ReqHandler {
             tok_ok: std::collections::HashMap::new(),
             aes: AesKey::new(aes),
             jobs: LocalCache::new(&cfg.cachedir, &hash_type),
+            files: crate::fileserver::Fileserver::new(&cfg),
             push,
             master_key,
             master_pub,
@@ -295,6 +300,20 @@ impl ReqHandler {
             AesCmd::Pillar => Reply::Private(self.pillar(id, load)),
             AesCmd::MinionEvent => Reply::Send(self.minion_event(id, load)),
             AesCmd::Mine => Reply::Send(self.mine(id, load)),
+            AesCmd::MineGet => Reply::Send(self.mine_get(id, load)),
+            AesCmd::MineDelete => Reply::Send(self.mine_delete(id, load)),
+            AesCmd::MineFlush => Reply::Send(self.mine_flush(id, load)),
+            AesCmd::MasterOpts
+            | AesCmd::MasterTops
+            | AesCmd::FileEnvs
+            | AesCmd::FileList
+            | AesCmd::FileListEmptydirs
+            | AesCmd::DirList
+            | AesCmd::SymlinkList
+            | AesCmd::FileFind
+            | AesCmd::FileHash
+            | AesCmd::FileHashAndStat
+            | AesCmd::ServeFile => Reply::Send(self.file_cmd(cmd, id, load)),
             AesCmd::Return => Reply::Send(self.job_return(id, load)),
             AesCmd::SyndicReturn => Reply::Send(self.syndic_return(load)),
             other => {
