@@ -298,6 +298,32 @@ pub fn cache_minions(
         .collect()
 }
 
+/// What one minion is matched on (Salt's minion-side matchers, which the
+/// master also runs for pillar top files).
+pub struct MinionData<'a> {
+    pub id: &'a str,
+    pub grains: &'a Value,
+    pub pillar: &'a Value,
+}
+
+/// Does this minion match `tgt` of `tgt_type` (Salt's `salt/matchers/*`)?
+/// `nodegroups` is the master's `nodegroups` option (a map, or Nil).
+/// Glob, pcre, list, grain, grain_pcre, pillar and pillar_pcre so far.
+pub fn minion_matches(m: &MinionData, tgt: &Value, tgt_type: &str, delimiter: &str, _nodegroups: &Value) -> bool {
+    let expr = tgt.as_str().unwrap_or("");
+    match tgt_type {
+        "glob" => fnmatch(m.id, expr),
+        "pcre" => regex::Regex::new(&format!("^(?:{expr})")).is_ok_and(|re| re.is_match(m.id)),
+        "list" => match tgt {
+            Value::Array(a) => a.iter().any(|x| x.as_str() == Some(m.id)),
+            _ => expr.split(',').any(|x| x.trim() == m.id),
+        },
+        "grain" | "grain_pcre" => subdict_match(m.grains, expr, delimiter, tgt_type.ends_with("_pcre"), false),
+        "pillar" | "pillar_pcre" => subdict_match(m.pillar, expr, delimiter, tgt_type.ends_with("_pcre"), false),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
