@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod minion;
+pub mod pysalt;
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;

@@ -1,0 +1,65 @@
+//! Python Salt beside Brine: its `salt-master` on an [`Env`]'s config and
+//! its CLIs, for tests that compare the two masters on the same work.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::minion::venv;
+use super::{accepts, wait_until, Env};
+
+/// Python's salt-master on an [`Env`]'s config, in its own process group.
+pub struct PyMaster(Child);
+
+impl PyMaster {
+    pub fn start(env: &Env, version: &str) -> PyMaster {
+        let log = std::fs::File::create(env.root().join("py-master.stderr")).unwrap();
+        let child = Command::new(venv(version).join("bin/salt-master"))
+            .arg("-c")
+            .arg(&env.conf_dir)
+            .args(["-l", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_until(Duration::from_secs(60), || accepts(env.ret_port)
+                && accepts(env.publish_port)),
+            "Python salt-master did not start"
+        );
+        PyMaster(child)
+    }
+}
+
+impl Drop for PyMaster {
+    fn drop(&mut self) {
+        brine_testutil::stop_group(&mut self.0, Duration::from_secs(10));
+    }
+}
+
+/// Run a Python Salt CLI with the env's config dir: (stdout, stderr, status).
+pub fn py(env: &Env, version: &str, tool: &str, args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(venv(version).join("bin").join(tool))
+        .arg("-c")
+        .arg(&env.conf_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// Jids (20 digits) and times masked; lines sorted where the order is the
+/// minions' arrival order.
+pub fn mask(s: &str) -> String {
+    let jid = regex::Regex::new(r"\b\d{20}\b").unwrap();
+    let time = regex::Regex::new(r"\d{4}, \w{3} \d{2} \d{2}:\d{2}:\d{2}\.\d{6}").unwrap();
+    let s = jid.replace_all(s, "<jid>");
+    time.replace_all(&s, "<time>").into_owned()
+}
