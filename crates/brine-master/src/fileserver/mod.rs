@@ -433,9 +433,10 @@ impl Fileserver {
 
     fn log_refusal(&self, id: &str, path: &Value, saltenv: &str, refused: Refusal) {
         if let Some(why) = refused {
+            // Escaped: the path is the minion's text, kept to one log line.
             warn!(
                 "fileserver: refused salt://{} (saltenv {saltenv:?}) asked by minion {id}: {why}",
-                py::to_str(path)
+                py::to_str(path).escape_debug()
             );
         }
     }
@@ -493,7 +494,8 @@ impl Fileserver {
         let inside = |root: &str, full: &str, refused: &mut Refusal| -> bool {
             let ok = clean_path(&self.cwd, root, full, !self.follow);
             if !ok {
-                *refused = Some(format!("{full} is outside the root {root}"));
+                let how = if self.follow { "is" } else { "leads" };
+                *refused = Some(format!("{full} {how} outside the root {root}"));
             }
             ok
         };
