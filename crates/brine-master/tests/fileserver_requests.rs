@@ -27,7 +27,7 @@ fn big() -> Vec<u8> {
 }
 
 /// The file tree under `<env root>/srv` and the config naming it.
-fn tree(root: &std::path::Path) -> String {
+fn tree(root: &std::path::Path, more_roots: &str) -> String {
     let srv = root.join("srv");
     let w = |rel: &str, data: &[u8]| {
         let p = srv.join(rel);
@@ -50,17 +50,24 @@ fn tree(root: &std::path::Path) -> String {
     symlink(root.join("secret.txt"), srv.join("a/web/leak2")).unwrap();
     symlink("web/init.sls", srv.join("a/alias.sls")).unwrap();
     format!(
-        "file_roots:\n  base:\n    - {s}/a\n    - {s}/b\n  dev:\n    - {s}/dev\nfile_buffer_size: {CHUNK}\n",
+        "file_roots:\n  base:\n    - {s}/a\n    - {s}/b\n  dev:\n    - {s}/dev\n{more_roots}file_buffer_size: {CHUNK}\n",
         s = srv.display()
     )
 }
 
 /// An [`Env`] whose config serves [`tree`] (under its own root) plus `extra`.
 fn env_with_tree(workers: usize, extra: &str) -> Env {
+    env_with_roots(workers, "", extra)
+}
+
+/// [`env_with_tree`] with more saltenvs in `file_roots` (`{root}` is the
+/// env's root).
+fn env_with_roots(workers: usize, more_roots: &str, extra: &str) -> Env {
     let env = Env::with_extra(workers, "");
     let conf = env.conf_dir.join("master");
     let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str(&tree(&env.root()));
+    let more = more_roots.replace("{root}", &env.root().display().to_string());
+    text.push_str(&tree(&env.root(), &more));
     text.push_str(extra);
     std::fs::write(&conf, text).unwrap();
     env
@@ -380,8 +387,9 @@ impl Drop for PyMaster {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Expect {
     Same,
-    /// Brine refuses (Salt's answer for a missing file) where Salt serves:
-    /// `?index=N` skips Salt's root check.
+    /// Brine refuses (Salt's answer for a missing file, or an empty list)
+    /// where Salt serves: `?index=N` skips Salt's root check, and Salt
+    /// substitutes any saltenv into `__env__` roots.
     BrineRefuses,
 }
 
@@ -573,8 +581,11 @@ fn answers(port: u16, m: &AesMinion, cases: &[(String, Value, Expect)]) -> Vec<V
 
 fn compare(version: &str, extra: &str, follow: bool) {
     let env = env_with_tree(2, extra);
-    let m = accepted_minion(&env, "cmp1");
-    let cases = cases(follow);
+    compare_on(version, &env, cases(follow));
+}
+
+fn compare_on(version: &str, env: &Env, cases: Vec<(String, Value, Expect)>) {
+    let m = accepted_minion(env, "cmp1");
     let brine = {
         let mut master = env.start();
         master.wait_ready();
@@ -584,7 +595,7 @@ fn compare(version: &str, extra: &str, follow: bool) {
     };
     // The Brine master is gone (killed by pid); Python gets the same
     // config, keys, session and tree.
-    let _py = PyMaster::start(&env, version);
+    let _py = PyMaster::start(env, version);
     let warm = m.request(&load("_file_envs", &[]), &brine_proto::crypto::new_nonce());
     assert!(
         common::aes::ask_within(env.ret_port, &[warm], 90_000).is_some(),
@@ -598,8 +609,14 @@ fn compare(version: &str, extra: &str, follow: bool) {
         match expect {
             Expect::Same if b != p => diffs.push(format!("{label}:\n  brine  {b:?}\n  python {p:?}")),
             Expect::BrineRefuses => {
-                let refused =
-                    [missing_file(), no_chunk(), s(""), Value::Array(vec![s(""), Value::Nil])].map(|v| norm(cmd, v));
+                let refused = [
+                    missing_file(),
+                    no_chunk(),
+                    s(""),
+                    Value::Array(vec![s(""), Value::Nil]),
+                    Value::Array(vec![]),
+                ]
+                .map(|v| norm(cmd, v));
                 if !refused.contains(&b) || b == p {
                     diffs.push(format!(
                         "{label} (Brine should refuse, Salt serves):\n  brine  {b:?}\n  python {p:?}"
@@ -753,4 +770,67 @@ fn salt_call_3007_state_apply_against_brine() {
 #[test]
 fn salt_call_3006_state_apply_against_brine() {
     salt_call_state_apply("3006.30");
+}
+
+#[test]
+fn same_answers_as_python_salt_3007_with_env_roots_and_ignores() {
+    let env = env_with_roots(
+        2,
+        "  __env__:\n    - {root}/srv/envs/__env__\n",
+        "file_ignore_glob: '*.bak'\nfile_ignore_regex:\n  - '/\\.git($|/)'\nfileserver_ignoresymlinks: True\n",
+    );
+    let srv = env.root().join("srv");
+    for (rel, data) in [
+        ("envs/feature1/x.sls", &b"x: {}\n"[..]),
+        ("envs/feature1/sub/y.sls", b"y: {}\n"),
+        ("a/.git/config", b"[core]\n"),
+        ("a/web/.git/HEAD", b"ref\n"),
+        ("a/old.bak", b"old\n"),
+    ] {
+        let p = srv.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    let mut c = Vec::new();
+    let mut add = |label: &str, cmd: &str, pairs: &[(&str, Value)], expect: Expect| {
+        c.push((format!("{cmd} {label}"), load(cmd, pairs), expect));
+    };
+    add("", "_file_envs", &[], Expect::Same);
+    add("", "_master_opts", &[], Expect::Same);
+    for cmd in ["_file_list", "_dir_list", "_file_list_emptydirs", "_symlink_list"] {
+        for saltenv in ["base", "feature1", "nope", "dev"] {
+            add(
+                saltenv,
+                cmd,
+                &[("saltenv", s(saltenv)), ("prefix", s(""))],
+                Expect::Same,
+            );
+        }
+        // `srv/envs/../a` is srv/a to Salt (no symlinks are listed here:
+        // fileserver_ignoresymlinks).
+        let expect = if cmd == "_symlink_list" {
+            Expect::Same
+        } else {
+            Expect::BrineRefuses
+        };
+        add("../a", cmd, &[("saltenv", s("../a")), ("prefix", s(""))], expect);
+    }
+    for cmd in ["_file_find", "_file_hash", "_file_hash_and_stat", "_serve_file"] {
+        let mut path = |label: &str, path: &str, saltenv: &str, expect: Expect| {
+            let l = [("path", s(path)), ("saltenv", s(saltenv)), ("loc", Value::Int(0))];
+            add(label, cmd, &l, expect);
+        };
+        path("x.sls feature1", "x.sls", "feature1", Expect::Same);
+        path("sub/y.sls feature1", "sub/y.sls", "feature1", Expect::Same);
+        path("x.sls nope", "x.sls", "nope", Expect::Same);
+        path("x.sls?saltenv=feature1", "x.sls?saltenv=feature1", "base", Expect::Same);
+        path(".git/config", ".git/config", "base", Expect::Same);
+        path("web/.git/HEAD", "web/.git/HEAD", "base", Expect::Same);
+        path("old.bak", "old.bak", "base", Expect::Same);
+        path("leak (ignored symlinks are still served)", "leak", "base", Expect::Same);
+        path("../feature1", "../feature1/x.sls", "base", Expect::Same);
+        path("saltenv ../a", "top.sls", "../a", Expect::BrineRefuses);
+        path("saltenv ..", "a/top.sls", "..", Expect::BrineRefuses);
+    }
+    compare_on("3007.17", &env, c);
 }
