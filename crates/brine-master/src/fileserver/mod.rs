@@ -33,6 +33,15 @@
 //! written to disk (Salt's hash cache files under `cachedir/roots/hash`
 //! take the saltenv from the request).
 //!
+//! Other differences, none visible to a working minion: `_file_envs`,
+//! `_symlink_list` and `_master_opts`' `file_roots` come in sorted order
+//! (Salt's follow a Python set or the directory); a symlinked directory
+//! that loops back to one of its parents is not walked again (Salt walks
+//! it until the kernel's 40-symlink limit); names that are not UTF-8 are
+//! left out of lists (Salt's answer would fail to encode); a minion's
+//! `fsbackend: "-roots"` does not remove `roots` from the master's options
+//! for good, as it does in Salt.
+//!
 //! # Caches
 //!
 //! Salt keeps each saltenv's lists in `cachedir/file_lists/roots/<env>.p`
