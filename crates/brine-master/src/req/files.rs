@@ -1,15 +1,99 @@
 //! The fileserver commands of the request channel (Salt's `AESFuncs`
 //! file functions and `_master_opts`/`_master_tops`), served by
 //! [`crate::fileserver::Fileserver`].
+//!
+//! As in `AESFuncs.run_func`, a function that raises is answered with `""`
+//! (and logged); every other answer is the function's return value.
 
 use brine_proto::commands::AesCmd;
 use brine_proto::Value;
+use log::warn;
 
 use super::ReqHandler;
+use crate::fileserver::{truthy, Form, FsError};
+
+/// The options `_master_opts` sends (besides `file_roots`), in Salt's
+/// order; the first three are all an `env_only` request gets.
+const ENV_OPTS: [&str; 3] = ["top_file_merging_strategy", "env_order", "default_top"];
+const STATE_OPTS: [&str; 12] = [
+    "renderer",
+    "failhard",
+    "state_top",
+    "state_top_saltenv",
+    "nodegroups",
+    "state_auto_order",
+    "state_events",
+    "state_aggregate",
+    "jinja_env",
+    "jinja_sls_env",
+    "jinja_lstrip_blocks",
+    "jinja_trim_blocks",
+];
+
+/// A configuration value as a msgpack value.
+fn from_json(v: &brine_config::Value) -> Value {
+    use brine_config::Value as J;
+    match v {
+        J::Null => Value::Nil,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .or_else(|| n.as_u64().map(Value::UInt))
+            .unwrap_or_else(|| Value::F64(n.as_f64().unwrap_or(0.0))),
+        J::String(s) => Value::from(s.as_str()),
+        J::Array(a) => Value::Array(a.iter().map(from_json).collect()),
+        J::Object(m) => Value::Map(m.iter().map(|(k, v)| (Value::from(k.as_str()), from_json(v))).collect()),
+    }
+}
 
 impl ReqHandler {
-    /// One fileserver command; not served yet.
-    pub(super) fn file_cmd(&mut self, _cmd: AesCmd, _id: &str, _load: &Value) -> Value {
-        Value::Map(Vec::new())
+    /// One fileserver command from minion `id`.
+    pub(super) fn file_cmd(&mut self, cmd: AesCmd, id: &str, load: &Value) -> Value {
+        match cmd {
+            AesCmd::MasterOpts => return self.master_opts(load),
+            // Salt runs the configured master_tops modules; Brine has none
+            // (Fileserver::new warns when master_tops is set), so `{}`.
+            AesCmd::MasterTops => return Value::Map(Vec::new()),
+            _ => {}
+        }
+        let fs = &mut self.files;
+        let ret: Result<Value, FsError> = match cmd {
+            AesCmd::FileEnvs => Ok(fs.file_envs(load)),
+            AesCmd::FileList => fs.file_list(id, load, Form::Files),
+            AesCmd::FileListEmptydirs => fs.file_list(id, load, Form::EmptyDirs),
+            AesCmd::DirList => fs.file_list(id, load, Form::Dirs),
+            AesCmd::SymlinkList => fs.symlink_list(id, load),
+            AesCmd::FileFind => fs.file_find(id, load),
+            AesCmd::FileHash => fs.file_hash(id, load),
+            AesCmd::FileHashAndStat => fs.file_hash_and_stat(id, load),
+            AesCmd::ServeFile => fs.serve_file(id, load),
+            other => {
+                warn!("{id}: {} is not a fileserver command", other.as_str());
+                Ok(Value::Map(Vec::new()))
+            }
+        };
+        ret.unwrap_or_else(|e| {
+            warn!("{id}: {} failed (answered \"\" as Salt does): {e}", cmd.as_str());
+            Value::from("")
+        })
+    }
+
+    /// `_master_opts`: what a minion's `state.apply` needs from the
+    /// master's options; `file_roots` has each saltenv with no paths.
+    fn master_opts(&self, load: &Value) -> Value {
+        let opt = |k: &str| self.cfg.get(k).map_or(Value::Nil, from_json);
+        let roots = self
+            .files
+            .envs()
+            .into_iter()
+            .map(|e| (Value::from(e), Value::Array(Vec::new())));
+        let mut m = vec![(Value::from("file_roots"), Value::Map(roots.collect()))];
+        m.extend(ENV_OPTS.iter().map(|k| (Value::from(*k), opt(k))));
+        if load.get("env_only").is_some_and(truthy) {
+            return Value::Map(m);
+        }
+        m.extend(STATE_OPTS.iter().map(|k| (Value::from(*k), opt(k))));
+        Value::Map(m)
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod aes;
 pub mod minion;
 pub mod pysalt;
 

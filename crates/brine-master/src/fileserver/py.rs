@@ -1,0 +1,434 @@
+//! The few Python semantics the fileserver's answers depend on:
+//! `posixpath` (`realpath`, `commonpath`, `relpath`), `str()` of a request
+//! value, `int()` of a query string, `urlparse(...).scheme` and Salt's
+//! `salt.utils.url` escaping.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use brine_proto::Value;
+
+/// `posixpath.normpath`.
+pub fn normpath(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    let initial = if path.starts_with("//") && !path.starts_with("///") {
+        2
+    } else if path.starts_with('/') {
+        1
+    } else {
+        0
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for comp in path.split('/') {
+        if comp.is_empty() || comp == "." {
+            continue;
+        }
+        if comp != ".." || (initial == 0 && parts.is_empty()) || parts.last() == Some(&"..") {
+            parts.push(comp);
+        } else if !parts.is_empty() {
+            parts.pop();
+        }
+    }
+    let joined = format!("{}{}", "/".repeat(initial), parts.join("/"));
+    if joined.is_empty() {
+        ".".into()
+    } else {
+        joined
+    }
+}
+
+/// `posixpath.join(a, b)`.
+pub fn join(a: &str, b: &str) -> String {
+    if b.starts_with('/') {
+        b.to_string()
+    } else if a.is_empty() || a.ends_with('/') {
+        format!("{a}{b}")
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+/// `posixpath.split`.
+pub fn split(p: &str) -> (String, String) {
+    let i = p.rfind('/').map_or(0, |i| i + 1);
+    let (head, tail) = p.split_at(i);
+    let head = if !head.is_empty() && !head.chars().all(|c| c == '/') {
+        head.trim_end_matches('/')
+    } else {
+        head
+    };
+    (head.to_string(), tail.to_string())
+}
+
+/// `posixpath.dirname`.
+pub fn dirname(p: &str) -> String {
+    split(p).0
+}
+
+/// `posixpath.abspath`.
+pub fn abspath(p: &str) -> String {
+    if p.starts_with('/') {
+        normpath(p)
+    } else {
+        let cwd = std::env::current_dir()
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "/".into());
+        normpath(&join(&cwd, p))
+    }
+}
+
+/// `os.path.isabs`.
+pub fn isabs(p: &str) -> bool {
+    p.starts_with('/')
+}
+
+/// `os.path.realpath(p)` (non-strict, as Python 3.11): symlinks resolved
+/// component by component; missing components and loops are kept as text.
+pub fn realpath(p: &str) -> String {
+    let mut seen = HashMap::new();
+    let (path, _) = join_realpath("", p, &mut seen);
+    abspath(&path)
+}
+
+fn join_realpath(path: &str, rest: &str, seen: &mut HashMap<String, Option<String>>) -> (String, bool) {
+    let mut path = path.to_string();
+    let mut rest = rest;
+    if let Some(r) = rest.strip_prefix('/') {
+        rest = r;
+        path = "/".into();
+    }
+    while !rest.is_empty() {
+        let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        rest = tail;
+        if name.is_empty() || name == "." {
+            continue;
+        }
+        if name == ".." {
+            if path.is_empty() {
+                path = "..".into();
+            } else {
+                let (head, last) = split(&path);
+                path = if last == ".." {
+                    join(&join(&head, ".."), "..")
+                } else {
+                    head
+                };
+            }
+            continue;
+        }
+        let newpath = join(&path, name);
+        let is_link = !newpath.contains('\0')
+            && Path::new(&newpath)
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            path = newpath;
+            continue;
+        }
+        if let Some(known) = seen.get(&newpath) {
+            match known {
+                Some(resolved) => {
+                    path = resolved.clone();
+                    continue;
+                }
+                // A loop: Python gives up resolving here.
+                None => return (join(&newpath, rest), false),
+            }
+        }
+        seen.insert(newpath.clone(), None);
+        let target = match std::fs::read_link(&newpath) {
+            Ok(t) => t.to_string_lossy().into_owned(),
+            Err(_) => {
+                path = newpath;
+                continue;
+            }
+        };
+        let (resolved, ok) = join_realpath(&path, &target, seen);
+        if !ok {
+            return (join(&resolved, rest), false);
+        }
+        seen.insert(newpath, Some(resolved.clone()));
+        path = resolved;
+    }
+    (path, true)
+}
+
+/// `os.path.commonpath([a, b])` for two absolute paths.
+pub fn commonpath(a: &str, b: &str) -> String {
+    let parts = |p: &str| -> Vec<String> {
+        p.split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(String::from)
+            .collect()
+    };
+    let (pa, pb) = (parts(a), parts(b));
+    let common: Vec<String> = pa
+        .iter()
+        .zip(&pb)
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x.clone())
+        .collect();
+    format!("/{}", common.join("/"))
+}
+
+/// `os.path.relpath(path, start)`.
+pub fn relpath(path: &str, start: &str) -> String {
+    let comps = |p: &str| -> Vec<String> {
+        abspath(p)
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let (p, s) = (comps(path), comps(start));
+    let n = p.iter().zip(&s).take_while(|(x, y)| x == y).count();
+    let mut out: Vec<String> = vec!["..".into(); s.len() - n];
+    out.extend(p[n..].iter().cloned());
+    if out.is_empty() {
+        ".".into()
+    } else {
+        out.join("/")
+    }
+}
+
+/// `salt.utils.verify.clean_path(root, path, subdir=True, realpath=...)`:
+/// whether `path` stays under `root` (symlinks resolved when `resolve`).
+pub fn clean_path(cwd: &str, root: &str, path: &str, resolve: bool) -> bool {
+    let root = if isabs(root) { root.to_string() } else { join(cwd, root) };
+    let mut normroot = normpath(&root);
+    let path = if isabs(path) {
+        path.to_string()
+    } else {
+        join(&normroot, path)
+    };
+    let mut norm = normpath(&path);
+    if resolve {
+        normroot = realpath(&normroot);
+        norm = realpath(&norm);
+    }
+    commonpath(&norm, &normroot) == normroot
+}
+
+/// `os.path.isfile` (a NUL in the path is simply "no").
+pub fn isfile(p: &str) -> bool {
+    !p.contains('\0') && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+}
+
+/// `urllib.parse.urlparse(url).scheme` (Python 3.11).
+pub fn url_scheme(url: &str) -> String {
+    let url = url.trim_start_matches(|c: char| c <= ' ');
+    let url: String = url.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
+    match url.find(':') {
+        Some(i) if i > 0 => {
+            let scheme = &url[..i];
+            let first_alpha = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+            if first_alpha && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+                scheme.to_ascii_lowercase()
+            } else {
+                String::new()
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// `salt.utils.url.parse`: a `salt://` URL's path and `saltenv` query.
+fn url_parse(url: &str) -> (String, Option<String>) {
+    let Some(resource) = url.strip_prefix("salt://") else {
+        return (url.to_string(), None);
+    };
+    if let Some((p, _)) = resource.split_once("?env=") {
+        (p.to_string(), None)
+    } else if let Some((p, e)) = resource.split_once("?saltenv=") {
+        (p.to_string(), Some(e.to_string()))
+    } else {
+        (resource.to_string(), None)
+    }
+}
+
+/// `salt.utils.url.is_escaped`.
+pub fn is_escaped(url: &str) -> bool {
+    match url_scheme(url).as_str() {
+        "" => url.starts_with('|'),
+        "salt" => url_parse(url).0.starts_with('|'),
+        _ => false,
+    }
+}
+
+/// `salt.utils.url.unescape` (for an escaped `url`).
+pub fn unescape(url: &str) -> String {
+    match url_scheme(url).as_str() {
+        "" => url.trim_start_matches('|').to_string(),
+        "salt" => {
+            let (path, saltenv) = url_parse(url);
+            let path = path.trim_start_matches('|').replace('\\', "/");
+            match saltenv {
+                Some(e) if !e.is_empty() => format!("salt://{path}?saltenv={e}"),
+                _ => format!("salt://{path}"),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Python's `int(s)` for a query-string value; `None` where it raises.
+pub fn int(s: &str) -> Option<i64> {
+    let t = s.trim();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    // Digits, with single underscores between them.
+    let ok = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
+    if !ok {
+        return None;
+    }
+    let n: i64 = digits.replace('_', "").parse().ok()?;
+    Some(if neg { -n } else { n })
+}
+
+/// Python truthiness of a request value.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Nil => false,
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        Value::UInt(u) => *u != 0,
+        Value::F32(f) => *f != 0.0,
+        Value::F64(f) => *f != 0.0,
+        Value::Str(s) => !s.is_empty(),
+        Value::Bytes(b) => !b.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Map(m) => !m.is_empty(),
+        Value::Ext(..) => true,
+    }
+}
+
+/// `str(v)` of a request value.
+pub fn to_str(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        other => repr(other),
+    }
+}
+
+/// `repr(v)` of a request value.
+pub fn repr(v: &Value) -> String {
+    match v {
+        Value::Nil => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::F32(f) => float_repr(f64::from(*f)),
+        Value::F64(f) => float_repr(*f),
+        Value::Str(s) => str_repr(s),
+        Value::Bytes(b) => bytes_repr(b),
+        Value::Array(a) => format!("[{}]", a.iter().map(repr).collect::<Vec<_>>().join(", ")),
+        Value::Map(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", repr(k), repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Ext(t, d) => format!("ExtType(code={t}, data={})", bytes_repr(d)),
+    }
+}
+
+/// `repr(float)` (shortest round trip; exponent form outside 1e-4..1e16).
+fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{f:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let e: i32 = e.parse().unwrap_or(0);
+        return format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+    }
+    let s = format!("{f:?}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// `repr(str)`.
+fn str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+fn bytes_repr(b: &[u8]) -> String {
+    let q = if b.contains(&b'\'') && !b.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = format!("b{q}");
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c if c as char == q => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// Python's type name of a request value, for error messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Int(_) | Value::UInt(_) => "int",
+        Value::F32(_) | Value::F64(_) => "float",
+        Value::Str(_) => "str",
+        Value::Bytes(_) => "bytes",
+        Value::Array(_) => "list",
+        Value::Map(_) => "dict",
+        Value::Ext(..) => "ExtType",
+    }
+}
