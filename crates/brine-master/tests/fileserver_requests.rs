@@ -9,13 +9,13 @@ mod common;
 
 use std::io::Read;
 use std::os::unix::fs::symlink;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use brine_proto::Value;
 use common::aes::{accepted_minion, AesMinion};
 use common::minion::venv;
+use common::pysalt::PyMaster;
 use common::*;
 
 const CHUNK: usize = 65536;
@@ -351,36 +351,6 @@ fn wait_log(env: &Env, needle: &str) -> String {
         read(&env.log_file()).matches(needle).count() >= 3
     });
     read(&env.log_file())
-}
-
-/// Python's salt-master on an [`Env`]'s config, in its own process group.
-struct PyMaster(Child);
-
-impl PyMaster {
-    fn start(env: &Env, version: &str) -> PyMaster {
-        let log = std::fs::File::create(env.root().join(format!("py-master-{version}.stderr"))).unwrap();
-        let child = Command::new(venv(version).join("bin/salt-master"))
-            .arg("-c")
-            .arg(&env.conf_dir)
-            .args(["-l", "warning"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        assert!(
-            wait_until(Duration::from_secs(60), || accepts(env.ret_port)),
-            "Python salt-master did not start"
-        );
-        PyMaster(child)
-    }
-}
-
-impl Drop for PyMaster {
-    fn drop(&mut self) {
-        brine_testutil::stop_group(&mut self.0, Duration::from_secs(10));
-    }
 }
 
 /// Whether Brine is meant to answer a case as Salt does.
