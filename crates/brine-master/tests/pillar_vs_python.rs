@@ -125,7 +125,25 @@ fn python(version: &str, tree: &Tree, cases: &[Case]) -> Vec<Json> {
         .unwrap_or_else(|e| panic!("oracle output: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Error
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[brine {}] {}", r.level(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
 fn brine(tree: &Tree, c: &Case) -> Json {
+    if std::env::var_os("PILLAR_LOG").is_some() {
+        let _ = log::set_logger(&StderrLog);
+        log::set_max_level(log::LevelFilter::Error);
+    }
     let cfg = MasterConfig::load(&tree.conf_dir()).unwrap();
     let mut grains = from_json(&c.grains);
     grains.set("id", Value::from(c.id));
@@ -188,14 +206,8 @@ fn compare_with(tree: &Tree, cases: &[Case], versions: &[&str]) {
                 serde_json::to_string_pretty(&want).unwrap(),
             );
             if g != w {
-                let diff: Vec<String> = g
-                    .lines()
-                    .zip(w.lines())
-                    .enumerate()
-                    .filter(|(_, (a, b))| a != b)
-                    .take(8)
-                    .map(|(i, (a, b))| format!("line {i}:\n  brine:  {a}\n  python: {b}"))
-                    .collect();
+                let mut diff = Vec::new();
+                json_diff("", &got, &want, &mut diff);
                 panic!(
                     "minion {} (saltenv {:?}, pillarenv {:?}) against Salt {version}:\n{}\n--- brine:\n{g}\n--- python:\n{w}",
                     c.id,
@@ -205,6 +217,31 @@ fn compare_with(tree: &Tree, cases: &[Case], versions: &[&str]) {
                 );
             }
         }
+    }
+}
+
+/// Paths where two JSON values differ (values, or key order).
+fn json_diff(path: &str, a: &Json, b: &Json, out: &mut Vec<String>) {
+    match (a, b) {
+        (Json::Object(x), Json::Object(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) => json_diff(&format!("{path}/{k}"), v, w, out),
+                    None => out.push(format!("{path}/{k}: only brine: {v}")),
+                }
+            }
+            for (k, w) in y {
+                if !x.contains_key(k) {
+                    out.push(format!("{path}/{k}: only python: {w}"));
+                }
+            }
+            let (kx, ky): (Vec<_>, Vec<_>) = (x.keys().collect(), y.keys().collect());
+            if out.is_empty() && kx != ky {
+                out.push(format!("{path}: key order brine {kx:?} python {ky:?}"));
+            }
+        }
+        _ if a != b => out.push(format!("{path}: brine {a} python {b}")),
+        _ => {}
     }
 }
 
@@ -549,5 +586,237 @@ fn default_compound_matcher() {
             ("srv/pillar/a.sls", "a: 1\n"),
         ],
     );
+    compare(&tree, &[case("web1", web_grains())]);
+}
+
+/// Jinja as Salt runs it, one feature group per SLS (a difference shows
+/// as that SLS's render error or value).
+const JINJA_FILES: &[(&str, &str)] = &[
+    (
+        "srv/pillar/top.sls",
+        "base:\n  '*':\n    - match: glob\n    - j.*\n",
+    ),
+    (
+        "srv/pillar/j/printing.sls",
+        r#"printing:
+  float: {{ 1.0 }}
+  div: {{ 7 / 2 }}
+  floordiv: {{ 7 // 2 }}
+  pow: {{ 2 ** 10 }}
+  big: '{{ 1e20 }}'
+  small: '{{ 0.00001 }}'
+  neg: {{ -3 }}
+  str_mul: {{ '-' * 3 }}
+  list_add: {{ [1, 2] + [3] }}
+  slice: {{ 'abcdef'[1:3] }}
+  none_lower: {{ none }}
+  true_lower: {{ true }}
+  quote_in_dict: {{ {'q': "it's", 'u': 'é'} }}
+  nested_list: {{ [[1, 'a'], {'k': None}] }}
+  unicode: {{ 'héllo' }}
+  range: {{ range(3)|list }}
+  dict_fn: {{ dict(a=1, b='x') }}
+  tuple: "{{ (1, 'a') }}"
+  empty: '{{ '' }}'
+  bool_cmp: {{ 1 == 1.0 }}
+  in_list: {{ 'web' in grains.roles }}
+  not_in: {{ 'x' not in grains.roles }}
+  ternary: {{ 'yes' if grains.num_cpus > 1 else 'no' }}
+"#,
+    ),
+    (
+        "srv/pillar/j/tests.sls",
+        r#"tests:
+  number: {{ grains.num_cpus is number }}
+  string: {{ grains.os is string }}
+  mapping: {{ grains.nested is mapping }}
+  iterable: {{ grains.roles is iterable }}
+  sequence: {{ grains.roles is sequence }}
+  none: {{ grains.get('nope') is none }}
+  defined: {{ grains.nope is defined }}
+  undefined: {{ grains.nope is undefined }}
+  odd: {{ 3 is odd }}
+  even: {{ 3 is even }}
+  divisibleby: {{ 9 is divisibleby 3 }}
+  sameas: {{ none is sameas none }}
+  equalto: {{ 2 is equalto 2 }}
+  lower: {{ 'abc' is lower }}
+  in: {{ 'a' is in ['a'] }}
+"#,
+    ),
+    (
+        "srv/pillar/j/filters.sls",
+        r#"filters:
+  dictsort_len: {{ {'b': 1, 'a': 2}|dictsort|length }}
+  dictsort_first: {{ ({'b': 1, 'a': 2}|dictsort|first)[0] }}
+  sort: {{ [3, 1, 2]|sort }}
+  sort_rev: {{ [3, 1, 2]|sort(reverse=True) }}
+  first: {{ grains.roles|first }}
+  last: {{ grains.roles|last }}
+  length: {{ grains.roles|length }}
+  sum: {{ [1, 2, 3]|sum }}
+  int: {{ '42'|int }}
+  int_bad: {{ 'x'|int }}
+  int_float: {{ '3.7'|int }}
+  float: {{ '2.5'|float }}
+  round: {{ 2.567|round(1) }}
+  round0: {{ 2.5|round }}
+  abs: {{ -3|abs }}
+  replace: {{ 'a-b-c'|replace('-', '+') }}
+  trim: '{{ '  x  '|trim }}'
+  title: {{ 'hello world'|title }}
+  capitalize: {{ 'hello World'|capitalize }}
+  lower: {{ 'ABC'|lower }}
+  reverse: {{ [1, 2, 3]|reverse|list }}
+  string: '{{ True|string }}'
+  string_list: "{{ [1, None]|string }}"
+  join_none: '{{ [1, None, True]|join(",") }}'
+  join_attr: '{{ [{'n': 'a'}, {'n': 'b'}]|join(",", attribute="n") }}'
+  list: {{ 'abc'|list }}
+  map_attr: {{ [{'n': 1}, {'n': 2}]|map(attribute='n')|list }}
+  selectattr: {{ [{'n': 1, 'on': True}, {'n': 2, 'on': False}]|selectattr('on')|map(attribute='n')|list }}
+  select: {{ [1, 2, 3, 4]|select('odd')|list }}
+  reject: {{ [1, 2, 3, 4]|reject('odd')|list }}
+  batch: {{ [1, 2, 3]|batch(2)|list }}
+  min: {{ [3, 1, 2]|min }}
+  max: {{ [3, 1, 2]|max }}
+  default_none: {{ None|default('d') }}
+  default_bool: {{ ''|default('d', true) }}
+  d: {{ grains.nope|d('short') }}
+  tojson_dict: {{ {'b': 1, 'a': 'é'}|tojson }}
+  json_dict: {{ {'b': 1, 'a': 'é'}|json }}
+  yaml_str: {{ 'on'|yaml }}
+  yaml_list: {{ ['a', 'yes', 1.5, None]|yaml }}
+  yaml_dquote_u: {{ 'é\n'|yaml_dquote }}
+  indent: |
+    {{ 'a\nb\nc'|indent(4) }}
+  wordcount: {{ 'a b c'|wordcount }}
+  unique_str_len: {{ 'aab'|unique|list|length }}
+  sequence_dict: {{ {'a': 1}|sequence }}
+  traverse: {{ grains.nested|traverse('a:b:0') }}
+  regex_escape: '{{ 'a.b'|regex_escape }}'
+  regex_search_none: '{{ 'abc'|regex_search('x') }}'
+  to_bool_list: {{ []|to_bool }}
+  flatten: {{ [1, [2, [3]]]|flatten }}
+  difference: {{ [1, 2, 3]|difference([2, 4]) }}
+  intersect: {{ [1, 2, 3]|intersect([2, 3, 4]) }}
+  symmetric_difference: {{ [1, 2]|symmetric_difference([2, 3]) }}
+  avg: {{ [1, 2, 3, 4]|avg }}
+  md5: {{ 'abc'|md5 }}
+  base64_decode: {{ 'YWJj'|base64_decode }}
+  is_ip: {{ '10.0.0.1'|is_ip }}
+  is_ipv6: {{ '::1'|is_ipv6 }}
+  path_join: {{ '/srv'|path_join('pillar', 'x.sls') }}
+  to_num: {{ '1.5'|to_num }}
+  str_to_num: {{ '12'|str_to_num }}
+  is_hex: {{ '0x1f'|is_hex }}
+  contains_whitespace: {{ 'a b'|contains_whitespace }}
+  set_dict: {{ {'a': {}}|set_dict_key_value('a:b', 1) }}
+  append_dict: {{ {}|append_dict_key_value('x:y', 1) }}
+  to_snake: {{ 'someName'|to_snake_case }}
+  to_camel: {{ 'some_name'|to_camelcase }}
+"#,
+    ),
+    (
+        "srv/pillar/j/control.sls",
+        r#"{%- set ns = namespace(total=0) %}
+{%- for i in range(10) %}
+  {%- if i == 2 %}{% continue %}{% endif %}
+  {%- if i > 4 %}{% break %}{% endif %}
+  {%- set ns.total = ns.total + i %}
+{%- endfor %}
+control:
+  total: {{ ns.total }}
+  loop:
+{%- for r in grains.roles %}
+    - {{ loop.index0 }} {{ loop.first }} {{ loop.last }} {{ loop.length }} {{ loop.revindex }} {{ r }}
+{%- endfor %}
+  items:
+{%- for k, v in grains.nested.items() %}
+    {{ k }}: {{ v }}
+{%- endfor %}
+{% macro row(name, value='dflt') -%}
+{{ name }}={{ value }}
+{%- endmacro %}
+  macro: {{ row('a') }} {{ row('b', 2) }}
+{% set block %}
+text {{ grains.os }}
+{% endset %}
+  set_block: {{ block|trim }}
+{% filter upper %}
+  filtered: yes
+{% endfilter %}
+  raw: '{% raw %}{{ not rendered }}{% endraw %}'
+{# a comment #}
+  with: {% with x = 3 %}{{ x }}{% endwith %}
+  call: {% macro wrap() %}[{{ caller() }}]{% endmacro %}{% call wrap() %}inner{% endcall %}
+{% do range(1) %}
+  do: done
+"#,
+    ),
+    (
+        "srv/pillar/j/salt_funcs.sls",
+        r#"salt_funcs:
+  pillar_get_dict: {{ salt['pillar.get']('x', {}) }}
+  pillar_get_list: {{ salt['pillar.get']('x', []) }}
+  pillar_get_kw: {{ salt['pillar.get']('x', default='kw') }}
+  pillar_get_merge: {{ salt['pillar.get']('x', {'a': 1}, merge=True) }}
+  grains_get_list_idx: {{ salt['grains.get']('roles:1') }}
+  grains_get_delim: {{ salt['grains.get']('nested,a,b', delimiter=',') }}
+  grains_item: {{ salt['grains.item']('os', 'nope') }}
+  config_get_opt: {{ salt['config.get']('pillar_source_merging_strategy') }}
+  config_get_default: {{ salt['config.get']('nope:nope', 'cd') }}
+  config_get_nested_opt: {{ salt['config.get']('pillar_roots:base')|length }}
+  attr_style: {{ salt.pillar.get('x', 'attr') }}
+  opts_get: {{ opts.get('renderer') }}
+  opts_file_client: {{ opts['file_client'] }}
+  opts_minion_id: {{ opts['minion_id'] }}
+  grains_id: {{ grains['id'] }}
+"#,
+    ),
+    (
+        "srv/pillar/j/serializers.sls",
+        r#"{%- load_yaml as loaded %}
+a: 1
+b: [x, {{ grains.os }}]
+{%- endload %}
+{%- load_json as js %}{"k": [1, 2]}{% endload %}
+{%- import_yaml 'data/defaults.yaml' as defaults %}
+{%- import_json 'data/more.json' as more %}
+{%- import_text 'data/note.txt' as note %}
+serializers:
+  loaded: {{ loaded }}
+  js: {{ js.k }}
+  defaults: {{ defaults }}
+  more: {{ more }}
+  note: {{ note|trim }}
+{%- from 'data/map.jinja' import settings with context %}
+  map: {{ settings }}
+{%- import 'data/map.jinja' as m %}
+  imported: {{ m.settings.port }}
+{% include 'data/snippet.jinja' %}
+"#,
+    ),
+    ("srv/pillar/data/defaults.yaml", "port: 80\nos: {{ grains.os }}\n"),
+    ("srv/pillar/data/more.json", "{\"n\": [1, {\"x\": null}]}\n"),
+    ("srv/pillar/data/note.txt", "some text\n"),
+    (
+        "srv/pillar/data/map.jinja",
+        "{% set settings = {'port': 8080, 'os': grains.os, 'dir': tpldir} %}\n",
+    ),
+    ("srv/pillar/data/snippet.jinja", "  included: {{ grains.os_family }}\n"),
+    (
+        "srv/pillar/j/whitespace.sls",
+        "whitespace:\n  {%- if True %}\n  a: 1\n  {%- endif %}\n  {% if True -%}\n  b: 2\n  {%- endif %}\n  c: |\n    line1\n    {{ 'line2' }}\n\n",
+    ),
+    ("srv/pillar/j/undefined.sls", "undef: {{ grains.nope.deeper }}\n"),
+    ("srv/pillar/j/raise.sls", "{{ raise('custom failure') }}\n"),
+];
+
+#[test]
+fn jinja_semantics() {
+    let tree = Tree::new("", JINJA_FILES);
+    compare(&tree, &[case("web1", web_grains())]);
+    let tree = Tree::new("allow_undefined: True\n", JINJA_FILES);
     compare(&tree, &[case("web1", web_grains())]);
 }

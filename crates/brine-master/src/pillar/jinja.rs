@@ -203,9 +203,11 @@ pub fn render(
         for d in &dirs {
             let p = d.join(&rel);
             if p.is_file() {
-                return std::fs::read_to_string(&p)
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| Error::new(ErrorKind::TemplateNotFound, format!("{}: {e}", p.display())))?;
+                return salt_tags(&text)
                     .map(Some)
-                    .map_err(|e| Error::new(ErrorKind::TemplateNotFound, format!("{}: {e}", p.display())));
+                    .map_err(|e| Error::new(ErrorKind::SyntaxError, e));
             }
         }
         Ok(None)
@@ -252,13 +254,84 @@ pub fn render(
         .find(|(k, _)| *k == "tplfile")
         .map(|(_, v)| v)
         .unwrap_or_default();
-    let tmpl = env.template_from_named_str(&name, src).map_err(|e| describe(&e))?;
+    let src_text = salt_tags(src).map_err(|e| format!("Jinja syntax error: {e}"))?;
+    let tmpl = env
+        .template_from_named_str(&name, &src_text)
+        .map_err(|e| describe(&e))?;
     let ctx_value = Mj::from_iter(ctx);
     let mut out = tmpl.render(ctx_value).map_err(|e| describe(&e))?;
     // Jinja drops the final newline; Salt puts it back.
     if src.ends_with('\n') && !out.ends_with('\n') {
         out.push('\n');
     }
+    Ok(out)
+}
+
+/// Salt's `SerializerExtension` tags, rewritten into plain Jinja that
+/// minijinja runs (whitespace control kept):
+/// `{% load_yaml as x %}…{% endload %}` (and `load_json`/`load_text`) is a
+/// `set` block passed through the filter; `{% import_yaml 'f' as x %}`
+/// (and `import_json`/`import_text`) a call of `__salt_import`;
+/// `{% profile as 'label' %}…{% endprofile %}` is an always-true `if`.
+fn salt_tags(src: &str) -> Result<String, String> {
+    use std::sync::OnceLock;
+    static TAG: OnceLock<regex::Regex> = OnceLock::new();
+    let tag = TAG.get_or_init(|| {
+        regex::Regex::new(
+            r"(?s)\{%(-|\+)?\s*(load_yaml|load_json|load_text|endload|import_yaml|import_json|import_text|profile|endprofile)\b(.*?)(-|\+)?%\}",
+        )
+        .expect("valid regex")
+    });
+    if !tag.is_match(src) {
+        return Ok(src.to_string());
+    }
+    static LOAD: OnceLock<regex::Regex> = OnceLock::new();
+    let load =
+        LOAD.get_or_init(|| regex::Regex::new(r"(?s)^\s*as\s+([A-Za-z_][A-Za-z0-9_]*)\s*$").expect("valid regex"));
+    static IMPORT: OnceLock<regex::Regex> = OnceLock::new();
+    let import = IMPORT.get_or_init(|| {
+        regex::Regex::new(r"(?s)^\s*(.+?)\s+as\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s+with(?:out)?\s+context)?\s*$")
+            .expect("valid regex")
+    });
+    let mut out = String::with_capacity(src.len());
+    let mut stack: Vec<(String, String)> = Vec::new();
+    let mut last = 0;
+    for caps in tag.captures_iter(src) {
+        let whole = caps.get(0).expect("match");
+        out.push_str(&src[last..whole.start()]);
+        last = whole.end();
+        let open = caps.get(1).map_or("", |m| m.as_str());
+        let close = caps.get(4).map_or("", |m| m.as_str());
+        let kind = &caps[2];
+        let rest = caps.get(3).map_or("", |m| m.as_str());
+        match kind {
+            "load_yaml" | "load_json" | "load_text" => {
+                let name = load
+                    .captures(rest)
+                    .map(|c| c[1].to_string())
+                    .ok_or_else(|| format!("Unable to parse {kind}"))?;
+                out.push_str(&format!("{{%{open} set {name} {close}%}}"));
+                stack.push((name, kind.to_string()));
+            }
+            "endload" => {
+                let (name, filter) = stack.pop().ok_or("endload without load_*")?;
+                out.push_str(&format!(
+                    "{{%{open} endset %}}{{% set {name} = {name}|{filter} {close}%}}"
+                ));
+            }
+            "import_yaml" | "import_json" | "import_text" => {
+                let c = import.captures(rest).ok_or_else(|| format!("Unable to parse {kind}"))?;
+                let fmt = &kind[7..];
+                out.push_str(&format!(
+                    "{{%{open} set {} = __salt_import({}, '{fmt}') {close}%}}",
+                    &c[2], &c[1]
+                ));
+            }
+            "profile" => out.push_str(&format!("{{%{open} if true {close}%}}")),
+            _ => out.push_str(&format!("{{%{open} endif {close}%}}")),
+        }
+    }
+    out.push_str(&src[last..]);
     Ok(out)
 }
 
@@ -325,15 +398,29 @@ impl Object for SaltFuncs {
             if !FUNCS.contains(&name) {
                 return None;
             }
-            let data = self.data.clone();
-            let name = name.to_string();
-            Some(Mj::from_function(move |args: &[Mj]| call(&data, &name, args)))
+            Some(Mj::from_object(SaltFunc {
+                data: self.data.clone(),
+                name: name.to_string(),
+            }))
         } else {
             Some(Mj::from_object(SaltModule {
                 data: self.data.clone(),
                 module: name.to_string(),
             }))
         }
+    }
+}
+
+/// One `salt['mod.fun']`: called with Python-style arguments.
+#[derive(Debug)]
+struct SaltFunc {
+    data: Arc<FuncData>,
+    name: String,
+}
+
+impl Object for SaltFunc {
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Mj]) -> Result<Mj, Error> {
+        call(&self.data, &self.name, args)
     }
 }
 
@@ -349,8 +436,10 @@ impl Object for SaltModule {
         if !FUNCS.contains(&name.as_str()) {
             return None;
         }
-        let data = self.data.clone();
-        Some(Mj::from_function(move |args: &[Mj]| call(&data, &name, args)))
+        Some(Mj::from_object(SaltFunc {
+            data: self.data.clone(),
+            name,
+        }))
     }
 
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Mj]) -> Result<Mj, Error> {
@@ -740,7 +829,106 @@ fn digest(kind: openssl::hash::MessageDigest, s: &str) -> Result<String, Error> 
         .map_err(|e| err(e.to_string()))
 }
 
+/// Jinja2's `int` filter: strings as `int()` then `int(float())`,
+/// `default` (0) when that fails.
+fn jinja_int(v: &Mj, default: i64, base: u32) -> Mj {
+    match v.kind() {
+        ValueKind::String => {
+            let t = v.as_str().unwrap_or_default().trim().replace('_', "");
+            let (neg, body) = match t.strip_prefix('-') {
+                Some(b) => (true, b.to_string()),
+                None => (false, t.strip_prefix('+').unwrap_or(&t).to_string()),
+            };
+            let digits = match base {
+                16 => body
+                    .strip_prefix("0x")
+                    .or_else(|| body.strip_prefix("0X"))
+                    .unwrap_or(&body)
+                    .to_string(),
+                8 => body
+                    .strip_prefix("0o")
+                    .or_else(|| body.strip_prefix("0O"))
+                    .unwrap_or(&body)
+                    .to_string(),
+                2 => body
+                    .strip_prefix("0b")
+                    .or_else(|| body.strip_prefix("0B"))
+                    .unwrap_or(&body)
+                    .to_string(),
+                _ => body,
+            };
+            if let Ok(n) = i64::from_str_radix(&digits, base) {
+                return Mj::from(if neg { -n } else { n });
+            }
+            match t.parse::<f64>() {
+                Ok(f) if f.is_finite() => Mj::from(f.trunc() as i64),
+                _ => Mj::from(default),
+            }
+        }
+        ValueKind::Bool => Mj::from(i64::from(v.is_true())),
+        ValueKind::Number if v.is_integer() => v.clone(),
+        ValueKind::Number => f64::try_from(v.clone())
+            .ok()
+            .filter(|f| f.is_finite())
+            .map_or(Mj::from(default), |f| Mj::from(f.trunc() as i64)),
+        _ => Mj::from(default),
+    }
+}
+
 fn add_filters(env: &mut Environment) {
+    env.add_filter("int", |v: Mj, default: Option<i64>, base: Option<u32>| {
+        jinja_int(&v, default.unwrap_or(0), base.unwrap_or(10))
+    });
+    env.add_filter("float", |v: Mj, default: Option<f64>| -> Mj {
+        let d = default.unwrap_or(0.0);
+        match v.kind() {
+            ValueKind::String => Mj::from(v.as_str().unwrap_or_default().trim().parse::<f64>().unwrap_or(d)),
+            ValueKind::Bool => Mj::from(if v.is_true() { 1.0 } else { 0.0 }),
+            ValueKind::Number => Mj::from(f64::try_from(v).unwrap_or(d)),
+            _ => Mj::from(d),
+        }
+    });
+    env.add_filter("wordcount", |s: String| {
+        s.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+            .count()
+    });
+    env.add_filter("center", |s: String, width: Option<usize>| {
+        let width = width.unwrap_or(80);
+        let n = s.chars().count();
+        if n >= width {
+            return s;
+        }
+        // Python's str.center: the extra space goes right unless the
+        // total padding is odd and the width is odd.
+        let pad = width - n;
+        let left = pad / 2 + (pad & width & 1);
+        format!("{}{s}{}", " ".repeat(left), " ".repeat(pad - left))
+    });
+    env.add_filter("string", |v: Mj| match v.kind() {
+        ValueKind::String => v,
+        _ => Mj::from(pyfmt::py_str(&v)),
+    });
+    env.add_filter(
+        "join",
+        |v: Mj, d: Option<String>, kwargs: Kwargs| -> Result<Mj, Error> {
+            let attribute = kwargs.get::<Option<String>>("attribute")?;
+            kwargs.assert_all_used()?;
+            let sep = d.unwrap_or_default();
+            let mut parts = Vec::new();
+            for item in v.try_iter()? {
+                let item = match &attribute {
+                    Some(a) => a.split('.').try_fold(item, |x, seg| match seg.parse::<usize>() {
+                        Ok(i) => x.get_item_by_index(i),
+                        Err(_) => x.get_attr(seg),
+                    })?,
+                    None => item,
+                };
+                parts.push(pyfmt::py_str(&item));
+            }
+            Ok(Mj::from(parts.join(&sep)))
+        },
+    );
     env.add_filter("yaml", |v: Mj, flow_style: Option<bool>| -> Result<Mj, Error> {
         if flow_style == Some(false) {
             debug!("yaml(flow_style=False) is written in flow style by Brine");
@@ -754,7 +942,7 @@ fn add_filters(env: &mut Environment) {
         Ok(Mj::from_safe_string(pyfmt::json_dumps(
             &from_mj(&v)?,
             sort,
-            true,
+            false,
             indent,
         )))
     });
@@ -1123,6 +1311,19 @@ fn add_tests(env: &mut Environment) {
 }
 
 fn add_globals(env: &mut Environment) {
+    env.add_function(
+        "__salt_import",
+        |state: &State, name: String, fmt: String| -> Result<Mj, Error> {
+            let text = state.get_template(&name)?.render(())?;
+            match fmt.as_str() {
+                "yaml" => load_yaml_text(&text),
+                "json" => serde_json::from_str::<Json>(&text)
+                    .map(|j| to_mj(&j))
+                    .map_err(|_| err(format!("Unable to load json from {text}"))),
+                _ => Ok(Mj::from(text)),
+            }
+        },
+    );
     env.add_function("raise", |msg: Mj| -> Result<Mj, Error> {
         Err(err(pyfmt::py_str(&msg)))
     });
