@@ -73,7 +73,17 @@ pub fn compile(cfg: &MasterConfig, id: &str, grains: &Value, load: &Value) -> Va
         pillarenv: pillarenv.as_deref(),
         pillar_override: over.as_ref(),
     };
-    from_json(&Json::Object(compile_pillar(&cfg.raw, &req)))
+    // A bug must not take the MWorker down with it.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_pillar(&cfg.raw, &req))) {
+        Ok(p) => from_json(&Json::Object(p)),
+        Err(_) => {
+            error!("pillar compilation for {id} panicked");
+            Value::map([(
+                "_errors",
+                Value::Array(vec![Value::from("Pillar compilation failed on the master")]),
+            )])
+        }
+    }
 }
 
 /// One `_pillar` request, as `salt.pillar.Pillar` takes it.
