@@ -578,6 +578,35 @@ fn default_compound_matcher() {
     ];
     let tree = Tree::new("", files);
     compare(&tree, &[case("web1", web_grains()), case("db1", db_grains())]);
+    // Nodegroups, the other target types, and the pillar the matchers see
+    // (empty, or the override with ext_pillar_first).
+    let files: &[(&str, &str)] = &[
+        (
+            "srv/pillar/top.sls",
+            "base:\n  webs:\n    - match: nodegroup\n    - ng\n  'N@dbs or S@10.0.0.0/8':\n    - ngc\n  \
+             'I@role:x':\n    - pil\n  'J@os:^Deb':\n    - pcre_grain\n  'P@os:Red.*':\n    - pcre_grain2\n  \
+             'web1,db2':\n    - match: compound\n    - notlisted\n  '10.0.0.0/24':\n    - match: ipcidr\n    - cidr\n",
+        ),
+        ("srv/pillar/ng.sls", "ng: 1\n"),
+        ("srv/pillar/ngc.sls", "ngc: 1\n"),
+        ("srv/pillar/pil.sls", "pil: 1\n"),
+        ("srv/pillar/pcre_grain.sls", "pcre_grain: 1\n"),
+        ("srv/pillar/pcre_grain2.sls", "pcre_grain2: 1\n"),
+        ("srv/pillar/notlisted.sls", "notlisted: 1\n"),
+        ("srv/pillar/cidr.sls", "cidr: 1\n"),
+    ];
+    let conf = "nodegroups:\n  webs: 'web*'\n  dbs: ['db1', 'db2']\n";
+    let with_role = |id: &'static str, g: Json| Case {
+        pillar_override: Some(json!({"role": "x"})),
+        ..case(id, g)
+    };
+    let cases = [
+        case("web1", web_grains()),
+        case("db1", db_grains()),
+        with_role("web1", web_grains()),
+    ];
+    compare(&Tree::new(conf, files), &cases);
+    compare(&Tree::new(&format!("{conf}ext_pillar_first: True\n"), files), &cases);
     // A target's SLS list given as a string: Salt iterates its characters.
     let tree = Tree::new(
         "",
