@@ -585,7 +585,8 @@ fn default_compound_matcher() {
             "srv/pillar/top.sls",
             "base:\n  webs:\n    - match: nodegroup\n    - ng\n  'N@dbs or S@10.0.0.0/8':\n    - ngc\n  \
              'I@role:x':\n    - pil\n  'J@os:^Deb':\n    - pcre_grain\n  'P@os:Red.*':\n    - pcre_grain2\n  \
-             'web1,db2':\n    - match: compound\n    - notlisted\n  '10.0.0.0/24':\n    - match: ipcidr\n    - cidr\n",
+             'web1,db2':\n    - match: compound\n    - notlisted\n  '10.0.0.0/24':\n    - match: ipcidr\n    - cidr\n  \
+             '*':\n    - funcs\n",
         ),
         ("srv/pillar/ng.sls", "ng: 1\n"),
         ("srv/pillar/ngc.sls", "ngc: 1\n"),
@@ -594,6 +595,12 @@ fn default_compound_matcher() {
         ("srv/pillar/pcre_grain2.sls", "pcre_grain2: 1\n"),
         ("srv/pillar/notlisted.sls", "notlisted: 1\n"),
         ("srv/pillar/cidr.sls", "cidr: 1\n"),
+        (
+            "srv/pillar/funcs.sls",
+            "funcs:\n  compound: {{ salt['match.compound']('G@os:Debian and web*') }}\n  \
+             ipcidr: {{ salt['match.ipcidr']('10.0.0.0/8') }}\n  \
+             compound_other: {{ salt['match.compound']('N@dbs', minion_id='db2') }}\n",
+        ),
     ];
     let conf = "nodegroups:\n  webs: 'web*'\n  dbs: ['db1', 'db2']\n";
     let with_role = |id: &'static str, g: Json| Case {
@@ -801,6 +808,20 @@ text {{ grains.os }}
   opts_file_client: {{ opts['file_client'] }}
   opts_minion_id: {{ opts['minion_id'] }}
   grains_id: {{ grains['id'] }}
+  filter_by: {{ salt['grains.filter_by']({'Debian': {'pkg': 'apache2'}, 'RedHat': {'pkg': 'httpd'}}) }}
+  filter_by_grain: {{ salt['grains.filter_by']({'De*': 'glob', 'default': 'd'}, grain='os') }}
+  filter_by_list: {{ salt['grains.filter_by']({'db': 'from-list'}, grain='roles') }}
+  filter_by_default: {{ salt['grains.filter_by']({'default': {'a': 1}, 'x': {}}, grain='nope') }}
+  filter_by_base: {{ salt['grains.filter_by']({'base': {'a': 1, 'b': 1}, 'Debian': {'b': 2}}, base='base', merge={'c': 3}) }}
+  filter_by_none: {{ salt['grains.filter_by']({'x': 1}, grain='nope') }}
+  pillar_filter_by: {{ salt['pillar.filter_by']({'default': 'pd'}, pillar='role') }}
+  match_glob: {{ salt['match.glob']('web*') }}
+  match_glob_other: {{ salt['match.glob']('web*', minion_id='db1') }}
+  match_pcre: {{ salt['match.pcre']('w.b\\d') }}
+  match_list: {{ salt['match.list']('a,web1') }}
+  match_grain: {{ salt['match.grain']('os:Deb*') }}
+  match_grain_pcre: {{ salt['match.grain_pcre']('os:D.b') }}
+  match_pillar: {{ salt['match.pillar']('role:x') }}
 "#,
     ),
     (

@@ -39,6 +39,13 @@ impl JinjaShared {
         let pillar = Arc::new(pillar);
         let salt_mj = Mj::from_object(SaltFuncs {
             data: Arc::new(FuncData {
+                id: opts.get("id").and_then(Json::as_str).unwrap_or_default().to_string(),
+                grains_v: brine_proto::json::from_json(&grains),
+                pillar_v: brine_proto::json::from_json(&pillar),
+                nodegroups: opts
+                    .get("nodegroups")
+                    .map(brine_proto::json::from_json)
+                    .unwrap_or(brine_proto::Value::Nil),
                 opts: opts.clone(),
                 grains: grains.clone(),
                 pillar: pillar.clone(),
@@ -370,6 +377,11 @@ struct FuncData {
     opts: Arc<Json>,
     grains: Arc<Json>,
     pillar: Arc<Json>,
+    /// For `match.*`: the minion as the matchers see it.
+    id: String,
+    grains_v: brine_proto::Value,
+    pillar_v: brine_proto::Value,
+    nodegroups: brine_proto::Value,
 }
 
 /// The `salt` variable: `salt['mod.fun'](…)` and `salt.mod.fun(…)`.
@@ -389,6 +401,17 @@ const FUNCS: &[&str] = &[
     "pillar.raw",
     "config.get",
     "config.option",
+    "grains.filter_by",
+    "pillar.filter_by",
+    "match.glob",
+    "match.pcre",
+    "match.list",
+    "match.grain",
+    "match.grain_pcre",
+    "match.pillar",
+    "match.pillar_pcre",
+    "match.compound",
+    "match.ipcidr",
 ];
 
 impl Object for SaltFuncs {
@@ -616,10 +639,121 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
             }
             Ok(to_mj(&Json::Object(out)))
         }
+        "grains.filter_by" | "pillar.filter_by" => {
+            let names: &[&str] = if name == "grains.filter_by" {
+                &["lookup_dict", "grain", "merge", "default", "base"]
+            } else {
+                &["lookup_dict", "pillar", "merge", "default", "base"]
+            };
+            let a = bind(name, names, args)?;
+            let lookup = a[0].as_ref().map(from_mj).transpose()?.unwrap_or(Json::Null);
+            let Json::Object(lookup) = lookup else {
+                return Err(err(format!("{name}: lookup_dict must be a dictionary")));
+            };
+            let key = text(&a[1], if name == "grains.filter_by" { "os_family" } else { "" });
+            let src = if name == "grains.filter_by" {
+                &data.grains
+            } else {
+                &data.pillar
+            };
+            let merge = a[2].as_ref().filter(|m| !m.is_none()).map(from_mj).transpose()?;
+            let default = text(&a[3], "default");
+            let base = a[4].as_ref().and_then(|b| b.as_str().map(String::from));
+            filter_by(&lookup, &key, src, merge, &default, base.as_deref()).map(|v| to_mj(&v))
+        }
+        m if m.starts_with("match.") => {
+            let kind = &m[6..];
+            let names: &[&str] = match kind {
+                "grain" | "grain_pcre" | "pillar" | "pillar_pcre" => &["tgt", "delimiter"],
+                "ipcidr" => &["tgt"],
+                _ => &["tgt", "minion_id"],
+            };
+            let a = bind(name, names, args)?;
+            let tgt = a[0].clone().unwrap_or(Mj::from(""));
+            let tgt = brine_proto::json::from_json(&from_mj(&tgt)?);
+            let delimiter = if names.contains(&"delimiter") {
+                text(&a[1], ":")
+            } else {
+                ":".to_string()
+            };
+            let id = match names.get(1) {
+                Some(&"minion_id") => a[1].as_ref().and_then(|v| v.as_str().map(String::from)),
+                _ => None,
+            }
+            .unwrap_or_else(|| data.id.clone());
+            let m = crate::targeting::MinionData {
+                id: &id,
+                grains: &data.grains_v,
+                pillar: &data.pillar_v,
+            };
+            Ok(Mj::from(crate::targeting::minion_matches(
+                &m,
+                &tgt,
+                kind,
+                &delimiter,
+                &data.nodegroups,
+            )))
+        }
         "grains.items" => Ok(to_mj(&data.grains)),
         "pillar.items" | "pillar.raw" => Ok(to_mj(&data.pillar)),
         other => Err(unavailable(other)),
     }
+}
+
+/// Salt's `salt.utils.data.filter_by`: the entry of `lookup` whose key
+/// matches (exactly or as a glob) the value at `key` in `src` (each member
+/// of a list value in turn), else `lookup[default]`; `base` merged under
+/// it, `merge` over it.
+fn filter_by(
+    lookup: &Map<String, Json>,
+    key: &str,
+    src: &Json,
+    merge: Option<Json>,
+    default: &str,
+    base: Option<&str>,
+) -> Result<Json, Error> {
+    let val = traverse(src, key, ":").cloned().unwrap_or(Json::Array(Vec::new()));
+    let candidates: Vec<Json> = match val {
+        Json::Array(a) => a,
+        other => vec![other],
+    };
+    let mut ret: Option<Json> = None;
+    'outer: for each in &candidates {
+        let each = match each {
+            Json::String(s) => s.clone(),
+            other => pyfmt::py_str(&to_mj(other)),
+        };
+        for (k, v) in lookup {
+            if each == *k || crate::targeting::fnmatch(&each, k) {
+                ret = Some(v.clone());
+                break 'outer;
+            }
+        }
+    }
+    if ret.is_none() {
+        ret = lookup.get(default).cloned();
+    }
+    if let Some(b) = base.and_then(|b| lookup.get(b)) {
+        ret = match (ret, b) {
+            (None, b) => Some(b.clone()),
+            (Some(Json::Object(r)), Json::Object(bm)) => Some(Json::Object(super::merge::update(bm.clone(), r, false))),
+            (Some(_), Json::Object(_)) => {
+                return Err(err("filter_by default and look-up values must both be dictionaries."))
+            }
+            (r, _) => r,
+        };
+    }
+    if let Some(m) = merge {
+        let Json::Object(mm) = m else {
+            return Err(err("filter_by merge argument must be a dictionary."));
+        };
+        ret = match ret {
+            None => Some(Json::Object(mm)),
+            Some(Json::Object(r)) => Some(Json::Object(super::merge::update(r, mm, false))),
+            Some(_) => return Err(err("filter_by: the looked-up value is not a dictionary to merge into")),
+        };
+    }
+    Ok(ret.unwrap_or(Json::Null))
 }
 
 /// `pillar.get(key, default, merge=True)`.
