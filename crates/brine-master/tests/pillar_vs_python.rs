@@ -859,6 +859,58 @@ serializers:
         "srv/pillar/j/whitespace.sls",
         "whitespace:\n  {%- if True %}\n  a: 1\n  {%- endif %}\n  {% if True -%}\n  b: 2\n  {%- endif %}\n  c: |\n    line1\n    {{ 'line2' }}\n\n",
     ),
+    (
+        "srv/pillar/j/mutation.sls",
+        r#"{% set l = [] %}
+{%- for r in grains.roles %}{% do l.append(r|upper) %}{% endfor %}
+{%- set d = {'a': {'x': 1}} %}
+{%- do d.update({'b': 2}) %}
+{%- do d['a'].update({'y': 2}, z=3) %}
+{%- do d.setdefault('c', []).append(3) %}
+{%- set alias = d %}
+{%- do alias.update({'via_alias': True}) %}
+{%- set p = salt['pillar.get']('nope', {}) %}
+{%- do p.update({'k': 'v'}) %}
+{%- set popped = d.pop('b') %}
+{%- set ext = [1] %}{% do ext.extend([2, 3]) %}{% do ext.insert(0, 0) %}
+{%- do ext.remove(2) %}
+{%- set last = ext.pop() %}
+{%- set cp = d.copy() %}{% do cp.update({'only_copy': 1}) %}
+{%- import_yaml 'data/defaults.yaml' as defaults %}
+{%- do defaults.update({'port': 81}) %}
+{%- set users = {} %}
+{%- for name in ['a', 'b'] %}{% do users.update({name: {'home': '/home/' ~ name}}) %}{% endfor %}
+mutation:
+  l: {{ l }}
+  d: {{ d }}
+  cp: {{ cp }}
+  p: {{ p }}
+  popped: {{ popped }}
+  ext: {{ ext }}
+  last: {{ last }}
+  len: {{ l|length }}
+  joined: {{ l|join('+') }}
+  json: {{ d|json }}
+  yaml: {{ d|yaml }}
+  keys: {{ d.keys()|list }}
+  items_len: {{ d.items()|list|length }}
+  get: {{ d.get('a') }}
+  in: {{ 'a' in d }}
+  first: {{ l|first }}
+  index: {{ l[0] }} {{ l[-1] }}
+  loop: '{% for k, v in d.items() %}{{ k }}={{ v|string|length }};{% endfor %}'
+  defaults: {{ defaults }}
+  truthy: {{ 'yes' if l else 'no' }}
+  sorted: {{ l|sort }}
+  is_mapping: {{ d is mapping }}
+  is_list: {{ l is list }}
+  eq: {{ ext == [0, 1] }}
+  dictsort: {{ d|dictsort|length }}
+  tojson: {{ l|tojson }}
+  users: {{ users }}
+  selectattr: {{ users.values()|map(attribute='home')|list }}
+"#,
+    ),
     ("srv/pillar/j/undefined.sls", "undef: {{ grains.nope.deeper }}\n"),
     ("srv/pillar/j/raise.sls", "{{ raise('custom failure') }}\n"),
 ];

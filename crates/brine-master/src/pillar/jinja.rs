@@ -5,9 +5,11 @@
 //! printed as Python prints them, Salt's filters and tests, and templates
 //! imported from the environment's `pillar_roots`.
 //!
-//! minijinja values are immutable: list/dict methods that mutate
-//! (`append`, `update`, `extend`, `setdefault`, `pop`, …) are render
-//! errors, and so is Python's `%` string formatting.
+//! minijinja values are immutable; the lists and dicts a template keeps in
+//! `set` variables are made mutable (see [`super::mutable`]), so
+//! `{% do x.append(…) %}` / `x.update(…)` work as in Salt. Mutating a value
+//! that never went through `set` (a grain, a literal in a loop) is a render
+//! error, and so is Python's `%` string formatting.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -290,7 +292,7 @@ fn salt_tags(src: &str) -> Result<String, String> {
         .expect("valid regex")
     });
     if !tag.is_match(src) {
-        return Ok(src.to_string());
+        return Ok(mutable_sets(src));
     }
     static LOAD: OnceLock<regex::Regex> = OnceLock::new();
     let load =
@@ -339,7 +341,21 @@ fn salt_tags(src: &str) -> Result<String, String> {
         }
     }
     out.push_str(&src[last..]);
-    Ok(out)
+    Ok(mutable_sets(&out))
+}
+
+/// `{% set name = expr %}` becomes `{% set name = __mut(expr) %}`, so the
+/// lists and dicts a template keeps in variables can change in place
+/// (see [`super::mutable`]).
+fn mutable_sets(src: &str) -> String {
+    use std::sync::OnceLock;
+    static SET: OnceLock<regex::Regex> = OnceLock::new();
+    let set = SET.get_or_init(|| {
+        regex::Regex::new(r"(?s)\{%([-+]?)(\s*)set\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*([-+]?)%\}")
+            .expect("valid regex")
+    });
+    set.replace_all(src, "{%${1}${2}set ${3} = __mut(${4}) ${5}%}")
+        .into_owned()
 }
 
 fn set(ctx: &mut Vec<(String, Mj)>, k: &str, v: Mj) {
@@ -1445,6 +1461,7 @@ fn add_tests(env: &mut Environment) {
 }
 
 fn add_globals(env: &mut Environment) {
+    env.add_function("__mut", super::mutable::mutable);
     env.add_function(
         "__salt_import",
         |state: &State, name: String, fmt: String| -> Result<Mj, Error> {

@@ -36,6 +36,7 @@
 
 pub mod jinja;
 pub mod merge;
+pub mod mutable;
 pub mod pyfmt;
 pub mod render;
 

@@ -35,7 +35,11 @@ impl Fixture {
     }
 
     fn compile_for(&self, id: &str, extra: Json) -> Json {
-        let grains = Value::map([("os", Value::from("Debian")), ("id", Value::from(id))]);
+        let grains = Value::map([
+            ("os", Value::from("Debian")),
+            ("id", Value::from(id)),
+            ("roles", Value::Array(vec![Value::from("web")])),
+        ]);
         let req = Request {
             id,
             grains: &grains,
@@ -225,13 +229,20 @@ fn env_placeholder_roots() {
 #[test]
 fn known_jinja_differences_fail_clearly() {
     for sls in [
-        "{% set l = [] %}{% do l.append(1) %}l: {{ l }}\n",
-        "{% set d = {} %}{% do d.update({'a': 1}) %}d: {{ d }}\n",
+        // Values that never went through `set` stay immutable.
+        "{% do grains.roles.append(1) %}\n",
+        "{% for d in [{}] %}{% do d.update({'a': 1}) %}{% endfor %}\n",
         "a: {{ '%s-%s' % ('x', 'y') }}\n",
         "{% do 1 %}\n",
     ] {
         assert_eq!(errors(&one(sls).compile(json!({}))), [FAILED], "{sls}");
     }
+    // What goes through `set` changes in place, as in Python.
+    assert_eq!(
+        one("{% set l = [] %}{% do l.append(1) %}{% set d = {} %}{% do d.update(a=l) %}d: {{ d }}\n")
+            .compile(json!({})),
+        json!({"d": {"a": [1]}})
+    );
     // `~` gives Python's text of the values, as Jinja2.
     assert_eq!(
         one("a: '{{ \"x\" ~ True ~ None ~ 1.5 }}'\n").compile(json!({})),
