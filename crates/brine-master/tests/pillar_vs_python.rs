@@ -845,8 +845,21 @@ serializers:
 {%- import 'data/map.jinja' as m %}
   imported: {{ m.settings.port }}
 {% include 'data/snippet.jinja' %}
+{%- from './helpers.jinja' import helper %}
+  relative_after_absolute: {{ helper() }}
 "#,
     ),
+    // Salt resolves `./` against the directory of the template it loaded
+    // last by a plain name (here data/), not the importing file's.
+    ("srv/pillar/data/helpers.jinja", "{% macro helper() %}data helper{% endmacro %}\n"),
+    (
+        "srv/pillar/j/relative.sls",
+        "{%- from './helpers.jinja' import helper %}\n{%- import_yaml './local.yaml' as local %}\nrelative:\n  \
+         helper: {{ helper() }}\n  yaml: {{ local }}\n  up: {% include '../data/word.txt' %}\n",
+    ),
+    ("srv/pillar/data/word.txt", "{{ 'wo' ~ 'rd' }}"),
+    ("srv/pillar/j/helpers.jinja", "{% macro helper() %}j helper{% endmacro %}\n"),
+    ("srv/pillar/j/local.yaml", "local: {{ sls }}\n"),
     ("srv/pillar/data/defaults.yaml", "port: 80\nos: {{ grains.os }}\n"),
     ("srv/pillar/data/more.json", "{\"n\": [1, {\"x\": null}]}\n"),
     ("srv/pillar/data/note.txt", "some text\n"),

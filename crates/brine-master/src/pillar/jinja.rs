@@ -204,7 +204,27 @@ pub fn render(
         .find(|(e, _)| e == saltenv)
         .map(|(_, d)| d.clone())
         .unwrap_or_default();
+    // Salt's SaltCacheLoader resolves `./x` and `../x` against the
+    // environment's `tpldir` global, which every template it loads by a
+    // plain name resets to that template's directory.
+    let tpldir = sls_context(tmplpath, sls)
+        .into_iter()
+        .find(|(k, _)| *k == "tpldir")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| ".".into());
+    let base = Arc::new(std::sync::Mutex::new(ImportBase {
+        dir: tpldir,
+        relative: std::collections::HashSet::new(),
+    }));
+    let loader_base = base.clone();
     env.set_loader(move |name| {
+        {
+            let mut b = loader_base.lock().unwrap_or_else(|p| p.into_inner());
+            if !b.relative.contains(name) {
+                let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+                b.dir = if dir.is_empty() { ".".into() } else { dir.to_string() };
+            }
+        }
         let Some(rel) = normalize(name) else {
             debug!("Discarded template path \"{name}\": attempts to ascend outside of salt://");
             return Ok(None);
@@ -221,12 +241,21 @@ pub fn render(
         }
         Ok(None)
     });
-    env.set_path_join_callback(|name, parent| {
-        if name.starts_with("./") || name.starts_with("../") {
-            let dir = parent.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-            format!("{dir}/{name}").into()
-        } else {
-            name.into()
+    env.set_path_join_callback(move |name, _parent| {
+        let first = name.split('/').next().unwrap_or("");
+        if first != "." && first != ".." {
+            return name.into();
+        }
+        let mut b = base.lock().unwrap_or_else(|p| p.into_inner());
+        match normalize(&format!("{}/{name}", b.dir)) {
+            Some(joined) => {
+                b.relative.insert(joined.clone());
+                joined.into()
+            }
+            None => {
+                debug!("Discarded template path \"{name}\": attempts to ascend outside of salt://");
+                name.into()
+            }
         }
     });
     env.set_unknown_method_callback(py_methods);
@@ -356,6 +385,13 @@ fn mutable_sets(src: &str) -> String {
     });
     set.replace_all(src, "{%${1}${2}set ${3} = __mut(${4}) ${5}%}")
         .into_owned()
+}
+
+/// Where relative imports are resolved (see `render`).
+struct ImportBase {
+    dir: String,
+    /// Names produced by resolving a relative import.
+    relative: std::collections::HashSet<String>,
 }
 
 fn set(ctx: &mut Vec<(String, Mj)>, k: &str, v: Mj) {
