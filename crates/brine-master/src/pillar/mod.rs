@@ -67,6 +67,14 @@ pub fn compile(cfg: &MasterConfig, id: &str, grains: &Value, load: &Value) -> Va
     });
     let pillarenv = text("pillarenv");
     let over = load.get("pillar_override").map(to_json);
+    if load.get("ext").is_some_and(|e| !e.is_nil()) {
+        static EXT: Once = Once::new();
+        EXT.call_once(|| warn!("on-demand ext_pillar (pillar.ext) is not implemented by Brine: ignored"));
+    }
+    if cfg.get_bool("pillar_cache") == Some(true) {
+        static CACHE: Once = Once::new();
+        CACHE.call_once(|| warn!("pillar_cache is not implemented by Brine: every request compiles the pillar"));
+    }
     let req = Request {
         id,
         grains,
