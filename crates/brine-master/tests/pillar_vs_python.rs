@@ -185,6 +185,9 @@ fn compare_with(tree: &Tree, cases: &[Case], versions: &[&str]) {
         let want = python(version, tree, cases);
         for (c, want) in cases.iter().zip(want) {
             let got = normalize(brine(tree, c));
+            if std::env::var_os("PILLAR_DUMP").is_some() {
+                eprintln!("{} {version}: {}", c.id, serde_json::to_string_pretty(&want).unwrap());
+            }
             if let Some(exc) = want.get("__exception__") {
                 // Salt fails the whole request (the minion gets no pillar);
                 // Brine answers with the error in `_errors`.
@@ -198,9 +201,6 @@ fn compare_with(tree: &Tree, cases: &[Case], versions: &[&str]) {
                 continue;
             }
             let want = normalize(want);
-            if std::env::var_os("PILLAR_DUMP").is_some() {
-                eprintln!("{} {version}: {}", c.id, serde_json::to_string_pretty(&want).unwrap());
-            }
             let (g, w) = (
                 serde_json::to_string_pretty(&got).unwrap(),
                 serde_json::to_string_pretty(&want).unwrap(),
@@ -934,4 +934,36 @@ fn jinja_semantics() {
     compare(&tree, &[case("web1", web_grains())]);
     let tree = Tree::new("allow_undefined: True\n", JINJA_FILES);
     compare(&tree, &[case("web1", web_grains())]);
+}
+
+#[test]
+fn top_file_features_and_include_edges() {
+    let files: &[(&str, &str)] = &[
+        (
+            "srv/pillar/top.sls",
+            "include:\n  - moretop\nbase:\n  '*':\n    - match: glob\n    - a\n  'web*':\n    - match: glob\n    - order: 2\n    - b\n    - gone\n    - ignore_missing: True\n  'os:Debian':\n    - match: grain\n    - order: -5\n    - c\n    - inc\n",
+        ),
+        // An included top file: a target seen again replaces the first.
+        ("srv/pillar/moretop.sls", "base:\n  '*':\n    - match: glob\n    - a2\n"),
+        ("srv/pillar/a.sls", "v: a\n"),
+        ("srv/pillar/a2.sls", "v: a2\n"),
+        ("srv/pillar/b.sls", "v: b\nb: 1\n"),
+        ("srv/pillar/c.sls", "v: c\nc: 1\n"),
+        (
+            "srv/pillar/inc.sls",
+            "include:\n  - missing_inc\n  - bad_inc\n  - b\n  - {c: {key: deep}}\n  - 'glo*'\ninc: 1\n",
+        ),
+        ("srv/pillar/bad_inc.sls", "{{ nope }}\n"),
+        ("srv/pillar/list_inc.sls", "- x\n"),
+        ("srv/pillar/glob1.sls", "glob1: 1\n"),
+        ("srv/pillar/glob2.sls", "glob2: {{ sls }}\n"),
+    ];
+    let tree = Tree::new("", files);
+    compare(&tree, &[case("web1", web_grains()), case("db1", db_grains())]);
+    // An include rendering to a list: Salt's merge raises (no pillar at
+    // all); Brine logs it and leaves it out.
+    let mut with_list: Vec<(&str, &str)> = files.to_vec();
+    with_list.push(("srv/pillar/inc.sls", "include:\n  - list_inc\ninc: 1\n"));
+    with_list.retain(|(p, t)| !(p.ends_with("/inc.sls") && t.contains("missing_inc")));
+    compare(&Tree::new("", &with_list), &[case("web1", web_grains())]);
 }
