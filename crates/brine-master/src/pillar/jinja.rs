@@ -5,6 +5,36 @@
 //! printed as Python prints them, Salt's filters and tests, and templates
 //! imported from the environment's `pillar_roots`.
 //!
+//! `salt[...]` offers `grains.get/item/items/filter_by`, `pillar.get/item/
+//! items/raw/filter_by`, `config.get/option` and `match.glob/pcre/list/
+//! grain/grain_pcre/pillar/pillar_pcre/compound/ipcidr`; any other function
+//! is a render error (Salt would run the module on the master).
+//! `salt['pillar.items']()` returns the template's `pillar` (`{}`), where
+//! Salt recompiles the pillar (and recurses without end).
+//!
+//! Filters: Jinja2's (minijinja's and minijinja-contrib's, with `int`,
+//! `float`, `string`, `join`, `wordcount`, `center` redone with Python
+//! semantics; no `xmlattr`, `urlize`, `wordwrap`, `random`,
+//! `forceescape`) and Salt's `yaml`, `json`, `tojson`, `python`,
+//! `yaml_encode`, `yaml_dquote`, `yaml_squote`, `load_yaml`, `load_json`,
+//! `load_text`, `regex_search`/`match`/`replace`/`escape` (Rust regex
+//! syntax: no look-around or back-references), `unique`, `to_bool`,
+//! `quote`, `sequence`, `skip`, `is_list`, `is_iter`, `union`, `intersect`,
+//! `difference`, `symmetric_difference`, `min`, `max`, `avg`,
+//! `base64_encode`/`decode`, `md5`, `sha1`, `sha256`, `sha512`, `traverse`,
+//! `path_join`, `flatten`, `to_num`, `str_to_num`, `contains_whitespace`,
+//! `is_hex`, `substring_in_list`, `sorted_ignorecase`, `is_ip`, `is_ipv4`,
+//! `is_ipv6`, `to_snake_case`, `to_camelcase`, `exactly_one_true`,
+//! `exactly_n_true`, `dict_to_sls_yaml_params`, `to_entries`,
+//! `from_entries`, `set/append/extend/update_dict_key_value`. Not there:
+//! `ipaddr`/`ipv4`/`ipv6`/`network_*`, `strftime`/`date_format`, `uuid`,
+//! `random_*`, `hmac`, `http_query`, `json_query`, `dns_check`, `gen_mac`,
+//! `file_hashsum`, `list_files`, `which`, `combinations`/`product`/`zip`…
+//! Tests: Jinja2's plus `match`, `equalto`, `list`. Globals: `raise`,
+//! `odict`, `range`, `dict`, `namespace`, `cycler`, `joiner`; no `ifelse`,
+//! `show_full_context`. `yaml` writes flow style always (PyYAML's
+//! `yaml(False)` block style reads back the same).
+//!
 //! minijinja values are immutable; the lists and dicts a template keeps in
 //! `set` variables are made mutable (see [`super::mutable`]), so
 //! `{% do x.append(…) %}` / `x.update(…)` work as in Salt. Mutating a value

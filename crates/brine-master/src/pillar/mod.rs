@@ -27,11 +27,20 @@
 //!   (order depends on the hash seed).
 //! * The text of Jinja/YAML errors is minijinja's/Brine's, not Python's
 //!   (only visible with `pillar_safe_render_error: False` and in top-file
-//!   errors); templates may not mutate values (see [`jinja`]).
-//! * YAML mapping keys that are not strings (`80:`) become strings
-//!   (`"80"`), as JSON and `brine_config::parse_yaml` have them.
+//!   errors). Jinja limits (no `%` formatting, mutation only of values kept
+//!   in `set` variables, a few execution-module functions) are listed in
+//!   [`jinja`].
+//! * YAML mapping keys that are not strings (`80:`, `true:`) become
+//!   strings (`"80"`, `"True"`), as `brine_config::parse_yaml` returns
+//!   JSON; Salt sends them as integers/booleans. The comparison with
+//!   Python cannot see this (its JSON output stringifies keys too).
 //! * A top file or include that would make Salt raise a Python exception
-//!   (and fail the whole `_pillar` request) is an `_errors` entry instead.
+//!   (and fail the whole `_pillar` request, e.g. an included SLS that
+//!   renders to a list) is an `_errors` entry or a logged skip instead.
+//! * Under `overwrite`, Salt's merge also changes the cached copy of an
+//!   included SLS in place; Brine's merges never do.
+//! * Renderers: `jinja`, `yaml`, `json`, and `gpg` only for data without
+//!   PGP blocks (see [`render`]).
 //! * `pillar_cache` is not implemented (every request compiles).
 
 pub mod jinja;
