@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use brine_config::MasterConfig;
+use brine_proto::json::from_json;
 use brine_proto::Value;
 
 pub const USAGE: &str = "Usage: salt [options] '<target>' <function> [arguments]
@@ -121,23 +122,6 @@ fn yamlify(arg: &str) -> Value {
         Ok(brine_config::Value::String(_)) | Err(_) => Value::from(arg),
         Ok(brine_config::Value::Null) if !matches!(arg, "None" | "null" | "~") => Value::from(arg),
         Ok(v) => from_json(&v),
-    }
-}
-
-fn from_json(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .map(Value::Int)
-            .or_else(|| n.as_u64().map(Value::UInt))
-            .unwrap_or_else(|| Value::F64(n.as_f64().unwrap_or(0.0))),
-        serde_json::Value::String(s) => Value::from(s.as_str()),
-        serde_json::Value::Array(a) => Value::Array(a.iter().map(from_json).collect()),
-        serde_json::Value::Object(m) => {
-            Value::Map(m.iter().map(|(k, v)| (Value::from(k.as_str()), from_json(v))).collect())
-        }
     }
 }
 

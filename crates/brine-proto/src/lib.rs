@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod crypto;
 pub mod event;
+pub mod json;
 pub mod msgpack;
 pub mod value;
 

@@ -1,0 +1,1001 @@
+//! Pillar compilation on the master (Salt's `salt.pillar.Pillar`, local
+//! file client, as `AESFuncs._pillar` runs it), checked against Python
+//! Salt 3007.17 and 3006.30 (`tests/pillar_vs_python.rs`).
+//!
+//! * environments: `pillar_roots` (with `__env__`), `pillarenv` /
+//!   `saltenv` from the request or the config, `pillarenv_from_saltenv`;
+//! * top files (`state_top` in each environment, or only `pillarenv`'s;
+//!   only the request's `saltenv` under `pillar_source_merging_strategy:
+//!   none`), their `include`, `match`/`order`/`ignore_missing`, matched
+//!   with [`crate::targeting::minion_matches`] (`compound` by default, as
+//!   Salt's `confirm_top`);
+//! * SLS files rendered through [`render`] (`jinja|yaml` by default),
+//!   `include` in its three forms (relative `.sls`, globs, `defaults` and
+//!   `key`), merged by [`merge`] (`pillar_source_merging_strategy`,
+//!   `pillar_merge_lists`, `pillar_includes_override_sls`), `env_order`;
+//! * errors in `_errors`, worded as Salt words them; a broken file is an
+//!   error entry, never a failed request;
+//! * `pillar_override` merged last, `pillar_opts`, `decrypt_pillar`
+//!   (reported as an error: Brine decrypts nothing).
+//!
+//! Differences, on purpose or by necessity:
+//! * `ext_pillar`: no external pillar module exists in Brine; each
+//!   configured one is logged as unavailable (as Salt logs a missing
+//!   module) and contributes nothing. `on_demand_ext_pillar` likewise.
+//! * Environments are processed in `_get_envs` order (base, then
+//!   `pillar_roots` order) as 3006.30 does; 3007.17 iterates a Python set
+//!   (order depends on the hash seed).
+//! * The text of Jinja/YAML errors is minijinja's/Brine's, not Python's
+//!   (only visible with `pillar_safe_render_error: False` and in top-file
+//!   errors). Jinja limits (no `%` formatting, mutation only of values kept
+//!   in `set` variables, a few execution-module functions) are listed in
+//!   [`jinja`].
+//! * YAML mapping keys that are not strings (`80:`, `true:`) become
+//!   strings (`"80"`, `"True"`), as `brine_config::parse_yaml` returns
+//!   JSON; Salt sends them as integers/booleans. The comparison with
+//!   Python cannot see this (its JSON output stringifies keys too).
+//! * A top file or include that would make Salt raise a Python exception
+//!   (and fail the whole `_pillar` request, e.g. an included SLS that
+//!   renders to a list) is an `_errors` entry or a logged skip instead.
+//! * Under `overwrite`, Salt's merge also changes the cached copy of an
+//!   included SLS in place; Brine's merges never do.
+//! * Renderers: `jinja`, `yaml`, `json`, and `gpg` only for data without
+//!   PGP blocks (see [`render`]).
+//! * `pillar_cache` is not implemented (every request compiles).
+
+pub mod jinja;
+pub mod merge;
+pub mod mutable;
+pub mod pyfmt;
+pub mod render;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use brine_config::MasterConfig;
+use brine_proto::json::{from_json, to_json};
+use brine_proto::Value;
+use log::{debug, error, warn};
+use serde_json::{Map, Value as Json};
+
+use crate::targeting::{fnmatch, minion_matches, MinionData};
+use jinja::JinjaShared;
+use merge::Strategy;
+
+/// The pillar of minion `id` with `grains`, for the `_pillar` request
+/// `load` (saltenv, pillarenv, pillar_override).
+pub fn compile(cfg: &MasterConfig, id: &str, grains: &Value, load: &Value) -> Value {
+    let text = |k: &str| load.get(k).and_then(Value::as_str).map(String::from);
+    let saltenv = text("saltenv").or_else(|| {
+        if load.get("saltenv").is_none() {
+            text("env")
+        } else {
+            None
+        }
+    });
+    let pillarenv = text("pillarenv");
+    let over = load.get("pillar_override").map(to_json);
+    if load.get("ext").is_some_and(|e| !e.is_nil()) {
+        static EXT: Once = Once::new();
+        EXT.call_once(|| warn!("on-demand ext_pillar (pillar.ext) is not implemented by Brine: ignored"));
+    }
+    if cfg.get_bool("pillar_cache") == Some(true) {
+        static CACHE: Once = Once::new();
+        CACHE.call_once(|| warn!("pillar_cache is not implemented by Brine: every request compiles the pillar"));
+    }
+    let req = Request {
+        id,
+        grains,
+        saltenv: saltenv.as_deref(),
+        pillarenv: pillarenv.as_deref(),
+        pillar_override: over.as_ref(),
+    };
+    // A bug must not take the MWorker down with it.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_pillar(&cfg.raw, &req))) {
+        Ok(p) => from_json(&Json::Object(p)),
+        Err(_) => {
+            error!("pillar compilation for {id} panicked");
+            Value::map([(
+                "_errors",
+                Value::Array(vec![Value::from("Pillar compilation failed on the master")]),
+            )])
+        }
+    }
+}
+
+/// One `_pillar` request, as `salt.pillar.Pillar` takes it.
+pub struct Request<'a> {
+    pub id: &'a str,
+    pub grains: &'a Value,
+    pub saltenv: Option<&'a str>,
+    pub pillarenv: Option<&'a str>,
+    pub pillar_override: Option<&'a Json>,
+}
+
+/// A top file's entry for one target: `match`/`order` dicts and SLS names.
+#[derive(Debug, Clone)]
+enum TopItem {
+    Dict(Map<String, Json>),
+    Sls(String),
+}
+
+type Top = Vec<(String, Vec<(String, Vec<TopItem>)>)>;
+
+/// A rendered SLS as Salt keeps it in `mods` (`None` when it failed).
+type Mods = HashMap<String, Option<Json>>;
+
+struct Pillar<'a> {
+    opts: Map<String, Json>,
+    req: &'a Request<'a>,
+    /// `pillar_roots` after `__env__`, in config order.
+    roots: Vec<(String, Vec<PathBuf>)>,
+    /// `__gather_avail`: the SLS names of each environment of `_get_envs`.
+    avail: HashMap<String, Vec<String>>,
+    strategy: Strategy,
+    merge_lists: bool,
+    ignored: HashMap<String, Vec<String>>,
+    shared: JinjaShared,
+    /// What the master's matchers see as the minion's pillar.
+    match_pillar: Value,
+    pillar_override: Map<String, Json>,
+}
+
+fn opt_str<'o>(opts: &'o Map<String, Json>, key: &str) -> Option<&'o str> {
+    opts.get(key).and_then(Json::as_str)
+}
+
+fn opt_true(opts: &Map<String, Json>, key: &str) -> bool {
+    opts.get(key).is_some_and(brine_config::truthy)
+}
+
+/// The text of a Python value as `str()` gives it (for names in top
+/// files and includes that YAML read as numbers).
+fn py_text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => pyfmt::py_str(&jinja::to_mj(other)),
+    }
+}
+
+/// Python's `int()` of a top file's `order`, 0 when it fails.
+fn order_of(v: &Json) -> i64 {
+    match v {
+        Json::Bool(b) => i64::from(*b),
+        Json::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64)).unwrap_or(0),
+        Json::String(s) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// `pillar_roots` as the config has it, `__env__` resolved for `env`
+/// (Salt's `__gen_opts`).
+fn pillar_roots(opts: &Map<String, Json>, env: &str) -> Vec<(String, Vec<PathBuf>)> {
+    let mut roots: Vec<(String, Vec<String>)> = match opts.get("pillar_roots") {
+        Some(Json::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let dirs = match v {
+                    Json::Array(a) => a.iter().map(py_text).collect(),
+                    Json::String(s) => vec![s.clone()],
+                    _ => Vec::new(),
+                };
+                (k.clone(), dirs)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(pos) = roots.iter().position(|(k, _)| k == "__env__") {
+        let (_, dirs) = roots.remove(pos);
+        if roots.iter().any(|(k, _)| k == env) {
+            debug!("pillar_roots __env__ ignored (environment '{env}' found in pillar_roots)");
+        } else {
+            debug!("pillar environment '{env}' maps to __env__ pillar_roots directory");
+            roots.push((
+                env.to_string(),
+                dirs.into_iter().map(|d| d.replace("__env__", env)).collect(),
+            ));
+        }
+    }
+    roots
+        .into_iter()
+        .map(|(k, d)| (k, d.into_iter().map(PathBuf::from).collect()))
+        .collect()
+}
+
+/// `file_ignore_regex` / `file_ignore_glob` for a directory name.
+fn ignored_dir(opts: &Map<String, Json>, name: &str) -> bool {
+    let list = |k: &str| -> Vec<String> {
+        match opts.get(k) {
+            Some(Json::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            Some(Json::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    list("file_ignore_regex")
+        .iter()
+        .any(|r| regex::Regex::new(r).is_ok_and(|re| re.is_match(name)))
+        || list("file_ignore_glob").iter().any(|g| fnmatch(name, g))
+}
+
+/// `PillarClient.file_list` + `list_states`: every `.sls` under the
+/// environment's roots (symlinks followed) as a sorted set of SLS names.
+fn list_states(opts: &Map<String, Json>, dirs: &[PathBuf]) -> Vec<String> {
+    fn walk(opts: &Map<String, Json>, root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            // `is_dir` follows symlinks, as os.walk(followlinks=True).
+            if p.is_dir() {
+                if depth < 64 && !ignored_dir(opts, &name) {
+                    walk(opts, root, &p, depth + 1, out);
+                }
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.to_string_lossy().to_string());
+            }
+        }
+    }
+    let mut states: Vec<String> = Vec::new();
+    for d in dirs {
+        let mut files = Vec::new();
+        walk(opts, d, d, 0, &mut files);
+        for f in files {
+            if let Some(stem) = f.strip_suffix("/init.sls") {
+                states.push(stem.replace('/', "."));
+            } else if let Some(stem) = f.strip_suffix(".sls") {
+                states.push(stem.replace('/', "."));
+            }
+        }
+    }
+    states.sort();
+    states.dedup();
+    states
+}
+
+impl<'a> Pillar<'a> {
+    fn new(raw: &Map<String, Json>, req: &'a Request<'a>) -> Pillar<'a> {
+        let mut opts = raw.clone();
+        // Pillar.__init__ / __gen_opts.
+        let mut pillarenv = req.pillarenv.map(String::from);
+        if pillarenv.is_none() && opt_true(&opts, "pillarenv_from_saltenv") {
+            opts.insert("pillarenv".into(), req.saltenv.map_or(Json::Null, Json::from));
+        }
+        opts.insert("file_client".into(), Json::from("local"));
+        let grains_json = to_json(req.grains);
+        opts.insert(
+            "grains".into(),
+            if brine_config::truthy(&grains_json) {
+                grains_json.clone()
+            } else {
+                Json::Object(Map::new())
+            },
+        );
+        if let Some(s) = req.saltenv {
+            opts.insert("saltenv".into(), Json::from(s));
+        } else if !opts.contains_key("saltenv") {
+            opts.insert("saltenv".into(), Json::Null);
+        }
+        match &pillarenv {
+            Some(p) => {
+                opts.insert("pillarenv".into(), Json::from(p.as_str()));
+            }
+            None => {
+                if !opts.contains_key("pillarenv") {
+                    opts.insert("pillarenv".into(), Json::Null);
+                }
+                pillarenv = opt_str(&opts, "pillarenv").map(String::from);
+            }
+        }
+        opts.insert("id".into(), Json::from(req.id));
+        let top = opt_str(&opts, "state_top").unwrap_or("top.sls").to_string();
+        let top = if top.starts_with("salt://") {
+            top
+        } else {
+            format!("salt://{}", top.strip_prefix('/').unwrap_or(&top))
+        };
+        opts.insert("state_top".into(), Json::from(top));
+        let env = pillarenv
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| opt_str(&opts, "saltenv").filter(|s| !s.is_empty()).map(String::from))
+            .unwrap_or_else(|| "base".into());
+        let roots = pillar_roots(&opts, &env);
+        opts.insert(
+            "pillar_roots".into(),
+            Json::Object(
+                roots
+                    .iter()
+                    .map(|(k, d)| {
+                        (
+                            k.clone(),
+                            Json::Array(d.iter().map(|p| Json::from(p.to_string_lossy().to_string())).collect()),
+                        )
+                    })
+                    .collect(),
+            ),
+        );
+        opts.insert("minion_id".into(), Json::from(req.id));
+
+        let mut avail = HashMap::new();
+        for env in envs(&roots) {
+            let dirs = roots
+                .iter()
+                .find(|(k, _)| *k == env)
+                .map(|(_, d)| d.clone())
+                .unwrap_or_default();
+            avail.insert(env.clone(), list_states(&opts, &dirs));
+        }
+        let renderer = opt_str(&opts, "renderer").unwrap_or("jinja|yaml").to_string();
+        let strategy = match opt_str(&opts, "pillar_source_merging_strategy").filter(|s| !s.is_empty()) {
+            Some(s) => Strategy::resolve(s, &renderer),
+            None => Strategy::resolve("smart", &renderer),
+        };
+        let merge_lists = opt_true(&opts, "pillar_merge_lists");
+        let pillar_override = match req.pillar_override {
+            None | Some(Json::Null) => Map::new(),
+            Some(Json::Object(m)) => m.clone(),
+            Some(other) if !brine_config::truthy(other) => Map::new(),
+            Some(_) => {
+                error!("Pillar data must be a dictionary");
+                Map::new()
+            }
+        };
+        // The renderers' and matchers' `__pillar__`: the options' `pillar`
+        // (absent on a master, so `{}`).
+        let pillar = opts.get("pillar").cloned().unwrap_or_else(|| Json::Object(Map::new()));
+        let shared = JinjaShared::new(
+            Json::Object(opts.clone()),
+            opts["grains"].clone(),
+            pillar.clone(),
+            roots.clone(),
+        );
+        Pillar {
+            opts,
+            req,
+            roots,
+            avail,
+            strategy,
+            merge_lists,
+            ignored: HashMap::new(),
+            shared,
+            match_pillar: from_json(&pillar),
+            pillar_override,
+        }
+    }
+
+    fn pillarenv(&self) -> Option<&str> {
+        opt_str(&self.opts, "pillarenv").filter(|s| !s.is_empty())
+    }
+
+    fn env_dirs(&self, env: &str) -> &[PathBuf] {
+        self.roots
+            .iter()
+            .find(|(k, _)| k == env)
+            .map(|(_, d)| d.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// `PillarClient._find_file`: the first root of `env` holding `rel`.
+    fn find_file(&self, env: &str, rel: &str) -> Option<PathBuf> {
+        self.env_dirs(env).iter().map(|d| d.join(rel)).find(|p| p.is_file())
+    }
+
+    /// `get_state`: `a.b` is `a/b.sls` or `a/b/init.sls`; the file and
+    /// the `salt://` source it was found as.
+    fn get_state(&self, sls: &str, env: &str) -> Option<(PathBuf, String)> {
+        let base = sls.replace('.', "/");
+        for rel in [format!("{base}.sls"), format!("{base}/init.sls")] {
+            if let Some(p) = self.find_file(env, &rel) {
+                return Some((p, format!("salt://{rel}")));
+            }
+        }
+        None
+    }
+
+    fn merge(&self, a: Map<String, Json>, b: Map<String, Json>) -> Map<String, Json> {
+        merge::merge(a, b, self.strategy, self.merge_lists)
+    }
+
+    // ------------------------------------------------------------ tops
+
+    /// `get_tops`: each environment's rendered top file, and its includes.
+    fn get_tops(&self) -> (Vec<(String, Vec<Json>)>, Vec<String>) {
+        let mut tops: Vec<(String, Vec<Json>)> = Vec::new();
+        let mut errors = Vec::new();
+        let push =
+            |tops: &mut Vec<(String, Vec<Json>)>, env: &str, v: Json| match tops.iter_mut().find(|(e, _)| e == env) {
+                Some((_, l)) => l.push(v),
+                None => tops.push((env.to_string(), vec![v])),
+            };
+        let saltenvs: Vec<String> = match self.pillarenv() {
+            Some(p) => {
+                if self.roots.iter().any(|(k, _)| k == p) {
+                    vec![p.to_string()]
+                } else {
+                    let names: Vec<&str> = self.roots.iter().map(|(k, _)| k.as_str()).collect();
+                    debug!(
+                        "pillarenv '{p}' not found in the configured pillar environments ({})",
+                        names.join(", ")
+                    );
+                    Vec::new()
+                }
+            }
+            None => {
+                let mut all = envs(&self.roots);
+                if opt_str(&self.opts, "pillar_source_merging_strategy") == Some("none") {
+                    let only = self.req.saltenv.filter(|s| !s.is_empty()).unwrap_or("base");
+                    all.retain(|e| e == only);
+                }
+                all
+            }
+        };
+        let state_top = opt_str(&self.opts, "state_top").unwrap_or("salt://top.sls");
+        let rel = state_top.strip_prefix("salt://").unwrap_or(state_top).to_string();
+        for env in &saltenvs {
+            let Some(path) = self.find_file(env, &rel) else {
+                continue;
+            };
+            match render::compile_template(&self.shared, &path, env, "", &Map::new()) {
+                Ok(v) => push(&mut tops, env, v),
+                Err(e) => {
+                    errors.push(format!("Rendering Primary Top file failed, render error:\n{e}"));
+                    error!("Pillar rendering failed for minion {}", self.req.id);
+                    // Salt's try covers the whole loop.
+                    break;
+                }
+            }
+        }
+        // One level of top-file includes.
+        let mut include: Vec<(String, Vec<String>)> = Vec::new();
+        for (env, ctops) in tops.iter_mut() {
+            for ctop in ctops.iter_mut() {
+                let Json::Object(m) = ctop else { continue };
+                let Some(inc) = m.shift_remove("include") else { continue };
+                let names: Vec<String> = match inc {
+                    Json::Array(a) => a.iter().map(py_text).collect(),
+                    Json::String(s) => s.chars().map(String::from).collect(),
+                    Json::Object(o) => o.keys().cloned().collect(),
+                    _ => Vec::new(),
+                };
+                match include.iter_mut().find(|(e, _)| e == env) {
+                    Some((_, l)) => l.extend(names),
+                    None => include.push((env.clone(), names)),
+                }
+            }
+        }
+        for (env, states) in include {
+            let mut done: Vec<String> = Vec::new();
+            for sls in states {
+                if done.contains(&sls) {
+                    continue;
+                }
+                match self.get_state(&sls, &env) {
+                    Some((path, _)) => match render::compile_template(&self.shared, &path, &env, "", &Map::new()) {
+                        Ok(v) => push(&mut tops, &env, v),
+                        Err(e) => errors.push(format!("Rendering Top file {sls} failed, render error:\n{e}")),
+                    },
+                    None => {
+                        error!("Template was specified incorrectly: False");
+                        push(&mut tops, &env, Json::Object(Map::new()));
+                    }
+                }
+                done.push(sls);
+            }
+        }
+        (tops, errors)
+    }
+
+    /// `merge_tops` + `sort_top_targets`; `Err` where Salt's would raise
+    /// (a malformed top file).
+    fn merge_tops(&mut self, tops: &[(String, Vec<Json>)]) -> Result<Top, ()> {
+        let mut top: Top = Vec::new();
+        let mut orders: HashMap<(String, String), i64> = HashMap::new();
+        for (_, ctops) in tops {
+            for ctop in ctops {
+                let Json::Object(ctop) = ctop else { return Err(()) };
+                for (saltenv, targets) in ctop {
+                    if saltenv == "include" {
+                        continue;
+                    }
+                    let Json::Object(targets) = targets else { return Err(()) };
+                    for (tgt, comps) in targets {
+                        let comps: Vec<Json> = match comps {
+                            Json::Array(a) => a.clone(),
+                            Json::String(s) => s.chars().map(|c| Json::String(c.to_string())).collect(),
+                            Json::Object(o) => o.keys().map(|k| Json::String(k.clone())).collect(),
+                            _ => return Err(()),
+                        };
+                        let mut matches = Vec::new();
+                        let mut states: Vec<String> = Vec::new();
+                        let mut order = 0;
+                        let mut ignore_missing = false;
+                        for comp in comps {
+                            match comp {
+                                Json::Object(d) => {
+                                    if d.contains_key("order") {
+                                        order = order_of(&d["order"]);
+                                    }
+                                    if d.get("ignore_missing").is_some_and(brine_config::truthy) {
+                                        ignore_missing = true;
+                                    }
+                                    if d.contains_key("match") {
+                                        matches.push(TopItem::Dict(d));
+                                    }
+                                }
+                                Json::String(s) if !states.contains(&s) => states.push(s),
+                                _ => {}
+                            }
+                        }
+                        orders.insert((saltenv.clone(), tgt.clone()), order);
+                        if ignore_missing {
+                            self.ignored
+                                .entry(saltenv.clone())
+                                .or_default()
+                                .extend(states.iter().cloned());
+                        }
+                        let mut items = matches;
+                        items.extend(states.into_iter().map(TopItem::Sls));
+                        let env_body = match top.iter_mut().position(|(e, _)| e == saltenv) {
+                            Some(i) => &mut top[i].1,
+                            None => {
+                                top.push((saltenv.clone(), Vec::new()));
+                                &mut top.last_mut().expect("pushed").1
+                            }
+                        };
+                        match env_body.iter_mut().find(|(t, _)| t == tgt) {
+                            Some(slot) => slot.1 = items,
+                            None => env_body.push((tgt.clone(), items)),
+                        }
+                    }
+                }
+            }
+        }
+        for (env, body) in top.iter_mut() {
+            body.sort_by_key(|(tgt, _)| orders.get(&(env.clone(), tgt.clone())).copied().unwrap_or(0));
+        }
+        Ok(top)
+    }
+
+    /// `get_top`.
+    fn get_top(&mut self) -> (Top, Vec<String>) {
+        let (tops, mut errors) = self.get_tops();
+        match self.merge_tops(&tops) {
+            Ok(t) => (t, errors),
+            Err(()) => {
+                errors.push("Error encountered while rendering pillar top file.".into());
+                (Vec::new(), errors)
+            }
+        }
+    }
+
+    /// `confirm_top`: the last `match:` names the matcher (`compound`
+    /// when none does).
+    fn confirm_top(&self, tgt: &str, data: &[TopItem]) -> bool {
+        let mut matcher = Json::from("compound");
+        for item in data {
+            if let TopItem::Dict(d) = item {
+                if let Some(m) = d.get("match") {
+                    matcher = m.clone();
+                }
+            }
+        }
+        let Some(matcher) = matcher.as_str() else {
+            error!("Attempting to match with unknown matcher: {matcher}");
+            return false;
+        };
+        let nodegroups = self.opts.get("nodegroups").map(from_json).unwrap_or(Value::Nil);
+        let m = MinionData {
+            id: self.req.id,
+            grains: self.req.grains,
+            pillar: &self.match_pillar,
+        };
+        minion_matches(&m, &Value::from(tgt), matcher, ":", &nodegroups)
+    }
+
+    /// `top_matches`: env → SLS names for this minion.
+    fn top_matches(&self, top: &Top) -> Vec<(String, Vec<String>)> {
+        let mut matches: Vec<(String, Vec<String>)> = Vec::new();
+        for (env, body) in top {
+            if let Some(p) = self.pillarenv() {
+                if env != p {
+                    continue;
+                }
+            }
+            for (tgt, data) in body {
+                if !self.confirm_top(tgt, data) {
+                    continue;
+                }
+                let slot = match matches.iter().position(|(e, _)| e == env) {
+                    Some(i) => &mut matches[i].1,
+                    None => {
+                        matches.push((env.clone(), Vec::new()));
+                        &mut matches.last_mut().expect("pushed").1
+                    }
+                };
+                for item in data {
+                    if let TopItem::Sls(s) = item {
+                        if !slot.contains(s) {
+                            slot.push(s.clone());
+                        }
+                    }
+                }
+            }
+        }
+        matches
+    }
+
+    // ------------------------------------------------------------ SLS
+
+    /// `render_pstate`: one SLS and its includes, merged (includes first,
+    /// the including file last).
+    fn render_pstate(
+        &self,
+        sls: &str,
+        env: &str,
+        mods: &mut Mods,
+        defaults: &Map<String, Json>,
+        depth: usize,
+    ) -> (Option<Json>, Vec<String>) {
+        let mut errors = Vec::new();
+        let found = self.get_state(sls, env);
+        let Some((path, source)) = found else {
+            if self.ignored.get(env).is_some_and(|l| l.iter().any(|s| s == sls)) {
+                debug!("Skipping ignored and missing SLS '{sls}' in environment '{env}'");
+                return (None, errors);
+            }
+            if !self.env_dirs(env).is_empty() {
+                let msg = format!("Specified SLS '{sls}' in environment '{env}' is not available on the salt master");
+                error!("{msg}");
+                errors.push(msg);
+                // Salt goes on with no file: an empty state, remembered.
+                mods.insert(sls.to_string(), Some(Json::Object(Map::new())));
+                return (Some(Json::Object(Map::new())), errors);
+            }
+            debug!(
+                "Specified SLS '{sls}' in environment '{env}' was not found. This could be because SLS '{sls}' is in an environment other than '{env}', but '{env}' is included in that environment's Pillar top file. It could also be due to environment '{env}' not being defined in 'pillar_roots'."
+            );
+            return (None, errors);
+        };
+        let state = match render::compile_template(&self.shared, &path, env, sls, defaults) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = format!("Rendering SLS '{sls}' failed, render error:\n{e}");
+                error!("{msg}");
+                if self
+                    .opts
+                    .get("pillar_safe_render_error")
+                    .is_none_or(brine_config::truthy)
+                {
+                    errors.push(format!(
+                        "Rendering SLS '{sls}' failed. Please see master log for details."
+                    ));
+                } else {
+                    errors.push(msg);
+                }
+                None
+            }
+        };
+        let Some(state) = state else {
+            mods.insert(sls.to_string(), None);
+            return (None, errors);
+        };
+        if !brine_config::truthy(&state) {
+            mods.insert(sls.to_string(), Some(state.clone()));
+            return (Some(state), errors);
+        }
+        let Json::Object(mut state) = state else {
+            let msg = format!("SLS '{sls}' does not render to a dictionary");
+            error!("{msg}");
+            errors.push(msg);
+            mods.insert(sls.to_string(), Some(state.clone()));
+            return (Some(state), errors);
+        };
+        let includes = match state.get("include") {
+            None => None,
+            Some(Json::Array(_)) => match state.shift_remove("include") {
+                Some(Json::Array(a)) => Some(a),
+                _ => None,
+            },
+            Some(_) => {
+                let msg = format!("Include Declaration in SLS '{sls}' is not formed as a list");
+                error!("{msg}");
+                errors.push(msg);
+                None
+            }
+        };
+        mods.insert(sls.to_string(), Some(Json::Object(state.clone())));
+        let Some(includes) = includes else {
+            return (Some(Json::Object(state)), errors);
+        };
+        if depth > 64 {
+            errors.push(format!("Include depth exceeded in SLS '{sls}'"));
+            return (Some(Json::Object(state)), errors);
+        }
+        let override_sls = opt_true(&self.opts, "pillar_includes_override_sls");
+        let mut include_states: Vec<Map<String, Json>> = Vec::new();
+        let mut defaults = defaults.clone();
+        // Salt's `err` outlives each iteration: a cached include re-adds
+        // the previous include's errors.
+        let mut err: Vec<String> = Vec::new();
+        for sub in includes {
+            let (sub_sls, key) = match sub {
+                Json::Object(m) => {
+                    let Some((name, v)) = m.into_iter().next() else {
+                        continue;
+                    };
+                    defaults = match v.get("defaults") {
+                        Some(Json::Object(d)) => d.clone(),
+                        _ => Map::new(),
+                    };
+                    (name, v.get("key").filter(|k| !k.is_null()).map(py_text))
+                }
+                other => (py_text(&other), None),
+            };
+            let mut matched: Vec<String> = Vec::new();
+            let mut sub_sls = sub_sls;
+            match self.avail.get(env) {
+                Some(avail) => {
+                    let pat = sub_sls.trim_start_matches('.').replace('/', ".");
+                    matched.extend(avail.iter().filter(|s| fnmatch(s, &pat)).cloned());
+                    if let Some(rest) = sub_sls.strip_prefix('.') {
+                        let mut parts: Vec<&str> = sls.split('.').collect();
+                        if !source.ends_with("/init.sls") {
+                            parts.pop();
+                        }
+                        let mut joined: Vec<String> = parts.iter().map(|s| s.to_string()).collect();
+                        joined.push(rest.to_string());
+                        sub_sls = joined.join(".");
+                    }
+                    matched.extend(avail.iter().filter(|s| fnmatch(s, &sub_sls)).cloned());
+                }
+                None => {
+                    errors.push(format!("No matching pillar environment for environment '{env}' found"));
+                    matched = vec![sub_sls.clone()];
+                }
+            }
+            if matched.is_empty() {
+                matched.push(sub_sls.clone());
+            }
+            for m in matched {
+                let nstate = if let Some(cached) = mods.get(&m) {
+                    cached.clone()
+                } else {
+                    let (n, e) = self.render_pstate(&m, env, mods, &defaults, depth + 1);
+                    err = e;
+                    n
+                };
+                if let Some(mut n) = nstate.filter(brine_config::truthy) {
+                    if let Some(key) = &key {
+                        for frag in key.split(':').rev() {
+                            let mut w = Map::new();
+                            w.insert(frag.to_string(), n);
+                            n = Json::Object(w);
+                        }
+                    }
+                    match n {
+                        Json::Object(n) if override_sls => state = self.merge(state, n),
+                        Json::Object(n) => include_states.push(n),
+                        other => {
+                            let msg = format!("SLS '{m}' included from '{sls}' is not a dictionary: {other}");
+                            error!("{msg}");
+                        }
+                    }
+                }
+                errors.extend(err.iter().cloned());
+            }
+        }
+        if !override_sls {
+            include_states.push(state);
+            let mut it = include_states.into_iter();
+            let mut merged = it.next().unwrap_or_default();
+            for s in it {
+                merged = self.merge(merged, s);
+            }
+            state = merged;
+        }
+        (Some(Json::Object(state)), errors)
+    }
+
+    /// `render_pillar`: every matched SLS, merged in order, on top of
+    /// `base` (the `pillar_override` copy Salt starts from).
+    fn render_pillar(
+        &self,
+        matches: &[(String, Vec<String>)],
+        base: Map<String, Json>,
+        errors: &mut Vec<String>,
+    ) -> Map<String, Json> {
+        let mut pillar = base;
+        let env_order: Vec<String> = match self.opts.get("env_order") {
+            Some(Json::Array(a)) => a.iter().map(py_text).collect(),
+            _ => Vec::new(),
+        };
+        let mut ordered: Vec<&(String, Vec<String>)> = Vec::new();
+        for e in &env_order {
+            if let Some(m) = matches.iter().find(|(k, _)| k == e) {
+                if !ordered.iter().any(|(k, _)| k == e) {
+                    ordered.push(m);
+                }
+            }
+        }
+        for m in matches {
+            if !ordered.iter().any(|(k, _)| *k == m.0) {
+                ordered.push(m);
+            }
+        }
+        for (env, pstates) in ordered {
+            let mut files: Vec<String> = Vec::new();
+            for pat in pstates {
+                let mut matched: Vec<String> = Vec::new();
+                match self.avail.get(env) {
+                    Some(avail) => matched.extend(avail.iter().filter(|s| fnmatch(s, pat)).cloned()),
+                    None => errors.push(format!("No matching pillar environment for environment '{env}' found")),
+                }
+                if matched.is_empty() {
+                    files.push(pat.clone());
+                } else {
+                    files.extend(matched);
+                }
+            }
+            let mut mods = Mods::new();
+            for sls in files {
+                let (pstate, err) = self.render_pstate(&sls, env, &mut mods, &Map::new(), 0);
+                errors.extend(err);
+                match pstate {
+                    Some(Json::Object(m)) => pillar = self.merge(pillar, m),
+                    Some(_) => {
+                        error!(
+                            "The rendered pillar sls file, '{sls}' state did not return the expected data format. This is a sign of a malformed pillar sls file. Returned errors: {}",
+                            errors.iter().map(|e| format!("'{e}'")).collect::<Vec<_>>().join(", ")
+                        );
+                    }
+                    None => {}
+                }
+            }
+        }
+        pillar
+    }
+
+    /// `ext_pillar`: the option checked; no module exists in Brine.
+    fn ext_pillar(&self, mut pillar: Map<String, Json>, errors: &mut Vec<String>) -> Map<String, Json> {
+        let Some(ext) = self.opts.get("ext_pillar") else {
+            return pillar;
+        };
+        let Json::Array(runs) = ext else {
+            let msg = "The \"ext_pillar\" option is malformed".to_string();
+            error!("{msg}");
+            errors.push(msg);
+            return pillar;
+        };
+        if !self.pillar_override.is_empty() {
+            pillar = self.merge(pillar, self.pillar_override.clone());
+        }
+        for run in runs {
+            let Json::Object(run) = run else {
+                let msg = "The \"ext_pillar\" option is malformed".to_string();
+                error!("{msg}");
+                errors.push(msg);
+                return Map::new();
+            };
+            for key in run.keys() {
+                static ONCE: Once = Once::new();
+                ONCE.call_once(|| warn!("ext_pillar is not implemented by Brine: external pillars contribute nothing"));
+                error!("Specified ext_pillar interface {key} is unavailable");
+            }
+        }
+        pillar
+    }
+
+    /// `compile_pillar(ext=True)`.
+    fn compile(&mut self) -> Map<String, Json> {
+        let (top, top_errors) = self.get_top();
+        let mut errors = Vec::new();
+        let mut pillar = if opt_true(&self.opts, "ext_pillar_first") {
+            let first = self.ext_pillar(self.pillar_override.clone(), &mut errors);
+            // The renderers and matchers now see this as the pillar.
+            self.opts.insert("pillar".into(), Json::Object(first.clone()));
+            self.shared = JinjaShared::new(
+                Json::Object(self.opts.clone()),
+                self.opts["grains"].clone(),
+                Json::Object(first.clone()),
+                self.roots.clone(),
+            );
+            self.match_pillar = from_json(&Json::Object(first.clone()));
+            let matches = self.top_matches(&top);
+            let rendered = self.render_pillar(&matches, self.pillar_override.clone(), &mut errors);
+            self.merge(first, rendered)
+        } else {
+            let matches = self.top_matches(&top);
+            let p = self.render_pillar(&matches, self.pillar_override.clone(), &mut errors);
+            self.ext_pillar(p, &mut errors)
+        };
+        errors.extend(top_errors);
+        if opt_true(&self.opts, "pillar_opts") {
+            let mut mopts = self.opts.clone();
+            mopts.shift_remove("grains");
+            mopts.insert("saltversion".into(), Json::from(SALT_VERSION));
+            pillar.insert("master".into(), Json::Object(mopts));
+        }
+        if let Some(Json::Object(first)) = self.opts.get("pillar") {
+            if opt_true(&self.opts, "ssh_merge_pillar") {
+                pillar = self.merge(first.clone(), pillar);
+            }
+        }
+        if !errors.is_empty() {
+            for e in &errors {
+                error!("Pillar render error: {e}");
+            }
+            pillar.insert(
+                "_errors".into(),
+                Json::Array(errors.into_iter().map(Json::from).collect()),
+            );
+        }
+        if !self.pillar_override.is_empty() {
+            pillar = self.merge(pillar, self.pillar_override.clone());
+        }
+        let decrypt = self.decrypt_errors(&pillar);
+        if !decrypt.is_empty() {
+            let slot = pillar.entry("_errors").or_insert_with(|| Json::Array(Vec::new()));
+            if let Json::Array(a) = slot {
+                a.extend(decrypt.into_iter().map(Json::from));
+            }
+        }
+        pillar
+    }
+
+    /// `decrypt_pillar`: Brine has no decryption renderer, so each
+    /// configured key present in the pillar is an error.
+    fn decrypt_errors(&self, pillar: &Map<String, Json>) -> Vec<String> {
+        let Some(conf) = self.opts.get("decrypt_pillar").filter(|v| brine_config::truthy(v)) else {
+            return Vec::new();
+        };
+        let keys: Vec<String> = match conf {
+            Json::Object(m) => m.keys().cloned().collect(),
+            Json::Array(a) => a
+                .iter()
+                .flat_map(|x| match x {
+                    Json::Object(m) => m.keys().cloned().collect(),
+                    Json::String(s) => vec![s.clone()],
+                    _ => Vec::new(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if keys.is_empty() {
+            return vec!["decrypt_pillar config option is malformed".into()];
+        }
+        let delim = opt_str(&self.opts, "decrypt_pillar_delimiter").unwrap_or(":");
+        let data = Json::Object(pillar.clone());
+        keys.into_iter()
+            .filter(|k| jinja::traverse(&data, k, delim).is_some_and(|v| !v.is_null()))
+            .map(|k| format!("Failed to decrypt pillar key '{k}': decryption is not supported by Brine"))
+            .collect()
+    }
+}
+
+/// The Salt version `pillar_opts` reports as `saltversion`.
+const SALT_VERSION: &str = "3007.17";
+
+/// `_get_envs`: base first, then the `pillar_roots` environments.
+fn envs(roots: &[(String, Vec<PathBuf>)]) -> Vec<String> {
+    let mut out = vec!["base".to_string()];
+    for (k, _) in roots {
+        if !out.contains(k) {
+            out.push(k.clone());
+        }
+    }
+    out
+}
+
+/// Compile a pillar from the master options `opts` (Salt's
+/// `Pillar(opts, grains, id, saltenv, pillar_override=…, pillarenv=…)
+/// .compile_pillar()`).
+pub fn compile_pillar(opts: &Map<String, Json>, req: &Request) -> Map<String, Json> {
+    let mut p = Pillar::new(opts, req);
+    p.compile()
+}
+
+#[cfg(test)]
+mod tests;

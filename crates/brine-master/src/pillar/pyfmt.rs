@@ -1,0 +1,476 @@
+//! How Python (and PyYAML, and Salt's Jinja finalizer) turn values into
+//! text, for what a pillar template prints: `str()`/`repr()`, Salt's
+//! `PrintableDict`, YAML scalars and flow collections, JSON.
+
+use minijinja::value::{Value as Mj, ValueKind};
+
+/// `repr(float)`: shortest round-trip digits, fixed notation for decimal
+/// exponents -4..16, else `1e+16` style.
+pub fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let sci = format!("{:e}", f.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    let body = if (-4..16).contains(&exp) {
+        if exp < 0 {
+            format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
+        } else {
+            let point = exp as usize + 1;
+            if digits.len() <= point {
+                format!("{digits}{}.0", "0".repeat(point - digits.len()))
+            } else {
+                format!("{}.{}", &digits[..point], &digits[point..])
+            }
+        }
+    } else {
+        let m = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits
+        };
+        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    };
+    format!("{sign}{body}")
+}
+
+/// Characters `str.isprintable()` rejects (close enough: controls, the
+/// separators other than the space, format characters, surrogates).
+fn py_unprintable(c: char) -> bool {
+    let n = c as u32;
+    n < 0x20
+        || (0x7f..=0xa0).contains(&n)
+        || n == 0xad
+        || n == 0x1680
+        || (0x2000..=0x200f).contains(&n)
+        || (0x2028..=0x202f).contains(&n)
+        || (0x205f..=0x206f).contains(&n)
+        || n == 0x3000
+        || n == 0xfeff
+        || (0xfff9..=0xfffb).contains(&n)
+}
+
+/// `repr(str)`.
+pub fn str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if py_unprintable(c) => {
+                let n = c as u32;
+                if n <= 0xff {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{n:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// PyYAML's `write_double_quoted` (no line folding): `"…"` with YAML
+/// escapes; non-ASCII kept only with `allow_unicode`.
+pub fn yaml_dquote(s: &str, allow_unicode: bool) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        let esc = match c {
+            '\0' => Some('0'),
+            '\x07' => Some('a'),
+            '\x08' => Some('b'),
+            '\t' => Some('t'),
+            '\n' => Some('n'),
+            '\x0b' => Some('v'),
+            '\x0c' => Some('f'),
+            '\r' => Some('r'),
+            '\x1b' => Some('e'),
+            '"' => Some('"'),
+            '\\' => Some('\\'),
+            '\u{85}' => Some('N'),
+            '\u{a0}' => Some('_'),
+            '\u{2028}' => Some('L'),
+            '\u{2029}' => Some('P'),
+            _ => None,
+        };
+        if let Some(e) = esc {
+            out.push('\\');
+            out.push(e);
+            continue;
+        }
+        let n = c as u32;
+        let plain = (0x20..=0x7e).contains(&n)
+            || (allow_unicode
+                && ((0xa0..=0xd7ff).contains(&n) || ((0xe000..=0xfffd).contains(&n) && n != 0xfeff) || n >= 0x10000));
+        if plain {
+            out.push(c);
+        } else if n <= 0xff {
+            out.push_str(&format!("\\x{n:02X}"));
+        } else if n <= 0xffff {
+            out.push_str(&format!("\\u{n:04X}"));
+        } else {
+            out.push_str(&format!("\\U{n:08X}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// PyYAML's `write_single_quoted` for text without line breaks (with
+/// them, the double-quoted form, which reads back the same).
+pub fn yaml_squote(s: &str) -> String {
+    if s.chars()
+        .any(|c| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'))
+    {
+        return yaml_dquote(s, true);
+    }
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Salt's `_yaml_safe_repr`: strings with a newline, CR or tab become a
+/// YAML double-quoted scalar, others their Python `repr`.
+fn yaml_safe_repr(s: &str) -> String {
+    if s.contains(['\n', '\r', '\t']) {
+        yaml_dquote(s, true)
+    } else {
+        str_repr(s)
+    }
+}
+
+fn is_tuple(v: &Mj) -> bool {
+    v.is_tuple()
+}
+
+fn items(v: &Mj) -> Vec<Mj> {
+    v.try_iter().map(|it| it.collect()).unwrap_or_default()
+}
+
+fn pairs(v: &Mj) -> Vec<(Mj, Mj)> {
+    items(v)
+        .into_iter()
+        .map(|k| {
+            let val = v.get_item(&k).unwrap_or(Mj::UNDEFINED);
+            (k, val)
+        })
+        .collect()
+}
+
+fn number_str(v: &Mj) -> String {
+    if v.is_integer() {
+        v.to_string()
+    } else {
+        f64::try_from(v.clone())
+            .map(float_repr)
+            .unwrap_or_else(|_| v.to_string())
+    }
+}
+
+fn seq_text(v: &Mj) -> String {
+    let parts: Vec<String> = items(v).iter().map(py_repr).collect();
+    if is_tuple(v) {
+        if parts.len() == 1 {
+            format!("({},)", parts[0])
+        } else {
+            format!("({})", parts.join(", "))
+        }
+    } else {
+        format!("[{}]", parts.join(", "))
+    }
+}
+
+/// What `{{ value }}` prints in Salt's Jinja: Python's `str()`, with maps
+/// (at any depth) as Salt's `PrintableDict`.
+pub fn py_str(v: &Mj) -> String {
+    match v.kind() {
+        ValueKind::Undefined => String::new(),
+        ValueKind::None => "None".into(),
+        ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
+        ValueKind::Number => number_str(v),
+        ValueKind::String => v.as_str().unwrap_or_default().to_string(),
+        ValueKind::Bytes => format!(
+            "b{}",
+            str_repr(&String::from_utf8_lossy(v.as_bytes().unwrap_or_default()))
+        ),
+        ValueKind::Seq | ValueKind::Iterable => seq_text(v),
+        ValueKind::Map => {
+            let parts: Vec<String> = pairs(v)
+                .iter()
+                .map(|(k, val)| {
+                    let shown = match val.as_str() {
+                        Some(s) if val.kind() == ValueKind::String => yaml_safe_repr(s),
+                        _ => py_str(val),
+                    };
+                    format!("{}: {shown}", py_repr(k))
+                })
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// Python's `repr()` (maps as `PrintableDict.__repr__`).
+pub fn py_repr(v: &Mj) -> String {
+    match v.kind() {
+        ValueKind::String => str_repr(v.as_str().unwrap_or_default()),
+        ValueKind::Undefined => "Undefined".into(),
+        ValueKind::Map => {
+            let parts: Vec<String> = pairs(v)
+                .iter()
+                .map(|(k, val)| {
+                    let shown = match val.as_str() {
+                        Some(s) if val.kind() == ValueKind::String => yaml_safe_repr(s),
+                        _ => py_repr(val),
+                    };
+                    format!("{}: {shown}", py_repr(k))
+                })
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => py_str(v),
+    }
+}
+
+/// Does PyYAML emit `s` as a plain scalar in flow context? A
+/// conservative take on its `analyze_scalar`: anything it might quote is
+/// quoted, which reads back the same.
+fn yaml_plain_ok(s: &str) -> bool {
+    if s.is_empty() || s.trim() != s {
+        return false;
+    }
+    let first = s.chars().next().unwrap_or(' ');
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.chars().any(|c| ",[]{}".contains(c)) {
+        return false;
+    }
+    if s.chars()
+        .any(|c| (c as u32) < 0x20 || (0x7f..=0x9f).contains(&(c as u32)))
+    {
+        return false;
+    }
+    // It must read back as this very string (not a bool, number, null…).
+    matches!(
+        brine_config::parse_yaml(s, std::path::Path::new("<scalar>")),
+        Ok(serde_json::Value::String(ref t)) if t == s
+    )
+}
+
+/// A YAML scalar for a string, as PyYAML's safe_dump would choose it.
+pub fn yaml_str(s: &str) -> String {
+    if yaml_plain_ok(s) {
+        s.to_string()
+    } else if s
+        .chars()
+        .all(|c| !(c as u32 <= 0x1f || c == '\u{7f}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}'))
+    {
+        yaml_squote(s)
+    } else {
+        yaml_dquote(s, true)
+    }
+}
+
+/// PyYAML's `represent_float`.
+pub fn yaml_float(f: f64) -> String {
+    if f.is_nan() {
+        return ".nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
+    }
+    let r = float_repr(f).to_lowercase();
+    if !r.contains('.') && r.contains('e') {
+        // PyYAML writes `1.0e+20` where repr gives `1e+20`.
+        r.replacen('e', ".0e", 1)
+    } else {
+        r
+    }
+}
+
+/// `yaml.safe_dump(value, default_flow_style=True)` without the
+/// trailing newline / document end: flow collections on one line
+/// (PyYAML folds long ones at 80 columns, which reads back the same).
+pub fn yaml_flow(v: &Mj) -> Result<String, String> {
+    Ok(match v.kind() {
+        ValueKind::Undefined | ValueKind::None => "null".into(),
+        ValueKind::Bool => if v.is_true() { "true" } else { "false" }.into(),
+        ValueKind::Number if v.is_integer() => v.to_string(),
+        ValueKind::Number => yaml_float(f64::try_from(v.clone()).unwrap_or(0.0)),
+        ValueKind::String => yaml_str(v.as_str().unwrap_or_default()),
+        ValueKind::Bytes => return Err("cannot represent bytes as YAML".into()),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let parts: Result<Vec<String>, String> = items(v).iter().map(yaml_flow).collect();
+            format!("[{}]", parts?.join(", "))
+        }
+        ValueKind::Map => {
+            let mut parts = Vec::new();
+            for (k, val) in pairs(v) {
+                parts.push(format!("{}: {}", yaml_flow(&k)?, yaml_flow(&val)?));
+            }
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => return Err(format!("cannot represent an object of type {} as YAML", v.kind())),
+    })
+}
+
+/// Python's `json.dumps` spacing (`", "`, `": "`), optionally with
+/// sorted keys, `ensure_ascii` escapes and an indent.
+pub fn json_dumps(v: &serde_json::Value, sort_keys: bool, ensure_ascii: bool, indent: Option<usize>) -> String {
+    let mut out = String::new();
+    json_write(&mut out, v, sort_keys, ensure_ascii, indent, 0);
+    out
+}
+
+fn json_str(out: &mut String, s: &str, ensure_ascii: bool) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if ensure_ascii && (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_write(out: &mut String, v: &serde_json::Value, sort: bool, ascii: bool, indent: Option<usize>, level: usize) {
+    use serde_json::Value as J;
+    let nl = |out: &mut String, level: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.push_str(&" ".repeat(n * level));
+        }
+    };
+    let sep = if indent.is_some() { "," } else { ", " };
+    match v {
+        J::Null => out.push_str("null"),
+        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        J::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(0.0);
+            out.push_str(&match float_repr(f).as_str() {
+                "inf" => "Infinity".to_string(),
+                "-inf" => "-Infinity".to_string(),
+                "nan" => "NaN".to_string(),
+                r => r.to_string(),
+            });
+        }
+        J::Number(n) => out.push_str(&n.to_string()),
+        J::String(s) => json_str(out, s, ascii),
+        J::Array(a) if a.is_empty() => out.push_str("[]"),
+        J::Array(a) => {
+            out.push('[');
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                nl(out, level + 1);
+                json_write(out, item, sort, ascii, indent, level + 1);
+            }
+            nl(out, level);
+            out.push(']');
+        }
+        J::Object(m) if m.is_empty() => out.push_str("{}"),
+        J::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            if sort {
+                keys.sort();
+            }
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                nl(out, level + 1);
+                json_str(out, k, ascii);
+                out.push_str(": ");
+                json_write(out, &m[k], sort, ascii, indent, level + 1);
+            }
+            nl(out, level);
+            out.push('}');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_text_of_values() {
+        assert_eq!(float_repr(1.5), "1.5");
+        assert_eq!(float_repr(1.0), "1.0");
+        assert_eq!(float_repr(1e16), "1e+16");
+        assert_eq!(float_repr(1e-5), "1e-05");
+        assert_eq!(float_repr(0.0001), "0.0001");
+        assert_eq!(str_repr("it's"), "\"it's\"");
+        assert_eq!(str_repr("a\nb"), "'a\\nb'");
+        let v = crate::pillar::jinja::to_mj(
+            &serde_json::json!({"k": "v", "n": null, "l": [1, "x", true], "m": {"t": "a\tb"}}),
+        );
+        assert_eq!(
+            py_str(&v),
+            "{'k': 'v', 'n': None, 'l': [1, 'x', True], 'm': {'t': \"a\\tb\"}}"
+        );
+        assert_eq!(py_str(&Mj::from(vec![Mj::from(1.5), Mj::from(())])), "[1.5, None]");
+    }
+
+    #[test]
+    fn yaml_text() {
+        assert_eq!(yaml_dquote("é\n\"", false), "\"\\xE9\\n\\\"\"");
+        assert_eq!(yaml_dquote("é", true), "\"é\"");
+        assert_eq!(yaml_str("plain text"), "plain text");
+        assert_eq!(yaml_str("yes"), "'yes'");
+        assert_eq!(yaml_str("12"), "'12'");
+        assert_eq!(yaml_str("a: b"), "'a: b'");
+        assert_eq!(yaml_float(1e20), "1.0e+20");
+        let v = crate::pillar::jinja::to_mj(&serde_json::json!({"a": [1, "on", null], "b": 1.5}));
+        assert_eq!(yaml_flow(&v).unwrap(), "{a: [1, 'on', null], b: 1.5}");
+    }
+
+    #[test]
+    fn json_text() {
+        let v = serde_json::json!({"b": [1, 2.5], "a": "é<"});
+        assert_eq!(
+            json_dumps(&v, true, true, None),
+            "{\"a\": \"\\u00e9<\", \"b\": [1, 2.5]}"
+        );
+        assert_eq!(
+            json_dumps(&v, false, false, Some(2)),
+            "{\n  \"b\": [\n    1,\n    2.5\n  ],\n  \"a\": \"é<\"\n}"
+        );
+    }
+}

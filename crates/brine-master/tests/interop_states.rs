@@ -1,0 +1,301 @@
+//! Issue 7: `state.apply` with real minions. The fileserver (`file_roots`),
+//! pillar (`pillar_roots`, top matching, jinja|yaml), master-side
+//! targeting (compound, nodegroups) and the mine, each exercised through
+//! Python Salt's `salt` CLI against Brine and against a Python salt-master
+//! given the same file_roots/pillar_roots in the same test, for 3006.30
+//! and 3007.17 minions. Outputs are compared once the per-side temp root,
+//! jids, timings and pids are masked.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::minion::Minion;
+use common::pysalt::{mask, py, PyMaster};
+use common::*;
+use serde_json::Value as Json;
+
+const READY: &str = "Minion is ready to receive requests!";
+
+/// The same trees on both sides, under each side's root.
+fn write_trees(root: &Path) {
+    let files = [
+        // States. The default top matcher is compound.
+        (
+            "srv/salt/top.sls",
+            "base:\n  '*':\n    - motd\n  'G@role:web and a*':\n    - web\n",
+        ),
+        (
+            "srv/salt/motd.sls",
+            "motd:\n  file.managed:\n    - name: {{ opts['root_dir'] }}/motd\n    - source: salt://files/motd.j2\n    - template: jinja\n    - mode: '0644'\n",
+        ),
+        (
+            "srv/salt/web.sls",
+            "webroot:\n  file.directory:\n    - name: {{ opts['root_dir'] }}/www\n\nindex:\n  file.managed:\n    - name: {{ opts['root_dir'] }}/www/index.html\n    - contents: \"tier {{ pillar['tier'] }}\"\n    - require:\n      - file: webroot\n",
+        ),
+        (
+            "srv/salt/files/motd.j2",
+            "Welcome to {{ grains['id'] }} ({{ grains['role'] }}).\n{{ pillar['greeting'] }}, tier {{ pillar.get('tier', 'none') }}\n{% for u in pillar['users'] %}user {{ u }}\n{% endfor %}",
+        ),
+        (
+            "srv/salt/fail.sls",
+            "missing-source:\n  file.managed:\n    - name: {{ opts['root_dir'] }}/never\n    - source: salt://files/does-not-exist\n\nexit-three:\n  cmd.run:\n    - name: exit 3\n",
+        ),
+        // Pillar: per-minion top matching, includes, jinja with grains.
+        (
+            "srv/pillar/top.sls",
+            "base:\n  '*':\n    - common\n  'role:web':\n    - match: grain\n    - web\n  'a2':\n    - db\n",
+        ),
+        (
+            "srv/pillar/common.sls",
+            "greeting: Hello {{ grains['id'] }}\nusers:\n  - alice\n  - bob\n",
+        ),
+        ("srv/pillar/web.sls", "include:\n  - extra\ntier: frontend\n"),
+        ("srv/pillar/extra.sls", "ports:\n  - 80\n  - 443\n"),
+        ("srv/pillar/db.sls", "tier: backend\n"),
+        // A file a traversal out of file_roots would reach.
+        ("srv/secret.txt", "not for minions\n"),
+    ];
+    for (rel, text) in files {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+/// A master (Brine or Python) with two real minions, `a1` (grain role:
+/// web) and `a2` (role: db), both publishing `grains.item role` to the mine.
+struct Side {
+    env: Env,
+    version: &'static str,
+    _py: Option<PyMaster>,
+    _brine: Option<Master>,
+    _minions: Vec<Minion>,
+}
+
+fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
+    let common = "auto_accept: True\n\
+                  nodegroups:\n  webs: 'G@role:web'\n  both: 'N@webs or L@a2'\n";
+    let extra = if brine {
+        format!("{common}{brine_extra}")
+    } else {
+        common.to_string()
+    };
+    let env = Env::with_extra(2, &extra);
+    let root = env.root();
+    write_trees(&root);
+    // Same keys as the common part, with this side's paths.
+    let roots = format!(
+        "file_roots:\n  base:\n    - {r}/srv/salt\npillar_roots:\n  base:\n    - {r}/srv/pillar\n",
+        r = root.display()
+    );
+    let conf = env.conf_dir.join("master");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&roots);
+    std::fs::write(&conf, text).unwrap();
+    let (py_master, brine_master) = if brine {
+        let mut m = env.start();
+        m.wait_ready();
+        (None, Some(m))
+    } else {
+        (Some(PyMaster::start(&env, version)), None)
+    };
+    let minions: Vec<Minion> = [("a1", "web"), ("a2", "db")]
+        .iter()
+        .map(|(id, role)| {
+            Minion::start(
+                &env,
+                version,
+                id,
+                &format!("grains:\n  role: {role}\nmine_functions:\n  grains.item:\n    - role\nmine_interval: 60\n"),
+            )
+        })
+        .collect();
+    for m in &minions {
+        assert!(m.wait_log(READY, Duration::from_secs(120)), "{}", m.log());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    Side {
+        env,
+        version,
+        _py: py_master,
+        _brine: brine_master,
+        _minions: minions,
+    }
+}
+
+impl Side {
+    /// Python's `salt` against this side: (masked stdout, stderr, status).
+    fn salt(&self, args: &[&str]) -> (String, String, i32) {
+        let (out, err, code) = py(&self.env, self.version, "salt", args);
+        let root = self.env.root().display().to_string();
+        (mask(&out.replace(&root, "<root>")), err, code)
+    }
+
+    /// `salt … --out json --static`, parsed, with volatile fields removed.
+    fn salt_json(&self, args: &[&str]) -> Json {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--out", "json", "--static", "-t", "60"]);
+        let (out, err, _) = self.salt(&all);
+        let mut v: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("salt {args:?}: {e}: {out}\n{err}"));
+        scrub(&mut v);
+        v
+    }
+}
+
+/// Drop what differs run to run: durations, start times, pids.
+fn scrub(v: &mut Json) {
+    match v {
+        Json::Object(m) => {
+            for k in ["duration", "start_time", "pid"] {
+                m.remove(k);
+            }
+            m.values_mut().for_each(scrub);
+        }
+        Json::Array(a) => a.iter_mut().for_each(scrub),
+        _ => {}
+    }
+}
+
+/// The state results of one minion in a `state.apply` JSON answer:
+/// state id → (result, comment).
+fn results(v: &Json, minion: &str) -> Vec<(String, Json, String)> {
+    let Some(Json::Object(states)) = v.get(minion) else {
+        panic!("no state results for {minion}: {v}")
+    };
+    let mut out: Vec<(String, Json, String)> = states
+        .iter()
+        .map(|(k, s)| {
+            (
+                k.clone(),
+                s.get("result").cloned().unwrap_or(Json::Null),
+                s.get("comment").and_then(Json::as_str).unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn state_apply_pillar_targeting_and_mine_3007() {
+    compare("3007.17", "");
+}
+
+#[test]
+fn state_apply_pillar_targeting_and_mine_3006() {
+    compare("3006.30", "event_publisher_length_prefix: True\n");
+}
+
+fn compare(version: &'static str, brine_extra: &str) {
+    let brine = side(true, version, brine_extra);
+    let python = side(false, version, "");
+    let both = |args: &[&str]| -> Json {
+        let b = brine.salt_json(args);
+        let p = python.salt_json(args);
+        eprintln!("== salt {args:?}\n-- brine: {b}\n-- python: {p}");
+        assert_eq!(b, p, "salt {args:?}: Brine and Python Salt differ");
+        b
+    };
+
+    // Pillar differs per minion by top matching.
+    let pillar = both(&["*", "pillar.items"]);
+    assert_eq!(pillar["a1"]["tier"], "frontend", "{pillar}");
+    assert_eq!(pillar["a1"]["ports"], serde_json::json!([80, 443]), "{pillar}");
+    assert_eq!(pillar["a2"]["tier"], "backend", "{pillar}");
+    assert_eq!(pillar["a2"]["greeting"], "Hello a2", "{pillar}");
+    assert!(pillar["a2"].get("ports").is_none(), "{pillar}");
+    let got = both(&["a1", "pillar.get", "greeting"]);
+    assert_eq!(got["a1"], "Hello a1");
+    both(&["*", "saltutil.refresh_pillar"]);
+
+    // Compound and grain targets, nodegroups: the master expects exactly
+    // the matching minions (a greedy master would list the others as not
+    // returning).
+    for args in [
+        vec!["-C", "G@role:web and a*", "test.ping"],
+        vec!["-C", "a* and not G@role:web", "test.ping"],
+        vec!["-C", "( a1 or L@a2 ) and not E@a[2-9]", "test.ping"],
+        vec!["-C", "G@role:db or I@tier:frontend", "test.ping"],
+        vec!["-G", "role:db", "test.ping"],
+        vec!["-N", "webs", "test.ping"],
+        vec!["-N", "both", "test.ping"],
+    ] {
+        let v = both(&args);
+        assert!(v.as_object().is_some_and(|m| !m.is_empty()), "{args:?}: {v}");
+    }
+    let (bo, be, _) = brine.salt(&["-C", "G@role:web and not a1", "test.ping", "-t", "10"]);
+    let (po, _, _) = python.salt(&["-C", "G@role:web and not a1", "test.ping", "-t", "10"]);
+    assert_eq!(bo, po, "no-match compound: {be}");
+
+    // state.apply: the file from salt:// rendered with a pillar value and
+    // a grain, on disk with the expected content, Result True throughout.
+    let applied = both(&["*", "state.apply"]);
+    for (id, role, tier) in [("a1", "web", "frontend"), ("a2", "db", "backend")] {
+        let res = results(&applied, id);
+        assert!(res.iter().all(|r| r.1 == Json::Bool(true)), "{id}: {res:?}");
+        let motd = brine.env.root().join(format!("minion-{id}/motd"));
+        assert_eq!(
+            std::fs::read_to_string(&motd).unwrap_or_default(),
+            format!("Welcome to {id} ({role}).\nHello {id}, tier {tier}\nuser alice\nuser bob\n"),
+            "{}",
+            motd.display()
+        );
+    }
+    // Only a1 matched the compound top entry.
+    assert_eq!(results(&applied, "a1").len(), 3, "{applied}");
+    assert_eq!(results(&applied, "a2").len(), 1, "{applied}");
+    let index = brine.env.root().join("minion-a1/www/index.html");
+    assert_eq!(std::fs::read_to_string(index).unwrap_or_default(), "tier frontend\n");
+
+    // test=True after the apply: nothing to change, all True.
+    let dry = both(&["*", "state.apply", "test=True"]);
+    for id in ["a1", "a2"] {
+        let res = results(&dry, id);
+        assert!(res.iter().all(|r| r.1 == Json::Bool(true)), "{id}: {res:?}");
+    }
+    // test=True with a change pending: result None, file untouched.
+    std::fs::write(brine.env.root().join("minion-a2/motd"), "edited\n").unwrap();
+    std::fs::write(python.env.root().join("minion-a2/motd"), "edited\n").unwrap();
+    let dry = both(&["a2", "state.apply", "test=True"]);
+    assert!(results(&dry, "a2").iter().all(|r| r.1.is_null()), "{dry}");
+    assert_eq!(
+        std::fs::read_to_string(brine.env.root().join("minion-a2/motd")).unwrap(),
+        "edited\n"
+    );
+
+    // A failing state reports it (missing salt:// source, non-zero exit).
+    let failed = both(&["a1", "state.apply", "fail"]);
+    let res = results(&failed, "a1");
+    assert_eq!(res.len(), 2, "{failed}");
+    assert!(res.iter().all(|r| r.1 == Json::Bool(false)), "{res:?}");
+    let (_, _, bc) = brine.salt(&["a1", "state.apply", "fail", "-t", "60"]);
+    let (_, _, pc) = python.salt(&["a1", "state.apply", "fail", "-t", "60"]);
+    assert_eq!(bc, pc, "exit status of a failed state.apply");
+
+    // Files and listings straight from the fileserver.
+    both(&["a1", "cp.list_master"]);
+    both(&["a1", "cp.list_states"]);
+    let got = both(&["a1", "cp.get_file_str", "salt://files/motd.j2"]);
+    assert!(got["a1"].as_str().is_some_and(|s| s.starts_with("Welcome")), "{got}");
+    // A traversal out of file_roots gets nothing on either master.
+    let got = both(&["a1", "cp.get_file_str", "salt://../secret.txt"]);
+    assert_ne!(got["a1"], "not for minions\n", "{got}");
+
+    // The mine between minions: each minion's grains.item role, read by
+    // the other; then deleted.
+    both(&["*", "mine.update"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let mine = both(&["a1", "mine.get", "*", "grains.item"]);
+    assert_eq!(mine["a1"]["a2"]["role"], "db", "{mine}");
+    assert_eq!(mine["a1"]["a1"]["role"], "web", "{mine}");
+    let mine = both(&["a2", "mine.get", "G@role:web", "grains.item", "compound"]);
+    assert_eq!(mine["a2"], serde_json::json!({"a1": {"role": "web"}}), "{mine}");
+    both(&["a2", "mine.delete", "grains.item"]);
+    let mine = both(&["a1", "mine.get", "*", "grains.item"]);
+    assert!(mine["a1"].get("a2").is_none(), "{mine}");
+    both(&["a1", "mine.flush"]);
+    let mine = both(&["a2", "mine.get", "*", "grains.item"]);
+    assert_eq!(mine["a2"], serde_json::json!({}), "{mine}");
+}
