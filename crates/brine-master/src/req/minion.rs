@@ -1,6 +1,6 @@
-//! Commands a starting minion needs (spec §4.1, §4.3): `_pillar`,
-//! `_minion_event`, `_mine`. Pillar compilation from `pillar_roots` comes
-//! with issue 7; until then every minion's pillar is empty.
+//! What minions send besides files and the mine (spec §4.1, §4.3):
+//! `_pillar` (compiled by [`crate::pillar`]), `_minion_event`, `_return`,
+//! `_syndic_return`.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -55,7 +55,7 @@ pub fn write_p(path: &Path, value: &Value) -> std::io::Result<()> {
 }
 
 impl ReqHandler {
-    /// `_pillar`: the compiled pillar (empty for now); stores grains and
+    /// `_pillar`: the minion's compiled pillar; stores grains and
     /// pillar in the minion data cache when `minion_data_cache` (default on).
     pub(super) fn pillar(&mut self, id: &str, load: &mut Value) -> Value {
         let Some(mut grains) = load.get("grains").cloned().filter(Value::is_map) else {
