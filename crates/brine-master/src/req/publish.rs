@@ -187,64 +187,12 @@ impl ReqHandler {
         })
     }
 
-    /// Salt's `CkMinions.check_minions` (greedy) for glob, pcre, list,
-    /// grain, grain_pcre, pillar and pillar_pcre (the last four over the
-    /// minion data cache); other target types are greedy (every accepted
-    /// minion; each minion filters the publication itself) until issue 7.
+    /// Salt's `CkMinions.check_minions` with `greedy=True`, over the
+    /// accepted keys and the minion data cache: `(minions, missing)`.
     fn expected_minions(&self, tgt: &Value, tgt_type: &str, delimiter: &str) -> (Vec<String>, Vec<String>) {
-        use crate::targeting::{cache_minions, Glob};
-        let mut accepted = self.keys.list(KeyState::Accepted).unwrap_or_default();
-        accepted.sort_by_key(|a| a.to_lowercase());
-        match tgt_type {
-            "list" => {
-                let wanted: Vec<String> = match tgt {
-                    Value::Array(a) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
-                    v => v
-                        .as_str()
-                        .unwrap_or("")
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                };
-                let minions = wanted.iter().filter(|w| accepted.contains(w)).cloned().collect();
-                let missing = wanted.iter().filter(|w| !accepted.contains(w)).cloned().collect();
-                (minions, missing)
-            }
-            "pcre" => {
-                let pat = tgt.as_str().unwrap_or("");
-                match regex::Regex::new(&format!("^(?:{pat})")) {
-                    Ok(re) => (accepted.into_iter().filter(|m| re.is_match(m)).collect(), vec![]),
-                    Err(e) => {
-                        warn!("bad pcre target {pat:?}: {e}");
-                        (vec![], vec![])
-                    }
-                }
-            }
-            "glob" => {
-                let pat = tgt.as_str().unwrap_or("");
-                let glob = Glob::new(pat);
-                (accepted.into_iter().filter(|m| glob.matches(m)).collect(), vec![])
-            }
-            "grain" | "grain_pcre" | "pillar" | "pillar_pcre" => {
-                let expr = tgt.as_str().unwrap_or("");
-                let search = if tgt_type.starts_with("grain") {
-                    "grains"
-                } else {
-                    "pillar"
-                };
-                let minions = cache_minions(
-                    &self.cfg.cachedir,
-                    &accepted,
-                    self.cfg.get_bool("minion_data_cache").unwrap_or(true),
-                    search,
-                    expr,
-                    delimiter,
-                    tgt_type.ends_with("_pcre"),
-                );
-                (minions, vec![])
-            }
-            _ => (accepted, vec![]),
-        }
+        let accepted = self.keys.list(KeyState::Accepted).unwrap_or_default();
+        let ck = crate::targeting::CkMinions::from_config(&self.cfg, accepted);
+        let m = ck.check_minions(tgt, tgt_type, delimiter, true);
+        (m.minions, m.missing)
     }
 }

@@ -1,0 +1,465 @@
+//! Salt's `salt.utils.data.subdict_match` and `traverse_dict_and_list`,
+//! the matching of grain and pillar expressions (`os:Debian`,
+//! `roles:web*`, `ip_interfaces:eth0:10.*`), and Python's `str()` of the
+//! values they compare.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+
+use brine_proto::Value;
+use log::warn;
+
+use super::pyre::PyRegex;
+use super::{Glob, TargetError};
+
+/// Python's `str(value)` for the data grains and pillar hold.
+pub fn py_str(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        other => py_repr(other),
+    }
+}
+
+/// Python's `repr(value)`.
+fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Nil => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::F32(f) => py_float(f64::from(*f)),
+        Value::F64(f) => py_float(*f),
+        Value::Str(s) => py_str_repr(s),
+        Value::Bytes(b) => py_bytes_repr(b),
+        Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Map(pairs) => format!(
+            "{{{}}}",
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{}: {}", py_repr(k), py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        // msgpack-python hands unknown ext types over as ExtType.
+        Value::Ext(code, data) => format!("ExtType(code={code}, data={})", py_bytes_repr(data)),
+    }
+}
+
+/// `repr(str)`: single quotes unless the text has one and no double quote.
+fn py_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// `repr(bytes)`.
+fn py_bytes_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::from("b");
+    out.push(quote as char);
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push(quote as char);
+    out
+}
+
+/// `repr(float)`: the shortest round-trip digits, positional for decimal
+/// exponents -4..16, scientific (`1e+16`, `1.5e-05`) otherwise.
+fn py_float(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.5e-5".
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..16).contains(&exp) {
+        let s = format!("{f}");
+        if s.contains('.') {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
+/// Python's `int(text)` for the integers a target path holds.
+fn py_int(s: &str) -> Option<i64> {
+    let t = s.trim();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let ok = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
+    if !ok {
+        return None;
+    }
+    let n: i64 = digits.replace('_', "").parse().ok()?;
+    Some(if neg { -n } else { n })
+}
+
+/// A number as Python compares it (`True == 1 == 1.0`).
+fn py_num(v: &Value) -> Option<f64> {
+    match v {
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        Value::Int(i) => Some(*i as f64),
+        Value::UInt(u) => Some(*u as f64),
+        Value::F32(f) => Some(f64::from(*f)),
+        Value::F64(f) => Some(*f),
+        _ => None,
+    }
+}
+
+/// `d[key]` for a text key.
+fn get_str<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    match map {
+        Value::Map(pairs) => pairs
+            .iter()
+            .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// `d[n]` for an integer key (an int, float or bool key equal to it).
+fn get_num(map: &Value, n: f64) -> Option<&Value> {
+    match map {
+        Value::Map(pairs) => pairs.iter().find(|(k, _)| py_num(k) == Some(n)).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// `d[yamlify_arg(key)]`, tried when `d[key]` fails: Salt reads the path
+/// component as YAML so `2`, `1.5`, `true` or `null` find non-text keys.
+fn get_yaml<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    use brine_config::Value as J;
+    let stripped = key.trim();
+    if matches!(stripped, "" | "---" | "...")
+        || (key.contains('_') && stripped.chars().all(|c| c.is_ascii_digit() || c == '_'))
+        || key.contains(['\t', '\r', '\n'])
+    {
+        return None;
+    }
+    let loaded = if key == "None" {
+        J::Null
+    } else {
+        brine_config::parse_yaml(key, Path::new("<target>")).ok()?
+    };
+    if key.contains('#') && matches!(loaded, J::String(_) | J::Null) {
+        return None;
+    }
+    let Value::Map(pairs) = map else { return None };
+    match &loaded {
+        J::String(s) if s != key && !(s.is_empty() && matches!(key, "|" | "!")) => get_str(map, s),
+        J::Null if !(stripped.starts_with('#') || key == "!") => pairs.iter().find(|(k, _)| k.is_nil()).map(|(_, v)| v),
+        J::Bool(b) => get_num(map, f64::from(u8::from(*b))),
+        J::Number(n) => get_num(map, n.as_f64()?),
+        _ => None,
+    }
+}
+
+/// Salt's `traverse_dict_and_list`: `None` where Salt returns the default.
+pub fn traverse<'a>(data: &'a Value, key: &str, delimiter: &str) -> Option<&'a Value> {
+    let mut ptr = data;
+    for each in key.split(delimiter) {
+        ptr = match ptr {
+            Value::Array(items) => {
+                let embedded = || items.iter().filter(|x| x.is_map());
+                match py_int(each) {
+                    None => embedded().find_map(|m| get_str(m, each))?,
+                    Some(idx) => match embedded().find_map(|m| get_num(m, idx as f64)) {
+                        Some(v) => v,
+                        None => {
+                            let len = items.len() as i64;
+                            let at = if idx < 0 { idx + len } else { idx };
+                            if at < 0 || at >= len {
+                                return None;
+                            }
+                            &items[at as usize]
+                        }
+                    },
+                }
+            }
+            Value::Map(_) => match get_str(ptr, each) {
+                Some(v) => v,
+                None => get_yaml(ptr, each)?,
+            },
+            _ => return None,
+        };
+    }
+    Some(ptr)
+}
+
+thread_local! {
+    /// Compiled patterns, as Python's `re` and `fnmatch` keep theirs.
+    static REGEXES: RefCell<HashMap<String, Option<PyRegex>>> = RefCell::new(HashMap::new());
+    static GLOBS: RefCell<HashMap<String, std::rc::Rc<Glob>>> = RefCell::new(HashMap::new());
+}
+
+fn cached_regex_match(pattern: &str, target: &str) -> Option<bool> {
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() > 512 {
+            cache.clear();
+        }
+        let re = cache
+            .entry(pattern.to_string())
+            .or_insert_with(|| PyRegex::new(pattern).ok());
+        re.as_ref().map(|re| re.matches(target))
+    })
+}
+
+/// `fnmatch.fnmatch` with the compiled pattern kept.
+pub(crate) fn cached_fnmatch(name: &str, pattern: &str) -> bool {
+    let glob = GLOBS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() > 512 {
+            cache.clear();
+        }
+        cache
+            .entry(pattern.to_string())
+            .or_insert_with(|| std::rc::Rc::new(Glob::new(pattern)))
+            .clone()
+    });
+    glob.matches(name)
+}
+
+/// `subdict_match`'s `_match`: both sides lower-cased, then a regex match
+/// at the start, an equality, or an fnmatch. A bad regex is no match.
+fn match_one(target: &Value, pattern: &str, regex_match: bool, exact: bool) -> bool {
+    let target = py_str(target).to_lowercase();
+    let pattern = pattern.to_lowercase();
+    if regex_match {
+        cached_regex_match(&pattern, &target).unwrap_or_else(|| {
+            warn!("Invalid regex '{pattern}' in match");
+            false
+        })
+    } else if exact {
+        target == pattern
+    } else {
+        cached_fnmatch(&target, &pattern)
+    }
+}
+
+fn dict_match(target: &Value, pattern: &str, regex_match: bool, exact: bool) -> bool {
+    let Value::Map(pairs) = target else { return false };
+    let (wildcard, pattern) = match pattern.strip_prefix("*:") {
+        Some(rest) => (true, rest),
+        None => (false, pattern),
+    };
+    if pattern == "*" || get_str(target, pattern).is_some() {
+        return true;
+    }
+    if pairs.iter().any(|(k, _)| match_one(k, pattern, regex_match, exact)) {
+        return true;
+    }
+    // Nested dicts are matched with Salt's default delimiter.
+    if subdict_match(target, pattern, ":", regex_match, exact) {
+        return true;
+    }
+    if wildcard {
+        for (_, v) in pairs {
+            let hit = match v {
+                Value::Map(_) => dict_match(v, pattern, regex_match, exact),
+                Value::Array(items) => items.iter().any(|i| match_one(i, pattern, regex_match, exact)),
+                other => match_one(other, pattern, regex_match, exact),
+            };
+            if hit {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Salt's `subdict_match`: `expr` is `key[:subkey…]:pattern`; the deepest
+/// key that exists is tried first. An empty delimiter (a `ValueError` in
+/// Salt) matches nothing.
+pub fn subdict_match(data: &Value, expr: &str, delimiter: &str, regex_match: bool, exact: bool) -> bool {
+    try_subdict_match(data, expr, delimiter, regex_match, exact).unwrap_or_else(|e| {
+        warn!("{e}");
+        false
+    })
+}
+
+/// `subdict_match`, with Salt's exception (an empty delimiter) as an error.
+pub(crate) fn try_subdict_match(
+    data: &Value,
+    expr: &str,
+    delimiter: &str,
+    regex_match: bool,
+    exact: bool,
+) -> Result<bool, TargetError> {
+    if delimiter.is_empty() {
+        return Err(TargetError::Invalid(format!("empty delimiter matching {expr:?}")));
+    }
+    let splits: Vec<&str> = expr.split(delimiter).collect();
+    if splits.len() == 1 {
+        return Ok(false);
+    }
+    for idx in (1..splits.len()).rev() {
+        let key = splits[..idx].join(delimiter);
+        let (matchstr, found) = if key == "*" {
+            (expr.to_string(), Some(data))
+        } else {
+            (splits[idx..].join(delimiter), traverse(data, &key, delimiter))
+        };
+        let Some(found) = found else { continue };
+        match found {
+            Value::Map(pairs) if pairs.is_empty() => continue,
+            Value::Map(_) => {
+                if dict_match(found, &matchstr, regex_match, exact) {
+                    return Ok(true);
+                }
+            }
+            Value::Array(items) => {
+                for member in items {
+                    if member.is_map() && dict_match(member, &matchstr, regex_match, exact) {
+                        return Ok(true);
+                    }
+                    if match_one(member, &matchstr, regex_match, exact) {
+                        return Ok(true);
+                    }
+                }
+            }
+            other => {
+                if match_one(other, &matchstr, regex_match, exact) {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grains() -> Value {
+        Value::map([
+            ("os", Value::from("Debian")),
+            ("num_cpus", Value::Int(2)),
+            ("virtual", Value::Bool(true)),
+            ("roles", Value::Array(vec![Value::from("web"), Value::from("db")])),
+            (
+                "ip_interfaces",
+                Value::map([("eth0", Value::Array(vec![Value::from("10.0.0.5")]))]),
+            ),
+            ("role", Value::from("web:front")),
+            (
+                "nums",
+                Value::Map(vec![
+                    (Value::Int(2), Value::from("two")),
+                    (Value::Bool(true), Value::from("yes")),
+                ]),
+            ),
+        ])
+    }
+
+    #[test]
+    fn grain_expressions_match_as_salt_does() {
+        let g = grains();
+        for (expr, want) in [
+            ("os:Debian", true),
+            ("os:debian", true), // both sides lower-cased
+            ("os:Deb*", true),
+            ("os:RedHat", false),
+            ("num_cpus:2", true),
+            ("virtual:true", true),
+            ("roles:db", true),
+            ("roles:mail", false),
+            ("roles:0:web", true),
+            ("roles:-1:db", true),
+            ("ip_interfaces:eth0:10.0.0.*", true),
+            ("ip_interfaces:eth0", true), // key exists
+            ("role:web:front", true),     // the delimiter inside a value
+            ("os", false),                // no delimiter
+            ("missing:x", false),
+            ("*:Debian", true),
+            ("nums:2:two", true), // YAML-read path component finds the int key
+            ("nums:true:yes", true),
+        ] {
+            assert_eq!(subdict_match(&g, expr, ":", false, false), want, "{expr}");
+        }
+        assert!(subdict_match(&g, "os:^deb", ":", true, false));
+        assert!(!subdict_match(&g, "os:^red", ":", true, false));
+        assert!(subdict_match(&g, "roles:^w.b$", ":", true, false));
+        assert!(!subdict_match(&g, "os:(", ":", true, false), "a bad regex is no match");
+        assert!(subdict_match(&g, "os:debian", ":", false, true));
+        assert!(!subdict_match(&g, "os:deb*", ":", false, true));
+        assert!(!subdict_match(&g, "os:Debian", "", false, false));
+    }
+
+    #[test]
+    fn str_is_pythons() {
+        assert_eq!(py_str(&Value::F64(1e16)), "1e+16");
+        assert_eq!(py_str(&Value::F64(1.5e-5)), "1.5e-05");
+        assert_eq!(py_str(&Value::F64(2.0)), "2.0");
+        assert_eq!(py_str(&Value::F64(0.1)), "0.1");
+        assert_eq!(py_str(&Value::F32(0.1)), "0.10000000149011612");
+        assert_eq!(py_str(&Value::Nil), "None");
+        assert_eq!(
+            py_str(&Value::Array(vec![
+                Value::from("a'b"),
+                Value::Int(1),
+                Value::Bool(false)
+            ])),
+            "[\"a'b\", 1, False]"
+        );
+        assert_eq!(py_str(&Value::map([("k", Value::from("v"))])), "{'k': 'v'}");
+        assert_eq!(py_str(&Value::Bytes(b"a\x00".to_vec())), "b'a\\x00'");
+    }
+}
