@@ -51,7 +51,7 @@
 //!   `file_ignore_regex` entries are not checked as Python regexes.
 
 mod master;
-mod py;
+pub mod py;
 mod validate;
 mod yaml;
 

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod event;
 pub mod json;
 pub mod msgpack;
+pub mod py;
 pub mod value;
 
 #[cfg(test)]
