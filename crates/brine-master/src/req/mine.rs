@@ -31,22 +31,7 @@ fn raised(what: &str) -> Value {
     Value::from("")
 }
 
-/// Python's truth value.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Nil => false,
-        Value::Bool(b) => *b,
-        Value::Int(i) => *i != 0,
-        Value::UInt(u) => *u != 0,
-        Value::F32(f) => *f != 0.0,
-        Value::F64(f) => *f != 0.0,
-        Value::Str(s) => !s.is_empty(),
-        Value::Bytes(b) => !b.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Map(m) => !m.is_empty(),
-        Value::Ext(..) => true,
-    }
-}
+use brine_proto::py::truthy;
 
 fn has(load: &Value, key: &str) -> bool {
     load.get(key).is_some()
