@@ -12,6 +12,7 @@
 
 use brine_config::MasterConfig;
 use brine_keys::{KeyState, KeyStore};
+use brine_proto::py::truthy;
 use brine_proto::Value;
 use log::{debug, error, warn};
 
@@ -30,8 +31,6 @@ fn raised(what: &str) -> Value {
     error!("Error in mine function: {what}");
     Value::from("")
 }
-
-use brine_proto::py::truthy;
 
 fn has(load: &Value, key: &str) -> bool {
     load.get(key).is_some()
