@@ -89,10 +89,11 @@ fn comp(name: &str, nodegroups: &Value, skip: &mut Vec<String>, first_call: bool
         error!("Failed nodegroup expansion: illegal nested nodegroup \"{name}\"");
         return Ok(Vec::new());
     }
-    let Value::Map(groups) = nodegroups else {
-        return Err(TargetError::Invalid(format!(
-            "nodegroups is not a dict: {nodegroups:?}"
-        )));
+    // Nil: no `nodegroups` option, Salt's default `{}`.
+    let groups: &[(Value, Value)] = match nodegroups {
+        Value::Map(groups) => groups,
+        Value::Nil => &[],
+        other => return Err(TargetError::Invalid(format!("nodegroups is not a dict: {other:?}"))),
     };
     let Some((_, lookup)) = groups.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == name)) else {
         error!("Failed nodegroup expansion: unknown nodegroup \"{name}\"");
@@ -489,6 +490,7 @@ mod tests {
         assert_eq!(strs(&nodegroup_comp("loop", &n).unwrap()), ["(", "or", "x", ")"]);
         assert!(nodegroup_comp("nope", &n).unwrap().is_empty());
         assert!(nodegroup_comp("bad", &n).unwrap().is_empty());
+        assert!(nodegroup_comp("web", &Value::Nil).unwrap().is_empty());
     }
 
     fn set(items: &[&str]) -> SetTok {
