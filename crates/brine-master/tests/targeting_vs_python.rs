@@ -327,6 +327,13 @@ fn master_cases() -> Vec<(Json, &'static str, &'static str)> {
             ".*\\.com\\Z",
             "a{",
             "db{1,}",
+            "web1$",
+            "(?i)WEB",
+            "web{1}",
+            "we{,1}b",
+            "[^w]",
+            "\\w+\\d\\b",
+            "(?P<n>web)\\d",
         ],
     );
     add(
@@ -388,6 +395,10 @@ fn master_cases() -> Vec<(Json, &'static str, &'static str)> {
             "os:ubuntu|redhat",
             "num_cpus:\\d",
             "roles:^d",
+            "kernelrelease:6\\.1\\.0-{",
+            "kernelrelease:.*amd64$",
+            "os:DEB",
+            "os:[[]",
         ],
     );
     add(
@@ -513,6 +524,7 @@ fn master_cases() -> Vec<(Json, &'static str, &'static str)> {
         "E@(",
         "E@^db",
         "E@.*\\.com$",
+        "E@(?i)WEB1",
         "P@os:^(Deb|Ubu)",
         "P@roles:^d",
         "P@os:(",

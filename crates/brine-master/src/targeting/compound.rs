@@ -89,17 +89,18 @@ fn comp(name: &str, nodegroups: &Value, skip: &mut Vec<String>, first_call: bool
         error!("Failed nodegroup expansion: illegal nested nodegroup \"{name}\"");
         return Ok(Vec::new());
     }
-    let Value::Map(groups) = nodegroups else {
-        return Err(TargetError::Invalid(format!(
-            "nodegroups is not a dict: {nodegroups:?}"
-        )));
+    // Nil: no `nodegroups` option, Salt's default `{}`.
+    let groups: &[(Value, Value)] = match nodegroups {
+        Value::Map(groups) => groups,
+        Value::Nil => &[],
+        other => return Err(TargetError::Invalid(format!("nodegroups is not a dict: {other:?}"))),
     };
     let Some((_, lookup)) = groups.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == name)) else {
         error!("Failed nodegroup expansion: unknown nodegroup \"{name}\"");
         return Ok(Vec::new());
     };
     let words: Vec<Value> = match lookup {
-        Value::Str(s) => s.split_whitespace().map(Value::from).collect(),
+        Value::Str(s) => py_split(s),
         Value::Array(items) => items.clone(),
         other => {
             error!(
@@ -166,11 +167,20 @@ fn plain_group(words: &[Value]) -> Result<Option<Value>, TargetError> {
     Ok(Some(Value::from(format!("{prefix}{}", texts.join(",")))))
 }
 
+/// Python's `str.split()`: Unicode whitespace and the separators
+/// U+001C..U+001F.
+fn py_split(s: &str) -> Vec<Value> {
+    s.split(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+        .filter(|w| !w.is_empty())
+        .map(Value::from)
+        .collect()
+}
+
 /// The words of a compound target: a string split on whitespace, or a
 /// list as given; `None` for anything else.
 pub fn compound_words(tgt: &Value) -> Option<Vec<Value>> {
     match tgt {
-        Value::Str(s) => Some(s.split_whitespace().map(Value::from).collect()),
+        Value::Str(s) => Some(py_split(s)),
         Value::Array(items) => Some(items.clone()),
         _ => None,
     }
@@ -489,6 +499,11 @@ mod tests {
         assert_eq!(strs(&nodegroup_comp("loop", &n).unwrap()), ["(", "or", "x", ")"]);
         assert!(nodegroup_comp("nope", &n).unwrap().is_empty());
         assert!(nodegroup_comp("bad", &n).unwrap().is_empty());
+        assert!(nodegroup_comp("web", &Value::Nil).unwrap().is_empty());
+        assert_eq!(
+            strs(&compound_words(&Value::from(" a\u{1f}b\u{3000}c\n")).unwrap()),
+            ["a", "b", "c"]
+        );
     }
 
     fn set(items: &[&str]) -> SetTok {
