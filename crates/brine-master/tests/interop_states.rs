@@ -228,6 +228,10 @@ fn compare(version: &'static str, brine_extra: &str) {
     let (bo, be, _) = brine.salt(&["-C", "G@role:web and not a1", "test.ping", "-t", "10"]);
     let (po, _, _) = python.salt(&["-C", "G@role:web and not a1", "test.ping", "-t", "10"]);
     assert_eq!(bo, po, "no-match compound: {be}");
+    // A list naming only unknown minions is no job on either master.
+    let (bo, be, bc) = brine.salt(&["-L", "nosuch,other", "test.ping", "-t", "5"]);
+    let (po, _, pc) = python.salt(&["-L", "nosuch,other", "test.ping", "-t", "5"]);
+    assert_eq!((bc, bo), (pc, po), "list of unknown minions: {be}");
 
     // state.apply: the file from salt:// rendered with a pillar value and
     // a grain, on disk with the expected content, Result True throughout.

@@ -73,11 +73,10 @@ impl ReqHandler {
             .unwrap_or(":")
             .to_string();
         let (minions, missing) = self.expected_minions(&tgt, &tgt_type, &delimiter);
-        if minions.is_empty() && missing.is_empty() {
-            let shown = match &tgt {
-                Value::Array(a) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
-                v => v.as_str().unwrap_or("").to_string(),
-            };
+        // As Salt: no matched minion is an error (missing ones alone do not
+        // make a job), unless masters are ordered under a syndic.
+        if minions.is_empty() && !self.cfg.get_bool("order_masters").unwrap_or(false) {
+            let shown = brine_proto::py::to_str(&tgt);
             return Ok(Value::map([
                 ("enc", Value::from("clear")),
                 (
