@@ -181,6 +181,27 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Python's `int(s)` for a text (a query string, a path segment); `None` where it raises.
+pub fn int(s: &str) -> Option<i64> {
+    let t = s.trim();
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    // Digits, with single underscores between them.
+    let ok = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
+    if !ok {
+        return None;
+    }
+    let n: i64 = digits.replace('_', "").parse().ok()?;
+    Some(if neg { -n } else { n })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

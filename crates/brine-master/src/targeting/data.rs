@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 
+use brine_proto::py::int as py_int;
 use brine_proto::Value;
 use log::warn;
 
@@ -15,26 +16,6 @@ use super::{Glob, TargetError};
 
 /// Python's `str(value)` for the data grains and pillar hold.
 pub use brine_proto::py::to_str as py_str;
-
-/// Python's `int(text)` for the integers a target path holds.
-fn py_int(s: &str) -> Option<i64> {
-    let t = s.trim();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let ok = !digits.is_empty()
-        && !digits.starts_with('_')
-        && !digits.ends_with('_')
-        && !digits.contains("__")
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
-    if !ok {
-        return None;
-    }
-    let n: i64 = digits.replace('_', "").parse().ok()?;
-    Some(if neg { -n } else { n })
-}
 
 /// A number as Python compares it (`True == 1 == 1.0`).
 fn py_num(v: &Value) -> Option<f64> {
