@@ -6,6 +6,7 @@
 //! (and logged); every other answer is the function's return value.
 
 use brine_proto::commands::AesCmd;
+use brine_proto::json::from_json;
 use brine_proto::Value;
 use log::warn;
 
@@ -29,23 +30,6 @@ const STATE_OPTS: [&str; 12] = [
     "jinja_lstrip_blocks",
     "jinja_trim_blocks",
 ];
-
-/// A configuration value as a msgpack value.
-fn from_json(v: &brine_config::Value) -> Value {
-    use brine_config::Value as J;
-    match v {
-        J::Null => Value::Nil,
-        J::Bool(b) => Value::Bool(*b),
-        J::Number(n) => n
-            .as_i64()
-            .map(Value::Int)
-            .or_else(|| n.as_u64().map(Value::UInt))
-            .unwrap_or_else(|| Value::F64(n.as_f64().unwrap_or(0.0))),
-        J::String(s) => Value::from(s.as_str()),
-        J::Array(a) => Value::Array(a.iter().map(from_json).collect()),
-        J::Object(m) => Value::Map(m.iter().map(|(k, v)| (Value::from(k.as_str()), from_json(v))).collect()),
-    }
-}
 
 impl ReqHandler {
     /// One fileserver command from minion `id`.

@@ -130,7 +130,7 @@ impl CkMinions {
     pub fn from_config(cfg: &brine_config::MasterConfig, accepted: Vec<String>) -> CkMinions {
         let nodegroups = cfg
             .get("nodegroups")
-            .map(super::from_json)
+            .map(brine_proto::json::from_json)
             .unwrap_or(Value::Map(Vec::new()));
         CkMinions::new(
             accepted,

@@ -26,8 +26,6 @@ pub use ip::IpTarget;
 pub use minion::{minion_matches, MinionData};
 pub use pyre::PyRegex;
 
-use brine_proto::Value;
-
 /// Why a target could not be evaluated: where Salt raises (and then
 /// answers with no minions).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,30 +38,10 @@ pub enum TargetError {
     Invalid(String),
 }
 
-/// An option's value (JSON, as `brine_config` holds it) as msgpack data.
-pub fn from_json(v: &brine_config::Value) -> Value {
-    use brine_config::Value as J;
-    match v {
-        J::Null => Value::Nil,
-        J::Bool(b) => Value::Bool(*b),
-        J::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::UInt(u)
-            } else {
-                Value::F64(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        J::String(s) => Value::Str(s.clone()),
-        J::Array(a) => Value::Array(a.iter().map(from_json).collect()),
-        J::Object(o) => Value::Map(o.iter().map(|(k, v)| (Value::Str(k.clone()), from_json(v))).collect()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use brine_proto::Value;
 
     /// A pki dir and data cache: web1 (Debian), web2 (RedHat), db1
     /// (Debian, no pillar), nocache (accepted, no data), gone (data, no key).
