@@ -8,10 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use brine_proto::Value;
-use common::minion::{brine_bin, Minion};
+use common::minion::{brine_bin, Minion, READY};
 use common::*;
-
-const READY: &str = "Minion is ready to receive requests!";
 
 fn salt(env: &Env, args: &[&str]) -> (String, String, i32) {
     let out = Command::new(brine_bin("salt"))

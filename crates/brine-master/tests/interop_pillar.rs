@@ -9,11 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use brine_proto::Value;
-use common::minion::{brine_bin, Minion};
+use common::minion::{brine_bin, Minion, READY};
 use common::*;
 use serde_json::Value as Json;
-
-const READY: &str = "Minion is ready to receive requests!";
 
 fn salt_json(env: &Env, args: &[&str]) -> Json {
     let out = Command::new(brine_bin("salt"))

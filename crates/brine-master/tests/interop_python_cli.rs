@@ -8,11 +8,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::minion::{venv, Minion};
-use common::pysalt::{mask, py, PyMaster};
+use common::minion::{venv, Minion, READY};
+use common::pysalt::{mask, py, Side};
 use common::*;
-
-const READY: &str = "Minion is ready to receive requests!";
 
 /// `state.event pretty=True` output as tag → pretty-printed data (the
 /// runner's own return line dropped).
@@ -40,47 +38,11 @@ fn events(out: &str) -> std::collections::BTreeMap<String, String> {
 
 /// One side of the comparison: a master (Brine or Python) with two real
 /// minions of the CLI version, `a1` (grain role: web) and `a2` (role: db).
-struct Side {
-    env: Env,
-    version: &'static str,
-    _py: Option<PyMaster>,
-    _brine: Option<Master>,
-    minions: Vec<Minion>,
-}
-
 fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
     // `auto` eauth for the `runner`/`wheel` commands the CLIs send to the
     // master with --eauth; user `nobody` may only run manage functions.
     let common = "auto_accept: True\nexternal_auth:\n  auto:\n    brine:\n      - '@runner'\n      - '@wheel'\n    nobody:\n      - '@manage'\n";
-    let extra = if brine {
-        format!("{common}{brine_extra}")
-    } else {
-        common.to_string()
-    };
-    let env = Env::with_extra(2, &extra);
-    let (py_master, brine_master) = if brine {
-        let mut m = env.start();
-        m.wait_ready();
-        (None, Some(m))
-    } else {
-        (Some(PyMaster::start(&env, version)), None)
-    };
-    // Grains for `salt -G`: the master targets from its minion data cache.
-    let minions: Vec<Minion> = [("a1", "web"), ("a2", "db")]
-        .iter()
-        .map(|(id, role)| Minion::start(&env, version, id, &format!("grains:\n  role: {role}\n")))
-        .collect();
-    for m in &minions {
-        assert!(m.wait_log(READY, Duration::from_secs(120)), "{}", m.log());
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    Side {
-        env,
-        version,
-        _py: py_master,
-        _brine: brine_master,
-        minions,
-    }
+    Side::start(brine, version, common, brine_extra, "", |_| {})
 }
 
 fn both(cmds: &[(&str, Vec<&str>)], brine: &Side, python: &Side, check: impl Fn(&str, &str, &str, &str)) {

@@ -10,10 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use brine_proto::Value;
-use common::minion::Minion;
+use common::minion::{Minion, READY};
 use common::*;
-
-const READY: &str = "Minion is ready to receive requests!";
 
 fn starts(version: &str) {
     let env = Env::with_extra(3, "auto_accept: True\n");

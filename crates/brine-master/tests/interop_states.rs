@@ -11,12 +11,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::minion::Minion;
-use common::pysalt::{mask, py, PyMaster};
-use common::*;
+use common::pysalt::{mask, py, Side};
 use serde_json::Value as Json;
-
-const READY: &str = "Minion is ready to receive requests!";
 
 /// The same trees on both sides, under each side's root.
 fn write_trees(root: &Path) {
@@ -65,64 +61,25 @@ fn write_trees(root: &Path) {
 }
 
 /// A master (Brine or Python) with two real minions, `a1` (grain role:
-/// web) and `a2` (role: db), both publishing `grains.item role` to the mine.
-struct Side {
-    env: Env,
-    version: &'static str,
-    _py: Option<PyMaster>,
-    _brine: Option<Master>,
-    _minions: Vec<Minion>,
-}
-
+/// web) and `a2` (role: db), both publishing `grains.item role` to the
+/// mine, and the trees of [`write_trees`] in its file_roots/pillar_roots.
 fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
     let common = "auto_accept: True\n\
                   nodegroups:\n  webs: 'G@role:web'\n  both: 'N@webs or L@a2'\n";
-    let extra = if brine {
-        format!("{common}{brine_extra}")
-    } else {
-        common.to_string()
-    };
-    let env = Env::with_extra(2, &extra);
-    let root = env.root();
-    write_trees(&root);
-    // Same keys as the common part, with this side's paths.
-    let roots = format!(
-        "file_roots:\n  base:\n    - {r}/srv/salt\npillar_roots:\n  base:\n    - {r}/srv/pillar\n",
-        r = root.display()
-    );
-    let conf = env.conf_dir.join("master");
-    let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str(&roots);
-    std::fs::write(&conf, text).unwrap();
-    let (py_master, brine_master) = if brine {
-        let mut m = env.start();
-        m.wait_ready();
-        (None, Some(m))
-    } else {
-        (Some(PyMaster::start(&env, version)), None)
-    };
-    let minions: Vec<Minion> = [("a1", "web"), ("a2", "db")]
-        .iter()
-        .map(|(id, role)| {
-            Minion::start(
-                &env,
-                version,
-                id,
-                &format!("grains:\n  role: {role}\nmine_functions:\n  grains.item:\n    - role\nmine_interval: 60\n"),
-            )
-        })
-        .collect();
-    for m in &minions {
-        assert!(m.wait_log(READY, Duration::from_secs(120)), "{}", m.log());
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    Side {
-        env,
-        version,
-        _py: py_master,
-        _brine: brine_master,
-        _minions: minions,
-    }
+    let mine = "mine_functions:\n  grains.item:\n    - role\nmine_interval: 60\n";
+    Side::start(brine, version, common, brine_extra, mine, |env| {
+        let root = env.root();
+        write_trees(&root);
+        // Same keys as the common part, with this side's paths.
+        let roots = format!(
+            "file_roots:\n  base:\n    - {r}/srv/salt\npillar_roots:\n  base:\n    - {r}/srv/pillar\n",
+            r = root.display()
+        );
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&roots);
+        std::fs::write(&conf, text).unwrap();
+    })
 }
 
 impl Side {

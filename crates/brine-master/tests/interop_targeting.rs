@@ -9,11 +9,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::minion::{brine_bin, venv, Minion};
+use common::minion::{brine_bin, venv, Minion, READY};
 use common::*;
 use serde_json::Value as Json;
-
-const READY: &str = "Minion is ready to receive requests!";
 
 const MASTER_EXTRA: &str = "auto_accept: True
 nodegroups:

@@ -13,7 +13,10 @@ use super::{current_user, read, wait_until, Env};
 
 pub const VERSIONS: [&str; 2] = ["3006.30", "3007.17"];
 
-/// A Brine binary built beside the test (e.g. `salt-key`).
+/// What a real minion logs once it is connected and serving.
+pub const READY: &str = "Minion is ready to receive requests!";
+
+/// The venv of Python Salt `version`.
 pub use brine_testutil::salt_venv as venv;
 
 /// A Brine binary built beside the test (e.g. `salt-key`).

@@ -5,8 +5,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::minion::venv;
-use super::{accepts, wait_until, Env};
+use super::minion::{venv, Minion, READY};
+use super::{accepts, wait_until, Env, Master};
 
 /// Python's salt-master on an [`Env`]'s config, in its own process group.
 pub struct PyMaster(Child);
@@ -62,4 +62,61 @@ pub fn mask(s: &str) -> String {
     let time = regex::Regex::new(r"\d{4}, \w{3} \d{2} \d{2}:\d{2}:\d{2}\.\d{6}").unwrap();
     let s = jid.replace_all(s, "<jid>");
     time.replace_all(&s, "<time>").into_owned()
+}
+
+/// One side of a Brine-vs-Python comparison: a master (Brine, or Python
+/// Salt's of `version`) on a fresh [`Env`] with two real minions of that
+/// version, `a1` (grain role: web) and `a2` (role: db). Fields drop in
+/// order: the env's processes go before its directory.
+pub struct Side {
+    pub env: Env,
+    pub version: &'static str,
+    _py: Option<PyMaster>,
+    _brine: Option<Master>,
+    pub minions: Vec<Minion>,
+}
+
+impl Side {
+    /// `extra` goes into both masters' config, `brine_extra` into Brine's
+    /// only, `minion_extra` into both minions'; `prepare` runs on the env
+    /// before the master starts (trees to serve, more config).
+    pub fn start(
+        brine: bool,
+        version: &'static str,
+        extra: &str,
+        brine_extra: &str,
+        minion_extra: &str,
+        prepare: impl FnOnce(&Env),
+    ) -> Side {
+        let extra = if brine {
+            format!("{extra}{brine_extra}")
+        } else {
+            extra.to_string()
+        };
+        let env = Env::with_extra(2, &extra);
+        prepare(&env);
+        let (py_master, brine_master) = if brine {
+            let mut m = env.start();
+            m.wait_ready();
+            (None, Some(m))
+        } else {
+            (Some(PyMaster::start(&env, version)), None)
+        };
+        // Grains for `-G`: the master targets from its minion data cache.
+        let minions: Vec<Minion> = [("a1", "web"), ("a2", "db")]
+            .iter()
+            .map(|(id, role)| Minion::start(&env, version, id, &format!("grains:\n  role: {role}\n{minion_extra}")))
+            .collect();
+        for m in &minions {
+            assert!(m.wait_log(READY, Duration::from_secs(120)), "{}", m.log());
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        Side {
+            env,
+            version,
+            _py: py_master,
+            _brine: brine_master,
+            minions,
+        }
+    }
 }
