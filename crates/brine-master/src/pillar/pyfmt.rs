@@ -129,19 +129,7 @@ pub fn py_str(v: &Mj) -> String {
             str_repr(&String::from_utf8_lossy(v.as_bytes().unwrap_or_default()))
         ),
         ValueKind::Seq | ValueKind::Iterable => seq_text(v),
-        ValueKind::Map => {
-            let parts: Vec<String> = pairs(v)
-                .iter()
-                .map(|(k, val)| {
-                    let shown = match val.as_str() {
-                        Some(s) if val.kind() == ValueKind::String => yaml_safe_repr(s),
-                        _ => py_str(val),
-                    };
-                    format!("{}: {shown}", py_repr(k))
-                })
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
+        ValueKind::Map => printable_dict(v, py_str),
         _ => v.to_string(),
     }
 }
@@ -151,21 +139,25 @@ pub fn py_repr(v: &Mj) -> String {
     match v.kind() {
         ValueKind::String => str_repr(v.as_str().unwrap_or_default()),
         ValueKind::Undefined => "Undefined".into(),
-        ValueKind::Map => {
-            let parts: Vec<String> = pairs(v)
-                .iter()
-                .map(|(k, val)| {
-                    let shown = match val.as_str() {
-                        Some(s) if val.kind() == ValueKind::String => yaml_safe_repr(s),
-                        _ => py_repr(val),
-                    };
-                    format!("{}: {shown}", py_repr(k))
-                })
-                .collect();
-            format!("{{{}}}", parts.join(", "))
-        }
+        ValueKind::Map => printable_dict(v, py_repr),
         _ => py_str(v),
     }
+}
+
+/// Salt's `PrintableDict`: keys by `repr()`, string values as safe YAML
+/// scalars, other values by `value` (`str()` or `repr()`).
+fn printable_dict(v: &Mj, value: fn(&Mj) -> String) -> String {
+    let parts: Vec<String> = pairs(v)
+        .iter()
+        .map(|(k, val)| {
+            let shown = match val.as_str() {
+                Some(s) if val.kind() == ValueKind::String => yaml_safe_repr(s),
+                _ => value(val),
+            };
+            format!("{}: {shown}", py_repr(k))
+        })
+        .collect();
+    format!("{{{}}}", parts.join(", "))
 }
 
 /// Does PyYAML emit `s` as a plain scalar in flow context? A
