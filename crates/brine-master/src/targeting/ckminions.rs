@@ -39,6 +39,17 @@ impl Matched {
     }
 }
 
+/// Where a cache matcher starts ([`CkMinions::cache_scope`]).
+enum Scope {
+    /// The answer without reading any cache data.
+    Settled(Matched),
+    /// Minions considered, and those whose cached data decides.
+    Check {
+        considered: Vec<String>,
+        candidates: Vec<String>,
+    },
+}
+
 /// Salt's `sorted_ignorecase`: by `str.lower()`, stable.
 pub fn sorted_ignorecase(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
@@ -241,6 +252,33 @@ impl CkMinions {
         }
     }
 
+    /// The lists Salt's cache matchers start from: the minions considered
+    /// (all accepted when greedy, else those with cache data) and the ones
+    /// whose data is read; settled at once without `minion_data_cache`.
+    fn cache_scope(&self, greedy: bool) -> Result<Scope, TargetError> {
+        let considered: Vec<String> = if greedy {
+            self.pki.clone()
+        } else if self.cache_enabled {
+            self.cached_ids()?
+        } else {
+            return Ok(Scope::Settled(Matched::default()));
+        };
+        if !self.cache_enabled {
+            return Ok(Scope::Settled(Matched::of(considered)));
+        }
+        let candidates = if greedy { self.cached_ids()? } else { considered.clone() };
+        Ok(Scope::Check { considered, candidates })
+    }
+
+    /// A minion's cached `data` (grains and pillar), which must be a dict.
+    fn cached_data(&self, id: &str) -> Result<Value, TargetError> {
+        let data = self.fetch(id, "data")?;
+        if !data.is_map() {
+            return Err(TargetError::Invalid(format!("the cached data of {id} is not a dict")));
+        }
+        Ok(data)
+    }
+
     /// Salt's `_check_cache_minions`: minions whose cached `search_type`
     /// data matches `expr`; a minion without cache data never matches.
     fn cache_match(
@@ -252,17 +290,10 @@ impl CkMinions {
         regex_match: bool,
         exact: bool,
     ) -> Result<Matched, TargetError> {
-        let minions: Vec<String> = if greedy {
-            self.pki.clone()
-        } else if self.cache_enabled {
-            self.cached_ids()?
-        } else {
-            return Ok(Matched::default());
+        let (minions, candidates) = match self.cache_scope(greedy)? {
+            Scope::Settled(m) => return Ok(m),
+            Scope::Check { considered, candidates } => (considered, candidates),
         };
-        if !self.cache_enabled {
-            return Ok(Matched::of(minions));
-        }
-        let candidates = if greedy { self.cached_ids()? } else { minions.clone() };
         if candidates.is_empty() {
             return Ok(Matched::default());
         }
@@ -272,10 +303,7 @@ impl CkMinions {
             if !considered.contains(&id) {
                 continue;
             }
-            let data = self.fetch(&id, "data")?;
-            if !data.is_map() {
-                return Err(TargetError::Invalid(format!("the cached data of {id} is not a dict")));
-            }
+            let data = self.cached_data(&id)?;
             let found = data.get(search_type).unwrap_or(&Value::Nil);
             if try_subdict_match(found, text(expr)?, delimiter, regex_match, exact)? {
                 kept.insert(id);
@@ -288,27 +316,17 @@ impl CkMinions {
     /// Greedy, an accepted minion without a cache entry is kept (Salt only
     /// drops the minions it finds data for and that do not match).
     fn ipcidr(&self, expr: &Value, greedy: bool) -> Result<Matched, TargetError> {
-        let minions: Vec<String> = if greedy {
-            self.pki.clone()
-        } else if self.cache_enabled {
-            self.cached_ids()?
-        } else {
-            return Ok(Matched::default());
+        let (minions, candidates) = match self.cache_scope(greedy)? {
+            Scope::Settled(m) => return Ok(m),
+            Scope::Check { considered, candidates } => (considered, candidates),
         };
-        if !self.cache_enabled {
-            return Ok(Matched::of(minions));
-        }
-        let candidates = if greedy { self.cached_ids()? } else { minions.clone() };
         let Some(target) = expr.as_str().and_then(IpTarget::parse) else {
             error!("Invalid IP/CIDR target: {}", shown(expr));
             return Ok(Matched::default());
         };
         let mut kept: BTreeSet<String> = minions.into_iter().collect();
         for id in candidates {
-            let data = self.fetch(&id, "data")?;
-            if !data.is_map() {
-                return Err(TargetError::Invalid(format!("the cached data of {id} is not a dict")));
-            }
+            let data = self.cached_data(&id)?;
             let matched = match data.get("grains") {
                 None | Some(Value::Nil) => false,
                 Some(grains) => target.matches_grains(grains)?,
