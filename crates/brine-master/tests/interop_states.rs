@@ -50,6 +50,18 @@ fn write_trees(root: &Path) {
         ("srv/pillar/web.sls", "include:\n  - extra\ntier: frontend\n"),
         ("srv/pillar/extra.sls", "ports:\n  - 80\n  - 443\n"),
         ("srv/pillar/db.sls", "tier: backend\n"),
+        // A tree for file.recurse (with an empty directory, made below).
+        ("srv/salt/files/site/index.html", "<h1>{{ grains['id'] }}</h1>\n"),
+        ("srv/salt/files/site/css/main.css", "body { margin: 0 }\n"),
+        (
+            "srv/salt/tree.sls",
+            "site:\n  file.recurse:\n    - name: {{ opts['root_dir'] }}/site\n    - source: salt://files/site\n    - template: jinja\n    - include_empty: True\n",
+        ),
+        // A second saltenv with its own state.
+        (
+            "srv/salt-dev/devonly.sls",
+            "devfile:\n  file.managed:\n    - name: {{ opts['root_dir'] }}/dev.txt\n    - contents: \"from {{ saltenv }}\"\n",
+        ),
         // A file a traversal out of file_roots would reach.
         ("srv/secret.txt", "not for minions\n"),
     ];
@@ -58,6 +70,7 @@ fn write_trees(root: &Path) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
+    std::fs::create_dir_all(root.join("srv/salt/files/site/empty")).unwrap();
 }
 
 /// A master (Brine or Python) with two real minions, `a1` (grain role:
@@ -72,7 +85,7 @@ fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
         write_trees(&root);
         // Same keys as the common part, with this side's paths.
         let roots = format!(
-            "file_roots:\n  base:\n    - {r}/srv/salt\npillar_roots:\n  base:\n    - {r}/srv/pillar\n",
+            "file_roots:\n  base:\n    - {r}/srv/salt\n  dev:\n    - {r}/srv/salt-dev\npillar_roots:\n  base:\n    - {r}/srv/pillar\n",
             r = root.display()
         );
         let conf = env.conf_dir.join("master");
@@ -235,9 +248,36 @@ fn compare(version: &'static str, brine_extra: &str) {
     let (_, _, pc) = python.salt(&["a1", "state.apply", "fail", "-t", "60"]);
     assert_eq!(bc, pc, "exit status of a failed state.apply");
 
+    // file.recurse (file lists, directory lists, empty directories, each
+    // file templated) and a state from another saltenv.
+    let tree = both(&["a1", "state.apply", "tree"]);
+    assert!(results(&tree, "a1").iter().all(|r| r.1 == Json::Bool(true)), "{tree}");
+    let site = brine.env.root().join("minion-a1/site");
+    assert_eq!(
+        std::fs::read_to_string(site.join("index.html")).unwrap_or_default(),
+        "<h1>a1</h1>\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.join("css/main.css")).unwrap_or_default(),
+        "body { margin: 0 }\n"
+    );
+    assert!(
+        site.join("empty").is_dir(),
+        "include_empty: no {}/empty",
+        site.display()
+    );
+    let dev = both(&["a2", "state.apply", "devonly", "saltenv=dev"]);
+    assert!(results(&dev, "a2").iter().all(|r| r.1 == Json::Bool(true)), "{dev}");
+    assert_eq!(
+        std::fs::read_to_string(brine.env.root().join("minion-a2/dev.txt")).unwrap_or_default(),
+        "from dev\n"
+    );
+
     // Files and listings straight from the fileserver.
     both(&["a1", "cp.list_master"]);
     both(&["a1", "cp.list_states"]);
+    both(&["a1", "cp.list_master_dirs"]);
+    both(&["a1", "cp.list_states", "saltenv=dev"]);
     let got = both(&["a1", "cp.get_file_str", "salt://files/motd.j2"]);
     assert!(got["a1"].as_str().is_some_and(|s| s.starts_with("Welcome")), "{got}");
     // A traversal out of file_roots gets nothing on either master.
