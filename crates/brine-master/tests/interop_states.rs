@@ -169,6 +169,24 @@ fn compare(version: &'static str, brine_extra: &str) {
         b
     };
 
+    // Python's salt-run reads the master's caches itself: the minion data
+    // cache Brine writes must read as Salt's own.
+    let run = |args: &[&str]| -> Json {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--out", "json"]);
+        let parse = |side: &Side| -> Json {
+            let (out, err, _) = py(&side.env, side.version, "salt-run", &all);
+            let out = mask(&out.replace(&side.env.root().display().to_string(), "<root>"));
+            let mut v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("salt-run {args:?}: {e}: {out}\n{err}"));
+            scrub(&mut v);
+            v
+        };
+        let (b, p) = (parse(&brine), parse(&python));
+        eprintln!("== salt-run {args:?}\n-- brine: {b}\n-- python: {p}");
+        assert_eq!(b, p, "salt-run {args:?}: Brine and Python Salt differ");
+        b
+    };
+
     // Pillar differs per minion by top matching.
     let pillar = both(&["*", "pillar.items"]);
     assert_eq!(pillar["a1"]["tier"], "frontend", "{pillar}");
@@ -179,6 +197,11 @@ fn compare(version: &'static str, brine_extra: &str) {
     let got = both(&["a1", "pillar.get", "greeting"]);
     assert_eq!(got["a1"], "Hello a1");
     both(&["*", "saltutil.refresh_pillar"]);
+    let grains = run(&["cache.grains", "tgt=*"]);
+    assert_eq!(grains["a1"]["role"], "web", "{grains}");
+    assert_eq!(grains["a2"]["role"], "db", "{grains}");
+    let cached = run(&["cache.pillar", "tgt=a1"]);
+    assert_eq!(cached["a1"]["tier"], "frontend", "{cached}");
 
     // Compound and grain targets, nodegroups: the master expects exactly
     // the matching minions (a greedy master would list the others as not
@@ -290,6 +313,8 @@ fn compare(version: &'static str, brine_extra: &str) {
     std::thread::sleep(Duration::from_secs(2));
     let mine = both(&["a1", "mine.get", "*", "grains.item"]);
     assert_eq!(mine["a1"]["a2"]["role"], "db", "{mine}");
+    let cached = run(&["cache.mine", "tgt=*"]);
+    assert_eq!(cached["a2"]["grains.item"]["role"], "db", "{cached}");
     assert_eq!(mine["a1"]["a1"]["role"], "web", "{mine}");
     let mine = both(&["a2", "mine.get", "G@role:web", "grains.item", "compound"]);
     assert_eq!(mine["a2"], serde_json::json!({"a1": {"role": "web"}}), "{mine}");
