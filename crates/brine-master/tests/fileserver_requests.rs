@@ -374,6 +374,15 @@ fn cases(follow: bool) -> Vec<(String, Value, Expect)> {
     add("sources", "_file_envs", &[("sources", Value::Bool(true))]);
     add("back roots", "_file_envs", &[("back", s("roots"))]);
     add("back -roots", "_file_envs", &[("back", s("gitfs"))]);
+    add(
+        "disabled",
+        "_file_recv",
+        &[
+            ("path", strs(&["etc", "hosts"])),
+            ("loc", Value::Int(0)),
+            ("data", s("x")),
+        ],
+    );
     add("", "_master_opts", &[]);
     add("env_only", "_master_opts", &[("env_only", Value::Bool(true))]);
     add("", "_master_tops", &[("opts", Value::Map(vec![]))]);
@@ -803,4 +812,163 @@ fn same_answers_as_python_salt_3007_with_env_roots_and_ignores() {
         path("saltenv ..", "a/top.sls", "..", Expect::BrineRefuses);
     }
     compare_on("3007.17", &env, c);
+}
+
+/// `_file_recv` (`cp.push`) requests in order (later ones see the files
+/// earlier ones wrote), with `file_recv: True` and a 1 MiB limit.
+fn recv_cases() -> Vec<(String, Value, Expect)> {
+    let mut c: Vec<(String, Value, Expect)> = Vec::new();
+    let mut add = |label: &str, path: Value, loc: Option<Value>, data: Option<Value>| {
+        let mut pairs = vec![("path", path)];
+        pairs.extend(loc.map(|l| ("loc", l)));
+        pairs.extend(data.map(|d| ("data", d)));
+        c.push((format!("_file_recv {label}"), load("_file_recv", &pairs), Expect::Same));
+    };
+    let at = |i: i64| Some(Value::Int(i));
+    let text = |t: &str| Some(s(t));
+    add("first chunk", strs(&["etc", "hosts"]), at(0), text("line1\n"));
+    add(
+        "next chunk",
+        strs(&["etc", "hosts"]),
+        at(6),
+        Some(Value::Bytes(b"line2\n".to_vec())),
+    );
+    add("pushed again", strs(&["etc", "hosts"]), at(0), text("new\n"));
+    add(
+        "nested",
+        strs(&["a", "b", "c.txt"]),
+        at(0),
+        Some(Value::Bytes(big()[..1000].to_vec())),
+    );
+    add("first chunk at an offset", strs(&["sparse"]), at(4), text("x"));
+    add("unicode", strs(&["u.txt"]), at(0), text("\u{e9}t\u{e9}\n"));
+    add("loc True", strs(&["u.txt"]), Some(Value::Bool(true)), text("+"));
+    add("dot-dot", strs(&["..", "..", "..", "escape.txt"]), at(0), text("x"));
+    add("../ element", strs(&["../", "escape.txt"]), at(0), text("x"));
+    add("absolute", strs(&["/tmp", "brine-escape.txt"]), at(0), text("x"));
+    add("collapsing", strs(&["x/../../../../escape.txt"]), at(0), text("x"));
+    add("through a symlink", strs(&["out", "pwned"]), at(0), text("x"));
+    add("dangling symlink", strs(&["dangling"]), at(0), text("x"));
+    add("path as text", s("etc/hosts"), at(0), text("x"));
+    add("no loc", strs(&["etc", "hosts"]), None, text("x"));
+    add("loc -1", strs(&["etc", "hosts"]), at(-1), text("x"));
+    add("past the limit", strs(&["big"]), at(1024 * 1024), text("x"));
+    add(
+        "larger than the limit",
+        strs(&["big"]),
+        at(0),
+        Some(Value::Bytes(vec![7; 1024 * 1024 + 1])),
+    );
+    add("up to the limit", strs(&["big"]), at(1024 * 1024 - 1), text("x"));
+    add("no data", strs(&["etc", "hosts"]), at(0), None);
+    add("data nil", strs(&["etc", "hosts"]), at(0), Some(Value::Nil));
+    add(
+        "number in the path",
+        Value::Array(vec![Value::Int(1)]),
+        at(0),
+        text("x"),
+    );
+    add("empty path", Value::Array(vec![]), at(0), text("x"));
+    add("loc as text", strs(&["etc", "hosts"]), text("0"), text("x"));
+    add("a directory", strs(&["a", "b"]), at(0), text("x"));
+    c
+}
+
+/// The minion's files directory with a link out and a dangling link, and
+/// an empty directory outside it.
+fn recv_reset(env: &Env) {
+    let files = env.root().join("cache/minions/cmp1/files");
+    let outside = env.root().join("outside");
+    let _ = std::fs::remove_dir_all(&files);
+    let _ = std::fs::remove_dir_all(&outside);
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    symlink(&outside, files.join("out")).unwrap();
+    symlink(outside.join("made"), files.join("dangling")).unwrap();
+}
+
+/// Every path under the env root's `cache/minions/cmp1/files` and
+/// `outside`, with a file's content or a link's target.
+fn recv_snapshot(env: &Env) -> Vec<(String, String)> {
+    fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<(String, String)>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.file_type().is_symlink() {
+                out.push((rel, format!("-> {}", std::fs::read_link(&p).unwrap().display())));
+            } else if meta.is_dir() {
+                out.push((rel, "dir".into()));
+                walk(&p, base, out);
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                out.push((rel, format!("{} bytes, sha256 {}", data.len(), sha256(&data))));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let root = env.root();
+    for d in ["cache/minions/cmp1/files", "outside"] {
+        walk(&root.join(d), &root, &mut out);
+    }
+    out.sort();
+    out
+}
+
+fn compare_recv(version: &str, extra: &str) {
+    let env = env_with_tree(2, &format!("file_recv: True\nfile_recv_max_size: 1\n{extra}"));
+    let m = accepted_minion(&env, "cmp1");
+    let cases = recv_cases();
+    recv_reset(&env);
+    let (brine, brine_files) = {
+        let mut master = env.start();
+        master.wait_ready();
+        let a = answers(env.ret_port, &m, &cases);
+        master.remember_tree();
+        (a, recv_snapshot(&env))
+    };
+    let log = std::fs::read_to_string(env.log_file()).unwrap_or_default();
+    assert!(
+        log.contains("cmp1: _file_recv refused: attempt to write received file outside"),
+        "no refusal in Brine's log:\n{log}"
+    );
+    recv_reset(&env);
+    let _py = PyMaster::start(&env, version);
+    let warm = m.request(&load("_file_envs", &[]), &brine_proto::crypto::new_nonce());
+    assert!(
+        common::aes::ask_within(env.ret_port, &[warm], 90_000).is_some(),
+        "Python salt-master {version} does not answer"
+    );
+    let python = answers(env.ret_port, &m, &cases);
+    let python_files = recv_snapshot(&env);
+    let diffs: Vec<String> = cases
+        .iter()
+        .zip(brine.iter().zip(&python))
+        .filter(|(_, (b, p))| b != p)
+        .map(|((label, _, _), (b, p))| format!("{label}:\n  brine  {b:?}\n  python {p:?}"))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "{} of {} answers differ from Python salt-master {version}:\n{}",
+        diffs.len(),
+        cases.len(),
+        diffs.join("\n")
+    );
+    assert_eq!(brine_files, python_files, "files written differ from Python's");
+    assert!(
+        brine_files.iter().any(|(p, _)| p.ends_with("files/etc/hosts")),
+        "{brine_files:?}"
+    );
+    assert!(!env.root().join("escape.txt").exists() && !std::path::Path::new("/tmp/brine-escape.txt").exists());
+}
+
+#[test]
+fn file_recv_same_as_python_salt_3007_without_following_symlinks() {
+    compare_recv("3007.17", "fileserver_followsymlinks: False\n");
+}
+
+#[test]
+fn file_recv_same_as_python_salt_3006_with_default_options() {
+    compare_recv("3006.30", "");
 }

@@ -77,7 +77,7 @@ fn write_trees(root: &Path) {
 /// web) and `a2` (role: db), both publishing `grains.item role` to the
 /// mine, and the trees of [`write_trees`] in its file_roots/pillar_roots.
 fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
-    let common = "auto_accept: True\n\
+    let common = "auto_accept: True\nfile_recv: True\n\
                   nodegroups:\n  webs: 'G@role:web'\n  both: 'N@webs or L@a2'\n";
     let mine = "mine_functions:\n  grains.item:\n    - role\nmine_interval: 60\n";
     Side::start(brine, version, common, brine_extra, mine, |env| {
@@ -295,6 +295,25 @@ fn compare(version: &'static str, brine_extra: &str) {
         std::fs::read_to_string(brine.env.root().join("minion-a2/dev.txt")).unwrap_or_default(),
         "from dev\n"
     );
+
+    // cp.push: the minion's file lands in the master's cachedir/minions/
+    // <id>/files/<its absolute path>.
+    let motd = format!("{}/minion-a1/motd", "{root}");
+    let pushed = |side: &Side| {
+        let root = side.env.root().display().to_string();
+        let path = motd.replace("{root}", &root);
+        let got = side.salt_json(&["a1", "cp.push", &path]);
+        let copy = side
+            .env
+            .root()
+            .join("cache/minions/a1/files")
+            .join(path.trim_start_matches('/'));
+        (got, std::fs::read_to_string(copy).unwrap_or_default())
+    };
+    let (b, p) = (pushed(&brine), pushed(&python));
+    assert_eq!(b, p, "cp.push: Brine and Python Salt differ");
+    assert_eq!(b.0["a1"], Json::Bool(true), "{b:?}");
+    assert!(b.1.starts_with("Welcome to a1 (web)."), "{b:?}");
 
     // Files and listings straight from the fileserver.
     both(&["a1", "cp.list_master"]);

@@ -7,6 +7,7 @@
 
 mod auth;
 pub mod control;
+mod file_recv;
 mod files;
 mod mine;
 pub mod minion;
@@ -314,6 +315,7 @@ impl ReqHandler {
             | AesCmd::FileHash
             | AesCmd::FileHashAndStat
             | AesCmd::ServeFile => Reply::Send(self.file_cmd(cmd, id, load)),
+            AesCmd::FileRecv => Reply::Send(self.file_recv(id, load)),
             AesCmd::Return => Reply::Send(self.job_return(id, load)),
             AesCmd::SyndicReturn => Reply::Send(self.syndic_return(load)),
             other => {
