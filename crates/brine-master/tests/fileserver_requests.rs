@@ -564,23 +564,45 @@ fn compare(version: &str, extra: &str, follow: bool) {
 }
 
 fn compare_on(version: &str, env: &Env, cases: Vec<(String, Value, Expect)>) {
+    let ((brine, ()), (python, ())) = both_answers(version, env, &cases, |_| {}, |_| {});
+    check_answers(version, &cases, brine, python);
+}
+
+/// The answers of Brine, then of Python's salt-master of `version`, to
+/// `cases` from the accepted minion `cmp1` on the same `env`, each with
+/// what `after` reads once its master has answered; `reset` runs before
+/// each master starts.
+fn both_answers<S>(
+    version: &str,
+    env: &Env,
+    cases: &[(String, Value, Expect)],
+    reset: impl Fn(&Env),
+    after: impl Fn(&Env) -> S,
+) -> ((Vec<Value>, S), (Vec<Value>, S)) {
     let m = accepted_minion(env, "cmp1");
+    reset(env);
     let brine = {
         let mut master = env.start();
         master.wait_ready();
-        let a = answers(env.ret_port, &m, &cases);
+        let a = answers(env.ret_port, &m, cases);
         master.remember_tree();
-        a
+        (a, after(env))
     };
     // The Brine master is gone (killed by pid); Python gets the same
     // config, keys, session and tree.
+    reset(env);
     let _py = PyMaster::start(env, version);
     let warm = m.request(&load("_file_envs", &[]), &brine_proto::crypto::new_nonce());
     assert!(
         common::aes::ask_within(env.ret_port, &[warm], 90_000).is_some(),
         "Python salt-master {version} does not answer"
     );
-    let python = answers(env.ret_port, &m, &cases);
+    let python = answers(env.ret_port, &m, cases);
+    (brine, (python, after(env)))
+}
+
+/// Brine's answers equal Python's, or refuse where [`Expect`] says so.
+fn check_answers(version: &str, cases: &[(String, Value, Expect)], brine: Vec<Value>, python: Vec<Value>) {
     let mut diffs = Vec::new();
     for (((label, _, expect), b), p) in cases.iter().zip(brine).zip(python) {
         let cmd = label.split(' ').next().unwrap();
@@ -918,43 +940,14 @@ fn recv_snapshot(env: &Env) -> Vec<(String, String)> {
 
 fn compare_recv(version: &str, extra: &str) {
     let env = env_with_tree(2, &format!("file_recv: True\nfile_recv_max_size: 1\n{extra}"));
-    let m = accepted_minion(&env, "cmp1");
     let cases = recv_cases();
-    recv_reset(&env);
-    let (brine, brine_files) = {
-        let mut master = env.start();
-        master.wait_ready();
-        let a = answers(env.ret_port, &m, &cases);
-        master.remember_tree();
-        (a, recv_snapshot(&env))
-    };
+    let ((brine, brine_files), (python, python_files)) = both_answers(version, &env, &cases, recv_reset, recv_snapshot);
     let log = std::fs::read_to_string(env.log_file()).unwrap_or_default();
     assert!(
         log.contains("cmp1: _file_recv refused: attempt to write received file outside"),
         "no refusal in Brine's log:\n{log}"
     );
-    recv_reset(&env);
-    let _py = PyMaster::start(&env, version);
-    let warm = m.request(&load("_file_envs", &[]), &brine_proto::crypto::new_nonce());
-    assert!(
-        common::aes::ask_within(env.ret_port, &[warm], 90_000).is_some(),
-        "Python salt-master {version} does not answer"
-    );
-    let python = answers(env.ret_port, &m, &cases);
-    let python_files = recv_snapshot(&env);
-    let diffs: Vec<String> = cases
-        .iter()
-        .zip(brine.iter().zip(&python))
-        .filter(|(_, (b, p))| b != p)
-        .map(|((label, _, _), (b, p))| format!("{label}:\n  brine  {b:?}\n  python {p:?}"))
-        .collect();
-    assert!(
-        diffs.is_empty(),
-        "{} of {} answers differ from Python salt-master {version}:\n{}",
-        diffs.len(),
-        cases.len(),
-        diffs.join("\n")
-    );
+    check_answers(version, &cases, brine, python);
     assert_eq!(brine_files, python_files, "files written differ from Python's");
     assert!(
         brine_files.iter().any(|(p, _)| p.ends_with("files/etc/hosts")),
