@@ -3,7 +3,9 @@
 //! (`_master_opts`, `_file_envs`, `_file_list`, `_file_hash`, `_file_find`,
 //! `_serve_file` ...) to a running Brine, including traversal attempts and
 //! malformed loads; and the same requests go to Python's salt-master on the
-//! same configuration, whose answers must be equal.
+//! same configuration, whose answers must be equal. Also the two other
+//! minion commands that write on the master: `_file_recv` (`cp.push`) and
+//! `revoke_auth`.
 
 mod common;
 
@@ -964,4 +966,93 @@ fn file_recv_same_as_python_salt_3007_without_following_symlinks() {
 #[test]
 fn file_recv_same_as_python_salt_3006_with_default_options() {
     compare_recv("3006.30", "");
+}
+
+/// Before each master: `cmp1`'s key accepted again (as `accepted_minion`
+/// wrote it), cached data for it and for `ghost` (no key), no `.dfn`.
+fn revoke_reset(env: &Env, pem: &str) {
+    let root = env.root();
+    std::fs::write(root.join("pki/minions/cmp1"), pem).unwrap();
+    for id in ["cmp1", "ghost"] {
+        let d = root.join("cache/minions").join(id);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("data.p"),
+            Value::map([("grains", Value::Map(vec![]))]).to_network(),
+        )
+        .unwrap();
+    }
+    let _ = std::fs::remove_file(root.join("cache/.dfn"));
+}
+
+/// Which keys are accepted, which minions have cached data, and whether an
+/// AES rotation was asked for.
+fn revoke_snapshot(env: &Env) -> (Vec<String>, Vec<String>, bool) {
+    let names = |d: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(env.root().join(d))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    (
+        names("pki/minions"),
+        names("cache/minions"),
+        env.root().join("cache/.dfn").exists(),
+    )
+}
+
+fn compare_revoke(version: &str, extra: &str) -> (Vec<Value>, (Vec<String>, Vec<String>, bool)) {
+    // Maintenance must not consume the .dfn before it is looked at.
+    let env = env_with_tree(2, &format!("loop_interval: 600\n{extra}"));
+    let cases = vec![(
+        "revoke_auth".to_string(),
+        load("revoke_auth", &[("preserve_minion_cache", Value::Bool(false))]),
+        Expect::Same,
+    )];
+    let pem = std::cell::OnceCell::new();
+    let reset = |env: &Env| {
+        let pem = pem.get_or_init(|| std::fs::read_to_string(env.root().join("pki/minions/cmp1")).unwrap());
+        revoke_reset(env, pem);
+    };
+    let ((brine, brine_state), (python, python_state)) = both_answers(version, &env, &cases, reset, revoke_snapshot);
+    // The load comes back when revoking is off: its ts is the request's own.
+    let no_ts = |v: Vec<Value>| -> Vec<Value> {
+        v.into_iter()
+            .map(|mut a| {
+                if a.is_map() {
+                    a.remove("ts");
+                }
+                a
+            })
+            .collect()
+    };
+    check_answers(version, &cases, no_ts(brine.clone()), no_ts(python));
+    assert_eq!(
+        brine_state, python_state,
+        "keys, caches and rotation after revoke_auth differ from Python's"
+    );
+    (brine, brine_state)
+}
+
+#[test]
+fn revoke_auth_same_as_python_salt_3007() {
+    let (answers, (keys, cached, rotate)) = compare_revoke("3007.17", "");
+    assert_eq!(answers, vec![Value::Bool(true)]);
+    assert!(!keys.contains(&"cmp1".to_string()), "{keys:?}");
+    assert!(cached.is_empty(), "{cached:?}");
+    assert!(rotate);
+}
+
+#[test]
+fn revoke_auth_refused_as_python_salt_3006_does() {
+    let (answers, (keys, cached, rotate)) = compare_revoke("3006.30", "allow_minion_key_revoke: False\n");
+    assert!(answers[0].is_map(), "{answers:?}");
+    assert!(keys.contains(&"cmp1".to_string()), "{keys:?}");
+    assert_eq!(cached, ["cmp1", "ghost"]);
+    assert!(!rotate);
 }

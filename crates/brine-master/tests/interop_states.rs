@@ -343,4 +343,17 @@ fn compare(version: &'static str, brine_extra: &str) {
     both(&["a1", "mine.flush"]);
     let mine = both(&["a2", "mine.get", "*", "grains.item"]);
     assert_eq!(mine["a2"], serde_json::json!({}), "{mine}");
+
+    // Last: saltutil.revoke_auth deletes the minion's own key and cached
+    // grains/pillar on the master. (Its job return then makes it sign in
+    // again, and auto_accept takes the key back.)
+    let revoked = both(&["a2", "saltutil.revoke_auth"]);
+    assert_eq!(revoked["a2"], Json::Bool(true), "{revoked}");
+    for side in [&brine, &python] {
+        let root = side.env.root();
+        assert!(!root.join("cache/minions/a2/data.p").exists(), "{}", root.display());
+        assert!(root.join("cache/minions/a1/data.p").exists(), "{}", root.display());
+    }
+    let log = std::fs::read_to_string(brine.env.log_file()).unwrap_or_default();
+    assert!(log.contains("a2 revoked its own key (Accepted)"), "{log}");
 }

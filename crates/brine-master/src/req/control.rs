@@ -573,8 +573,11 @@ impl ReqHandler {
     }
 
     /// Salt's `check_minion_cache`: drop the data cache of minions whose
-    /// key is gone.
-    fn check_minion_cache(&self) {
+    /// key is gone, unless `preserve_minion_cache`.
+    pub(super) fn check_minion_cache(&self) {
+        if self.cfg.get_bool("preserve_minion_cache").unwrap_or(false) {
+            return;
+        }
         let dir = self.cfg.cachedir.join("minions");
         let known: Vec<String> = self.list_keys().into_iter().flat_map(|(_, ids)| ids).collect();
         if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -588,7 +591,7 @@ impl ReqHandler {
     }
 
     /// Salt's `crypt.dropfile`: ask Maintenance to rotate the AES key.
-    fn drop_dfn(&self) {
+    pub(super) fn drop_dfn(&self) {
         if let Err(e) = brine_keys::drop_rotation_file(&self.cfg.cachedir, &self.cfg.master_id()) {
             warn!("cannot write {}: {e}", self.cfg.cachedir.join(".dfn").display());
         }

@@ -1,13 +1,14 @@
 //! What minions send besides files and the mine (spec §4.1, §4.3):
 //! `_pillar` (compiled by [`crate::pillar`]), `_minion_event`, `_return`,
-//! `_syndic_return`.
+//! `_syndic_return`, `revoke_auth`.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use brine_keys::{KeyState, KeyStore};
 use brine_proto::Value;
-use log::{debug, warn};
+use log::{debug, info, warn};
 
 use super::ReqHandler;
 
@@ -75,6 +76,38 @@ impl ReqHandler {
             }
         }
         pillar
+    }
+
+    /// `revoke_auth` (`saltutil.revoke_auth`): the minion's own key is
+    /// deleted as `salt-key -d` would (a `salt/key` event, its data cache
+    /// dropped, the AES key rotated when `rotate_aes_key`), if
+    /// `allow_minion_key_revoke` (default on); otherwise the load comes
+    /// back, as Salt answers.
+    pub(super) fn revoke_auth(&mut self, id: &str, load: &Value) -> Value {
+        if !self.cfg.get_bool("allow_minion_key_revoke").unwrap_or(true) {
+            warn!("Minion {id} requested key revoke, but allow_minion_key_revoke is set to False");
+            return load.clone();
+        }
+        for state in KeyState::ALL {
+            match self.keys.remove(state, id) {
+                Ok(true) => {
+                    let ev = Value::map([
+                        ("result", Value::Bool(true)),
+                        ("act", Value::from("delete")),
+                        ("id", Value::from(id)),
+                    ]);
+                    let _ = self.events.fire("salt/key", &ev);
+                    info!("{id} revoked its own key ({state:?})");
+                }
+                Ok(false) => {}
+                Err(e) => warn!("{id}: revoke_auth: cannot delete its key: {e}"),
+            }
+        }
+        self.check_minion_cache();
+        if self.cfg.get_bool("rotate_aes_key").unwrap_or(true) {
+            self.drop_dfn();
+        }
+        Value::Bool(true)
     }
 
     /// `_minion_event`: re-fire a minion's events on the master bus.

@@ -316,6 +316,7 @@ impl ReqHandler {
             | AesCmd::FileHashAndStat
             | AesCmd::ServeFile => Reply::Send(self.file_cmd(cmd, id, load)),
             AesCmd::FileRecv => Reply::Send(self.file_recv(id, load)),
+            AesCmd::RevokeAuth => Reply::Send(self.revoke_auth(id, load)),
             AesCmd::Return => Reply::Send(self.job_return(id, load)),
             AesCmd::SyndicReturn => Reply::Send(self.syndic_return(load)),
             other => {
