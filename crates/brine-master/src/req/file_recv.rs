@@ -59,8 +59,8 @@ impl ReqHandler {
     }
 }
 
-/// A numeric `loc` as Python compares it (`True` is 1); `None` for types
-/// `loc < 0` raises on.
+/// A numeric `loc` as Python compares it (`True` is 1); for any other
+/// type `loc < 0` raises.
 enum Loc {
     Int(i128),
     Float(f64),
@@ -105,9 +105,9 @@ pub(crate) fn receive(opts: &RecvOpts, root: &Path, load: &Value) -> Result<(), 
         None => return raised("no \"data\" in the load".into()),
         Some(other) => return raised(format!("data {other:?} has no length")),
     };
-    let max = 1024 * 1024 * opts.max_mib;
+    let max = i128::from(opts.max_mib) * 1024 * 1024;
     let over = match loc {
-        Loc::Int(i) => i128::from(len) + i > i128::from(max),
+        Loc::Int(i) => i128::from(len) + i > max,
         Loc::Float(f) => len as f64 + f > max as f64,
     };
     if over {
