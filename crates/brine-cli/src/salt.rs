@@ -104,38 +104,31 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     Ok(Some(o))
 }
 
-/// Salt's `yamlify_arg`: YAML scalars and collections as the minion would
-/// receive them from Python's CLI (`1` → int, `[a, b]` → list); anything
-/// that does not parse, or holds a comment, stays a string.
+/// Salt's `yamlify_arg` (`brine_config::args`), plus PyYAML's `!!binary`
+/// (base64) as the way a CLI user passes bytes.
 fn yamlify(arg: &str) -> Value {
-    // PyYAML's `!!binary` (base64) is how a CLI user passes bytes.
     if let Some(b64) = arg.strip_prefix("!!binary ") {
         use base64::Engine;
         if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
             return Value::Bytes(b);
         }
     }
-    if arg.trim().is_empty() || arg.contains('#') || arg.contains('\n') {
-        return Value::from(arg);
-    }
-    match brine_config::parse_yaml(arg, std::path::Path::new("<argument>")) {
-        Ok(brine_config::Value::String(_)) | Err(_) => Value::from(arg),
-        Ok(brine_config::Value::Null) if !matches!(arg, "None" | "null" | "~") => Value::from(arg),
-        Ok(v) => from_json(&v),
+    match brine_config::args::yamlify_arg(arg) {
+        Some(v) => from_json(&v),
+        None => Value::from(arg),
     }
 }
 
-/// Arguments as Salt's CLI sends them: positional values, and `k=v` pairs
-/// gathered in a trailing `{"__kwarg__": True, ...}` map (both yamlified).
+/// Arguments as Salt's CLI sends them (`parse_input`): positional values,
+/// and `k=v` pairs gathered in a trailing `{"__kwarg__": True, ...}` map
+/// (both yamlified).
 fn job_args(raw: &[String]) -> Value {
     let mut args = Vec::new();
     let mut kwargs = vec![(Value::from("__kwarg__"), Value::Bool(true))];
     for a in raw {
-        match a.split_once('=') {
-            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_') => {
-                kwargs.push((Value::from(k), yamlify(v)));
-            }
-            _ => args.push(yamlify(a)),
+        match brine_config::args::parse_kwarg(a) {
+            Some((k, v)) => kwargs.push((Value::from(k), yamlify(v))),
+            None => args.push(yamlify(a)),
         }
     }
     if kwargs.len() > 1 {

@@ -50,6 +50,7 @@
 //!   stay strings (see [`parse_yaml`]). `sdb://` values are not resolved.
 //!   `file_ignore_regex` entries are not checked as Python regexes.
 
+pub mod args;
 mod master;
 pub mod py;
 mod validate;
