@@ -48,7 +48,7 @@ pub fn parse_kwarg(arg: &str) -> Option<(&str, &str)> {
     let mut chars = name.chars();
     let first = chars.next()?;
     let word = |c: char| c.is_alphanumeric() || c == '_';
-    if !(word(first) && !first.is_numeric()) || !chars.all(|c| word(c) || c == '.' || c == '-') {
+    if !word(first) || first.is_numeric() || !chars.all(|c| word(c) || c == '.' || c == '-') {
         return None;
     }
     if value.starts_with('=') {

@@ -60,14 +60,35 @@ pub fn start(cfg: &MasterConfig, fun: &str, load: &Value, username: &str) -> Val
     let (t_jid, t_tag) = (jid.clone(), tag.clone());
     let spawned = std::thread::Builder::new()
         .name(format!("runner {fun}"))
-        .spawn(move || run(&cfg, &fun, &load, &user, &t_jid, &t_tag));
+        .spawn(move || {
+            run(&cfg, &fun, &load, &user, &t_jid, &t_tag);
+        });
     if let Err(e) = spawned {
         return error("SaltMasterError", &format!("cannot start the runner: {e}"));
     }
     Value::map([("tag", Value::from(tag)), ("jid", Value::from(jid))])
 }
 
-fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: &str) {
+/// Run a runner function now (a minion's `publish.runner`, Salt's
+/// `Runner.run` inside `minion_runner`): its return, or the error text
+/// Salt's gives for a function it lacks.
+pub(crate) fn run_now(cfg: &MasterConfig, fun: &str, low: &Value, user: &str) -> Value {
+    if !RUNNER_FUNCS.contains(&fun) {
+        warn!("runner {fun} for {user}: not implemented in Brine");
+        return Value::from(format!("'{fun}' is not available."));
+    }
+    let jid = gen_jid();
+    let tag = format!("salt/run/{jid}");
+    run(cfg, fun, low, user, &jid, &tag)
+}
+
+/// The returns in the job cache for `jid`, as Salt's `local_cache.get_jid`:
+/// `{minion: {return, ..., out}}`.
+pub(crate) fn cached_returns(cfg: &MasterConfig, jid: &str) -> Value {
+    JobFiles::new(cfg).returns(jid)
+}
+
+fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: &str) -> Value {
     let mut events = brine_proto::event::EventSender::new(&cfg.sock_dir);
     let args = CallArgs::from_load(load);
     let mut data = Value::map([
@@ -91,6 +112,7 @@ fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: 
         data.set("retcode", Value::Int(1));
     }
     let _ = events.fire(&format!("{tag}/ret"), &data);
+    data.remove("return").unwrap_or(Value::Nil)
 }
 
 fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String> {

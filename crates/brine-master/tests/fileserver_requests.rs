@@ -4,8 +4,9 @@
 //! `_serve_file` ...) to a running Brine, including traversal attempts and
 //! malformed loads; and the same requests go to Python's salt-master on the
 //! same configuration, whose answers must be equal. Also the two other
-//! minion commands that write on the master: `_file_recv` (`cp.push`) and
-//! `revoke_auth`.
+//! minion commands that write on the master: `_file_recv` (`cp.push`),
+//! `revoke_auth`, and peer publishing (`minion_pub`, `pub_ret`,
+//! `minion_runner`).
 
 mod common;
 
@@ -527,6 +528,9 @@ fn norm(cmd: &str, v: Value) -> Value {
         }
     }
     let mut v = canon(v);
+    if cmd == "minion_pub" && v.get("jid").is_some_and(|j| j.as_str().is_some()) {
+        v.set("jid", s("<jid>"));
+    }
     if cmd == "_file_envs" {
         if let Value::Array(a) = &mut v {
             a.sort_by_key(|x| x.to_network());
@@ -1055,4 +1059,112 @@ fn revoke_auth_refused_as_python_salt_3006_does() {
     assert!(keys.contains(&"cmp1".to_string()), "{keys:?}");
     assert_eq!(cached, ["cmp1", "ghost"]);
     assert!(!rotate);
+}
+
+/// Peer publishing requests from `cmp1`, which `peer:` lets publish
+/// `test.*` and `peer_run:` lets run `jobs.list_job`: refusals, malformed
+/// loads, `pub_ret` and runners. (Publishes that go through are checked
+/// with real minions in `interop_states`: here, Python's master sometimes
+/// never answered a peer publish its MWorker forwards to itself.)
+fn peer_cases() -> Vec<(String, Value, Expect)> {
+    let mut c: Vec<(String, Value, Expect)> = Vec::new();
+    let mut add = |label: &str, cmd: &str, pairs: &[(&str, Value)]| {
+        c.push((format!("{cmd} {label}"), load(cmd, pairs), Expect::Same));
+    };
+    let publ = |fun: Value, arg: Value, tgt: &str, tgt_type: &str| {
+        vec![
+            ("fun", fun),
+            ("arg", arg),
+            ("tgt", s(tgt)),
+            ("tgt_type", s(tgt_type)),
+            ("ret", s("")),
+            ("tmo", Value::Int(5)),
+            ("form", s("clean")),
+        ]
+    };
+    let none = || Value::Array(vec![]);
+    add(
+        "a function peer does not allow",
+        "minion_pub",
+        &publ(s("cmd.run"), strs(&["id"]), "cmp1", "glob"),
+    );
+    add(
+        "a publish of publish",
+        "minion_pub",
+        &publ(s("publish.publish"), none(), "cmp1", "glob"),
+    );
+    add(
+        "comma form",
+        "minion_pub",
+        &publ(s("test.ping,test.echo"), strs(&["", "hi there"]), "cmp1", "glob"),
+    );
+    add(
+        "comma form, args not text",
+        "minion_pub",
+        &publ(
+            s("test.ping,test.echo"),
+            Value::Array(vec![Value::Int(1), Value::Int(2)]),
+            "cmp1",
+            "glob",
+        ),
+    );
+    add(
+        "fun not text",
+        "minion_pub",
+        &publ(Value::Int(5), none(), "cmp1", "glob"),
+    );
+    add(
+        "unknown nodegroup",
+        "minion_pub",
+        &publ(s("test.ping"), none(), "nogroup", "nodegroup"),
+    );
+    let mut no_ret = publ(s("test.ping"), none(), "cmp1", "glob");
+    no_ret.retain(|(k, _)| *k != "ret");
+    add("without ret", "minion_pub", &no_ret);
+    // publish_auth/0 names cmp1, as a publish that matched nothing leaves it.
+    add("own job 0", "pub_ret", &[("jid", s("0"))]);
+    add("another minion's job", "pub_ret", &[("jid", s("20200101010101010102"))]);
+    add("unknown job", "pub_ret", &[("jid", s("20200101010101010103"))]);
+    add("traversal", "pub_ret", &[("jid", s("../../pki/master.pem"))]);
+    add("no jid", "pub_ret", &[]);
+    let run = |fun: Value, arg: Value| vec![("fun", fun), ("arg", arg)];
+    add(
+        "allowed",
+        "minion_runner",
+        &run(s("jobs.list_job"), strs(&["20200101010101010101"])),
+    );
+    add("not allowed", "minion_runner", &run(s("manage.up"), none()));
+    add("no arg", "minion_runner", &[("fun", s("jobs.list_job"))]);
+    c
+}
+
+#[test]
+fn peer_requests_same_as_python_salt_3007() {
+    let env = env_with_tree(
+        2,
+        "peer:\n  cmp.*:\n    - test\\..*\npeer_run:\n  cmp1:\n    - jobs.list_job\n",
+    );
+    let cases = peer_cases();
+    let reset = |env: &Env| {
+        let auth = env.root().join("cache/publish_auth");
+        let _ = std::fs::remove_dir_all(&auth);
+        std::fs::create_dir_all(&auth).unwrap();
+        std::fs::write(auth.join("20200101010101010102"), "other").unwrap();
+        std::fs::write(auth.join("0"), "cmp1").unwrap();
+    };
+    let owners = |env: &Env| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(env.root().join("cache/publish_auth"))
+            .unwrap()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let ((brine, brine_owners), (python, python_owners)) = both_answers("3007.17", &env, &cases, reset, owners);
+    let refused = brine.iter().filter(|a| **a == Value::Map(vec![])).count();
+    let raised = brine.iter().filter(|a| **a == s("")).count();
+    check_answers("3007.17", &cases, brine, python);
+    assert_eq!((refused, raised), (9, 5), "refusals ({{}}) and raises (\"\")");
+    assert_eq!(brine_owners, python_owners, "publish_auth records differ");
 }

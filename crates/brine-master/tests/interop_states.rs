@@ -78,6 +78,7 @@ fn write_trees(root: &Path) {
 /// mine, and the trees of [`write_trees`] in its file_roots/pillar_roots.
 fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
     let common = "auto_accept: True\nfile_recv: True\n\
+                  peer:\n  a1:\n    - test\\..*\n    - grains.item\npeer_run:\n  a1:\n    - jobs.list_job\n\
                   nodegroups:\n  webs: 'G@role:web'\n  both: 'N@webs or L@a2'\n";
     let mine = "mine_functions:\n  grains.item:\n    - role\nmine_interval: 60\n";
     Side::start(brine, version, common, brine_extra, mine, |env| {
@@ -343,6 +344,42 @@ fn compare(version: &'static str, brine_extra: &str) {
     both(&["a1", "mine.flush"]);
     let mine = both(&["a2", "mine.get", "*", "grains.item"]);
     assert_eq!(mine["a2"], serde_json::json!({}), "{mine}");
+
+    // Peer publishing: a1 may publish test.* and grains.item (and run
+    // jobs.list_job); a2 may do neither.
+    let got = both(&["a1", "publish.publish", "a2", "test.ping", "timeout=3"]);
+    assert_eq!(got["a1"], serde_json::json!({"a2": true}), "{got}");
+    let got = both(&[
+        "a1",
+        "publish.publish",
+        "G@role:db",
+        "grains.item",
+        "role",
+        "compound",
+        "timeout=3",
+    ]);
+    assert_eq!(got["a1"], serde_json::json!({"a2": {"role": "db"}}), "{got}");
+    let got = both(&["a1", "publish.full_data", "a2", "test.echo", "hi", "timeout=3"]);
+    assert_eq!(got["a1"]["a2"]["ret"], "hi", "{got}");
+    let got = both(&["a1", "publish.publish", "a2", "cmd.run", "id", "timeout=1"]);
+    assert_eq!(
+        got["a1"],
+        serde_json::json!({}),
+        "a function peer does not allow: {got}"
+    );
+    let got = both(&["a2", "publish.publish", "a1", "test.ping", "timeout=1"]);
+    assert_eq!(got["a2"], serde_json::json!({}), "a minion peer does not name: {got}");
+    // (A runner that publishes, such as manage.up, holds its MWorker
+    // while it waits, and the returns it waits for may be queued to that
+    // very worker, on Salt's master as on Brine's: not tested here.)
+    let jid = "20200101010101010101";
+    let got = both(&["a1", "publish.runner", "jobs.list_job", jid]);
+    assert_eq!(
+        got["a1"]["Error"], "Cannot contact returner or no job with this jid",
+        "{got}"
+    );
+    let got = both(&["a2", "publish.runner", "jobs.list_job", jid]);
+    assert_eq!(got["a2"], serde_json::json!({}), "{got}");
 
     // Last: saltutil.revoke_auth deletes the minion's own key and cached
     // grains/pillar on the master. (Its job return then makes it sign in

@@ -60,6 +60,15 @@ impl ReqHandler {
             warn!("publish from user {user:?} refused: bad or missing key");
             return Ok(error_reply("AuthenticationError", "Authentication error occurred."));
         }
+        let answer = self.publish_job(load, &user)?;
+        Ok(Value::map([("enc", Value::from("clear")), ("load", answer)]).to_network())
+    }
+
+    /// Publish an authorised job for `user`: expected minions, jid, job
+    /// cache, events, the publication to the publisher. The answer's
+    /// `load`: `{jid, minions, missing}`, or `{jid: None, minions: [],
+    /// error}` when no minion matched.
+    pub(super) fn publish_job(&mut self, mut load: Value, user: &str) -> Result<Value, String> {
         let tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
         let tgt_type = load
             .get("tgt_type")
@@ -78,20 +87,13 @@ impl ReqHandler {
         if minions.is_empty() && !self.cfg.get_bool("order_masters").unwrap_or(false) {
             let shown = brine_proto::py::to_str(&tgt);
             return Ok(Value::map([
-                ("enc", Value::from("clear")),
+                ("jid", Value::Nil),
+                ("minions", Value::Array(vec![])),
                 (
-                    "load",
-                    Value::map([
-                        ("jid", Value::Nil),
-                        ("minions", Value::Array(vec![])),
-                        (
-                            "error",
-                            Value::from(format!("Master could not resolve minions for target {shown}")),
-                        ),
-                    ]),
+                    "error",
+                    Value::from(format!("Master could not resolve minions for target {shown}")),
                 ),
-            ])
-            .to_network());
+            ]));
         }
         let jid = match load.get("jid").and_then(Value::as_str) {
             Some(j) if is_jid(j) => j.to_string(),
@@ -106,7 +108,7 @@ impl ReqHandler {
             ("jid", Value::from(jid.as_str())),
             ("tgt_type", Value::from(tgt_type.as_str())),
             ("tgt", tgt.clone()),
-            ("user", Value::from(user.as_str())),
+            ("user", Value::from(user)),
             ("fun", fun.clone()),
             ("arg", arg.clone()),
             ("minions", strs(&minions)),
@@ -131,13 +133,17 @@ impl ReqHandler {
         if let Some(d) = kwargs.get("delimiter").and_then(Value::as_str).filter(|d| *d != ":") {
             publ.set("delimiter", Value::from(d));
         }
+        // A peer publish names the publishing minion (Salt: `extra["id"]`).
+        if let Some(id) = kwargs.get("id") {
+            publ.set("id", id.clone());
+        }
         publ.set("tgt_type", Value::from(tgt_type.as_str()));
         for k in OPTIONAL {
             if let Some(v) = load.get(k).or_else(|| kwargs.get(k)) {
                 publ.set(k, v.clone());
             }
         }
-        publ.set("user", Value::from(user.as_str()));
+        publ.set("user", Value::from(user));
         let _ = self.events.fire(&format!("salt/job/{jid}/publish"), &publ);
         // Topics for zmq_filtering: the matched minions (glob/pcre/list).
         let envelope = Value::map([
@@ -154,17 +160,10 @@ impl ReqHandler {
             minions.len()
         );
         Ok(Value::map([
-            ("enc", Value::from("clear")),
-            (
-                "load",
-                Value::map([
-                    ("jid", Value::from(jid.as_str())),
-                    ("minions", strs(&minions)),
-                    ("missing", strs(&missing)),
-                ]),
-            ),
-        ])
-        .to_network())
+            ("jid", Value::from(jid.as_str())),
+            ("minions", strs(&minions)),
+            ("missing", strs(&missing)),
+        ]))
     }
 
     /// The key must match the key file of root or the master's user (Salt's

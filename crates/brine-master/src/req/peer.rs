@@ -1,0 +1,494 @@
+//! Peer publishing: minions running `publish.publish`, `publish.full_data`
+//! and `publish.runner` (Salt's `AESFuncs.minion_pub`, `pub_ret`,
+//! `minion_runner`), allowed by the master's `peer:` and `peer_run:`
+//! options.
+//!
+//! `minion_pub` checks the minion's rights (Salt's `CkMinions.auth_check`
+//! with `publish_validate`), publishes the job the way a `LocalClient` in
+//! the master would (the master's user, the minion's id in the
+//! publication) but through this MWorker's own publish path, records the
+//! publisher in `cachedir/publish_auth/<jid>` and answers `{jid,
+//! minions}`; the minion then polls `pub_ret`, which gives the job cache's
+//! returns to that minion only. `minion_runner` runs one of the runner
+//! functions Brine serves, synchronously, as Salt does.
+//!
+//! Answers are Salt's: `{}` for a refusal, `""` where Salt's function
+//! raises (as `AESFuncs.run_func` answers an exception).
+
+use brine_config::args::{parse_kwarg, yamlify_arg};
+use brine_proto::json::from_json;
+use brine_proto::Value;
+use log::{info, warn};
+use serde_json::Value as Json;
+
+use super::ReqHandler;
+use crate::targeting::PyRegex;
+
+/// Salt's `parse_input` (with `condition_input`): `k=v` texts become a
+/// trailing `{"__kwarg__": True, ...}` map, everything else positional;
+/// texts are yamlified unless their keyword is in `no_parse`.
+pub(crate) fn parse_input(args: &[Value], no_parse: &[String]) -> Vec<Value> {
+    let yaml = |s: &str| yamlify_arg(s).map_or_else(|| Value::from(s), |v| from_json(&v));
+    let mut out = Vec::new();
+    let mut kwargs: Vec<(Value, Value)> = Vec::new();
+    for a in args {
+        match a {
+            Value::Str(s) => match parse_kwarg(s) {
+                Some((k, v)) => {
+                    let v = if no_parse.iter().any(|n| n == k) {
+                        Value::from(v)
+                    } else {
+                        yaml(v)
+                    };
+                    set_pair(&mut kwargs, Value::from(k), v);
+                }
+                None => out.push(yaml(s)),
+            },
+            Value::Map(pairs) if a.get("__kwarg__") == Some(&Value::Bool(true)) => {
+                for (k, v) in pairs {
+                    if k.as_str() != Some("__kwarg__") {
+                        set_pair(&mut kwargs, k.clone(), v.clone());
+                    }
+                }
+            }
+            // (condition_input turns ints that are jids into text; a
+            // 20-digit jid does not fit a msgpack int, so none arrives.)
+            other => out.push(other.clone()),
+        }
+    }
+    if !kwargs.is_empty() {
+        let mut kw = vec![(Value::from("__kwarg__"), Value::Bool(true))];
+        kw.extend(kwargs);
+        out.push(Value::Map(kw));
+    }
+    out
+}
+
+fn set_pair(pairs: &mut Vec<(Value, Value)>, k: Value, v: Value) {
+    match pairs.iter_mut().find(|(key, _)| *key == k) {
+        Some(slot) => slot.1 = v,
+        None => pairs.push((k, v)),
+    }
+}
+
+/// Salt's `match_check`: every function (a name or a list of names)
+/// matches the regex at its start; an invalid regex matches nothing.
+fn match_check(regex: &str, fun: &Value) -> bool {
+    let funs: Vec<&Value> = match fun {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let Ok(re) = PyRegex::new(regex) else {
+        log::error!("Invalid regular expression: {regex}");
+        return false;
+    };
+    !funs.is_empty() && funs.iter().all(|f| f.as_str().is_some_and(|f| re.matches(f)))
+}
+
+/// Python's `str()` of an argument, for `__args_check`.
+fn py_str(v: &Value) -> String {
+    brine_proto::py::to_str(v)
+}
+
+/// Salt's `CkMinions.__args_check`: `{args: [...], kwargs: {...}}`
+/// conditions (or a list of them); `null` allows anything.
+fn args_check(valid: &Json, args: &[Value], kwargs: Option<&Value>) -> bool {
+    let conds: Vec<&Json> = match valid {
+        Json::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    conds.into_iter().any(|cond| {
+        let Json::Object(cond) = cond else { return false };
+        let empty = Vec::new();
+        let cond_args = cond.get("args").and_then(Json::as_array).unwrap_or(&empty);
+        for (i, c) in cond_args.iter().enumerate() {
+            let Some(arg) = args.get(i) else { return false };
+            match c {
+                Json::Null => {}
+                Json::String(re) if match_check(re, &Value::from(py_str(arg))) => {}
+                _ => return false,
+            }
+        }
+        if let Some(Json::Object(ck)) = cond.get("kwargs") {
+            for (k, c) in ck {
+                let Some(v) = kwargs.and_then(|kw| kw.get(k)) else {
+                    return false;
+                };
+                match c {
+                    Json::Null => {}
+                    Json::String(re) if match_check(re, &Value::from(py_str(v))) => {}
+                    _ => return false,
+                }
+            }
+        }
+        true
+    })
+}
+
+/// Salt's `CkMinions.__fun_check`: function regexes, or `{regex: args
+/// conditions}`.
+fn fun_check(valid: &Json, fun: &Value, args: &[Value], kwargs: Option<&Value>) -> bool {
+    let conds: Vec<&Json> = match valid {
+        Json::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    conds.into_iter().any(|cond| match cond {
+        Json::String(re) => match_check(re, fun),
+        Json::Object(o) if o.len() == 1 => {
+            let (re, spec) = o.iter().next().unwrap();
+            match_check(re, fun) && args_check(spec, args, kwargs)
+        }
+        _ => false,
+    })
+}
+
+impl ReqHandler {
+    /// Salt's `CkMinions.check_minions` (greedy) as a set.
+    fn matched(&self, tgt: &Value, tgt_type: &str) -> Vec<String> {
+        let accepted = brine_keys::KeyStore::list(&self.keys, brine_keys::KeyState::Accepted).unwrap_or_default();
+        crate::targeting::CkMinions::from_config(&self.cfg, accepted)
+            .check_minions(tgt, tgt_type, ":", true)
+            .minions
+    }
+
+    /// Salt's `CkMinions.auth_check` with `publish_validate=True`.
+    fn auth_check(&self, perms: &[Json], funs: &Value, args: &Value, tgt: &Value, tgt_type: &str) -> bool {
+        let v_type = match tgt_type.to_lowercase().as_str() {
+            "pillar" | "pillar_pcre" => "pillar_exact".to_string(),
+            "compound" => "compound_pillar_exact".to_string(),
+            _ => tgt_type.to_string(),
+        };
+        let exact = self.matched(tgt, &v_type);
+        let minions = self.matched(tgt, tgt_type);
+        // Pillar globbing or regexes would reach more minions than the
+        // exact match: refused.
+        if minions.iter().any(|m| !exact.contains(m)) {
+            return false;
+        }
+        let (funs, args): (Vec<&Value>, Vec<&Value>) = match funs {
+            Value::Array(f) => {
+                let Value::Array(a) = args else { return false };
+                (f.iter().collect(), a.iter().collect())
+            }
+            other => (vec![other], vec![args]),
+        };
+        for (num, fun) in funs.iter().enumerate() {
+            for ind in perms {
+                match ind {
+                    Json::String(re) if match_check(re, fun) => return true,
+                    Json::Object(o) if o.len() == 1 => {
+                        let (valid, spec) = o.iter().next().unwrap();
+                        let allowed = self.matched(&Value::from(valid.as_str()), "compound");
+                        if !minions.iter().all(|m| allowed.contains(m)) {
+                            continue;
+                        }
+                        let Some(Value::Array(fun_args)) = args.get(num) else {
+                            return false;
+                        };
+                        let mut fun_args = fun_args.clone();
+                        let kwargs = match fun_args.last() {
+                            Some(kw) if kw.get("__kwarg__").is_some() => fun_args.pop(),
+                            _ => None,
+                        };
+                        if fun_check(spec, fun, &fun_args, kwargs.as_ref()) {
+                            return true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        false
+    }
+
+    /// Salt's `__verify_minion_publish`; `Err` where Salt's raises. The
+    /// load's `fun`/`arg` are rewritten for the comma form, as Salt does.
+    fn verify_minion_publish(&self, id: &str, load: &mut Value) -> Result<bool, String> {
+        let Some(Json::Object(peer)) = self.cfg.get("peer") else {
+            return Ok(false);
+        };
+        if ["fun", "arg", "tgt", "ret", "id"].iter().any(|k| load.get(k).is_none()) {
+            return Ok(false);
+        }
+        let fun = match load.get("fun") {
+            Some(Value::Str(f)) => f.clone(),
+            other => return Err(format!("fun {other:?} is not text")),
+        };
+        if fun.starts_with("publish.") {
+            return Ok(false);
+        }
+        let mut perms: Vec<Json> = Vec::new();
+        for (pattern, funcs) in peer {
+            let hit = PyRegex::new(pattern).map_err(|e| e.to_string())?.matches(id);
+            if let (true, Json::Array(list)) = (hit, funcs) {
+                perms.extend(list.iter().cloned());
+            }
+        }
+        if fun.contains(',') {
+            load.set("fun", Value::Array(fun.split(',').map(Value::from).collect()));
+            let Some(Value::Array(args)) = load.get("arg") else {
+                return Err("arg is not a list".into());
+            };
+            let mut split = Vec::new();
+            for a in args {
+                let Some(s) = a.as_str() else {
+                    return Err(format!("argument {a:?} has no split()"));
+                };
+                split.push(Value::Array(s.split_whitespace().map(Value::from).collect()));
+            }
+            load.set("arg", Value::Array(split));
+        }
+        let tgt_type = load.get("tgt_type").and_then(Value::as_str).unwrap_or("glob");
+        let allowed = self.auth_check(
+            &perms,
+            load.get("fun").unwrap_or(&Value::Nil),
+            load.get("arg").unwrap_or(&Value::Nil),
+            load.get("tgt").unwrap_or(&Value::Nil),
+            tgt_type,
+        );
+        if allowed && fun.contains(',') {
+            // Salt's masterapi.minion_pub verifies the load again, now with
+            // `fun` a list, and raises on `re.match`: the comma form never
+            // publishes (3006 and 3007).
+            return Err(
+                "the comma form of fun (a list after the split) is refused as Salt's masterapi raises on it".into(),
+            );
+        }
+        Ok(allowed)
+    }
+
+    /// `minion_pub`: publish for a peer; `{jid, minions}`.
+    pub(super) fn minion_pub(&mut self, id: &str, load: &Value) -> Value {
+        let mut load = load.clone();
+        match self.verify_minion_publish(id, &mut load) {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(
+                    "{id}: peer publish of {} refused by the peer configuration",
+                    load.get("fun").map(brine_proto::py::to_str).unwrap_or_default()
+                );
+                return Value::Map(vec![]);
+            }
+            Err(e) => {
+                warn!("{id}: minion_pub failed (answered \"\" as Salt does): {e}");
+                return Value::from("");
+            }
+        }
+        let no_parse: Vec<String> = match load.get("no_parse") {
+            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            _ => Vec::new(),
+        };
+        let args = match load.get("arg") {
+            Some(Value::Array(a)) => parse_input(a, &no_parse),
+            _ => Vec::new(),
+        };
+        let orig_tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
+        let mut tgt = orig_tgt.clone();
+        let mut tgt_type = load
+            .get("tgt_type")
+            .and_then(Value::as_str)
+            .unwrap_or("glob")
+            .to_string();
+        if tgt_type.starts_with("node") {
+            let group = tgt
+                .as_str()
+                .and_then(|t| self.cfg.get("nodegroups")?.get(t))
+                .map(from_json);
+            match group {
+                Some(g) => {
+                    tgt = g;
+                    tgt_type = "compound".into();
+                }
+                None => return Value::Map(vec![]),
+            }
+        }
+        // What LocalClient.cmd_async sends for AESFuncs.minion_pub.
+        let job = Value::map([
+            ("tgt", tgt),
+            ("fun", load.get("fun").cloned().unwrap_or(Value::Nil)),
+            ("arg", Value::Array(args)),
+            ("tgt_type", Value::from(tgt_type.as_str())),
+            ("ret", load.get("ret").cloned().unwrap_or(Value::from(""))),
+            ("jid", Value::from("")),
+            ("kwargs", Value::map([("id", Value::from(id))])),
+            ("user", Value::from(self.cfg.user.as_str())),
+        ]);
+        let user = self.cfg.user.clone();
+        let published = match self.publish_job(job, &user) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("{id}: peer publish failed: {e}");
+                return Value::from("");
+            }
+        };
+        let jid = published
+            .get("jid")
+            .and_then(Value::as_str)
+            .map_or(Value::Int(0), Value::from);
+        let minions = self.matched(&orig_tgt, &tgt_type);
+        let auth = self.cfg.cachedir.join("publish_auth");
+        let _ = std::fs::create_dir_all(&auth);
+        let path = auth.join(brine_proto::py::to_str(&jid));
+        if let Err(e) = std::fs::write(&path, id) {
+            warn!("{id}: cannot write {}: {e}", path.display());
+            return Value::from("");
+        }
+        info!("{id}: peer publish, job {}", brine_proto::py::to_str(&jid));
+        Value::map([
+            ("jid", jid),
+            ("minions", Value::Array(minions.into_iter().map(Value::from).collect())),
+        ])
+    }
+
+    /// `pub_ret`: the returns of a job this minion published.
+    pub(super) fn pub_ret(&mut self, id: &str, load: &Value) -> Value {
+        let (Some(jid), Some(_)) = (load.get("jid"), load.get("id")) else {
+            return Value::Map(vec![]);
+        };
+        let jid = brine_proto::py::to_str(jid);
+        // Salt's clean_join: the file must sit directly in publish_auth.
+        if jid.is_empty() || jid.contains('/') || jid == "." || jid == ".." || jid.contains('\0') {
+            warn!("{id}: pub_ret for an invalid jid {jid:?} (answered \"\" as Salt does)");
+            return Value::from("");
+        }
+        let path = self.cfg.cachedir.join("publish_auth").join(&jid);
+        match std::fs::read_to_string(&path) {
+            Ok(owner) if owner == id => {}
+            Ok(_) => {
+                warn!("{id}: pub_ret for job {jid}, which another minion published: refused");
+                return Value::Map(vec![]);
+            }
+            Err(e) => {
+                warn!("{id}: pub_ret for job {jid} (answered \"\" as Salt does): {e}");
+                return Value::from("");
+            }
+        }
+        let Value::Map(returns) = crate::runners::cached_returns(&self.cfg, &jid) else {
+            return Value::Map(vec![]);
+        };
+        Value::Map(
+            returns
+                .into_iter()
+                .map(|(minion, data)| {
+                    let mut m = Value::map([("ret", data.get("return").cloned().unwrap_or(Value::Nil))]);
+                    if let Some(out) = data.get("out") {
+                        m.set("out", out.clone());
+                    }
+                    (minion, m)
+                })
+                .collect(),
+        )
+    }
+
+    /// `minion_runner`: a runner function for a minion `peer_run` allows.
+    pub(super) fn minion_runner(&mut self, id: &str, load: &Value) -> Value {
+        let Some(Json::Object(peer_run)) = self.cfg.get("peer_run") else {
+            return Value::Map(vec![]);
+        };
+        if ["fun", "arg", "id"].iter().any(|k| load.get(k).is_none()) {
+            return Value::Map(vec![]);
+        }
+        let Some(fun) = load.get("fun").and_then(Value::as_str) else {
+            warn!("{id}: minion_runner without a function name (answered \"\" as Salt does)");
+            return Value::from("");
+        };
+        let mut good = false;
+        for (pattern, funcs) in peer_run {
+            let hit = PyRegex::new(pattern).is_ok_and(|re| re.matches(id));
+            if let (true, Json::Array(list)) = (hit, funcs) {
+                good |= list
+                    .iter()
+                    .filter_map(Json::as_str)
+                    .any(|p| PyRegex::new(p).is_ok_and(|re| re.matches(fun)));
+            }
+        }
+        if !good {
+            warn!("Minion id {id} is not who it says it is! (peer_run does not allow it {fun})");
+            return Value::Map(vec![]);
+        }
+        let no_parse: Vec<String> = match load.get("no_parse") {
+            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            _ => Vec::new(),
+        };
+        let mut args = match load.get("arg") {
+            Some(Value::Array(a)) => parse_input(a, &no_parse),
+            _ => Vec::new(),
+        };
+        let kwarg = match args.last() {
+            Some(kw) if kw.get("__kwarg__").is_some() => {
+                let mut kw = args.pop().unwrap_or(Value::Nil);
+                kw.remove("__kwarg__");
+                kw
+            }
+            _ => Value::Map(vec![]),
+        };
+        let low = Value::map([("arg", Value::Array(args)), ("kwarg", kwarg)]);
+        crate::runners::run_now(&self.cfg, fun, &low, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_input_as_salts() {
+        let args = [
+            Value::from("1"),
+            Value::from("a=[1, 2]"),
+            Value::from("b=x"),
+            Value::from("raw=1"),
+            Value::map([("__kwarg__", Value::Bool(true)), ("c", Value::Int(3))]),
+            Value::Array(vec![Value::from("x")]),
+        ];
+        let got = parse_input(&args, &["raw".to_string()]);
+        assert_eq!(
+            got,
+            vec![
+                Value::Int(1),
+                Value::Array(vec![Value::from("x")]),
+                Value::map([
+                    ("__kwarg__", Value::Bool(true)),
+                    ("a", Value::Array(vec![Value::Int(1), Value::Int(2)])),
+                    ("b", Value::from("x")),
+                    ("raw", Value::from("1")),
+                    ("c", Value::Int(3)),
+                ]),
+            ]
+        );
+        assert_eq!(parse_input(&[Value::from("plain")], &[]), vec![Value::from("plain")]);
+    }
+
+    #[test]
+    fn fun_and_args_checks_as_salts() {
+        assert!(match_check("test\\..*", &Value::from("test.ping")));
+        assert!(
+            match_check("test", &Value::from("test.ping")),
+            "re.match is anchored at the start only"
+        );
+        assert!(!match_check("cmd\\..*", &Value::from("test.ping")));
+        assert!(!match_check("(", &Value::from("test.ping")));
+        assert!(match_check(
+            "test\\..*",
+            &Value::Array(vec![Value::from("test.ping"), Value::from("test.echo")])
+        ));
+        assert!(!match_check(
+            "test\\..*",
+            &Value::Array(vec![Value::from("test.ping"), Value::from("cmd.run")])
+        ));
+        let spec = json!(["test.ping", {"cmd.run": {"args": ["ls.*", null], "kwargs": {"cwd": "/tmp"}}}]);
+        assert!(fun_check(&spec, &Value::from("test.ping"), &[], None));
+        let kw = Value::map([("__kwarg__", Value::Bool(true)), ("cwd", Value::from("/tmp"))]);
+        let args = [Value::from("ls -l"), Value::Int(5)];
+        assert!(fun_check(&spec, &Value::from("cmd.run"), &args, Some(&kw)));
+        assert!(!fun_check(&spec, &Value::from("cmd.run"), &args, None));
+        assert!(!fun_check(&spec, &Value::from("cmd.run"), &args[..1], Some(&kw)));
+        assert!(!fun_check(
+            &spec,
+            &Value::from("cmd.run"),
+            &[Value::from("rm"), Value::Int(5)],
+            Some(&kw)
+        ));
+    }
+}
