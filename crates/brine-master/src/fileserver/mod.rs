@@ -58,7 +58,7 @@
 //! the master's (NFS with a skewed server) could hide a change made in the
 //! same timestamp tick as the previous one.
 
-mod py;
+pub(crate) mod py;
 pub mod roots;
 #[cfg(test)]
 mod tests;

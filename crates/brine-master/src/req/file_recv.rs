@@ -11,12 +11,13 @@
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use brine_proto::Value;
 use log::{error, warn};
 
 use super::ReqHandler;
+use crate::fileserver::py;
 
 /// What `_file_recv` needs from the master's options.
 pub(crate) struct RecvOpts {
@@ -123,113 +124,50 @@ pub(crate) fn receive(opts: &RecvOpts, root: &Path, load: &Value) -> Result<(), 
             other => return raised(format!("path element {other:?} is not text")),
         }
     }
-    let rel = brine_config::py::normpath(&names.join("/"));
-    if rel.starts_with('/') || names.contains(&"../") {
+    let rel = py::normpath(&names.join("/"));
+    if py::isabs(&rel) || names.contains(&"../") {
         return no(&format!("path {:?} is absolute or climbs out", names.join("/")));
     }
-    let root = std::path::absolute(root).map_err(|e| Refused::Raised(format!("{}: {e}", root.display())))?;
-    let root = root.as_path();
-    let target = lexical(&root.join(&rel));
-    let (checked_root, checked) = if opts.follow_symlinks {
-        (lexical(root), target.clone())
-    } else {
-        (realpath(root), realpath(&target))
-    };
-    if !checked.starts_with(&checked_root) {
+    // Salt's `clean_path(rpath, cpath, subdir=True, realpath=not
+    // fileserver_followsymlinks)`, the fileserver's own.
+    let root = root
+        .to_str()
+        .ok_or_else(|| Refused::Raised(format!("{} is not UTF-8", root.display())))?;
+    let cwd = std::env::current_dir().map_or_else(|_| "/".to_string(), |d| d.to_string_lossy().into_owned());
+    let target = py::join(root, &rel);
+    if !py::clean_path(&cwd, root, &target, !opts.follow_symlinks) {
         return no(&format!(
-            "attempt to write received file outside of the master cache directory: {}",
-            target.display()
+            "attempt to write received file outside of the master cache directory: {target}"
         ));
     }
-    // Salt's `os.path.dirname(rpath/normpath)`: the root itself for ".".
-    // As in Salt, a failure here shows when the file is opened.
-    let dir = if rel == "." { Some(root) } else { target.parent() };
-    if let Some(dir) = dir {
-        let _ = std::fs::create_dir_all(dir);
-    }
+    // As in Salt, a failure to make the directory shows when the file is
+    // opened.
+    let _ = std::fs::create_dir_all(py::dirname(&target));
     let at = match loc {
         Loc::Int(i) => i as u64,
         Loc::Float(0.0) => 0,
         Loc::Float(_) => u64::MAX,
     };
-    let append = target.is_file() && at != 0;
+    let append = py::isfile(&target) && at != 0;
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .append(append)
         .truncate(!append)
         .open(&target)
-        .map_err(|e| Refused::Raised(format!("cannot open {}: {e}", target.display())))?;
+        .map_err(|e| Refused::Raised(format!("cannot open {target}: {e}")))?;
     if at == u64::MAX {
         return raised("loc is a float: Python's seek() refuses it".into());
     }
     if at != 0 && !append {
         f.seek(SeekFrom::Start(at))
-            .map_err(|e| Refused::Raised(format!("cannot seek {} to {at}: {e}", target.display())))?;
+            .map_err(|e| Refused::Raised(format!("cannot seek {target} to {at}: {e}")))?;
     }
     let Some(data) = data else {
         return raised("data is not bytes or text".into());
     };
     f.write_all(&data)
-        .map_err(|e| Refused::Raised(format!("cannot write {}: {e}", target.display())))
-}
-
-/// `os.path.normpath` of an absolute path, `..` dropped at the top.
-fn lexical(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Python's `os.path.realpath` (not strict): symlinks resolved one
-/// component at a time, dangling ones by their target text too, missing
-/// components kept as they are; a loop stops resolving after 40 links.
-fn realpath(p: &Path) -> PathBuf {
-    let mut todo: Vec<std::ffi::OsString> = lexical(p)
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            _ => None,
-        })
-        .collect();
-    let mut out = PathBuf::from("/");
-    let mut links = 0;
-    while let Some(name) = todo.pop() {
-        if name == ".." {
-            out.pop();
-            continue;
-        }
-        if name == "." {
-            continue;
-        }
-        let next = out.join(&name);
-        match std::fs::read_link(&next) {
-            Ok(target) if links < 40 => {
-                links += 1;
-                if target.is_absolute() {
-                    out = PathBuf::from("/");
-                }
-                for c in target.components().rev() {
-                    match c {
-                        Component::Normal(n) => todo.push(n.to_os_string()),
-                        Component::ParentDir => todo.push("..".into()),
-                        _ => {}
-                    }
-                }
-            }
-            _ => out = next,
-        }
-    }
-    out
+        .map_err(|e| Refused::Raised(format!("cannot write {target}: {e}")))
 }
 
 #[cfg(test)]
@@ -400,19 +338,5 @@ mod tests {
         )
         .unwrap();
         assert!(outside.join("x").exists());
-    }
-
-    #[test]
-    fn realpath_resolves_like_python() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = realpath(dir.path());
-        std::fs::create_dir_all(d.join("a/b")).unwrap();
-        symlink("a/b", d.join("l")).unwrap();
-        symlink("../..", d.join("a/b/up")).unwrap();
-        symlink("loop", d.join("loop")).unwrap();
-        assert_eq!(realpath(&d.join("l/c")), d.join("a/b/c"));
-        assert_eq!(realpath(&d.join("l/up/x")), d.join("x"));
-        assert_eq!(realpath(&d.join("missing/../a")), d.join("a"));
-        assert_eq!(realpath(&d.join("loop")), d.join("loop"));
     }
 }
