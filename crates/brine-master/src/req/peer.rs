@@ -22,7 +22,7 @@ use log::{info, warn};
 use serde_json::Value as Json;
 
 use super::ReqHandler;
-use crate::targeting::PyRegex;
+use crate::targeting::{CkMinions, PyRegex};
 
 /// Salt's `parse_input` (with `condition_input`): `k=v` texts become a
 /// trailing `{"__kwarg__": True, ...}` map, everything else positional;
@@ -85,11 +85,6 @@ fn match_check(regex: &str, fun: &Value) -> bool {
     !funs.is_empty() && funs.iter().all(|f| f.as_str().is_some_and(|f| re.matches(f)))
 }
 
-/// Python's `str()` of an argument, for `__args_check`.
-fn py_str(v: &Value) -> String {
-    brine_proto::py::to_str(v)
-}
-
 /// Salt's `CkMinions.__args_check`: `{args: [...], kwargs: {...}}`
 /// conditions (or a list of them); `null` allows anything.
 fn args_check(valid: &Json, args: &[Value], kwargs: Option<&Value>) -> bool {
@@ -105,7 +100,7 @@ fn args_check(valid: &Json, args: &[Value], kwargs: Option<&Value>) -> bool {
             let Some(arg) = args.get(i) else { return false };
             match c {
                 Json::Null => {}
-                Json::String(re) if match_check(re, &Value::from(py_str(arg))) => {}
+                Json::String(re) if match_check(re, &Value::from(brine_proto::py::to_str(arg))) => {}
                 _ => return false,
             }
         }
@@ -116,7 +111,7 @@ fn args_check(valid: &Json, args: &[Value], kwargs: Option<&Value>) -> bool {
                 };
                 match c {
                     Json::Null => {}
-                    Json::String(re) if match_check(re, &Value::from(py_str(v))) => {}
+                    Json::String(re) if match_check(re, &Value::from(brine_proto::py::to_str(v))) => {}
                     _ => return false,
                 }
             }
@@ -142,68 +137,63 @@ fn fun_check(valid: &Json, fun: &Value, args: &[Value], kwargs: Option<&Value>) 
     })
 }
 
-impl ReqHandler {
-    /// Salt's `CkMinions.check_minions` (greedy) as a set.
-    fn matched(&self, tgt: &Value, tgt_type: &str) -> Vec<String> {
-        let accepted = brine_keys::KeyStore::list(&self.keys, brine_keys::KeyState::Accepted).unwrap_or_default();
-        crate::targeting::CkMinions::from_config(&self.cfg, accepted)
-            .check_minions(tgt, tgt_type, ":", true)
-            .minions
-    }
+/// Salt's `CkMinions.check_minions` (greedy).
+fn matched(ck: &CkMinions, tgt: &Value, tgt_type: &str) -> Vec<String> {
+    ck.check_minions(tgt, tgt_type, ":", true).minions
+}
 
-    /// Salt's `CkMinions.auth_check` with `publish_validate=True`.
-    fn auth_check(&self, perms: &[Json], funs: &Value, args: &Value, tgt: &Value, tgt_type: &str) -> bool {
-        let v_type = match tgt_type.to_lowercase().as_str() {
-            "pillar" | "pillar_pcre" => "pillar_exact".to_string(),
-            "compound" => "compound_pillar_exact".to_string(),
-            _ => tgt_type.to_string(),
-        };
-        let exact = self.matched(tgt, &v_type);
-        let minions = self.matched(tgt, tgt_type);
-        // Pillar globbing or regexes would reach more minions than the
-        // exact match: refused.
-        if minions.iter().any(|m| !exact.contains(m)) {
-            return false;
+/// Salt's `CkMinions.auth_check` with `publish_validate=True`.
+fn auth_check(ck: &CkMinions, perms: &[Json], funs: &Value, args: &Value, tgt: &Value, tgt_type: &str) -> bool {
+    let v_type = match tgt_type.to_lowercase().as_str() {
+        "pillar" | "pillar_pcre" => "pillar_exact".to_string(),
+        "compound" => "compound_pillar_exact".to_string(),
+        _ => tgt_type.to_string(),
+    };
+    let exact = matched(ck, tgt, &v_type);
+    let minions = matched(ck, tgt, tgt_type);
+    // Pillar globbing or regexes would reach more minions than the
+    // exact match: refused.
+    if minions.iter().any(|m| !exact.contains(m)) {
+        return false;
+    }
+    let (funs, args): (Vec<&Value>, Vec<&Value>) = match funs {
+        Value::Array(f) => {
+            let Value::Array(a) = args else { return false };
+            (f.iter().collect(), a.iter().collect())
         }
-        let (funs, args): (Vec<&Value>, Vec<&Value>) = match funs {
-            Value::Array(f) => {
-                let Value::Array(a) = args else { return false };
-                (f.iter().collect(), a.iter().collect())
-            }
-            other => (vec![other], vec![args]),
-        };
-        for (num, fun) in funs.iter().enumerate() {
-            for ind in perms {
-                match ind {
-                    Json::String(re) if match_check(re, fun) => return true,
-                    Json::Object(o) if o.len() == 1 => {
-                        let (valid, spec) = o.iter().next().unwrap();
-                        let allowed = self.matched(&Value::from(valid.as_str()), "compound");
-                        if !minions.iter().all(|m| allowed.contains(m)) {
-                            continue;
-                        }
-                        let Some(Value::Array(fun_args)) = args.get(num) else {
-                            return false;
-                        };
-                        let mut fun_args = fun_args.clone();
-                        let kwargs = match fun_args.last() {
-                            Some(kw) if kw.get("__kwarg__").is_some() => fun_args.pop(),
-                            _ => None,
-                        };
-                        if fun_check(spec, fun, &fun_args, kwargs.as_ref()) {
-                            return true;
-                        }
+        other => (vec![other], vec![args]),
+    };
+    for (num, fun) in funs.iter().enumerate() {
+        for ind in perms {
+            match ind {
+                Json::String(re) if match_check(re, fun) => return true,
+                Json::Object(o) if o.len() == 1 => {
+                    let (valid, spec) = o.iter().next().unwrap();
+                    let allowed = matched(ck, &Value::from(valid.as_str()), "compound");
+                    if !minions.iter().all(|m| allowed.contains(m)) {
+                        continue;
                     }
-                    _ => {}
+                    let Some(Value::Array(fun_args)) = args.get(num) else {
+                        return false;
+                    };
+                    let (fun_args, kwargs) = match fun_args.split_last() {
+                        Some((kw, rest)) if kw.get("__kwarg__").is_some() => (rest, Some(kw)),
+                        _ => (&fun_args[..], None),
+                    };
+                    if fun_check(spec, fun, fun_args, kwargs) {
+                        return true;
+                    }
                 }
+                _ => {}
             }
         }
-        false
     }
+    false
+}
 
-    /// Salt's `__verify_minion_publish`; `Err` where Salt's raises. The
-    /// load's `fun`/`arg` are rewritten for the comma form, as Salt does.
-    fn verify_minion_publish(&self, id: &str, load: &mut Value) -> Result<bool, String> {
+impl ReqHandler {
+    /// Salt's `__verify_minion_publish`; `Err` where Salt's raises.
+    fn verify_minion_publish(&self, ck: &CkMinions, id: &str, load: &Value) -> Result<bool, String> {
         let Some(Json::Object(peer)) = self.cfg.get("peer") else {
             return Ok(false);
         };
@@ -224,28 +214,34 @@ impl ReqHandler {
                 perms.extend(list.iter().cloned());
             }
         }
-        if fun.contains(',') {
-            load.set("fun", Value::Array(fun.split(',').map(Value::from).collect()));
+        // The comma form: several functions, each argument split on
+        // whitespace.
+        let split: (Value, Value);
+        let (funs, args) = if fun.contains(',') {
             let Some(Value::Array(args)) = load.get("arg") else {
                 return Err("arg is not a list".into());
             };
-            let mut split = Vec::new();
+            let mut split_args = Vec::new();
             for a in args {
                 let Some(s) = a.as_str() else {
                     return Err(format!("argument {a:?} has no split()"));
                 };
-                split.push(Value::Array(s.split_whitespace().map(Value::from).collect()));
+                split_args.push(Value::Array(s.split_whitespace().map(Value::from).collect()));
             }
-            load.set("arg", Value::Array(split));
-        }
+            split = (
+                Value::Array(fun.split(',').map(Value::from).collect()),
+                Value::Array(split_args),
+            );
+            (&split.0, &split.1)
+        } else {
+            (
+                load.get("fun").unwrap_or(&Value::Nil),
+                load.get("arg").unwrap_or(&Value::Nil),
+            )
+        };
         let tgt_type = load.get("tgt_type").and_then(Value::as_str).unwrap_or("glob");
-        let allowed = self.auth_check(
-            &perms,
-            load.get("fun").unwrap_or(&Value::Nil),
-            load.get("arg").unwrap_or(&Value::Nil),
-            load.get("tgt").unwrap_or(&Value::Nil),
-            tgt_type,
-        );
+        let tgt = load.get("tgt").unwrap_or(&Value::Nil);
+        let allowed = auth_check(ck, &perms, funs, args, tgt, tgt_type);
         if allowed && fun.contains(',') {
             // Salt's masterapi.minion_pub verifies the load again, now with
             // `fun` a list, and raises on `re.match`: the comma form never
@@ -259,8 +255,8 @@ impl ReqHandler {
 
     /// `minion_pub`: publish for a peer; `{jid, minions}`.
     pub(super) fn minion_pub(&mut self, id: &str, load: &Value) -> Value {
-        let mut load = load.clone();
-        match self.verify_minion_publish(id, &mut load) {
+        let ck = self.ckminions();
+        match self.verify_minion_publish(&ck, id, load) {
             Ok(true) => {}
             Ok(false) => {
                 warn!(
@@ -325,7 +321,7 @@ impl ReqHandler {
             .get("jid")
             .and_then(Value::as_str)
             .map_or(Value::Int(0), Value::from);
-        let minions = self.matched(&orig_tgt, &tgt_type);
+        let minions = matched(&ck, &orig_tgt, &tgt_type);
         let auth = self.cfg.cachedir.join("publish_auth");
         let _ = std::fs::create_dir_all(&auth);
         let path = auth.join(brine_proto::py::to_str(&jid));

@@ -188,9 +188,14 @@ impl ReqHandler {
     /// Salt's `CkMinions.check_minions` with `greedy=True`, over the
     /// accepted keys and the minion data cache: `(minions, missing)`.
     fn expected_minions(&self, tgt: &Value, tgt_type: &str, delimiter: &str) -> (Vec<String>, Vec<String>) {
-        let accepted = self.keys.list(KeyState::Accepted).unwrap_or_default();
-        let ck = crate::targeting::CkMinions::from_config(&self.cfg, accepted);
-        let m = ck.check_minions(tgt, tgt_type, delimiter, true);
+        let m = self.ckminions().check_minions(tgt, tgt_type, delimiter, true);
         (m.minions, m.missing)
+    }
+
+    /// Salt's `CkMinions` over the accepted keys and the minion data cache
+    /// (read as needed, once per instance).
+    pub(super) fn ckminions(&self) -> crate::targeting::CkMinions {
+        let accepted = self.keys.list(KeyState::Accepted).unwrap_or_default();
+        crate::targeting::CkMinions::from_config(&self.cfg, accepted)
     }
 }
