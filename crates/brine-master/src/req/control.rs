@@ -498,12 +498,7 @@ impl ReqHandler {
                         };
                         match done {
                             Ok(true) => {
-                                let ev = Value::map([
-                                    ("result", Value::Bool(true)),
-                                    ("act", Value::from(verb)),
-                                    ("id", Value::from(id.as_str())),
-                                ]);
-                                let _ = self.events.fire("salt/key", &ev);
+                                self.key_event(verb, id);
                                 info!("wheel key.{verb}: {id}");
                             }
                             Ok(false) => {}
@@ -512,10 +507,7 @@ impl ReqHandler {
                     }
                 }
                 if verb != "accept" {
-                    self.check_minion_cache();
-                    if self.cfg.get_bool("rotate_aes_key").unwrap_or(true) {
-                        self.drop_dfn();
-                    }
+                    self.after_keys_removed();
                 }
                 Ok(listing(match pats {
                     Some(p) => self.name_match(&p, false),
@@ -572,9 +564,29 @@ impl ReqHandler {
         }
     }
 
+    /// The `salt/key` event of a key action (`accept`, `reject`, `delete`).
+    pub(super) fn key_event(&mut self, act: &str, id: &str) {
+        let ev = Value::map([
+            ("result", Value::Bool(true)),
+            ("act", Value::from(act)),
+            ("id", Value::from(id)),
+        ]);
+        let _ = self.events.fire("salt/key", &ev);
+    }
+
+    /// What Salt's `Key.delete_key`/`reject` do after keys are gone: the
+    /// data cache of minions without a key dropped, and an AES rotation
+    /// asked for when `rotate_aes_key`.
+    pub(super) fn after_keys_removed(&self) {
+        self.check_minion_cache();
+        if self.cfg.get_bool("rotate_aes_key").unwrap_or(true) {
+            self.drop_dfn();
+        }
+    }
+
     /// Salt's `check_minion_cache`: drop the data cache of minions whose
     /// key is gone, unless `preserve_minion_cache`.
-    pub(super) fn check_minion_cache(&self) {
+    fn check_minion_cache(&self) {
         if self.cfg.get_bool("preserve_minion_cache").unwrap_or(false) {
             return;
         }
@@ -591,7 +603,7 @@ impl ReqHandler {
     }
 
     /// Salt's `crypt.dropfile`: ask Maintenance to rotate the AES key.
-    pub(super) fn drop_dfn(&self) {
+    fn drop_dfn(&self) {
         if let Err(e) = brine_keys::drop_rotation_file(&self.cfg.cachedir, &self.cfg.master_id()) {
             warn!("cannot write {}: {e}", self.cfg.cachedir.join(".dfn").display());
         }

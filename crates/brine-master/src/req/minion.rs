@@ -91,22 +91,14 @@ impl ReqHandler {
         for state in KeyState::ALL {
             match self.keys.remove(state, id) {
                 Ok(true) => {
-                    let ev = Value::map([
-                        ("result", Value::Bool(true)),
-                        ("act", Value::from("delete")),
-                        ("id", Value::from(id)),
-                    ]);
-                    let _ = self.events.fire("salt/key", &ev);
+                    self.key_event("delete", id);
                     info!("{id} revoked its own key ({state:?})");
                 }
                 Ok(false) => {}
                 Err(e) => warn!("{id}: revoke_auth: cannot delete its key: {e}"),
             }
         }
-        self.check_minion_cache();
-        if self.cfg.get_bool("rotate_aes_key").unwrap_or(true) {
-            self.drop_dfn();
-        }
+        self.after_keys_removed();
         Value::Bool(true)
     }
 
