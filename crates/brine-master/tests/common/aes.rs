@@ -10,10 +10,9 @@ use brine_proto::Value;
 
 use super::Env;
 
-/// One request/reply on ret_port (REQ socket, 30 s timeout: Python's
-/// master can take long over a first peer publish).
+/// One request/reply on ret_port (REQ socket, 10 s timeout).
 pub fn ask(port: u16, frames: &[Vec<u8>]) -> Vec<u8> {
-    ask_within(port, frames, 30_000).expect("every request gets a reply")
+    ask_within(port, frames, 10_000).expect("every request gets a reply")
 }
 
 /// One request/reply, `None` if no reply came within `ms`.
