@@ -97,21 +97,32 @@ fn side(brine: bool, version: &'static str, brine_extra: &str) -> Side {
 }
 
 impl Side {
-    /// Python's `salt` against this side: (masked stdout, stderr, status).
-    fn salt(&self, args: &[&str]) -> (String, String, i32) {
-        let (out, err, code) = py(&self.env, self.version, "salt", args);
+    /// A Python Salt CLI against this side: (masked stdout, stderr, status).
+    fn run(&self, tool: &str, args: &[&str]) -> (String, String, i32) {
+        let (out, err, code) = py(&self.env, self.version, tool, args);
         let root = self.env.root().display().to_string();
         (mask(&out.replace(&root, "<root>")), err, code)
     }
 
-    /// `salt … --out json --static`, parsed, with volatile fields removed.
-    fn salt_json(&self, args: &[&str]) -> Json {
+    /// Python's `salt` against this side.
+    fn salt(&self, args: &[&str]) -> (String, String, i32) {
+        self.run("salt", args)
+    }
+
+    /// `tool … --out json` plus `extra`, parsed, volatile fields removed.
+    fn json(&self, tool: &str, args: &[&str], extra: &[&str]) -> Json {
         let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--out", "json", "--static", "-t", "60"]);
-        let (out, err, _) = self.salt(&all);
-        let mut v: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("salt {args:?}: {e}: {out}\n{err}"));
+        all.extend(["--out", "json"]);
+        all.extend(extra);
+        let (out, err, _) = self.run(tool, &all);
+        let mut v: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{tool} {args:?}: {e}: {out}\n{err}"));
         scrub(&mut v);
         v
+    }
+
+    /// `salt … --out json --static`, parsed, with volatile fields removed.
+    fn salt_json(&self, args: &[&str]) -> Json {
+        self.json("salt", args, &["--static", "-t", "60"])
     }
 }
 
@@ -173,16 +184,7 @@ fn compare(version: &'static str, brine_extra: &str) {
     // Python's salt-run reads the master's caches itself: the minion data
     // cache Brine writes must read as Salt's own.
     let run = |args: &[&str]| -> Json {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--out", "json"]);
-        let parse = |side: &Side| -> Json {
-            let (out, err, _) = py(&side.env, side.version, "salt-run", &all);
-            let out = mask(&out.replace(&side.env.root().display().to_string(), "<root>"));
-            let mut v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("salt-run {args:?}: {e}: {out}\n{err}"));
-            scrub(&mut v);
-            v
-        };
-        let (b, p) = (parse(&brine), parse(&python));
+        let (b, p) = (brine.json("salt-run", args, &[]), python.json("salt-run", args, &[]));
         eprintln!("== salt-run {args:?}\n-- brine: {b}\n-- python: {p}");
         assert_eq!(b, p, "salt-run {args:?}: Brine and Python Salt differ");
         b
