@@ -349,7 +349,10 @@ fn run(o: &Opts) -> Result<i32> {
             quiet_print(&output(&o.out, &listing, false));
         }
         Action::Print(p) | Action::Finger(p) => {
-            let hash = cfg.get_str("finger_hash_type").unwrap_or("sha256").to_string();
+            let hash = cfg
+                .get_str("finger_hash_type")
+                .unwrap_or(brine_config::DEFAULT_HASH_TYPE)
+                .to_string();
             let listing = matching(&store, &DICT_ORDER, p)?;
             let mut with_values = Vec::new();
             for (s, ids) in listing {

@@ -81,6 +81,9 @@ pub enum ConfigError {
     Invalid { key: String, msg: String },
 }
 
+/// Salt's default `hash_type`.
+pub const DEFAULT_HASH_TYPE: &str = "sha256";
+
 /// Salt's log levels (`salt/_logging/impl.py` `LOG_LEVELS`), ordered by
 /// their numeric value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -369,6 +372,12 @@ impl MasterConfig {
 
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.raw.get(key)?.as_str()
+    }
+
+    /// `hash_type`, the digest Salt uses for file hashes and job cache
+    /// paths (`sha256` unless the config says otherwise).
+    pub fn hash_type(&self) -> &str {
+        self.get_str("hash_type").unwrap_or(DEFAULT_HASH_TYPE)
     }
 
     /// The master's `id` as Salt computes it (`id`, else `<hostname>_master`):

@@ -4,16 +4,12 @@
 //! which socket and file.
 
 pub mod cli;
-pub mod fileserver;
-pub mod jobcache;
 pub mod manager;
-pub mod pillar;
 pub mod pki;
 pub mod req;
 pub mod roles;
 pub mod runners;
 pub mod setup;
-pub mod targeting;
 pub mod zmqutil;
 
 /// Names of the processes, as `ps` shows them after the command line.

@@ -13,16 +13,15 @@
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use brine_config::MasterConfig;
 use brine_proto::Value;
 use log::{info, warn};
 
-use crate::jobcache::{gen_jid, is_jid, LocalCache};
 use crate::req::control::{arg_str, error, CallArgs};
-use crate::targeting::fnmatch;
+use brine_cache::{Jid, JobCache, LocalCache};
+use brine_targeting::fnmatch;
 
 pub const RUNNER_FUNCS: [&str; 7] = [
     "jobs.list_jobs",
@@ -46,7 +45,7 @@ pub fn start(cfg: &MasterConfig, fun: &str, load: &Value, username: &str) -> Val
             ),
         );
     }
-    let jid = gen_jid();
+    let jid = Jid::generate().to_string();
     let tag = format!("salt/run/{jid}");
     let cfg = cfg.clone();
     // As Salt's ClearFuncs.runner: the low data is the load's `kwarg`,
@@ -77,7 +76,7 @@ pub(crate) fn run_now(cfg: &MasterConfig, fun: &str, low: &Value, user: &str) ->
         warn!("runner {fun} for {user}: not implemented in Brine");
         return Value::from(format!("'{fun}' is not available."));
     }
-    let jid = gen_jid();
+    let jid = Jid::generate().to_string();
     let tag = format!("salt/run/{jid}");
     run(cfg, fun, low, user, &jid, &tag)
 }
@@ -85,7 +84,7 @@ pub(crate) fn run_now(cfg: &MasterConfig, fun: &str, low: &Value, user: &str) ->
 /// The returns in the job cache for `jid`, as Salt's `local_cache.get_jid`:
 /// `{minion: {return, ..., out}}`.
 pub(crate) fn cached_returns(cfg: &MasterConfig, jid: &str) -> Value {
-    JobFiles::new(cfg).returns(jid)
+    Jid::parse(jid).map_or(Value::Map(Vec::new()), |jid| job_cache(cfg).get_jid(&jid))
 }
 
 fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: &str) -> Value {
@@ -116,7 +115,7 @@ fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: 
 }
 
 fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String> {
-    let cache = JobFiles::new(cfg);
+    let cache = job_cache(cfg);
     let jid_arg = || {
         args.get(0, "jid")
             .and_then(arg_str)
@@ -145,7 +144,8 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
                 }
             }
             let mut out = Vec::new();
-            for (jid, job) in cache.all_loads() {
+            for (jid, job) in cache.get_jids() {
+                let jid = jid.to_string();
                 let inst = format_jid_instance(&jid, &job, false);
                 if let Some(t) = &targets {
                     let tv: Vec<String> = match inst.get("Target") {
@@ -313,8 +313,9 @@ fn jid_to_time(jid: &str) -> String {
 }
 
 /// `jobs.list_job`: the job's description and its returns.
-fn list_job(cache: &JobFiles, jid: &str) -> Value {
-    let load = cache.load_with_minions(jid);
+fn list_job(cache: &dyn JobCache, jid: &str) -> Value {
+    let jid_ok = Jid::parse(jid);
+    let load = jid_ok.as_ref().map_or(Value::Map(Vec::new()), |j| cache.get_load(j));
     let mut ret = Value::map([("jid", Value::from(jid))]);
     if let Value::Map(pairs) = format_jid_instance(jid, &load, true) {
         for (k, v) in pairs {
@@ -323,94 +324,13 @@ fn list_job(cache: &JobFiles, jid: &str) -> Value {
             }
         }
     }
-    ret.set("Result", cache.returns(jid));
+    ret.set("Result", jid_ok.map_or(Value::Map(Vec::new()), |j| cache.get_jid(&j)));
     ret
 }
 
-/// Salt's `local_cache` read side, as the runners use it.
-struct JobFiles {
-    jobs: PathBuf,
-    cache: LocalCache,
-}
-
-fn read_p(path: &Path) -> Option<Value> {
-    std::fs::read(path).ok().and_then(|b| Value::decode(&b).ok())
-}
-
-impl JobFiles {
-    fn new(cfg: &MasterConfig) -> JobFiles {
-        JobFiles {
-            jobs: cfg.cachedir.join("jobs"),
-            cache: LocalCache::new(&cfg.cachedir, cfg.get_str("hash_type").unwrap_or("sha256")),
-        }
-    }
-
-    fn all_loads(&self) -> Vec<(String, Value)> {
-        let mut out = Vec::new();
-        for top in std::fs::read_dir(&self.jobs).into_iter().flatten().flatten() {
-            for fin in std::fs::read_dir(top.path()).into_iter().flatten().flatten() {
-                let Some(job) = read_p(&fin.path().join(".load.p")).filter(Value::is_map) else {
-                    continue;
-                };
-                if let Some(jid) = job.get("jid").and_then(arg_str) {
-                    out.push((jid, job));
-                }
-            }
-        }
-        out
-    }
-
-    fn load_with_minions(&self, jid: &str) -> Value {
-        if !is_jid(jid) {
-            return Value::Map(Vec::new());
-        }
-        let dir = self.cache.jid_dir(jid);
-        let Some(mut load) = read_p(&dir.join(".load.p")).filter(Value::is_map) else {
-            return Value::Map(Vec::new());
-        };
-        let mut minions: Vec<String> = Vec::new();
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name == ".minions.p" || (name.starts_with(".minions.") && name.ends_with(".p")) {
-                if let Some(Value::Array(a)) = read_p(&e.path()) {
-                    minions.extend(a.iter().filter_map(arg_str));
-                }
-            }
-        }
-        minions.sort();
-        minions.dedup();
-        if !minions.is_empty() {
-            load.set("Minions", Value::Array(minions.into_iter().map(Value::from).collect()));
-        }
-        load
-    }
-
-    fn returns(&self, jid: &str) -> Value {
-        let mut out = Vec::new();
-        if !is_jid(jid) {
-            return Value::Map(out);
-        }
-        let dir = self.cache.jid_dir(jid);
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let Some(data) = read_p(&e.path().join("return.p")) else {
-                continue;
-            };
-            let mut data = if data.is_map() && data.get("return").is_some() {
-                data
-            } else {
-                Value::map([("return", data)])
-            };
-            if let Some(out) = read_p(&e.path().join("out.p")) {
-                data.set("out", out);
-            }
-            out.push((Value::from(name), data));
-        }
-        Value::Map(out)
-    }
+/// The master's job cache (`local_cache`).
+fn job_cache(cfg: &MasterConfig) -> LocalCache {
+    LocalCache::new(&cfg.cachedir, cfg.hash_type())
 }
 
 /// Salt's `manage._ping`: publish `test.ping` to the target and sort the

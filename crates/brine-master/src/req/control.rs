@@ -22,8 +22,8 @@ use brine_proto::Value;
 use log::{info, warn};
 
 use super::ReqHandler;
-use crate::jobcache::gen_jid;
-use crate::targeting::{fnmatch, Glob};
+use brine_cache::Jid;
+use brine_targeting::{fnmatch, Glob};
 
 /// `{"error": {"name", "message"}}`, which Salt's clients raise as the
 /// named exception.
@@ -299,7 +299,7 @@ impl ReqHandler {
                 ),
             );
         }
-        let jid = gen_jid();
+        let jid = Jid::generate();
         let tag = format!("salt/wheel/{jid}");
         let mut data = Value::map([
             ("fun", Value::from(format!("wheel.{fun}"))),
@@ -518,7 +518,7 @@ impl ReqHandler {
                 let hash = args
                     .get(1, "hash_type")
                     .and_then(arg_str)
-                    .unwrap_or_else(|| self.cfg.get_str("hash_type").unwrap_or("sha256").to_string());
+                    .unwrap_or_else(|| self.cfg.hash_type().to_string());
                 let finger = fun == "key.finger";
                 let matches = self.name_match(&pattern()?, finger);
                 let mut out = Vec::new();
@@ -553,7 +553,7 @@ impl ReqHandler {
                     let hash = args
                         .get(0, "hash_type")
                         .and_then(arg_str)
-                        .unwrap_or_else(|| self.cfg.get_str("hash_type").unwrap_or("sha256").to_string());
+                        .unwrap_or_else(|| self.cfg.hash_type().to_string());
                     brine_keys::fingerprint(&pem, &hash).unwrap_or_default()
                 } else {
                     pem

@@ -17,7 +17,7 @@ use brine_proto::Value;
 use log::{error, warn};
 
 use super::ReqHandler;
-use crate::fileserver::py;
+use brine_fileserver::py;
 
 /// What `_file_recv` needs from the master's options.
 pub(crate) struct RecvOpts {

@@ -1,6 +1,6 @@
 //! The fileserver commands of the request channel (Salt's `AESFuncs`
 //! file functions and `_master_opts`/`_master_tops`), served by
-//! [`crate::fileserver::Fileserver`].
+//! [`brine_fileserver::Fileserver`].
 //!
 //! As in `AESFuncs.run_func`, a function that raises is answered with `""`
 //! (and logged); every other answer is the function's return value.
@@ -11,7 +11,7 @@ use brine_proto::Value;
 use log::warn;
 
 use super::ReqHandler;
-use crate::fileserver::{truthy, Form, FsError};
+use brine_fileserver::{truthy, Form, FsError};
 
 /// The options `_master_opts` sends (besides `file_roots`), in Salt's
 /// order; the first three are all an `env_only` request gets.

@@ -1,11 +1,9 @@
 //! What minions send besides files and the mine (spec §4.1, §4.3):
-//! `_pillar` (compiled by [`crate::pillar`]), `_minion_event`, `_return`,
+//! `_pillar` (compiled by [`brine_pillar`]), `_minion_event`, `_return`,
 //! `_syndic_return`, `revoke_auth`.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-
+use brine_cache::fs::{write_atomic, write_p};
+use brine_cache::{Jid, JobCache};
 use brine_keys::{KeyState, KeyStore};
 use brine_proto::Value;
 use log::{debug, info, warn};
@@ -26,35 +24,6 @@ const BLOCKED_TAGS: [&str; 10] = [
     "salt/auth",
 ];
 
-/// Write `bytes` to `path` through a temp file and a rename (readers never
-/// see half a file), creating the directory; the file gets `mode`. No
-/// fsync, as Salt's own cache writes: a return is cache data the minion
-/// cannot resend anyway, and an fsync per return capped the return path at
-/// ~3,000/s on this machine's disk (see docs/benchmarks.md).
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-}
-
-/// Write `value` as file-dialect msgpack, atomically, mode 0600.
-pub fn write_p(path: &Path, value: &Value) -> std::io::Result<()> {
-    write_atomic(path, &value.to_file(), 0o600)
-}
-
 impl ReqHandler {
     /// `_pillar`: the minion's compiled pillar; stores grains and
     /// pillar in the minion data cache when `minion_data_cache` (default on).
@@ -63,7 +32,7 @@ impl ReqHandler {
             return Value::Map(Vec::new());
         };
         grains.set("id", Value::from(id));
-        let pillar = crate::pillar::compile(&self.cfg, id, &grains, load);
+        let pillar = brine_pillar::compile(&self.cfg, id, &grains, load);
         if self.cfg.get_bool("minion_data_cache").unwrap_or(true) {
             let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
             let path = self.cfg.cachedir.join("minions").join(id).join("data.p");
@@ -144,17 +113,16 @@ impl ReqHandler {
             warn!("{id}: return for {jid} without a return value");
             return Value::Nil;
         }
-        if !crate::jobcache::is_jid(&jid) {
+        let Some(jid) = Jid::parse(&jid) else {
             warn!("{id}: return with an invalid jid {jid:?}");
             return Value::Nil;
-        }
+        };
         // As Salt's store_job: a valid jid the cache does not know yet is
         // created (prep_jid with the passed jid), not dropped; store_return
         // makes the directory when missing.
         load.set("id", Value::from(id));
         let _ = self.events.fire(&format!("salt/job/{jid}/ret/{id}"), load);
         if self.cfg.get_bool("job_cache").unwrap_or(true) {
-            use crate::jobcache::JobCache;
             if let Err(e) = self.jobs.store_return(&jid, id, load) {
                 warn!("cannot store the return of {id} for {jid}: {e}");
             }
@@ -179,16 +147,13 @@ impl ReqHandler {
             ) else {
                 continue;
             };
-            if !crate::jobcache::is_jid(jid) {
+            let Some(jid) = Jid::parse(jid) else {
                 continue;
-            }
-            {
-                use crate::jobcache::JobCache;
-                if let Some(job) = l.get("load").filter(|j| j.is_map()) {
-                    if self.jobs.load(jid).is_none() {
-                        if let Err(e) = self.jobs.save_load(jid, job, &[]) {
-                            warn!("cannot save the syndic job {jid}: {e}");
-                        }
+            };
+            if let Some(job) = l.get("load").filter(|j| j.is_map()) {
+                if self.jobs.load(&jid).is_none() {
+                    if let Err(e) = self.jobs.save_load(&jid, job, &[]) {
+                        warn!("cannot save the syndic job {jid}: {e}");
                     }
                 }
             }
@@ -202,7 +167,7 @@ impl ReqHandler {
                     warn!("syndic {syndic}: return for invalid id {minion:?} dropped");
                     continue;
                 }
-                let mut ret = Value::map([("jid", Value::from(jid)), ("id", Value::from(minion))]);
+                let mut ret = Value::map([("jid", Value::from(&jid)), ("id", Value::from(minion))]);
                 if let Value::Map(fields) = item {
                     for (k, v) in fields {
                         if let Some(k) = k.as_str() {

@@ -27,7 +27,7 @@ use log::{debug, warn};
 
 use brine_proto::event::EventSender;
 
-use crate::jobcache::LocalCache;
+use brine_cache::LocalCache;
 pub use sessions::SessionKeys;
 
 /// Requests larger than this are refused before decoding, unless the
@@ -80,7 +80,7 @@ pub struct ReqHandler {
     pub events: EventSender,
     pub jobs: LocalCache,
     /// The `roots` fileserver (`file_roots`).
-    pub files: crate::fileserver::Fileserver,
+    pub files: brine_fileserver::Fileserver,
     /// PUSH to ZeroMQPubServerChannel's `publish_pull.ipc`.
     pub push: zmq::Socket,
     minimum_auth_version: i64,
@@ -112,7 +112,7 @@ impl ReqHandler {
         push.set_linger(1000).map_err(|e| e.to_string())?;
         push.connect(&format!("ipc://{}", cfg.sock_dir.join("publish_pull.ipc").display()))
             .map_err(|e| e.to_string())?;
-        let hash_type = cfg.get_str("hash_type").unwrap_or("sha256").to_string();
+        let hash_type = cfg.hash_type().to_string();
         let publish_session = cfg.get_u64("publish_session").unwrap_or(86_400);
         Ok(ReqHandler {
             keys: FsKeyStore::new(&cfg.pki_dir),
@@ -124,7 +124,7 @@ impl ReqHandler {
             tok_ok: std::collections::HashMap::new(),
             aes: AesKey::new(aes),
             jobs: LocalCache::new(&cfg.cachedir, &hash_type),
-            files: crate::fileserver::Fileserver::new(&cfg),
+            files: brine_fileserver::Fileserver::new(&cfg),
             push,
             master_key,
             master_pub,

@@ -22,7 +22,7 @@ use log::{info, warn};
 use serde_json::Value as Json;
 
 use super::ReqHandler;
-use crate::targeting::{CkMinions, PyRegex};
+use brine_targeting::{CkMinions, PyRegex};
 
 /// Salt's `parse_input` (with `condition_input`): `k=v` texts become a
 /// trailing `{"__kwarg__": True, ...}` map, everything else positional;

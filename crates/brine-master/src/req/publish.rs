@@ -8,7 +8,7 @@ use brine_proto::Value;
 use log::{info, warn};
 
 use super::ReqHandler;
-use crate::jobcache::{gen_jid, is_jid, JobCache};
+use brine_cache::{Jid, JobCache};
 
 fn error_reply(name: &str, message: &str) -> Vec<u8> {
     Value::map([(
@@ -95,15 +95,18 @@ impl ReqHandler {
                 ),
             ]));
         }
-        let jid = match load.get("jid").and_then(Value::as_str) {
-            Some(j) if is_jid(j) => j.to_string(),
-            _ => gen_jid(),
-        };
+        let jid = load
+            .get("jid")
+            .and_then(Value::as_str)
+            .and_then(Jid::parse)
+            .unwrap_or_else(Jid::generate);
         load.set("jid", Value::from(jid.as_str()));
         let strs = |v: &[String]| Value::Array(v.iter().map(|m| Value::from(m.as_str())).collect());
         let fun = load.get("fun").cloned().unwrap_or(Value::Nil);
         let arg = load.get("arg").cloned().unwrap_or(Value::Array(vec![]));
-        let _ = self.events.fire(&jid, &Value::map([("minions", strs(&minions))]));
+        let _ = self
+            .events
+            .fire(jid.as_str(), &Value::map([("minions", strs(&minions))]));
         let new = Value::map([
             ("jid", Value::from(jid.as_str())),
             ("tgt_type", Value::from(tgt_type.as_str())),
@@ -194,8 +197,8 @@ impl ReqHandler {
 
     /// Salt's `CkMinions` over the accepted keys and the minion data cache
     /// (read as needed, once per instance).
-    pub(super) fn ckminions(&self) -> crate::targeting::CkMinions {
+    pub(super) fn ckminions(&self) -> brine_targeting::CkMinions {
         let accepted = self.keys.list(KeyState::Accepted).unwrap_or_default();
-        crate::targeting::CkMinions::from_config(&self.cfg, accepted)
+        brine_targeting::CkMinions::from_config(&self.cfg, accepted)
     }
 }

@@ -62,7 +62,7 @@ impl SessionKeys {
             }
         }
         let key = Crypticle::generate_key_string();
-        super::minion::write_atomic(&path, key.as_bytes(), 0o600)?;
+        brine_cache::fs::write_atomic(&path, key.as_bytes(), 0o600)?;
         let c = Crypticle::from_key_string(&key).map_err(std::io::Error::other)?;
         let m = std::fs::metadata(&path)?.modified()?;
         self.cache.insert(id.to_string(), (m, c.clone()));

@@ -9,7 +9,7 @@ use super::compound::{compound_words, eval_bools, nodegroup_comp, parse_target, 
 use super::data::{cached_fnmatch, try_subdict_match};
 use super::ip::IpTarget;
 use super::pyre::PyRegex;
-use super::TargetError;
+use super::{TargetError, TargetType};
 
 /// What one minion is matched on.
 pub struct MinionData<'a> {
@@ -42,20 +42,21 @@ fn try_matches(
     delimiter: &str,
     nodegroups: &Value,
 ) -> Result<bool, TargetError> {
-    match tgt_type {
-        "glob" => Ok(glob(m, tgt)),
-        "pcre" => pcre(m, tgt),
-        "list" => Ok(list(m, tgt)),
-        "grain" => data(m.grains, tgt, delimiter, false, false),
-        "grain_pcre" => data(m.grains, tgt, delimiter, true, false),
-        "pillar" => data(m.pillar, tgt, delimiter, false, false),
-        "pillar_pcre" => data(m.pillar, tgt, delimiter, true, false),
-        "pillar_exact" => data(m.pillar, tgt, delimiter, false, true),
-        "ipcidr" => ipcidr(m, tgt),
-        "compound" => compound(m, tgt, nodegroups),
-        "nodegroup" => nodegroup(m, tgt, nodegroups),
-        "range" => Ok(false),
-        other => Err(TargetError::Invalid(format!("no {other}_match matcher on the master"))),
+    let no_matcher = || TargetError::Invalid(format!("no {tgt_type}_match matcher on the master"));
+    match tgt_type.parse::<TargetType>().map_err(|_| no_matcher())? {
+        TargetType::Glob => Ok(glob(m, tgt)),
+        TargetType::Pcre => pcre(m, tgt),
+        TargetType::List => Ok(list(m, tgt)),
+        TargetType::Grain => data(m.grains, tgt, delimiter, false, false),
+        TargetType::GrainPcre => data(m.grains, tgt, delimiter, true, false),
+        TargetType::Pillar => data(m.pillar, tgt, delimiter, false, false),
+        TargetType::PillarPcre => data(m.pillar, tgt, delimiter, true, false),
+        TargetType::PillarExact => data(m.pillar, tgt, delimiter, false, true),
+        TargetType::Ipcidr => ipcidr(m, tgt),
+        TargetType::Compound => compound(m, tgt, nodegroups),
+        TargetType::Nodegroup => nodegroup(m, tgt, nodegroups),
+        TargetType::Range => Ok(false),
+        TargetType::CompoundPillarExact | TargetType::Data => Err(no_matcher()),
     }
 }
 

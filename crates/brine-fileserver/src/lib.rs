@@ -58,7 +58,7 @@
 //! the master's (NFS with a skewed server) could hide a change made in the
 //! same timestamp tick as the previous one.
 
-pub(crate) mod py;
+pub mod py;
 pub mod roots;
 #[cfg(test)]
 mod tests;
@@ -191,7 +191,7 @@ impl Fileserver {
         if cfg.get("master_tops").is_some_and(brine_config::truthy) {
             warn!("master_tops is configured but Brine runs no master_tops modules: minions get no tops from it");
         }
-        let hash_type = cfg.get_str("hash_type").unwrap_or("sha256").to_string();
+        let hash_type = cfg.hash_type().to_string();
         if hash_kind_ok(&hash_type).is_err() {
             warn!("hash_type {hash_type:?} is not a hash Python's hashlib has: file hashes will fail");
         }

@@ -7,7 +7,7 @@
 //! * top files (`state_top` in each environment, or only `pillarenv`'s;
 //!   only the request's `saltenv` under `pillar_source_merging_strategy:
 //!   none`), their `include`, `match`/`order`/`ignore_missing`, matched
-//!   with [`crate::targeting::minion_matches`] (`compound` by default, as
+//!   with [`brine_targeting::minion_matches`] (`compound` by default, as
 //!   Salt's `confirm_top`);
 //! * SLS files rendered through [`render`] (`jinja|yaml` by default),
 //!   `include` in its three forms (relative `.sls`, globs, `defaults` and
@@ -59,7 +59,7 @@ use brine_proto::Value;
 use log::{debug, error, warn};
 use serde_json::{Map, Value as Json};
 
-use crate::targeting::{fnmatch, minion_matches, MinionData};
+use brine_targeting::{fnmatch, minion_matches, MinionData};
 use jinja::JinjaShared;
 use merge::Strategy;
 

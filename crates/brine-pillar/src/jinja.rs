@@ -763,12 +763,12 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
                 _ => None,
             }
             .unwrap_or_else(|| data.id.clone());
-            let m = crate::targeting::MinionData {
+            let m = brine_targeting::MinionData {
                 id: &id,
                 grains: &data.grains_v,
                 pillar: &data.pillar_v,
             };
-            Ok(Mj::from(crate::targeting::minion_matches(
+            Ok(Mj::from(brine_targeting::minion_matches(
                 &m,
                 &tgt,
                 kind,
@@ -806,7 +806,7 @@ fn filter_by(
             other => pyfmt::py_str(&to_mj(other)),
         };
         for (k, v) in lookup {
-            if each == *k || crate::targeting::fnmatch(&each, k) {
+            if each == *k || brine_targeting::fnmatch(&each, k) {
                 ret = Some(v.clone());
                 break 'outer;
             }

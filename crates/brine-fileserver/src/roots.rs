@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use log::warn;
 
 use super::py::{dirname, join, normpath, realpath, relpath};
-use crate::targeting::Glob;
+use brine_targeting::Glob;
 
 /// A change is trusted to show in a directory's (or file's) timestamps
 /// only when those timestamps are older than the start of the walk by this

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use brine_keys::{FsKeyStore, KeyState, KeyStore};
-use brine_master::targeting::{minion_matches, CkMinions, MinionData};
 use brine_proto::json::from_json;
 use brine_proto::Value;
+use brine_targeting::{minion_matches, CkMinions, MinionData};
 use serde_json::{json, Value as Json};
 
 const NODEGROUPS: &str = r"nodegroups:

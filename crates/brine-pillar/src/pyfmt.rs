@@ -346,9 +346,7 @@ mod tests {
         assert_eq!(float_repr(0.0001), "0.0001");
         assert_eq!(str_repr("it's"), "\"it's\"");
         assert_eq!(str_repr("a\nb"), "'a\\nb'");
-        let v = crate::pillar::jinja::to_mj(
-            &serde_json::json!({"k": "v", "n": null, "l": [1, "x", true], "m": {"t": "a\tb"}}),
-        );
+        let v = crate::jinja::to_mj(&serde_json::json!({"k": "v", "n": null, "l": [1, "x", true], "m": {"t": "a\tb"}}));
         assert_eq!(
             py_str(&v),
             "{'k': 'v', 'n': None, 'l': [1, 'x', True], 'm': {'t': \"a\\tb\"}}"
@@ -365,7 +363,7 @@ mod tests {
         assert_eq!(yaml_str("12"), "'12'");
         assert_eq!(yaml_str("a: b"), "'a: b'");
         assert_eq!(yaml_float(1e20), "1.0e+20");
-        let v = crate::pillar::jinja::to_mj(&serde_json::json!({"a": [1, "on", null], "b": 1.5}));
+        let v = crate::jinja::to_mj(&serde_json::json!({"a": [1, "on", null], "b": 1.5}));
         assert_eq!(yaml_flow(&v).unwrap(), "{a: [1, 'on', null], b: 1.5}");
     }
 

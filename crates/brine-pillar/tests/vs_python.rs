@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use brine_config::MasterConfig;
-use brine_master::targeting::{minion_matches, MinionData};
 use brine_proto::json::{from_json, to_json};
 use brine_proto::Value;
+use brine_targeting::{minion_matches, MinionData};
 use serde_json::{json, Value as Json};
 
 const ORACLE: &str = r#"
@@ -157,7 +157,7 @@ fn brine(tree: &Tree, c: &Case) -> Json {
     if let Some(o) = &c.pillar_override {
         load.set("pillar_override", from_json(o));
     }
-    to_json(&brine_master::pillar::compile(&cfg, c.id, &grains, &load))
+    to_json(&brine_pillar::compile(&cfg, c.id, &grains, &load))
 }
 
 /// `_errors` entries are compared whole, except render errors that carry

@@ -11,8 +11,9 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use brine_cache::MinionCache;
 use brine_proto::Value;
 use log::{debug, error, warn};
 
@@ -20,7 +21,7 @@ use super::compound::{compound_words, eval_sets, nodegroup_comp, parse_target, S
 use super::data::try_subdict_match;
 use super::ip::IpTarget;
 use super::pyre::PyRegex;
-use super::{Glob, TargetError};
+use super::{Glob, TargetError, TargetType};
 
 /// What a target names: the minions expected to answer, and the listed
 /// ids that have no accepted key.
@@ -57,58 +58,12 @@ pub fn sorted_ignorecase(mut ids: Vec<String>) -> Vec<String> {
     ids
 }
 
-/// Read one key of the localfs cache bank `minions/<id>` as Salt's
-/// `salt.cache.localfs.fetch` does: `minions/<id>/<key>.p`, else the key
-/// inside `minions/<id>.p`, else an empty dict.
-pub fn cache_fetch(cachedir: &Path, id: &str, key: &str) -> Result<Value, TargetError> {
-    let bank = cachedir.join("minions").join(id);
-    let read = |p: &Path| -> Result<Value, TargetError> {
-        let bytes = std::fs::read(p).map_err(|e| TargetError::Cache(p.display().to_string(), e.to_string()))?;
-        Value::decode(&bytes).map_err(|e| TargetError::Cache(p.display().to_string(), e.to_string()))
-    };
-    let file = bank.join(format!("{key}.p"));
-    if file.is_file() {
-        return read(&file);
-    }
-    let whole = cachedir.join("minions").join(format!("{id}.p"));
-    if whole.is_file() {
-        return read(&whole)?
-            .get(key)
-            .cloned()
-            .ok_or_else(|| TargetError::Cache(whole.display().to_string(), format!("no key {key:?}")));
-    }
-    Ok(Value::Map(Vec::new()))
-}
-
-/// `salt.cache.localfs.list_("minions")`: the entries of `cachedir/minions`
-/// (a name ending in `.p` loses its trailing `.` and `p` characters, as
-/// Salt's `rstrip` has it).
-pub fn cache_list(cachedir: &Path) -> Result<Vec<String>, TargetError> {
-    let base = cachedir.join("minions");
-    if !base.is_dir() {
-        return Ok(Vec::new());
-    }
-    let entries =
-        std::fs::read_dir(&base).map_err(|e| TargetError::Cache(base.display().to_string(), e.to_string()))?;
-    Ok(entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .map(|n| {
-            if n.ends_with(".p") {
-                n.trim_end_matches(['.', 'p']).to_string()
-            } else {
-                n
-            }
-        })
-        .collect())
-}
-
 /// The master's view of its minions, for one target check (or several:
 /// cache reads are kept for the object's life).
 pub struct CkMinions {
     /// Accepted minions, `sorted_ignorecase`.
     pki: Vec<String>,
-    cachedir: PathBuf,
+    cache: MinionCache,
     /// `minion_data_cache`.
     cache_enabled: bool,
     /// The `nodegroups` option (a map).
@@ -128,7 +83,7 @@ impl CkMinions {
     ) -> CkMinions {
         CkMinions {
             pki: sorted_ignorecase(accepted),
-            cachedir: cachedir.into(),
+            cache: MinionCache::new(&cachedir.into()),
             cache_enabled,
             nodegroups,
             fetched: RefCell::new(HashMap::new()),
@@ -174,26 +129,26 @@ impl CkMinions {
     }
 
     fn try_check(&self, expr: &Value, tgt_type: &str, delimiter: &str, greedy: bool) -> Result<Matched, TargetError> {
-        match tgt_type {
-            "glob" => self.glob(text(expr)?),
-            "pcre" => self.pcre(text(expr)?),
-            "list" => Ok(self.list(expr, false)),
-            "grain" => self.cache_match(expr, delimiter, greedy, "grains", false, false),
-            "grain_pcre" => self.cache_match(expr, delimiter, greedy, "grains", true, false),
-            "pillar" => self.cache_match(expr, delimiter, greedy, "pillar", false, false),
-            "pillar_pcre" => self.cache_match(expr, delimiter, greedy, "pillar", true, false),
-            "pillar_exact" => self.cache_match(expr, delimiter, greedy, "pillar", false, true),
-            "compound" => self.compound(expr, greedy, false),
-            "compound_pillar_exact" => self.compound(expr, greedy, true),
-            "nodegroup" => {
+        match tgt_type.parse::<TargetType>()? {
+            TargetType::Glob => self.glob(text(expr)?),
+            TargetType::Pcre => self.pcre(text(expr)?),
+            TargetType::List => Ok(self.list(expr, false)),
+            TargetType::Grain => self.cache_match(expr, delimiter, greedy, "grains", false, false),
+            TargetType::GrainPcre => self.cache_match(expr, delimiter, greedy, "grains", true, false),
+            TargetType::Pillar => self.cache_match(expr, delimiter, greedy, "pillar", false, false),
+            TargetType::PillarPcre => self.cache_match(expr, delimiter, greedy, "pillar", true, false),
+            TargetType::PillarExact => self.cache_match(expr, delimiter, greedy, "pillar", false, true),
+            TargetType::Compound => self.compound(expr, greedy, false),
+            TargetType::CompoundPillarExact => self.compound(expr, greedy, true),
+            TargetType::Nodegroup => {
                 let words = nodegroup_comp(text(expr)?, &self.nodegroups)?;
                 self.compound(&Value::Array(words), greedy, false)
             }
-            "ipcidr" => self.ipcidr(expr, greedy),
-            "range" => Err(TargetError::Invalid(
+            TargetType::Ipcidr => self.ipcidr(expr, greedy),
+            TargetType::Range => Err(TargetError::Invalid(
                 "Range matcher unavailable (Brine has no seco.range client)".into(),
             )),
-            other => Err(TargetError::Invalid(format!("no target type {other:?}"))),
+            TargetType::Data => Err(TargetError::Invalid("no target type \"data\"".into())),
         }
     }
 
@@ -207,7 +162,7 @@ impl CkMinions {
         if let Some(r) = self.fetched.borrow().get(&k) {
             return r.clone();
         }
-        let r = cache_fetch(&self.cachedir, id, key);
+        let r = self.cache.fetch(id, key).map_err(TargetError::from);
         self.fetched.borrow_mut().insert(k, r.clone());
         r
     }
@@ -216,7 +171,7 @@ impl CkMinions {
         if let Some(r) = self.listed.borrow().as_ref() {
             return r.clone();
         }
-        let r = cache_list(&self.cachedir);
+        let r = self.cache.list().map_err(TargetError::from);
         *self.listed.borrow_mut() = Some(r.clone());
         r
     }

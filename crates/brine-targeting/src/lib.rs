@@ -18,13 +18,87 @@ mod ip;
 mod minion;
 mod pyre;
 
-pub use ckminions::{cache_fetch, cache_list, sorted_ignorecase, CkMinions, Matched};
+pub use ckminions::{sorted_ignorecase, CkMinions, Matched};
 pub use compound::{nodegroup_comp, parse_target, Word};
 pub use data::{py_str, subdict_match, traverse};
 pub use glob::{fnmatch, Glob};
 pub use ip::IpTarget;
 pub use minion::{minion_matches, MinionData};
 pub use pyre::PyRegex;
+
+/// Salt's target types (`tgt_type`, `expr_form` in older loads), by the
+/// names the wire and the CLIs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetType {
+    Glob,
+    Pcre,
+    List,
+    Grain,
+    GrainPcre,
+    Pillar,
+    PillarPcre,
+    PillarExact,
+    Compound,
+    CompoundPillarExact,
+    Nodegroup,
+    Ipcidr,
+    Range,
+    Data,
+}
+
+impl TargetType {
+    pub const ALL: [TargetType; 14] = [
+        TargetType::Glob,
+        TargetType::Pcre,
+        TargetType::List,
+        TargetType::Grain,
+        TargetType::GrainPcre,
+        TargetType::Pillar,
+        TargetType::PillarPcre,
+        TargetType::PillarExact,
+        TargetType::Compound,
+        TargetType::CompoundPillarExact,
+        TargetType::Nodegroup,
+        TargetType::Ipcidr,
+        TargetType::Range,
+        TargetType::Data,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetType::Glob => "glob",
+            TargetType::Pcre => "pcre",
+            TargetType::List => "list",
+            TargetType::Grain => "grain",
+            TargetType::GrainPcre => "grain_pcre",
+            TargetType::Pillar => "pillar",
+            TargetType::PillarPcre => "pillar_pcre",
+            TargetType::PillarExact => "pillar_exact",
+            TargetType::Compound => "compound",
+            TargetType::CompoundPillarExact => "compound_pillar_exact",
+            TargetType::Nodegroup => "nodegroup",
+            TargetType::Ipcidr => "ipcidr",
+            TargetType::Range => "range",
+            TargetType::Data => "data",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TargetType {
+    type Err = TargetError;
+    fn from_str(s: &str) -> Result<TargetType, TargetError> {
+        TargetType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| TargetError::Invalid(format!("no target type {s:?}")))
+    }
+}
 
 /// Why a target could not be evaluated: where Salt raises (and then
 /// answers with no minions).
@@ -36,6 +110,15 @@ pub enum TargetError {
     Cache(String, String),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<brine_cache::CacheError> for TargetError {
+    fn from(e: brine_cache::CacheError) -> TargetError {
+        match e {
+            brine_cache::CacheError::File { path, why } => TargetError::Cache(path, why),
+            other => TargetError::Cache("cachedir/minions".into(), other.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -155,15 +238,5 @@ mod tests {
             .check_minions(&Value::from("os:x"), "grain", ":", false)
             .minions
             .is_empty());
-    }
-
-    #[test]
-    fn cache_list_strips_as_salt_does() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("minions/a")).unwrap();
-        std::fs::write(dir.path().join("minions/shop.p"), b"").unwrap();
-        let mut l = cache_list(dir.path()).unwrap();
-        l.sort();
-        assert_eq!(l, ["a", "sho"]);
     }
 }

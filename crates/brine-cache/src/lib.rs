@@ -1,0 +1,33 @@
+//! The master's caches, as Salt lays them out under `cachedir` so that
+//! Python tools on the same host read them:
+//!
+//! * [`jobs`]: the job cache (`master_job_cache`), behind the [`JobCache`]
+//!   trait that reads and writes; [`LocalCache`] is Salt's `local_cache`.
+//! * [`minions`]: the minion data cache (Salt's `localfs` cache bank
+//!   `minions/<id>`: grains and pillar in `data.p`, the mine in `mine.p`).
+//! * [`fs`]: the atomic file writes both use.
+
+pub mod fs;
+pub mod jobs;
+pub mod minions;
+
+pub use jobs::{Jid, JobCache, LocalCache};
+pub use minions::MinionCache;
+
+/// A cache file that could not be read, decoded or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{path}: {why}")]
+    File { path: String, why: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CacheError {
+    pub(crate) fn file(path: &std::path::Path, why: impl std::fmt::Display) -> CacheError {
+        CacheError::File {
+            path: path.display().to_string(),
+            why: why.to_string(),
+        }
+    }
+}
