@@ -1,0 +1,419 @@
+//! `salt[...]` in pillar templates: the execution-module functions Brine
+//! offers on the master (`grains.*`, `pillar.*`, `config.*`, `match.*`).
+
+use std::sync::Arc;
+
+use minijinja::value::{Kwargs, Object, Value as Mj};
+use minijinja::{Error, ErrorKind, State};
+use serde_json::{Map, Value as Json};
+
+use super::*;
+
+#[derive(Debug)]
+pub(super) struct FuncData {
+    pub(super) opts: Arc<Json>,
+    pub(super) grains: Arc<Json>,
+    pub(super) pillar: Arc<Json>,
+    /// For `match.*`: the minion as the matchers see it.
+    pub(super) id: String,
+    pub(super) grains_v: brine_proto::Value,
+    pub(super) pillar_v: brine_proto::Value,
+    pub(super) nodegroups: brine_proto::Value,
+}
+
+/// The `salt` variable: `salt['mod.fun'](…)` and `salt.mod.fun(…)`.
+#[derive(Debug)]
+pub(super) struct SaltFuncs {
+    pub(super) data: Arc<FuncData>,
+}
+
+/// The execution-module functions a pillar template can call on Brine.
+const FUNCS: &[&str] = &[
+    "grains.get",
+    "grains.item",
+    "grains.items",
+    "pillar.get",
+    "pillar.item",
+    "pillar.items",
+    "pillar.raw",
+    "config.get",
+    "config.option",
+    "grains.filter_by",
+    "pillar.filter_by",
+    "match.glob",
+    "match.pcre",
+    "match.list",
+    "match.grain",
+    "match.grain_pcre",
+    "match.pillar",
+    "match.pillar_pcre",
+    "match.compound",
+    "match.ipcidr",
+];
+
+impl Object for SaltFuncs {
+    fn get_value(self: &Arc<Self>, key: &Mj) -> Option<Mj> {
+        let name = key.as_str()?;
+        if name.contains('.') {
+            if !FUNCS.contains(&name) {
+                return None;
+            }
+            Some(Mj::from_object(SaltFunc {
+                data: self.data.clone(),
+                name: name.to_string(),
+            }))
+        } else {
+            Some(Mj::from_object(SaltModule {
+                data: self.data.clone(),
+                module: name.to_string(),
+            }))
+        }
+    }
+}
+
+/// One `salt['mod.fun']`: called with Python-style arguments.
+#[derive(Debug)]
+struct SaltFunc {
+    data: Arc<FuncData>,
+    name: String,
+}
+
+impl Object for SaltFunc {
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Mj]) -> Result<Mj, Error> {
+        call(&self.data, &self.name, args)
+    }
+}
+
+#[derive(Debug)]
+struct SaltModule {
+    data: Arc<FuncData>,
+    module: String,
+}
+
+impl Object for SaltModule {
+    fn get_value(self: &Arc<Self>, key: &Mj) -> Option<Mj> {
+        let name = format!("{}.{}", self.module, key.as_str()?);
+        if !FUNCS.contains(&name.as_str()) {
+            return None;
+        }
+        Some(Mj::from_object(SaltFunc {
+            data: self.data.clone(),
+            name,
+        }))
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Mj]) -> Result<Mj, Error> {
+        let name = format!("{}.{method}", self.module);
+        if !FUNCS.contains(&name.as_str()) {
+            return Err(unavailable(&name));
+        }
+        call(&self.data, &name, args)
+    }
+}
+
+fn unavailable(name: &str) -> Error {
+    err(format!(
+        "'{name}' is not available: Brine's pillar renderer runs no execution modules but {}",
+        FUNCS.join(", ")
+    ))
+}
+
+/// Positional arguments and keyword arguments of a call.
+pub(super) fn split_args(args: &[Mj]) -> Result<(Vec<Mj>, Option<Kwargs>), Error> {
+    match args.split_last() {
+        Some((last, rest)) if last.is_kwargs() => Ok((rest.to_vec(), Some(Kwargs::try_from(last.clone())?))),
+        _ => Ok((args.to_vec(), None)),
+    }
+}
+
+/// Python-style parameter binding: `names[i]` positional or by keyword.
+pub(super) fn bind(name: &str, names: &[&str], args: &[Mj]) -> Result<Vec<Option<Mj>>, Error> {
+    let (pos, kw) = split_args(args)?;
+    if pos.len() > names.len() {
+        return Err(Error::new(
+            ErrorKind::TooManyArguments,
+            format!("{name}() takes at most {} arguments", names.len()),
+        ));
+    }
+    let mut out: Vec<Option<Mj>> = names.iter().map(|_| None).collect();
+    for (i, v) in pos.into_iter().enumerate() {
+        out[i] = Some(v);
+    }
+    if let Some(kw) = kw {
+        for (i, n) in names.iter().enumerate() {
+            if kw.has(n) {
+                if out[i].is_some() {
+                    return Err(err(format!("{name}() got multiple values for argument '{n}'")));
+                }
+                out[i] = Some(kw.get::<Mj>(n)?);
+            }
+        }
+        for k in kw.args() {
+            if !names.contains(&k) {
+                return Err(err(format!("{name}() got an unexpected keyword argument '{k}'")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Salt's `traverse_dict_and_list`.
+pub fn traverse<'a>(data: &'a Json, key: &str, delimiter: &str) -> Option<&'a Json> {
+    let mut ptr = data;
+    for each in key.split(delimiter) {
+        ptr = match ptr {
+            Json::Array(items) => {
+                let embedded = items.iter().filter_map(|x| x.as_object()).find_map(|m| m.get(each));
+                match (embedded, each.parse::<i64>()) {
+                    (Some(v), _) => v,
+                    (None, Ok(i)) => {
+                        let idx = if i < 0 { items.len() as i64 + i } else { i };
+                        items.get(usize::try_from(idx).ok()?)?
+                    }
+                    (None, Err(_)) => return None,
+                }
+            }
+            Json::Object(m) => m.get(each)?,
+            _ => return None,
+        };
+    }
+    Some(ptr)
+}
+
+fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
+    let text = |v: &Option<Mj>, default: &str| -> String {
+        v.as_ref()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_else(|| default.to_string())
+    };
+    match name {
+        "grains.get" | "pillar.get" | "config.get" | "config.option" => {
+            let names: &[&str] = match name {
+                "grains.get" => &["key", "default", "delimiter", "ordered"],
+                "pillar.get" => &[
+                    "key",
+                    "default",
+                    "merge",
+                    "merge_nested_lists",
+                    "delimiter",
+                    "pillarenv",
+                    "saltenv",
+                ],
+                "config.option" => &[
+                    "value",
+                    "default",
+                    "omit_opts",
+                    "omit_master",
+                    "omit_pillar",
+                    "omit_grains",
+                ],
+                _ => &[
+                    "key",
+                    "default",
+                    "delimiter",
+                    "merge",
+                    "omit_opts",
+                    "omit_pillar",
+                    "omit_master",
+                    "omit_grains",
+                ],
+            };
+            let a = bind(name, names, args)?;
+            let key = a[0].as_ref().map(pyfmt::py_str).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::MissingArgument,
+                    format!("{name}() missing 1 required positional argument: 'key'"),
+                )
+            })?;
+            let default = a[1].clone().unwrap_or_else(|| Mj::from(""));
+            let delim_idx = names.iter().position(|n| *n == "delimiter");
+            let delimiter = delim_idx.map(|i| text(&a[i], ":")).unwrap_or_else(|| ":".into());
+            let sources: Vec<&Json> = match name {
+                "grains.get" => vec![&data.grains],
+                "pillar.get" => vec![&data.pillar],
+                "config.option" => vec![&data.opts, &data.grains, &data.pillar],
+                _ => vec![&data.opts, &data.grains, &data.pillar],
+            };
+            if name == "pillar.get" && a[2].as_ref().is_some_and(|m| m.is_true()) {
+                return pillar_get_merge(&data.pillar, &key, &default, &delimiter, &data.opts);
+            }
+            for src in sources {
+                let found = if name == "config.option" {
+                    src.get(&key)
+                } else {
+                    traverse(src, &key, &delimiter)
+                };
+                if let Some(v) = found {
+                    return Ok(to_mj(v));
+                }
+            }
+            Ok(default)
+        }
+        "grains.item" | "pillar.item" => {
+            let (pos, kw) = split_args(args)?;
+            let src = if name == "grains.item" {
+                &data.grains
+            } else {
+                &data.pillar
+            };
+            let delimiter = kw
+                .as_ref()
+                .and_then(|k| k.get::<Option<String>>("delimiter").ok().flatten())
+                .unwrap_or_else(|| ":".into());
+            let mut out = Map::new();
+            for k in pos {
+                let k = pyfmt::py_str(&k);
+                let v = traverse(src, &k, &delimiter).cloned();
+                match v {
+                    Some(v) => {
+                        out.insert(k, v);
+                    }
+                    None if name == "grains.item" => {
+                        out.insert(k, Json::String(String::new()));
+                    }
+                    None => {}
+                }
+            }
+            Ok(to_mj(&Json::Object(out)))
+        }
+        "grains.filter_by" | "pillar.filter_by" => {
+            let names: &[&str] = if name == "grains.filter_by" {
+                &["lookup_dict", "grain", "merge", "default", "base"]
+            } else {
+                &["lookup_dict", "pillar", "merge", "default", "base"]
+            };
+            let a = bind(name, names, args)?;
+            let lookup = a[0].as_ref().map(from_mj).transpose()?.unwrap_or(Json::Null);
+            let Json::Object(lookup) = lookup else {
+                return Err(err(format!("{name}: lookup_dict must be a dictionary")));
+            };
+            let key = text(&a[1], if name == "grains.filter_by" { "os_family" } else { "" });
+            let src = if name == "grains.filter_by" {
+                &data.grains
+            } else {
+                &data.pillar
+            };
+            let merge = a[2].as_ref().filter(|m| !m.is_none()).map(from_mj).transpose()?;
+            let default = text(&a[3], "default");
+            let base = a[4].as_ref().and_then(|b| b.as_str().map(String::from));
+            filter_by(&lookup, &key, src, merge, &default, base.as_deref()).map(|v| to_mj(&v))
+        }
+        m if m.starts_with("match.") => {
+            let kind = &m[6..];
+            let names: &[&str] = match kind {
+                "grain" | "grain_pcre" | "pillar" | "pillar_pcre" => &["tgt", "delimiter"],
+                "ipcidr" => &["tgt"],
+                _ => &["tgt", "minion_id"],
+            };
+            let a = bind(name, names, args)?;
+            let tgt = a[0].clone().unwrap_or(Mj::from(""));
+            let tgt = brine_proto::json::from_json(&from_mj(&tgt)?);
+            let delimiter = if names.contains(&"delimiter") {
+                text(&a[1], ":")
+            } else {
+                ":".to_string()
+            };
+            let id = match names.get(1) {
+                Some(&"minion_id") => a[1].as_ref().and_then(|v| v.as_str().map(String::from)),
+                _ => None,
+            }
+            .unwrap_or_else(|| data.id.clone());
+            let m = brine_targeting::MinionData {
+                id: &id,
+                grains: &data.grains_v,
+                pillar: &data.pillar_v,
+            };
+            Ok(Mj::from(brine_targeting::minion_matches(
+                &m,
+                &tgt,
+                kind,
+                &delimiter,
+                &data.nodegroups,
+            )))
+        }
+        "grains.items" => Ok(to_mj(&data.grains)),
+        "pillar.items" | "pillar.raw" => Ok(to_mj(&data.pillar)),
+        other => Err(unavailable(other)),
+    }
+}
+
+/// Salt's `salt.utils.data.filter_by`: the entry of `lookup` whose key
+/// matches (exactly or as a glob) the value at `key` in `src` (each member
+/// of a list value in turn), else `lookup[default]`; `base` merged under
+/// it, `merge` over it.
+fn filter_by(
+    lookup: &Map<String, Json>,
+    key: &str,
+    src: &Json,
+    merge: Option<Json>,
+    default: &str,
+    base: Option<&str>,
+) -> Result<Json, Error> {
+    let val = traverse(src, key, ":").cloned().unwrap_or(Json::Array(Vec::new()));
+    let candidates: Vec<Json> = match val {
+        Json::Array(a) => a,
+        other => vec![other],
+    };
+    let mut ret: Option<Json> = None;
+    'outer: for each in &candidates {
+        let each = match each {
+            Json::String(s) => s.clone(),
+            other => pyfmt::py_str(&to_mj(other)),
+        };
+        for (k, v) in lookup {
+            if each == *k || brine_targeting::fnmatch(&each, k) {
+                ret = Some(v.clone());
+                break 'outer;
+            }
+        }
+    }
+    if ret.is_none() {
+        ret = lookup.get(default).cloned();
+    }
+    if let Some(b) = base.and_then(|b| lookup.get(b)) {
+        ret = match (ret, b) {
+            (None, b) => Some(b.clone()),
+            (Some(Json::Object(r)), Json::Object(bm)) => Some(Json::Object(crate::merge::update(bm.clone(), r, false))),
+            (Some(_), Json::Object(_)) => {
+                return Err(err("filter_by default and look-up values must both be dictionaries."))
+            }
+            (r, _) => r,
+        };
+    }
+    if let Some(m) = merge {
+        let Json::Object(mm) = m else {
+            return Err(err("filter_by merge argument must be a dictionary."));
+        };
+        ret = match ret {
+            None => Some(Json::Object(mm)),
+            Some(Json::Object(r)) => Some(Json::Object(crate::merge::update(r, mm, false))),
+            Some(_) => return Err(err("filter_by: the looked-up value is not a dictionary to merge into")),
+        };
+    }
+    Ok(ret.unwrap_or(Json::Null))
+}
+
+/// `pillar.get(key, default, merge=True)`.
+fn pillar_get_merge(pillar: &Json, key: &str, default: &Mj, delimiter: &str, opts: &Json) -> Result<Mj, Error> {
+    let merge_lists = opts.get("pillar_merge_lists").is_some_and(brine_config::truthy);
+    let found = traverse(pillar, key, delimiter);
+    match (from_mj(default)?, found) {
+        (Json::Object(d), Some(Json::Object(f))) => {
+            Ok(to_mj(&Json::Object(crate::merge::update(d, f.clone(), merge_lists))))
+        }
+        (Json::Object(_), None) | (Json::Array(_), None) => Ok(default.clone()),
+        (Json::Array(mut d), Some(Json::Array(f))) => {
+            let fresh: Vec<Json> = f
+                .iter()
+                .filter(|x| !d.iter().any(|m| crate::merge::py_eq(m, x)))
+                .cloned()
+                .collect();
+            d.extend(fresh);
+            Ok(to_mj(&Json::Array(d)))
+        }
+        (_, found) => {
+            log::error!("pillar.get: Default is not a dict or list matching the pillar value; merge skipped");
+            Ok(found.map(to_mj).unwrap_or_else(|| default.clone()))
+        }
+    }
+}
