@@ -99,56 +99,189 @@ fn frames(w: &mut Writer) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
+/// The bus: listening sockets, connected writers and subscribers.
+struct Bus {
+    pull: UnixListener,
+    publ: UnixListener,
+    writers: Vec<Writer>,
+    subs: Vec<Subscriber>,
+    /// `event_publisher_length_prefix`: frame events for subscribers.
+    prefix_pub: bool,
+    chunk: Vec<u8>,
+}
+
+fn pollfd(fd: i32, events: i16) -> libc::pollfd {
+    libc::pollfd { fd, events, revents: 0 }
+}
+
+impl Writer {
+    /// Read what the writer sent and split off its complete frames.
+    /// `Err` = drop the writer (hang-up, read error, malformed frame).
+    fn read(&mut self, chunk: &mut [u8]) -> Result<Vec<Vec<u8>>, Option<String>> {
+        let mut eof = false;
+        loop {
+            match self.stream.read(chunk) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        // Frames complete before a hang-up are still delivered.
+        let events = frames(self).map_err(Some)?;
+        if eof && events.is_empty() {
+            return Err(None);
+        }
+        Ok(events)
+    }
+}
+
+impl Subscriber {
+    /// Whether the subscriber hung up (subscribers never send: readable
+    /// means EOF or junk).
+    fn hung_up(&mut self, revents: i16, chunk: &mut [u8]) -> bool {
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) == 0 {
+            return false;
+        }
+        match self.stream.read(chunk) {
+            Ok(0) => true,
+            Err(e) => e.kind() != ErrorKind::WouldBlock,
+            _ => false,
+        }
+    }
+
+    /// Queue `events` and write what the socket takes. `false` = drop the
+    /// subscriber (too far behind, or a write error).
+    fn send(&mut self, events: &[Vec<u8>], prefix: bool) -> bool {
+        if self.sent > 0 && self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        }
+        for ev in events {
+            if prefix {
+                self.out.extend_from_slice(&(ev.len() as u32).to_be_bytes());
+            }
+            self.out.extend_from_slice(ev);
+        }
+        if self.out.len() - self.sent > MAX_BACKLOG {
+            warn!(
+                "event bus: subscriber is {} bytes behind; disconnecting it",
+                self.out.len() - self.sent
+            );
+            return false;
+        }
+        while self.sent < self.out.len() {
+            match self.stream.write(&self.out[self.sent..]) {
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
+
+impl Bus {
+    /// The poll set: `extra` first, then the two listeners, the writers and
+    /// the subscribers (POLLOUT for those with queued bytes).
+    fn pollfds(&self, extra: i32) -> Vec<libc::pollfd> {
+        let mut fds = vec![
+            pollfd(extra, libc::POLLIN),
+            pollfd(self.pull.as_raw_fd(), libc::POLLIN),
+            pollfd(self.publ.as_raw_fd(), libc::POLLIN),
+        ];
+        fds.extend(self.writers.iter().map(|w| pollfd(w.stream.as_raw_fd(), libc::POLLIN)));
+        fds.extend(self.subs.iter().map(|s| {
+            let ev = if s.sent < s.out.len() {
+                libc::POLLIN | libc::POLLOUT
+            } else {
+                libc::POLLIN
+            };
+            pollfd(s.stream.as_raw_fd(), ev)
+        }));
+        fds
+    }
+
+    /// One round after `poll`: read the writers, fan their events out to
+    /// every subscriber, then accept new connections (a subscriber sees the
+    /// events pushed after it connected).
+    fn turn(&mut self, fds: &[libc::pollfd]) -> std::io::Result<()> {
+        let nw = self.writers.len();
+        let wrev: Vec<i16> = fds[3..3 + nw].iter().map(|p| p.revents).collect();
+        let srev: Vec<i16> = fds[3 + nw..].iter().map(|p| p.revents).collect();
+
+        let mut events: Vec<Vec<u8>> = Vec::new();
+        let chunk = &mut self.chunk;
+        let mut i = 0;
+        self.writers.retain_mut(|w| {
+            i += 1;
+            if wrev[i - 1] == 0 {
+                return true;
+            }
+            match w.read(chunk) {
+                Ok(f) => {
+                    events.extend(f);
+                    true
+                }
+                Err(why) => {
+                    if let Some(why) = why {
+                        warn!("event bus: dropping writer connection: {why}");
+                    }
+                    false
+                }
+            }
+        });
+
+        let prefix = self.prefix_pub;
+        let mut i = 0;
+        self.subs.retain_mut(|s| {
+            i += 1;
+            !s.hung_up(srev.get(i - 1).copied().unwrap_or(0), chunk) && s.send(&events, prefix)
+        });
+
+        while let Ok((stream, _)) = self.pull.accept() {
+            stream.set_nonblocking(true)?;
+            self.writers.push(Writer {
+                stream,
+                buf: Vec::new(),
+                prefixed: None,
+            });
+        }
+        while let Ok((stream, _)) = self.publ.accept() {
+            stream.set_nonblocking(true)?;
+            debug!("event bus: new subscriber");
+            self.subs.push(Subscriber {
+                stream,
+                out: Vec::new(),
+                sent: 0,
+            });
+        }
+        Ok(())
+    }
+}
+
 pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
     role(names::EVENT_PUBLISHER, move |ctx| {
         let sig = stop_signals()?;
-        let prefix_pub = cfg
-            .get("event_publisher_length_prefix")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false);
-        let pull = listen(&cfg.sock_dir.join("master_event_pull.ipc"), 0o600)?;
-        let publ = listen(&cfg.sock_dir.join("master_event_pub.ipc"), 0o660)?;
+        let mut bus = Bus {
+            pull: listen(&cfg.sock_dir.join("master_event_pull.ipc"), 0o600)?,
+            publ: listen(&cfg.sock_dir.join("master_event_pub.ipc"), 0o660)?,
+            writers: Vec::new(),
+            subs: Vec::new(),
+            prefix_pub: cfg.get_bool("event_publisher_length_prefix").unwrap_or(false),
+            chunk: vec![0u8; 256 * 1024],
+        };
         ctx.ready();
-        let mut writers: Vec<Writer> = Vec::new();
-        let mut subs: Vec<Subscriber> = Vec::new();
-        let mut chunk = vec![0u8; 256 * 1024];
         loop {
-            let mut fds = vec![
-                libc::pollfd {
-                    fd: sig.fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: pull.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: publ.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            for w in &writers {
-                fds.push(libc::pollfd {
-                    fd: w.stream.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-            }
-            for s in &subs {
-                let ev = if s.sent < s.out.len() {
-                    libc::POLLIN | libc::POLLOUT
-                } else {
-                    libc::POLLIN
-                };
-                fds.push(libc::pollfd {
-                    fd: s.stream.as_raw_fd(),
-                    events: ev,
-                    revents: 0,
-                });
-            }
+            let mut fds = bus.pollfds(sig.fd());
             // SAFETY: fds is a valid pollfd array for the call.
             let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
             if rc < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
@@ -158,118 +291,7 @@ pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
             if stopping() {
                 return Ok(());
             }
-            let nw = writers.len();
-            let wrev: Vec<i16> = fds[3..3 + nw].iter().map(|p| p.revents).collect();
-            let srev: Vec<i16> = fds[3 + nw..].iter().map(|p| p.revents).collect();
-
-            // Read writers; collect complete frames.
-            let mut events: Vec<Vec<u8>> = Vec::new();
-            let mut dead_w = vec![false; nw];
-            for (i, w) in writers.iter_mut().enumerate() {
-                if wrev[i] == 0 {
-                    continue;
-                }
-                loop {
-                    match w.stream.read(&mut chunk) {
-                        Ok(0) => {
-                            dead_w[i] = true;
-                            break;
-                        }
-                        Ok(n) => w.buf.extend_from_slice(&chunk[..n]),
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        Err(_) => {
-                            dead_w[i] = true;
-                            break;
-                        }
-                    }
-                }
-                match frames(w) {
-                    Ok(f) => events.extend(f),
-                    Err(e) => {
-                        warn!("event bus: dropping writer connection: {e}");
-                        dead_w[i] = true;
-                    }
-                }
-            }
-            let mut i = 0;
-            writers.retain(|_| {
-                i += 1;
-                !dead_w[i - 1]
-            });
-
-            // Subscribers: detect hang-ups, queue events, flush.
-            let mut dead_s = vec![false; subs.len()];
-            for (i, s) in subs.iter_mut().enumerate() {
-                if srev
-                    .get(i)
-                    .is_some_and(|r| r & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
-                {
-                    // Subscribers never send; readable means EOF or junk.
-                    match s.stream.read(&mut chunk) {
-                        Ok(0) => dead_s[i] = true,
-                        Err(e) if e.kind() != ErrorKind::WouldBlock => dead_s[i] = true,
-                        _ => {}
-                    }
-                }
-                if dead_s[i] {
-                    continue;
-                }
-                if s.sent > 0 && s.sent == s.out.len() {
-                    s.out.clear();
-                    s.sent = 0;
-                }
-                for ev in &events {
-                    if prefix_pub {
-                        s.out.extend_from_slice(&(ev.len() as u32).to_be_bytes());
-                    }
-                    s.out.extend_from_slice(ev);
-                }
-                if s.out.len() - s.sent > MAX_BACKLOG {
-                    warn!(
-                        "event bus: subscriber is {} bytes behind; disconnecting it",
-                        s.out.len() - s.sent
-                    );
-                    dead_s[i] = true;
-                    continue;
-                }
-                while s.sent < s.out.len() {
-                    match s.stream.write(&s.out[s.sent..]) {
-                        Ok(n) => s.sent += n,
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        Err(_) => {
-                            dead_s[i] = true;
-                            break;
-                        }
-                    }
-                }
-            }
-            let mut i = 0;
-            subs.retain(|_| {
-                i += 1;
-                !dead_s[i - 1]
-            });
-
-            // New connections (after the fan-out: a subscriber sees events
-            // pushed after it connected).
-            while let Ok((stream, _)) = pull.accept() {
-                stream.set_nonblocking(true)?;
-                writers.push(Writer {
-                    stream,
-                    buf: Vec::new(),
-                    prefixed: None,
-                });
-            }
-            while let Ok((stream, _)) = publ.accept() {
-                stream.set_nonblocking(true)?;
-                debug!("event bus: new subscriber");
-                subs.push(Subscriber {
-                    stream,
-                    out: Vec::new(),
-                    sent: 0,
-                });
-            }
+            bus.turn(&fds)?;
         }
     })
 }
