@@ -7,6 +7,7 @@
 pub mod aes;
 pub mod minion;
 pub mod pysalt;
+pub mod requests;
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
