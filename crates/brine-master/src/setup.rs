@@ -1,4 +1,5 @@
-//! What the master does before forking: directories, user, limits, daemon.
+//! What the master does before forking: directories, daemon, user, limits,
+//! and Salt's log level names.
 
 use std::ffi::CString;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -74,9 +75,9 @@ pub fn prepare_dirs(cfg: &MasterConfig) -> Result<()> {
 }
 
 /// Become `user` (Salt's `user` option / `-u`): nothing when we already are;
-/// as root, hand the master's dirs to the user and drop privileges; as
-/// anyone else, refuse as Salt does.
-pub fn switch_user(cfg: &MasterConfig, extra_paths: &[PathBuf]) -> Result<()> {
+/// as root, hand the master's dirs, the pidfile and the log file to the
+/// user and drop privileges; as anyone else, refuse as Salt does.
+pub fn switch_user(cfg: &MasterConfig) -> Result<()> {
     let name = cfg.user.trim();
     if name.is_empty() {
         return Ok(());
@@ -97,7 +98,8 @@ pub fn switch_user(cfg: &MasterConfig, extra_paths: &[PathBuf]) -> Result<()> {
         bail!("salt-master is configured to run as user {name:?} but is running as {current:?} and cannot switch (set `user: {current}` or start it as root)");
     }
     let mut paths = master_dirs(cfg);
-    paths.extend(extra_paths.iter().cloned());
+    paths.push(cfg.pidfile.clone());
+    paths.extend(log_file_path(cfg));
     for p in paths.iter().filter(|p| p.exists()) {
         nix::unistd::chown(p.as_path(), Some(user.uid), Some(user.gid))
             .with_context(|| format!("cannot chown {} to {name}", p.display()))?;
