@@ -1,14 +1,13 @@
 //! `salt-key`: list, accept, reject, delete and fingerprint minion keys,
 //! with Salt's flags, prompts and output (checked against Salt 3007.17).
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::Result;
 use brine_config::MasterConfig;
-use brine_keys::{FsKeyStore, KeyState, KeyStore};
-use brine_proto::Value;
+use brine_keys::{KeyState, Keys, Listing, Match};
+use brine_proto::event::EventSender;
 
 pub const USAGE: &str = "Usage: salt-key [options]
 
@@ -22,7 +21,9 @@ Options:
                         Default: '/etc/salt'.
   -q, --quiet           Suppress output.
   -y, --yes             Answer \"Yes\" to all questions presented.
-  --include-all         Include rejected/denied keys when accepting/rejecting.
+  --include-all         Include rejected keys when accepting, accepted keys
+                        when rejecting.
+  --include-accepted    Include accepted keys when rejecting.
   --include-rejected    Include rejected keys when accepting.
   --include-denied      Include denied keys when accepting/rejecting.
   --out=OUTPUT          nested (default), json, yaml, txt or raw.
@@ -65,6 +66,8 @@ struct Opts {
     action: Action,
     yes: bool,
     quiet: bool,
+    include_all: bool,
+    include_accepted: bool,
     include_rejected: bool,
     include_denied: bool,
     out: String,
@@ -76,6 +79,8 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         action: Action::List("all".into()),
         yes: false,
         quiet: false,
+        include_all: false,
+        include_accepted: false,
         include_rejected: false,
         include_denied: false,
         out: "nested".into(),
@@ -89,9 +94,11 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
                 Some((f, v)) => (f.to_string(), Some(v.to_string())),
                 None => (l.to_string(), None),
             }
-        } else if a.len() > 1 && a.starts_with('-') {
-            let rest = &a[2..];
-            (a[1..2].to_string(), (!rest.is_empty()).then(|| rest.to_string()))
+        } else if let Some(short) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
+            let mut chars = short.chars();
+            let flag = chars.next().map(String::from).unwrap_or_default();
+            let rest = chars.as_str();
+            (flag, (!rest.is_empty()).then(|| rest.to_string()))
         } else {
             return Err(format!("unexpected argument: {a}"));
         };
@@ -142,10 +149,8 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "no-color" | "force-color" => {}
             "include-rejected" => o.include_rejected = true,
             "include-denied" => o.include_denied = true,
-            "include-all" => {
-                o.include_rejected = true;
-                o.include_denied = true;
-            }
+            "include-all" => o.include_all = true,
+            "include-accepted" => o.include_accepted = true,
             "out" => o.out = val,
             "l" | "list" => o.action = Action::List(val),
             "L" | "list-all" => o.action = Action::List("all".into()),
@@ -165,41 +170,40 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     Ok(Some(o))
 }
 
-/// Salt's display names, in the key outputter's order (by directory name).
-fn title(s: KeyState) -> &'static str {
-    match s {
-        KeyState::Accepted => "Accepted Keys:",
-        KeyState::Denied => "Denied Keys:",
-        KeyState::Pending => "Unaccepted Keys:",
-        KeyState::Rejected => "Rejected Keys:",
+/// The key outputter's title of a status.
+fn title(status: &str) -> &'static str {
+    match status {
+        "minions" => "Accepted Keys:",
+        "minions_denied" => "Denied Keys:",
+        "minions_pre" => "Unaccepted Keys:",
+        "minions_rejected" => "Rejected Keys:",
+        _ => "Local Keys:",
     }
 }
 
-/// Dict order Salt's `Key.list_keys` returns (json/txt output).
-const DICT_ORDER: [KeyState; 4] = [
-    KeyState::Accepted,
-    KeyState::Pending,
-    KeyState::Rejected,
-    KeyState::Denied,
-];
+/// What is printed: per status, ids with a value (a key or fingerprint)
+/// or without (a plain listing).
+type Shown = Vec<(String, Vec<(String, String)>)>;
 
-fn states_for(arg: &str) -> Result<Vec<KeyState>, String> {
-    Ok(match arg {
-        "pre" | "un" | "unaccepted" => vec![KeyState::Pending],
-        "acc" | "accepted" => vec![KeyState::Accepted],
-        "rej" | "rejected" => vec![KeyState::Rejected],
-        "den" | "denied" => vec![KeyState::Denied],
-        "all" => DICT_ORDER.to_vec(),
-        other => return Err(format!("\"{other}\" is not a valid argument to '-l' or '--list'")),
-    })
+fn plain(l: Listing) -> Shown {
+    l.into_iter()
+        .map(|(s, ids)| (s, ids.into_iter().map(|id| (id, String::new())).collect()))
+        .collect()
 }
 
-type Listing = Vec<(KeyState, Vec<(String, String)>)>;
-
-/// Print a listing of (state, [(id, value)]) in `out` format; values empty
-/// for plain listings.
-fn output(out: &str, listing: &Listing, with_values: bool) -> String {
-    let dir = |s: KeyState| s.dir().to_string();
+/// Print `listing` in `out` format, as Salt's outputters do: `nested` is
+/// the key outputter (statuses and ids sorted); json keeps Salt's dict
+/// order; yaml and txt sort dict keys, not list items.
+fn output(out: &str, listing: &Shown, with_values: bool) -> String {
+    let sorted_items = |items: &[(String, String)], sort: bool| {
+        let mut v: Vec<(String, String)> = items.to_vec();
+        if sort {
+            v.sort();
+        }
+        v
+    };
+    let mut by_status: Vec<&(String, Vec<(String, String)>)> = listing.iter().collect();
+    by_status.sort_by(|a, b| a.0.cmp(&b.0));
     match out {
         "json" => {
             let mut m = serde_json::Map::new();
@@ -214,21 +218,19 @@ fn output(out: &str, listing: &Listing, with_values: bool) -> String {
                 } else {
                     serde_json::Value::Array(items.iter().map(|(k, _)| serde_json::Value::from(k.clone())).collect())
                 };
-                m.insert(dir(*s), v);
+                m.insert(s.clone(), v);
             }
             format!("{}\n", crate::json_pretty(&serde_json::Value::Object(m)))
         }
         "yaml" => {
-            let mut sorted: Vec<&(KeyState, Vec<(String, String)>)> = listing.iter().collect();
-            sorted.sort_by_key(|(s, _)| s.dir());
             let mut o = String::new();
-            for (s, items) in sorted {
+            for (s, items) in by_status {
                 if items.is_empty() {
-                    o += &format!("{}: {}\n", s.dir(), if with_values { "{}" } else { "[]" });
+                    o += &format!("{s}: {}\n", if with_values { "{}" } else { "[]" });
                     continue;
                 }
-                o += &format!("{}:\n", s.dir());
-                for (k, v) in items {
+                o += &format!("{s}:\n");
+                for (k, v) in sorted_items(items, with_values) {
                     if with_values {
                         o += &format!("  {k}: {v}\n");
                     } else {
@@ -241,27 +243,23 @@ fn output(out: &str, listing: &Listing, with_values: bool) -> String {
         "txt" => {
             let mut o = String::new();
             for (s, items) in listing {
-                let body: Vec<String> = if with_values {
-                    items.iter().map(|(k, v)| format!("'{k}': '{v}'")).collect()
-                } else {
-                    items.iter().map(|(k, _)| format!("'{k}'")).collect()
-                };
+                let items = sorted_items(items, with_values);
                 if with_values {
-                    o += &format!("{}: {{{}}}\n", s.dir(), body.join(", "));
+                    let body: Vec<String> = items.iter().map(|(k, v)| format!("'{k}': '{v}'")).collect();
+                    o += &format!("{s}: {{{}}}\n", body.join(", "));
                 } else {
-                    o += &format!("{}: [{}]\n", s.dir(), body.join(", "));
+                    let body: Vec<String> = items.iter().map(|(k, _)| format!("'{k}'")).collect();
+                    o += &format!("{s}: [{}]\n", body.join(", "));
                 }
             }
             o
         }
         _ => {
-            let mut sorted: Vec<&(KeyState, Vec<(String, String)>)> = listing.iter().collect();
-            sorted.sort_by_key(|(s, _)| s.dir());
             let mut o = String::new();
-            for (s, items) in sorted {
-                o += title(*s);
+            for (s, items) in by_status {
+                o += title(s);
                 o.push('\n');
-                for (k, v) in items {
+                for (k, v) in sorted_items(items, true) {
                     if with_values {
                         o += &format!("{k}:  {v}\n");
                     } else {
@@ -277,63 +275,121 @@ fn output(out: &str, listing: &Listing, with_values: bool) -> String {
     }
 }
 
-fn matching(store: &FsKeyStore, states: &[KeyState], pattern: &str) -> Result<Listing> {
+/// salt-key's glob match of a key id.
+fn glob(pattern: &str) -> brine_keys::GlobMatcher {
     let pat = glob::Pattern::new(pattern).ok();
-    let mut out = Vec::new();
-    for &s in states {
-        let ids: Vec<(String, String)> = store
-            .list(s)?
-            .into_iter()
-            .filter(|id| id == pattern || pat.as_ref().is_some_and(|p| p.matches(id)))
-            .map(|id| (id, String::new()))
-            .collect();
-        if !ids.is_empty() {
-            out.push((s, ids));
-        }
-    }
-    Ok(out)
+    let literal = pattern.to_string();
+    Box::new(move |id| id == literal || pat.as_ref().is_some_and(|p| p.matches(id)))
 }
 
+/// Salt's `-l` argument check (`process_list`).
+fn check_list_arg(arg: &str) -> Result<(), String> {
+    if ["acc", "pre", "un", "rej", "den", "all"]
+        .iter()
+        .any(|p| arg.starts_with(p))
+    {
+        Ok(())
+    } else {
+        Err(format!("\"{arg}\" is not a valid argument to '-l' or '--list'"))
+    }
+}
+
+/// Salt's `KeyCLI` prompt: accept and reject proceed unless told no,
+/// delete only when told yes.
 fn confirm(o: &Opts, verb: &str, listing: &Listing) -> bool {
     print!(
         "The following keys are going to be {verb}:\n{}",
-        output("nested", listing, false)
+        output("nested", &plain(listing.clone()), false)
     );
     if o.yes {
         return true;
     }
-    print!("Proceed? [n/Y] ");
+    let delete = verb == "deleted";
+    print!("{}", if delete { "Proceed? [N/y] " } else { "Proceed? [n/Y] " });
     let _ = std::io::stdout().flush();
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
-    !line.trim().to_lowercase().starts_with('n')
+    let answer = line.trim_end_matches(['\n', '\r']).to_lowercase();
+    if answer.is_empty() {
+        !delete
+    } else {
+        answer.starts_with('y')
+    }
 }
 
-/// Ask the master to rotate its AES key (Salt's `.dfn`, mode 0400).
-fn write_dfn(cfg: &MasterConfig) {
-    if !cfg.get_bool("rotate_aes_key").unwrap_or(true) {
-        return;
+/// `accept`, `reject` or `delete` as Salt's `KeyCLI.run`: match, keep the
+/// statuses the action takes, show them, ask, act on exactly those keys.
+fn change(o: &Opts, keys: &Keys, events: &mut EventSender, pattern: &str) -> Result<i32> {
+    let (verb, include_accepted, include_rejected) = match o.action {
+        Action::Accept(_) => ("accepted", false, o.include_all || o.include_rejected),
+        Action::Reject(_) => ("rejected", o.include_all || o.include_accepted, false),
+        _ => ("deleted", o.include_accepted, o.include_rejected),
+    };
+    let mut matches = keys.name_match(&brine_keys::globs(pattern), false)?;
+    if verb != "deleted" {
+        let mut take = vec![KeyState::Pending.dir()];
+        for (yes, s) in [
+            (include_accepted, KeyState::Accepted),
+            (include_rejected, KeyState::Rejected),
+            (o.include_denied, KeyState::Denied),
+        ] {
+            if yes {
+                take.push(s.dir());
+            }
+        }
+        matches.retain(|(s, ids)| take.contains(&s.as_str()) && !ids.is_empty());
     }
-    let res = brine_keys::drop_rotation_file(&cfg.cachedir, &cfg.master_id());
-    if let Err(e) = res {
+    if matches.is_empty() {
+        let mut statuses = vec!["unaccepted"];
+        for (yes, name) in [
+            (include_accepted, "accepted"),
+            (include_rejected, "rejected"),
+            (o.include_denied, "denied"),
+        ] {
+            if yes {
+                statuses.push(name);
+            }
+        }
+        let last = statuses.pop().unwrap_or_default();
+        let stat = if statuses.is_empty() {
+            last.to_string()
+        } else {
+            format!("{} or {last}", statuses.join(", "))
+        };
+        println!("The key glob '{pattern}' does not match any {stat} keys.");
+        return Ok(0);
+    }
+    if !confirm(o, verb, &matches) {
+        return Ok(0);
+    }
+    let m = Match::Dict(matches.clone());
+    let out = match o.action {
+        Action::Accept(_) => keys.accept(events, &m, include_rejected, o.include_denied),
+        Action::Reject(_) => keys.reject(events, &m, include_accepted, o.include_denied),
+        _ => keys.delete_key(events, &m),
+    };
+    for id in &out.invalid {
+        eprintln!("[ERROR   ] Invalid RSA public key: {id}");
+        eprintln!("Unable to accept invalid key for {id}.");
+    }
+    for e in &out.errors {
         eprintln!("Error: {e}");
     }
-}
-
-fn fire(cfg: &MasterConfig, act: &str, id: &str) {
-    let mut ev = brine_proto::event::EventSender::new(&cfg.sock_dir);
-    let data = Value::map([
-        ("result", Value::Bool(true)),
-        ("act", Value::from(act)),
-        ("id", Value::from(id)),
-    ]);
-    // The master may not be running: salt-key works offline as Salt's does.
-    let _ = ev.fire("salt/key", &data);
+    // Salt prints the keys where they are now; for delete, those it took.
+    let shown = if verb == "deleted" { matches } else { out.keys };
+    for (_, ids) in &shown {
+        for id in ids {
+            println!("Key for minion {id} {verb}.");
+        }
+    }
+    Ok(if out.errors.is_empty() { 0 } else { 1 })
 }
 
 fn run(o: &Opts) -> Result<i32> {
     let cfg = MasterConfig::load(&o.config_dir)?;
-    let store = FsKeyStore::new(&cfg.pki_dir);
+    let keys = Keys::new(&cfg, glob);
+    // The master may not be running: salt-key works without it, as Salt's.
+    let mut events = EventSender::new(&cfg.sock_dir);
     let quiet_print = |s: &str| {
         if !o.quiet {
             print!("{s}");
@@ -341,97 +397,22 @@ fn run(o: &Opts) -> Result<i32> {
     };
     match &o.action {
         Action::List(arg) => {
-            let states = states_for(arg).map_err(anyhow::Error::msg)?;
-            let mut listing = Vec::new();
-            for s in states {
-                listing.push((s, store.list(s)?.into_iter().map(|id| (id, String::new())).collect()));
-            }
-            quiet_print(&output(&o.out, &listing, false));
+            check_list_arg(arg).map_err(anyhow::Error::msg)?;
+            let mut listing = keys.list_status(arg)?;
+            // salt-key shows the master's own keys only with fingerprints.
+            listing.retain(|(s, _)| s != "local");
+            quiet_print(&output(&o.out, &plain(listing), false));
         }
-        Action::Print(p) | Action::Finger(p) => {
-            let hash = cfg
-                .get_str("finger_hash_type")
-                .unwrap_or(brine_config::DEFAULT_HASH_TYPE)
-                .to_string();
-            let listing = matching(&store, &DICT_ORDER, p)?;
-            let mut with_values = Vec::new();
-            for (s, ids) in listing {
-                let mut items = Vec::new();
-                for (id, _) in ids {
-                    let pem = store.get(s, &id)?.unwrap_or_default();
-                    let v = if matches!(o.action, Action::Finger(_)) {
-                        brine_keys::fingerprint(&pem, &hash).unwrap_or_default()
-                    } else {
-                        pem
-                    };
-                    items.push((id, v));
-                }
-                with_values.push((s, items));
-            }
-            quiet_print(&output(&o.out, &with_values, true));
+        Action::Print(p) => {
+            let shown = keys.key_str(&brine_keys::globs(p))?;
+            quiet_print(&output(&o.out, &shown, true));
         }
-        Action::Accept(p) | Action::Reject(p) => {
-            let accept = matches!(o.action, Action::Accept(_));
-            let mut from = vec![KeyState::Pending];
-            if o.include_rejected && accept {
-                from.push(KeyState::Rejected);
-            }
-            if o.include_denied {
-                from.push(KeyState::Denied);
-            }
-            if !accept && o.include_rejected {
-                // nothing extra: rejected keys are already rejected
-            }
-            let listing = matching(&store, &from, p)?;
-            if listing.is_empty() {
-                println!("The key glob '{p}' does not match any unaccepted keys.");
-                return Ok(0);
-            }
-            let verb = if accept { "accepted" } else { "rejected" };
-            if !confirm(o, verb, &listing) {
-                return Ok(0);
-            }
-            let to = if accept { KeyState::Accepted } else { KeyState::Rejected };
-            for (s, ids) in &listing {
-                for (id, _) in ids {
-                    store.transfer(*s, to, id)?;
-                    fire(&cfg, if accept { "accept" } else { "reject" }, id);
-                }
-            }
-            if !accept {
-                write_dfn(&cfg);
-            }
-            for (_, ids) in &listing {
-                for (id, _) in ids {
-                    println!("Key for minion {id} {verb}.");
-                }
-            }
+        Action::Finger(p) => {
+            let hash = cfg.get_str("finger_hash_type").unwrap_or(brine_config::DEFAULT_HASH_TYPE).to_string();
+            let shown = keys.finger(&brine_keys::globs(p), &hash)?;
+            quiet_print(&output(&o.out, &shown, true));
         }
-        Action::Delete(p) => {
-            let listing = matching(&store, &DICT_ORDER, p)?;
-            if listing.is_empty() {
-                println!("The key glob '{p}' does not match any accepted, unaccepted or rejected keys.");
-                return Ok(0);
-            }
-            if !confirm(o, "deleted", &listing) {
-                return Ok(0);
-            }
-            let mut deleted = BTreeMap::new();
-            for (s, ids) in &listing {
-                for (id, _) in ids {
-                    store.remove(*s, id)?;
-                    deleted.insert(id.clone(), ());
-                    fire(&cfg, "delete", id);
-                    let _ = std::fs::remove_dir_all(cfg.cachedir.join("minions").join(id));
-                }
-            }
-            write_dfn(&cfg);
-            for (_, ids) in &listing {
-                for (id, _) in ids {
-                    println!("Key for minion {id} deleted.");
-                }
-            }
-        }
+        Action::Accept(p) | Action::Reject(p) | Action::Delete(p) => return change(o, &keys, &mut events, p),
     }
     Ok(0)
 }

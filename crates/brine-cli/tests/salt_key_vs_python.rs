@@ -9,6 +9,11 @@ fn venv_bin(version: &str) -> PathBuf {
     brine_testutil::salt_venv(version).join("bin/salt-key")
 }
 
+fn privkey() -> String {
+    let k = openssl::rsa::Rsa::generate(2048).unwrap();
+    String::from_utf8(k.private_key_to_pem().unwrap()).unwrap()
+}
+
 fn pubkey() -> String {
     let k = openssl::rsa::Rsa::generate(2048).unwrap();
     String::from_utf8(k.public_key_to_pem().unwrap()).unwrap()
@@ -61,6 +66,11 @@ fn compare(version: &str) {
     ]
     .iter()
     .map(|(d, id)| (d.to_string(), id.to_string(), pubkey()))
+    .chain([
+        ("minions_pre".to_string(), "bad".to_string(), "not a key\n".to_string()),
+        (".".to_string(), "master.pem".to_string(), privkey()),
+        (".".to_string(), "master.pub".to_string(), pubkey()),
+    ])
     .collect();
     let keys: Vec<(&str, &str, &str)> = keys
         .iter()
@@ -89,6 +99,13 @@ fn compare(version: &str) {
         &["-r", "p2", "-y"],
         &["-a", "r1", "-y", "--include-rejected"],
         &["-a", "web*", "-y"],
+        &["-a", "bad", "-y"],
+        &["-F", "--out", "yaml"],
+        &["-p", "a*"],
+        &["-r", "a1", "--include-all", "-y"],
+        &["-r", "nope", "--include-all", "-y"],
+        &["-d", "nope", "-y"],
+        &["-a", "r1,a1", "-y", "--include-rejected"],
         &["-d", "a2", "-y"],
         &["-L"],
         &["-D", "-y"],
@@ -151,4 +168,69 @@ fn bad_arguments_are_refused() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("does not match any unaccepted keys"));
+}
+
+/// The minion data caches left under `cachedir/minions`.
+fn caches(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("cache/minions"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `salt-key -d` drops the data cache of every minion left without a key
+/// unless `preserve_minion_cache`, and asks for an AES rotation: the same
+/// as Python's salt-key, for both values.
+#[test]
+fn delete_honours_preserve_minion_cache() {
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_salt-key"));
+    let python = venv_bin("3007.17");
+    let keys: Vec<(String, String)> = [("minions", "a1"), ("minions", "a2"), ("minions_pre", "p1")]
+        .iter()
+        .map(|(d, id)| (d.to_string(), id.to_string()))
+        .collect();
+    let pems: Vec<String> = keys.iter().map(|_| pubkey()).collect();
+    let keys: Vec<(&str, &str, &str)> = keys
+        .iter()
+        .zip(&pems)
+        .map(|((d, id), pem)| (d.as_str(), id.as_str(), pem.as_str()))
+        .collect();
+    for preserve in [false, true] {
+        let mut results = Vec::new();
+        for bin in [&python, &ours] {
+            let d = tempfile::tempdir().unwrap();
+            let conf = setup(d.path(), &keys);
+            let mut master = std::fs::read_to_string(conf.join("master")).unwrap();
+            master += &format!("preserve_minion_cache: {}\n", if preserve { "True" } else { "False" });
+            std::fs::write(conf.join("master"), master).unwrap();
+            for id in ["a1", "a2", "p1", "ghost"] {
+                let dir = d.path().join("cache/minions").join(id);
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("data.p"), b"\x80").unwrap();
+            }
+            let (out, rc) = run(bin, &conf, &["-d", "a2", "-y"]);
+            assert_eq!(rc, 0, "{}: {out}", bin.display());
+            let dfn = d.path().join("cache/.dfn").exists();
+            results.push((out, caches(d.path()), dfn));
+        }
+        let want: &[&str] = if preserve {
+            &["a1", "a2", "ghost", "p1"]
+        } else {
+            &["a1", "p1"]
+        };
+        assert_eq!(
+            results[0].1, want,
+            "Python's salt-key, preserve_minion_cache={preserve}"
+        );
+        assert!(results[0].2, "Python's salt-key asked for an AES rotation");
+        assert_eq!(
+            results[1], results[0],
+            "preserve_minion_cache={preserve}: Brine differs from Python"
+        );
+    }
 }

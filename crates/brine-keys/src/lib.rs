@@ -1,4 +1,6 @@
-//! Minion keys, stored the way Salt stores them, behind [`KeyStore`].
+//! Minion keys, stored the way Salt stores them, behind [`KeyStore`], and
+//! the key operations of `salt-key` and the wheel (`Keys`, Salt's
+//! `salt.key.Key`).
 //!
 //! The master, `salt-key` and (later) a shared-database store for several
 //! masters all go through this trait; [`FsKeyStore`] is Salt's own layout,
@@ -10,6 +12,10 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+mod manage;
+
+pub use manage::{globs, CompileGlob, Detail, GlobMatcher, Keys, Listing, Match, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KeyState {
@@ -35,6 +41,11 @@ impl KeyState {
             KeyState::Rejected => "minions_rejected",
             KeyState::Denied => "minions_denied",
         }
+    }
+
+    /// The state whose directory is `dir`.
+    pub fn from_dir(dir: &str) -> Option<KeyState> {
+        KeyState::ALL.into_iter().find(|s| s.dir() == dir)
     }
 }
 

@@ -1,4 +1,5 @@
-//! What the master does before forking: directories, user, limits, daemon.
+//! What the master does before forking: directories, daemon, user, limits,
+//! and Salt's log level names.
 
 use std::ffi::CString;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -38,6 +39,12 @@ pub fn master_dirs(cfg: &MasterConfig) -> Vec<PathBuf> {
     dirs.push(cfg.cachedir.clone());
     dirs.push(cfg.cachedir.join("jobs"));
     dirs.push(cfg.sock_dir.clone());
+    // Where `_syndic_return` registers each syndic (`<syndic_dir>/<id>`).
+    // Salt derives it from cachedir (`cachedir/syndics`) whatever the
+    // config says, and so does brine-config.
+    if let Some(dir) = cfg.get_str("syndic_dir") {
+        dirs.push(PathBuf::from(dir));
+    }
     if let Some(dir) = log_file_path(cfg).as_deref().and_then(Path::parent) {
         dirs.push(dir.to_path_buf());
     }
@@ -74,9 +81,9 @@ pub fn prepare_dirs(cfg: &MasterConfig) -> Result<()> {
 }
 
 /// Become `user` (Salt's `user` option / `-u`): nothing when we already are;
-/// as root, hand the master's dirs to the user and drop privileges; as
-/// anyone else, refuse as Salt does.
-pub fn switch_user(cfg: &MasterConfig, extra_paths: &[PathBuf]) -> Result<()> {
+/// as root, hand the master's dirs, the pidfile and the log file to the
+/// user and drop privileges; as anyone else, refuse as Salt does.
+pub fn switch_user(cfg: &MasterConfig) -> Result<()> {
     let name = cfg.user.trim();
     if name.is_empty() {
         return Ok(());
@@ -97,7 +104,8 @@ pub fn switch_user(cfg: &MasterConfig, extra_paths: &[PathBuf]) -> Result<()> {
         bail!("salt-master is configured to run as user {name:?} but is running as {current:?} and cannot switch (set `user: {current}` or start it as root)");
     }
     let mut paths = master_dirs(cfg);
-    paths.extend(extra_paths.iter().cloned());
+    paths.push(cfg.pidfile.clone());
+    paths.extend(log_file_path(cfg));
     for p in paths.iter().filter(|p| p.exists()) {
         nix::unistd::chown(p.as_path(), Some(user.uid), Some(user.gid))
             .with_context(|| format!("cannot chown {} to {name}", p.display()))?;
@@ -160,4 +168,34 @@ pub fn daemonize() -> Result<()> {
         nix::unistd::dup2(null.as_raw_fd(), fd)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_env_dirs_include_syndic_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path().display();
+        let conf = root.path().join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        // A syndic_dir of one's own is not honoured, by Salt either.
+        std::fs::write(
+            conf.join("master"),
+            format!("root_dir: {r}\npki_dir: {r}/pki\ncachedir: {r}/cache\nsyndic_dir: {r}/elsewhere\nlog_file: {r}/log/master\n"),
+        )
+        .unwrap();
+        let cfg = MasterConfig::load(&conf).unwrap();
+        let syndics = root.path().join("cache/syndics");
+        assert_eq!(cfg.get_str("syndic_dir").map(PathBuf::from), Some(syndics.clone()));
+        prepare_dirs(&cfg).unwrap();
+        let meta = std::fs::metadata(&syndics).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        assert!(!root.path().join("elsewhere").exists());
+        for d in ["pki/minions_pre", "cache/jobs", "log"] {
+            assert!(root.path().join(d).is_dir(), "{d}");
+        }
+    }
 }

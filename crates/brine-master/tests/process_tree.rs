@@ -73,6 +73,10 @@ fn check_tree(workers: usize) {
         assert_eq!(meta.permissions().mode() & 0o777, mode, "{name} mode");
     }
     assert_eq!(read(&env.pidfile()), m.pid.to_string());
+    // verify_env's directories, syndic_dir among them.
+    for d in ["pki/minions_denied", "cache/jobs", "cache/syndics", "sock"] {
+        assert!(env.root().join(d).is_dir(), "{d} created at start-up");
+    }
 }
 
 #[test]

@@ -17,7 +17,7 @@
 //! rather than waiting for a return that never comes.
 
 use brine_config::Value as Json;
-use brine_keys::{KeyState, KeyStore};
+use brine_keys::{Detail, Keys, Listing, Match};
 use brine_proto::Value;
 use log::{info, warn};
 
@@ -126,14 +126,7 @@ pub fn arg_str(v: &Value) -> Option<String> {
 fn match_list(v: &Value) -> Vec<String> {
     match v {
         Value::Array(a) => a.iter().filter_map(arg_str).collect(),
-        other => {
-            let s = arg_str(other).unwrap_or_default();
-            if s.contains(',') {
-                s.split(',').map(String::from).collect()
-            } else {
-                vec![s]
-            }
-        }
+        other => brine_keys::globs(&arg_str(other).unwrap_or_default()),
     }
 }
 
@@ -320,104 +313,30 @@ impl ReqHandler {
         Value::map([("tag", Value::from(tag.as_str())), ("data", data)])
     }
 
-    /// `{status: [ids]}` for the managed keys, in Salt's order.
-    fn list_keys(&self) -> Vec<(KeyState, Vec<String>)> {
-        [
-            KeyState::Accepted,
-            KeyState::Pending,
-            KeyState::Rejected,
-            KeyState::Denied,
-        ]
-        .into_iter()
-        .map(|s| {
-            let mut ids = self.keys.list(s).unwrap_or_default();
-            ids.sort_by_key(|i| i.to_lowercase());
-            (s, ids)
+    /// Key management as Salt's `salt.key.Key`, matching ids with
+    /// Python's fnmatch.
+    pub(super) fn key_ops(&self) -> Keys {
+        Keys::new(&self.cfg, |p| {
+            let g = Glob::new(p);
+            Box::new(move |id| g.matches(id))
         })
-        .collect()
-    }
-
-    fn local_keys(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.cfg.pki_dir)
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .filter(|n| n.ends_with(".pub") || n.ends_with(".pem"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort_by_key(|i| i.to_lowercase());
-        v
-    }
-
-    /// Salt's `Key.name_match`: `(status dir, ids)`; `full` adds "local".
-    fn name_match(&self, patterns: &[String], full: bool) -> Vec<(String, Vec<String>)> {
-        let mut all: Vec<(String, Vec<String>)> = self
-            .list_keys()
-            .into_iter()
-            .map(|(s, ids)| (s.dir().to_string(), ids))
-            .collect();
-        if full {
-            all.push(("local".into(), self.local_keys()));
-        }
-        let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for (status, ids) in all {
-            let hits: Vec<String> = ids
-                .into_iter()
-                .flat_map(|id| {
-                    // One entry per matching pattern, as Salt's loop does.
-                    globs
-                        .iter()
-                        .filter(|g| g.matches(&id))
-                        .map(|_| id.clone())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            if !hits.is_empty() {
-                out.push((status, hits));
-            }
-        }
-        out
-    }
-
-    /// Salt's `Key.dict_match`.
-    fn dict_match(&self, wanted: &[(String, Vec<String>)]) -> Vec<(String, Vec<String>)> {
-        let cur = self.list_keys();
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for (_, keys) in wanted {
-            let mut keys = keys.clone();
-            keys.sort_by_key(|k| k.to_lowercase());
-            for key in keys {
-                for (s, ids) in &cur {
-                    if ids.iter().any(|i| fnmatch(i, &key)) {
-                        match out.iter_mut().find(|(d, _)| d == s.dir()) {
-                            Some((_, v)) => v.push(key.clone()),
-                            None => out.push((s.dir().to_string(), vec![key.clone()])),
-                        }
-                    }
-                }
-            }
-        }
-        out
     }
 
     fn wheel_key(&mut self, fun: &str, args: &CallArgs) -> Result<Value, String> {
-        let listing = |l: Vec<(String, Vec<String>)>| {
-            Value::Map(l.into_iter().map(|(s, ids)| (Value::from(s), strs(&ids))).collect())
+        let listing = |l: Listing| Value::Map(l.into_iter().map(|(s, ids)| (Value::from(s), strs(&ids))).collect());
+        let detail = |d: Detail| {
+            Value::Map(
+                d.into_iter()
+                    .map(|(s, items)| {
+                        let items = items.into_iter().map(|(k, v)| (Value::from(k), Value::from(v)));
+                        (Value::from(s), Value::Map(items.collect()))
+                    })
+                    .collect(),
+            )
         };
-        let state_of = |dir: &str| {
-            [
-                KeyState::Accepted,
-                KeyState::Pending,
-                KeyState::Rejected,
-                KeyState::Denied,
-            ]
-            .into_iter()
-            .find(|s| s.dir() == dir)
-        };
+        let keys = self.key_ops();
         let pattern = || args.get(0, "match").map(match_list).ok_or("missing argument: match");
-        let dict_arg = |v: &Value| -> Vec<(String, Vec<String>)> {
+        let dict_arg = |v: &Value| -> Listing {
             match v {
                 Value::Map(pairs) => pairs
                     .iter()
@@ -427,185 +346,68 @@ impl ReqHandler {
             }
         };
         let flag = |i: usize, name: &str| args.get(i, name).and_then(Value::as_bool).unwrap_or(false);
+        let hash_type = |i: usize| {
+            args.get(i, "hash_type")
+                .and_then(arg_str)
+                .unwrap_or_else(|| self.cfg.hash_type().to_string())
+        };
+        let failed = |e: brine_keys::KeyError| e.to_string();
         match fun {
-            "key.list_all" | "key.all_keys" => {
-                let mut l: Vec<(String, Vec<String>)> = self
-                    .list_keys()
-                    .into_iter()
-                    .map(|(s, ids)| (s.dir().to_string(), ids))
-                    .collect();
-                l.push(("local".into(), self.local_keys()));
-                Ok(listing(l))
-            }
+            "key.list_all" | "key.all_keys" => Ok(listing(keys.all_keys().map_err(failed)?)),
             "key.list" | "key.list_status" => {
                 let m = args
                     .get(0, "match")
                     .and_then(arg_str)
                     .ok_or("missing argument: match")?;
-                let pick = |s: KeyState| listing(vec![(s.dir().to_string(), self.keys.list(s).unwrap_or_default())]);
-                Ok(if m.starts_with("acc") {
-                    pick(KeyState::Accepted)
-                } else if m.starts_with("pre") || m.starts_with("un") {
-                    pick(KeyState::Pending)
-                } else if m.starts_with("rej") {
-                    pick(KeyState::Rejected)
-                } else if m.starts_with("den") {
-                    pick(KeyState::Denied)
-                } else if m.starts_with("all") {
-                    return self.wheel_key("key.list_all", args);
-                } else {
-                    Value::Map(Vec::new())
-                })
+                Ok(listing(keys.list_status(&m).map_err(failed)?))
             }
-            "key.name_match" => Ok(listing(self.name_match(&pattern()?, false))),
+            "key.name_match" => Ok(listing(keys.name_match(&pattern()?, false).map_err(failed)?)),
             "key.accept" | "key.accept_dict" | "key.reject" | "key.reject_dict" | "key.delete" | "key.delete_dict" => {
-                let by_dict = fun.ends_with("_dict");
-                let (matches, pats) = if by_dict {
-                    (args.get(0, "match").map(dict_arg).unwrap_or_default(), None)
+                let m = if fun.ends_with("_dict") {
+                    Match::Dict(args.get(0, "match").map(dict_arg).unwrap_or_default())
                 } else {
-                    let p = pattern()?;
-                    (self.name_match(&p, false), Some(p))
+                    Match::Globs(pattern()?)
                 };
                 let verb = fun.trim_start_matches("key.").trim_end_matches("_dict");
-                let mut from = vec![KeyState::Pending];
-                match verb {
-                    "accept" => {
-                        if flag(1, "include_rejected") {
-                            from.push(KeyState::Rejected);
-                        }
-                        if flag(2, "include_denied") {
-                            from.push(KeyState::Denied);
-                        }
-                    }
-                    "reject" => {
-                        if flag(1, "include_accepted") {
-                            from.push(KeyState::Accepted);
-                        }
-                        if flag(2, "include_denied") {
-                            from.push(KeyState::Denied);
-                        }
-                    }
-                    _ => from = vec![],
+                let out = match verb {
+                    "accept" => keys.accept(
+                        &mut self.events,
+                        &m,
+                        flag(1, "include_rejected"),
+                        flag(2, "include_denied"),
+                    ),
+                    "reject" => keys.reject(
+                        &mut self.events,
+                        &m,
+                        flag(1, "include_accepted"),
+                        flag(2, "include_denied"),
+                    ),
+                    _ => keys.delete_key(&mut self.events, &m),
+                };
+                for id in &out.changed {
+                    info!("wheel key.{verb}: {id}");
                 }
-                for (dir, ids) in &matches {
-                    let Some(state) = state_of(dir) else { continue };
-                    for id in ids {
-                        let done = match verb {
-                            "accept" if from.contains(&state) => self.keys.transfer(state, KeyState::Accepted, id),
-                            "reject" if from.contains(&state) => self.keys.transfer(state, KeyState::Rejected, id),
-                            "delete" => self.keys.remove(state, id),
-                            _ => continue,
-                        };
-                        match done {
-                            Ok(true) => {
-                                self.key_event(verb, id);
-                                info!("wheel key.{verb}: {id}");
-                            }
-                            Ok(false) => {}
-                            Err(e) => warn!("wheel key.{verb} {id}: {e}"),
-                        }
-                    }
+                for id in &out.invalid {
+                    warn!("wheel key.{verb}: {id} is not a valid public key; not accepted");
                 }
-                if verb != "accept" {
-                    self.after_keys_removed();
+                for e in &out.errors {
+                    warn!("wheel key.{verb}: {e}");
                 }
-                Ok(listing(match pats {
-                    Some(p) => self.name_match(&p, false),
-                    None => self.dict_match(&matches),
-                }))
+                Ok(listing(out.keys))
             }
-            "key.key_str" | "key.finger" => {
-                let hash = args
-                    .get(1, "hash_type")
-                    .and_then(arg_str)
-                    .unwrap_or_else(|| self.cfg.hash_type().to_string());
-                let finger = fun == "key.finger";
-                let matches = self.name_match(&pattern()?, finger);
-                let mut out = Vec::new();
-                for (status, ids) in matches {
-                    let mut items = Vec::new();
-                    let mut ids = ids;
-                    if !finger {
-                        ids.sort_by_key(|i| i.to_lowercase());
-                    }
-                    for id in ids {
-                        let path = if status == "local" {
-                            self.cfg.pki_dir.join(&id)
-                        } else {
-                            self.cfg.pki_dir.join(&status).join(&id)
-                        };
-                        let pem = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                        let v = if finger {
-                            brine_keys::fingerprint(&pem, &hash).unwrap_or_default()
-                        } else {
-                            pem
-                        };
-                        items.push((Value::from(id), Value::from(v)));
-                    }
-                    out.push((Value::from(status), Value::Map(items)));
-                }
-                Ok(Value::Map(out))
-            }
+            "key.key_str" => Ok(detail(keys.key_str(&pattern()?).map_err(failed)?)),
+            "key.finger" => Ok(detail(keys.finger(&pattern()?, &hash_type(1)).map_err(failed)?)),
             "key.finger_master" | "key.master_key_str" => {
                 let path = self.cfg.pki_dir.join("master.pub");
                 let pem = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                 let v = if fun == "key.finger_master" {
-                    let hash = args
-                        .get(0, "hash_type")
-                        .and_then(arg_str)
-                        .unwrap_or_else(|| self.cfg.hash_type().to_string());
-                    brine_keys::fingerprint(&pem, &hash).unwrap_or_default()
+                    brine_keys::fingerprint(&pem, &hash_type(0)).unwrap_or_default()
                 } else {
                     pem
                 };
                 Ok(Value::map([("local", Value::map([("master.pub", Value::from(v))]))]))
             }
             other => Err(format!("{other} is not implemented")),
-        }
-    }
-
-    /// The `salt/key` event of a key action (`accept`, `reject`, `delete`).
-    pub(super) fn key_event(&mut self, act: &str, id: &str) {
-        let ev = Value::map([
-            ("result", Value::Bool(true)),
-            ("act", Value::from(act)),
-            ("id", Value::from(id)),
-        ]);
-        let _ = self.events.fire("salt/key", &ev);
-    }
-
-    /// What Salt's `Key.delete_key`/`reject` do after keys are gone: the
-    /// data cache of minions without a key dropped, and an AES rotation
-    /// asked for when `rotate_aes_key`.
-    pub(super) fn after_keys_removed(&self) {
-        self.check_minion_cache();
-        if self.cfg.get_bool("rotate_aes_key").unwrap_or(true) {
-            self.drop_dfn();
-        }
-    }
-
-    /// Salt's `check_minion_cache`: drop the data cache of minions whose
-    /// key is gone, unless `preserve_minion_cache`.
-    fn check_minion_cache(&self) {
-        if self.cfg.get_bool("preserve_minion_cache").unwrap_or(false) {
-            return;
-        }
-        let dir = self.cfg.cachedir.join("minions");
-        let known: Vec<String> = self.list_keys().into_iter().flat_map(|(_, ids)| ids).collect();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if !known.contains(&name) {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-    }
-
-    /// Salt's `crypt.dropfile`: ask Maintenance to rotate the AES key.
-    fn drop_dfn(&self) {
-        if let Err(e) = brine_keys::drop_rotation_file(&self.cfg.cachedir, &self.cfg.master_id()) {
-            warn!("cannot write {}: {e}", self.cfg.cachedir.join(".dfn").display());
         }
     }
 }

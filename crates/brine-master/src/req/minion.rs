@@ -4,7 +4,7 @@
 
 use brine_cache::fs::{write_atomic, write_p};
 use brine_cache::{Jid, JobCache};
-use brine_keys::{KeyState, KeyStore};
+use brine_keys::{KeyState, Match};
 use brine_proto::Value;
 use log::{debug, info, warn};
 
@@ -57,17 +57,15 @@ impl ReqHandler {
             warn!("Minion {id} requested key revoke, but allow_minion_key_revoke is set to False");
             return load.clone();
         }
-        for state in KeyState::ALL {
-            match self.keys.remove(state, id) {
-                Ok(true) => {
-                    self.key_event("delete", id);
-                    info!("{id} revoked its own key ({state:?})");
-                }
-                Ok(false) => {}
-                Err(e) => warn!("{id}: revoke_auth: cannot delete its key: {e}"),
-            }
+        // Its own key in whatever status, by name (not as a glob).
+        let own = KeyState::ALL.map(|s| (s.dir().to_string(), vec![id.to_string()]));
+        let out = self.key_ops().delete_key(&mut self.events, &Match::Dict(own.to_vec()));
+        if !out.changed.is_empty() {
+            info!("{id} revoked its own key");
         }
-        self.after_keys_removed();
+        for e in &out.errors {
+            warn!("{id}: revoke_auth: {e}");
+        }
         Value::Bool(true)
     }
 
