@@ -1,13 +1,13 @@
-//! `salt`: publish a job through the master's `publish` command (as Salt's
-//! LocalClient does, with the user key the master wrote in cachedir) and
-//! print the returns as they arrive on the event bus, in Salt's outputs.
+//! `salt`: parse Salt's command line, publish the job with
+//! `brine_client::LocalClient` (the user key the master wrote in cachedir,
+//! the returns as they arrive on the event bus) and print them in Salt's
+//! outputs.
 
-use std::io::Read;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use brine_client::{ClientError, LocalClient, Publish, UserKey};
 use brine_config::MasterConfig;
 use brine_proto::json::from_json;
 use brine_proto::Value;
@@ -135,23 +135,6 @@ fn job_args(raw: &[String]) -> Value {
         args.push(Value::Map(kwargs));
     }
     Value::Array(args)
-}
-
-fn user_key(cfg: &MasterConfig) -> Result<(String, String)> {
-    let me = nix::unistd::User::from_uid(nix::unistd::Uid::effective())?
-        .map(|u| u.name)
-        .unwrap_or_else(|| "root".into());
-    for user in [me.as_str(), cfg.user.as_str()] {
-        let path = cfg.cachedir.join(format!(".{user}_key"));
-        if let Ok(k) = std::fs::read_to_string(&path) {
-            return Ok((me.clone(), k.trim().to_string()));
-        }
-    }
-    bail!(
-        "cannot read the user key in {} (is the master running, and are you root or {}?)",
-        cfg.cachedir.display(),
-        cfg.user
-    )
 }
 
 /// Salt's `nested` outputter (no colour).
@@ -355,116 +338,59 @@ fn retcode_of(data: &Value) -> i64 {
 fn run(o: &Opts) -> Result<i32> {
     let cfg = MasterConfig::load(&o.config_dir)?;
     let timeout = Duration::from_secs(o.timeout.unwrap_or_else(|| cfg.get_u64("timeout").unwrap_or(5)));
-    let (user, key) = user_key(&cfg)?;
-    // Subscribe before publishing, so no return can be missed.
-    let mut sub = UnixStream::connect(cfg.sock_dir.join("master_event_pub.ipc"))
-        .with_context(|| format!("cannot connect to the master event bus in {}", cfg.sock_dir.display()))?;
-    let tgt = &o.positional[0];
-    let fun = &o.positional[1];
-    let load = Value::map([
-        ("cmd", Value::from("publish")),
-        ("tgt", Value::from(tgt.as_str())),
-        ("fun", Value::from(fun.as_str())),
-        ("arg", job_args(&o.positional[2..])),
-        ("key", Value::from(key)),
-        ("tgt_type", Value::from(o.tgt_type)),
-        ("ret", Value::from("")),
-        ("jid", Value::from("")),
-        (
-            "kwargs",
-            Value::map([
-                ("show_timeout", Value::Bool(false)),
-                ("show_jid", Value::Bool(false)),
-                ("delimiter", Value::from(":")),
-            ]),
-        ),
-        ("user", Value::from(user)),
-    ]);
-    let request = Value::map([
-        ("enc", Value::from("clear")),
-        ("load", load),
-        ("version", Value::Int(3)),
-    ]);
-    let host = if cfg.interface == "0.0.0.0" || cfg.interface == "::" {
-        "127.0.0.1".to_string()
+    let mut client = LocalClient::from_config(&cfg, UserKey::current(&cfg)?);
+    let args = match job_args(&o.positional[2..]) {
+        Value::Array(a) => a,
+        other => vec![other],
+    };
+    let job = Publish::new(o.positional[0].as_str(), &o.positional[1])
+        .args(args)
+        .tgt_type(o.tgt_type)
+        .kwarg("show_timeout", false)
+        .kwarg("show_jid", false)
+        .kwarg("delimiter", ":");
+    let published = if o.is_async {
+        client.publish(&job).map(|j| j.map(Waiting::No))
     } else {
-        cfg.interface.clone()
+        client.run(&job, timeout).map(|r| r.map(Waiting::Yes))
     };
-    let ctx = zmq::Context::new();
-    let req = ctx.socket(zmq::REQ)?;
-    req.set_linger(0)?;
-    req.set_rcvtimeo(60_000)?;
-    req.connect(&format!("tcp://{host}:{}", cfg.ret_port))?;
-    req.send(request.to_network(), 0)?;
-    let reply = req
-        .recv_bytes(0)
-        .context("the master did not answer the publish request")?;
-    let reply = Value::decode(&reply).context("malformed reply from the master")?;
-    if let Some(err) = reply.get("error") {
-        eprintln!(
-            "{}",
-            err.get("message").and_then(Value::as_str).unwrap_or("publish refused")
-        );
-        return Ok(1);
-    }
-    let Some(load) = reply.get("load") else {
-        eprintln!("Salt request refused: {}", scalar(&reply));
-        return Ok(1);
-    };
-    let jid = match load.get("jid").and_then(Value::as_str) {
-        Some(j) => j.to_string(),
-        None => {
+    let waiting = match published {
+        Ok(Some(w)) => w,
+        Ok(None) => {
             println!("No minions matched the target. No command was sent, no jid was assigned.");
             eprintln!("ERROR: No return received");
             return Ok(2);
         }
+        Err(ClientError::Refused { message, .. }) => {
+            eprintln!("{message}");
+            return Ok(1);
+        }
+        Err(ClientError::Unexpected(reply)) => {
+            eprintln!("Salt request refused: {}", scalar(&reply));
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
     };
-    if o.is_async {
-        println!("Executed command with job ID: {jid}");
-        return Ok(0);
-    }
-    let expected: Vec<String> = match load.get("minions") {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
-        _ => vec![],
+    let mut returns = match waiting {
+        Waiting::No(job) => {
+            println!("Executed command with job ID: {}", job.jid);
+            return Ok(0);
+        }
+        Waiting::Yes(r) => r,
     };
+    let jid = returns.job().jid.clone();
     if o.verbose {
         println!("Executing job with jid {jid}");
         println!("-------------------------------------------\n");
     }
-    let prefixed = cfg.get_bool("event_publisher_length_prefix").unwrap_or(false);
-    let prefix = format!("salt/job/{jid}/ret/");
     let mut got: Vec<(String, Value)> = Vec::new();
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 1 << 16];
-    let deadline = Instant::now() + timeout;
     let mut codes = Vec::new();
-    while got.len() < expected.len() && Instant::now() < deadline {
-        sub.set_read_timeout(Some(
-            deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1)),
-        ))?;
-        match sub.read(&mut chunk) {
-            Ok(0) => bail!("the master closed the event bus"),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
-            Err(e) => return Err(e.into()),
+    while let Some(r) = returns.next_return()? {
+        codes.push(retcode_of(&r.data));
+        if !o.static_out {
+            print_ret(&o.out, &r.minion, r.ret());
         }
-        while let Some(frame) = brine_proto::event::take_frame(&mut buf, prefixed) {
-            let Ok((tag, data)) = brine_proto::event::unpack_frame(&frame) else {
-                continue;
-            };
-            let Some(id) = tag.strip_prefix(&prefix) else { continue };
-            if got.iter().any(|(g, _)| g == id) {
-                continue;
-            }
-            let ret = data.get("return").cloned().unwrap_or(Value::Nil);
-            codes.push(retcode_of(&data));
-            if !o.static_out {
-                print_ret(&o.out, id, &ret);
-            }
-            got.push((id.to_string(), ret));
-        }
+        got.push((r.minion.clone(), r.ret().clone()));
     }
     if o.static_out {
         let all = Value::Map(got.iter().map(|(k, v)| (Value::from(k.as_str()), v.clone())).collect());
@@ -476,20 +402,24 @@ fn run(o: &Opts) -> Result<i32> {
             println!("{}", lines.join("\n"));
         }
     }
-    for id in &expected {
-        if !got.iter().any(|(g, _)| g == id) {
-            let msg = format!(
-                "Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}"
-            );
-            print_ret(&o.out, id, &Value::from(msg));
-            codes.push(1);
-        }
+    for id in returns.missing() {
+        let msg = format!(
+            "Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}"
+        );
+        print_ret(&o.out, &id, &Value::from(msg));
+        codes.push(1);
     }
     if codes.iter().any(|c| *c != 0) {
         eprintln!("ERROR: Minions returned with non-zero exit code");
         return Ok(1);
     }
     Ok(0)
+}
+
+/// A published job: followed on the event bus, or only announced (`--async`).
+enum Waiting {
+    No(brine_client::Job),
+    Yes(brine_client::JobReturns),
 }
 
 pub fn main(args: &[String]) -> i32 {

@@ -11,10 +11,9 @@
 //! `manage.*` publish `test.ping` through the master's own request port,
 //! with the master user's key, as Salt's runner LocalClient does.
 
-use std::io::Read;
-use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use brine_client::{LocalClient, Publish, UserKey};
 use brine_config::MasterConfig;
 use brine_proto::Value;
 use log::{info, warn};
@@ -333,9 +332,10 @@ fn job_cache(cfg: &MasterConfig) -> LocalCache {
     LocalCache::new(&cfg.cachedir, cfg.hash_type())
 }
 
-/// Salt's `manage._ping`: publish `test.ping` to the target and sort the
-/// expected minions into those that answered within `timeout` and those
-/// that did not.
+/// Salt's `manage._ping`: publish `test.ping` to the target through the
+/// master's own request port, as the master's user, and sort the expected
+/// minions into those that answered within `timeout` and those that did
+/// not.
 fn ping(
     cfg: &MasterConfig,
     tgt: &str,
@@ -343,117 +343,23 @@ fn ping(
     timeout: i64,
     _gather_job_timeout: i64,
 ) -> Result<(Vec<String>, Vec<String>), String> {
-    let mut bus = EventStream::connect(cfg)?;
-    let key_user = cfg.user.clone();
-    let key = [format!(".{key_user}_key"), ".root_key".to_string()]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(cfg.cachedir.join(f)).ok())
-        .ok_or("no user key file in cachedir")?;
-    let load = Value::map([
-        ("cmd", Value::from("publish")),
-        ("tgt", Value::from(tgt)),
-        ("fun", Value::from("test.ping")),
-        ("arg", Value::Array(vec![])),
-        ("key", Value::from(key.trim())),
-        ("tgt_type", Value::from(tgt_type)),
-        ("ret", Value::from("")),
-        ("jid", Value::from("")),
-        ("kwargs", Value::map([("delimiter", Value::from(":"))])),
-        ("user", Value::from(key_user.as_str())),
-    ]);
-    let request = Value::map([
-        ("enc", Value::from("clear")),
-        ("load", load),
-        ("version", Value::Int(3)),
-    ]);
-    let host = match cfg.interface.as_str() {
-        "0.0.0.0" => "127.0.0.1".to_string(),
-        "::" => "[::1]".to_string(),
-        h if h.contains(':') => format!("[{h}]"),
-        h => h.to_string(),
+    let key = UserKey::of_user(cfg, &cfg.user).map_err(|e| e.to_string())?;
+    let mut client = LocalClient::from_config(cfg, key);
+    let job = Publish::new(tgt, "test.ping")
+        .tgt_type(tgt_type)
+        .kwarg("delimiter", ":");
+    let wait = Duration::from_secs(timeout.max(1) as u64);
+    let mut returns = match client.run(&job, wait) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok((vec![], vec![])),
+        Err(e) => return Err(e.to_string()),
     };
-    let ctx = zmq::Context::new();
-    let req = ctx.socket(zmq::REQ).map_err(|e| e.to_string())?;
-    let _ = req.set_linger(0);
-    let _ = req.set_rcvtimeo(60_000);
-    req.connect(&format!("tcp://{host}:{}", cfg.ret_port))
-        .map_err(|e| e.to_string())?;
-    req.send(request.to_network(), 0).map_err(|e| e.to_string())?;
-    let reply = req
-        .recv_bytes(0)
-        .map_err(|e| format!("the master did not answer the publish: {e}"))?;
-    let reply = Value::decode(&reply).map_err(|e| e.to_string())?;
-    let Some(pub_load) = reply.get("load") else {
-        return Err(format!("publish refused: {reply:?}"));
-    };
-    let Some(jid) = pub_load.get("jid").and_then(Value::as_str).map(String::from) else {
-        return Ok((vec![], vec![]));
-    };
-    let expected: Vec<String> = match pub_load.get("minions") {
-        Some(Value::Array(a)) => a.iter().filter_map(arg_str).collect(),
-        _ => vec![],
-    };
-    let prefix = format!("salt/job/{jid}/ret/");
-    let mut returned: Vec<String> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(timeout.max(1) as u64);
-    while returned.len() < expected.len() {
-        let Some((tag, _)) = bus.next(deadline)? else { break };
-        if let Some(id) = tag.strip_prefix(&prefix) {
-            if !returned.iter().any(|r| r == id) {
-                returned.push(id.to_string());
-            }
-        }
-    }
-    let mut down: Vec<String> = expected.into_iter().filter(|m| !returned.contains(m)).collect();
+    while returns.next_return().map_err(|e| e.to_string())?.is_some() {}
+    let mut up = returns.returned().to_vec();
+    let mut down = returns.missing();
+    up.sort();
     down.sort();
-    returned.sort();
-    Ok((returned, down))
-}
-
-/// A subscriber on `master_event_pub.ipc`, reading frames bare or
-/// length-prefixed as `event_publisher_length_prefix` says.
-struct EventStream {
-    sock: UnixStream,
-    prefixed: bool,
-    buf: Vec<u8>,
-}
-
-impl EventStream {
-    fn connect(cfg: &MasterConfig) -> Result<EventStream, String> {
-        let path = cfg.sock_dir.join("master_event_pub.ipc");
-        let sock = UnixStream::connect(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(EventStream {
-            sock,
-            prefixed: cfg.get_bool("event_publisher_length_prefix").unwrap_or(false),
-            buf: Vec::new(),
-        })
-    }
-
-    /// The next event, or `None` at the deadline.
-    fn next(&mut self, deadline: Instant) -> Result<Option<(String, Value)>, String> {
-        let mut chunk = vec![0u8; 1 << 16];
-        loop {
-            if let Some(frame) = brine_proto::event::take_frame(&mut self.buf, self.prefixed) {
-                if let Ok(ev) = brine_proto::event::unpack_frame(&frame) {
-                    return Ok(Some(ev));
-                }
-                continue;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let _ = self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-            match self.sock.read(&mut chunk) {
-                Ok(0) => return Err("the master closed the event bus".into()),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    return Ok(None)
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
+    Ok((up, down))
 }
 
 #[cfg(test)]

@@ -2,13 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-/// `tcp://host:port`, bracketing IPv6 literals.
-pub fn tcp_endpoint(interface: &str, port: u16) -> String {
-    if interface.contains(':') && !interface.starts_with('[') {
-        format!("tcp://[{interface}]:{port}")
-    } else {
-        format!("tcp://{interface}:{port}")
+use brine_config::MasterConfig;
+
+/// `interface:port` as the master binds it: `tcp://` with an IPv6 literal
+/// in brackets, on an IPv6 socket when the `ipv6` option or the address
+/// asks for one (an IPv4-only socket cannot bind `::1`).
+pub fn bind_tcp(sock: &zmq::Socket, cfg: &MasterConfig, port: u16, retry_for: Duration) -> Result<(), String> {
+    if brine_client::addr::wants_ipv6(&cfg.interface, cfg.ipv6) {
+        sock.set_ipv6(true)
+            .map_err(|e| format!("cannot make an IPv6 socket: {e}"))?;
     }
+    bind(sock, &brine_client::addr::tcp_url(&cfg.interface, port), retry_for)
 }
 
 /// Bind, retrying `EADDRINUSE` for up to `retry_for` (a replacement process

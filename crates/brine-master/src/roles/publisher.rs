@@ -22,7 +22,7 @@ use log::warn;
 
 use super::{role, stop_signals, wait_readable, RoleError};
 use crate::names;
-use crate::zmqutil::{bind, bind_retry, tcp_endpoint};
+use crate::zmqutil::{bind, bind_retry, bind_tcp};
 
 /// Serial, encrypt and sign one publication pushed by an MWorker.
 fn wrap(
@@ -77,9 +77,6 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
         publ.set_rcvhwm(hwm)?;
         publ.set_backlog(opt_i64(&cfg, "zmq_backlog", 1000) as i32)?;
         publ.set_linger(0)?;
-        if cfg.ipv6 == Some(true) {
-            publ.set_ipv6(true)?;
-        }
         if opt_bool(&cfg, "tcp_keepalive", true) {
             publ.set_tcp_keepalive(1)?;
             publ.set_tcp_keepalive_idle(opt_i64(&cfg, "tcp_keepalive_idle", 300) as i32)?;
@@ -88,8 +85,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
         }
         publ.set_heartbeat_ivl(opt_i64(&cfg, "zmq_heartbeat_ivl", 10_000) as i32)?;
         publ.set_heartbeat_timeout(opt_i64(&cfg, "zmq_heartbeat_timeout", 30_000) as i32)?;
-        let endpoint = tcp_endpoint(&cfg.interface, cfg.publish_port);
-        bind(&publ, &endpoint, bind_retry(ctx.incarnation)).map_err(RoleError::Fatal)?;
+        bind_tcp(&publ, &cfg, cfg.publish_port, bind_retry(ctx.incarnation)).map_err(RoleError::Fatal)?;
 
         let pull = zctx.socket(zmq::PULL)?;
         pull.set_linger(0)?;

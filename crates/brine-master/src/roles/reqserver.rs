@@ -16,7 +16,7 @@ use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, Supervi
 use super::{role, stop_signals, wait_readable, RoleError};
 use crate::names;
 use crate::req::ReqHandler;
-use crate::zmqutil::{bind, bind_retry, tcp_endpoint};
+use crate::zmqutil::{bind, bind_retry, bind_tcp};
 
 pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys) -> ChildSpec {
     role(names::REQ_SERVER, move |ctx| {
@@ -58,10 +58,7 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
         front.set_tcp_keepalive_intvl(15)?;
         front.set_tcp_keepalive_cnt(3)?;
         front.set_backlog(cfg.get("zmq_backlog").and_then(|v| v.as_i64()).unwrap_or(1000) as i32)?;
-        if cfg.ipv6 == Some(true) {
-            front.set_ipv6(true)?;
-        }
-        bind(&front, &tcp_endpoint(&cfg.interface, cfg.ret_port), retry).map_err(RoleError::Fatal)?;
+        bind_tcp(&front, &cfg, cfg.ret_port, retry).map_err(RoleError::Fatal)?;
         let back = zctx.socket(zmq::DEALER)?;
         back.set_linger(0)?;
         let workers = cfg.sock_dir.join("workers.ipc");

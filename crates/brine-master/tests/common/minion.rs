@@ -44,13 +44,20 @@ impl Minion {
         std::fs::write(
             conf_dir.join("minion"),
             format!(
-                "master: 127.0.0.1\nmaster_port: {}\npublish_port: {}\nid: {id}\nroot_dir: {}\nuser: {}\n\
+                "master: '{}'\nmaster_port: {}\npublish_port: {}\nid: {id}\nroot_dir: {}\nuser: {}\n{}\
                  log_level_logfile: debug\nacceptance_wait_time: 1\nacceptance_wait_time_max: 1\n\
                  rejected_retry: True\nrandom_reauth_delay: 0\nauth_timeout: 10\n{extra}",
+                env.interface,
                 env.ret_port,
                 env.publish_port,
                 root.display(),
-                current_user()
+                current_user(),
+                // Salt's minion resolves and connects over IPv6 only with `ipv6`.
+                if env.interface.contains(':') {
+                    "ipv6: True\n"
+                } else {
+                    ""
+                },
             ),
         )
         .unwrap();

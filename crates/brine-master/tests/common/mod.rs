@@ -36,6 +36,8 @@ pub struct Env {
     pub publish_port: u16,
     pub ret_port: u16,
     pub workers: usize,
+    /// The master's `interface` (an address minions and CLIs reach).
+    pub interface: String,
 }
 
 impl Env {
@@ -44,20 +46,26 @@ impl Env {
     }
 
     pub fn with_extra(workers: usize, extra: &str) -> Env {
+        Env::with_interface(workers, "127.0.0.1", extra)
+    }
+
+    /// A master bound on `interface` (`127.0.0.1`, or `::1` to test IPv6).
+    pub fn with_interface(workers: usize, interface: &str, extra: &str) -> Env {
         // Short paths: unix socket paths are limited to 107 bytes.
         let dir = tempfile::Builder::new().prefix("brine").tempdir_in("/tmp").unwrap();
         let conf_dir = dir.path().join("conf");
         std::fs::create_dir_all(&conf_dir).unwrap();
         let env = Env {
             conf_dir,
-            publish_port: free_port(),
-            ret_port: free_port(),
+            publish_port: free_port_on(interface),
+            ret_port: free_port_on(interface),
             workers,
+            interface: interface.to_string(),
             dir,
         };
         let root = env.root();
         let master = format!(
-            "interface: 127.0.0.1\npublish_port: {}\nret_port: {}\nworker_threads: {workers}\nroot_dir: {}\n\
+            "interface: '{interface}'\npublish_port: {}\nret_port: {}\nworker_threads: {workers}\nroot_dir: {}\n\
              pki_dir: {root}/pki\ncachedir: {root}/cache\nsock_dir: {root}/sock\npidfile: {root}/run/salt-master.pid\n\
              log_file: {root}/log/master\nlog_level_logfile: info\nuser: {}\n{extra}",
             env.publish_port,
@@ -116,6 +124,18 @@ impl Env {
             started: Instant::now(),
             known: Vec::new(),
         }
+    }
+}
+
+/// A free port on `interface` (loopback IPv4, or `::1`).
+fn free_port_on(interface: &str) -> u16 {
+    if interface.contains(':') {
+        std::net::TcpListener::bind((interface, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port on the IPv6 interface")
+    } else {
+        free_port()
     }
 }
 

@@ -1,11 +1,13 @@
 //! `brine-publish`: publish jobs at a steady rate through a master's clear
-//! `publish` command (as LocalClient does, with the user's key file), for
+//! `publish` command (`brine_client::LocalClient`, with the user's key file), for
 //! load tests. Prints one JSON line per job (`jid`, `minions`, `sent_us`,
 //! `reply_ms`) and a summary.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use brine_client::{ClientError, LocalClient, MasterAddr, Publish, UserKey};
 use brine_proto::Value;
 use serde_json::json;
 
@@ -57,10 +59,14 @@ fn main() -> Result<()> {
         }
     }
     let key_file = key_file.context("--key-file is required")?;
-    let key = std::fs::read_to_string(&key_file).with_context(|| key_file.clone())?;
-    let ctx = zmq::Context::new();
-    let mut sock = None;
-    let endpoint = format!("tcp://{master}:{port}");
+    let key = UserKey::from_file(Path::new(&key_file), &user)?;
+    let timeout = Duration::from_secs_f64(timeout.max(0.001));
+    let mut client = LocalClient::new(MasterAddr::new(&master, port, None), key).request_timeout(timeout);
+    let job = Publish::new(tgt.as_str(), &fun)
+        .args(args)
+        .tgt_type(&tgt_type)
+        .kwarg("show_timeout", true)
+        .kwarg("show_jid", false);
     let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let t0 = Instant::now();
     let (mut ok, mut failed) = (0usize, 0usize);
@@ -69,64 +75,34 @@ fn main() -> Result<()> {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        if sock.is_none() {
-            let s = ctx.socket(zmq::REQ)?;
-            s.set_linger(0)?;
-            s.set_rcvtimeo((timeout * 1000.0) as i32)?;
-            s.connect(&endpoint)?;
-            sock = Some(s);
-        }
-        let s = sock.as_ref().expect("connected above");
-        let load = Value::map([
-            ("cmd", Value::from("publish")),
-            ("tgt", Value::from(tgt.as_str())),
-            ("fun", Value::from(fun.as_str())),
-            ("arg", Value::Array(args.clone())),
-            ("key", Value::from(key.as_str())),
-            ("tgt_type", Value::from(tgt_type.as_str())),
-            ("ret", Value::from("")),
-            ("jid", Value::from("")),
-            (
-                "kwargs",
-                Value::map([("show_timeout", Value::Bool(true)), ("show_jid", Value::Bool(false))]),
-            ),
-            ("user", Value::from(user.as_str())),
-        ]);
-        let env = Value::map([
-            ("enc", Value::from("clear")),
-            ("load", load),
-            ("version", Value::Int(3)),
-        ]);
         let sent = Instant::now();
         let sent_us = brine_swarm::stats::epoch_us();
-        s.send(env.to_network(), 0)?;
-        match s.recv_bytes(0) {
-            Ok(reply) => {
-                let v = Value::decode(&reply).unwrap_or(Value::Nil);
-                let load = v.get("load").cloned().unwrap_or(v);
-                let jid = load.get("jid").and_then(Value::as_str).unwrap_or("").to_string();
-                let minions = match load.get("minions") {
-                    Some(Value::Array(m)) => m.len(),
-                    _ => 0,
-                };
-                if jid.is_empty() {
-                    failed += 1;
-                    eprintln!("brine-publish: no jid in reply: {load:?}");
-                } else {
-                    ok += 1;
-                }
-                println!(
-                    "{}",
-                    json!({"jid": jid, "minions": minions, "sent_us": sent_us,
-                           "reply_ms": sent.elapsed().as_secs_f64() * 1e3})
-                );
+        let (jid, minions) = match client.publish(&job) {
+            Ok(Some(j)) => {
+                ok += 1;
+                (j.jid, j.minions.len())
+            }
+            Ok(None) => {
+                failed += 1;
+                eprintln!("brine-publish: no minion matched, no jid");
+                (String::new(), 0)
+            }
+            Err(e @ ClientError::Timeout { .. }) => {
+                failed += 1;
+                eprintln!("brine-publish: {e}");
+                continue;
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("brine-publish: no reply within {timeout} s: {e}");
-                sock = None; // a REQ socket without its reply is stuck
+                eprintln!("brine-publish: no jid: {e}");
+                (String::new(), 0)
             }
-        }
+        };
+        println!(
+            "{}",
+            json!({"jid": jid, "minions": minions, "sent_us": sent_us,
+                   "reply_ms": sent.elapsed().as_secs_f64() * 1e3})
+        );
     }
     println!(
         "{}",

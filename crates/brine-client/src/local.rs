@@ -1,0 +1,311 @@
+//! Salt's LocalClient (publish a job, wait for its returns), and the
+//! runner and wheel calls of its `master_call`, all with the local user's
+//! key.
+
+use std::time::{Duration, Instant};
+
+use brine_config::MasterConfig;
+use brine_proto::Value;
+
+use crate::{refused, BusAddr, ClientError, EventBus, MasterAddr, ReqChannel, UserKey};
+
+/// How long a request waits for the master's reply unless told otherwise.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A job to publish: Salt's `LocalClient._prep_pub` payload without the
+/// credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publish {
+    /// A string, or a list for the `list` target type.
+    pub tgt: Value,
+    pub fun: String,
+    pub arg: Vec<Value>,
+    /// `glob`, `pcre`, `list`, `grain`, `compound`, ...
+    pub tgt_type: String,
+    /// Returners, comma-separated.
+    pub ret: String,
+    /// A jid to use, or empty for the master to make one.
+    pub jid: String,
+    /// The `kwargs` the master keeps with the job and copies into the
+    /// publication (`delimiter`, `metadata`, `to`, ...).
+    pub kwargs: Vec<(String, Value)>,
+}
+
+impl Publish {
+    /// `fun` on the minions matching the glob `tgt`, without arguments.
+    pub fn new(tgt: impl Into<Value>, fun: &str) -> Publish {
+        Publish {
+            tgt: tgt.into(),
+            fun: fun.to_string(),
+            arg: Vec::new(),
+            tgt_type: "glob".into(),
+            ret: String::new(),
+            jid: String::new(),
+            kwargs: Vec::new(),
+        }
+    }
+
+    pub fn args(mut self, arg: Vec<Value>) -> Publish {
+        self.arg = arg;
+        self
+    }
+
+    pub fn tgt_type(mut self, tgt_type: &str) -> Publish {
+        self.tgt_type = tgt_type.to_string();
+        self
+    }
+
+    pub fn kwarg(mut self, key: &str, value: impl Into<Value>) -> Publish {
+        self.kwargs.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// The clear `publish` load, in Salt's field order.
+    fn load(&self, key: &UserKey) -> Value {
+        let mut load = Value::map([
+            ("cmd", Value::from("publish")),
+            ("tgt", self.tgt.clone()),
+            ("fun", Value::from(self.fun.as_str())),
+            ("arg", Value::Array(self.arg.clone())),
+            ("key", Value::from(key.key())),
+            ("tgt_type", Value::from(self.tgt_type.as_str())),
+            ("ret", Value::from(self.ret.as_str())),
+            ("jid", Value::from(self.jid.as_str())),
+        ]);
+        if !self.kwargs.is_empty() {
+            let kwargs = self.kwargs.iter().map(|(k, v)| (Value::from(k.as_str()), v.clone()));
+            load.set("kwargs", Value::Map(kwargs.collect()));
+        }
+        load.set("user", Value::from(key.user()));
+        load
+    }
+}
+
+/// A published job, as the master's reply describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub jid: String,
+    /// The minions expected to return.
+    pub minions: Vec<String>,
+    /// Minions a list or compound target named that have no key.
+    pub missing: Vec<String>,
+}
+
+/// A runner or wheel call the master started: its event tag and jid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub tag: String,
+    pub jid: String,
+}
+
+/// One minion's return for a job: the `salt/job/<jid>/ret/<id>` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Return {
+    pub minion: String,
+    /// The whole event data (`return`, `retcode`, `success`, `out`, ...).
+    pub data: Value,
+}
+
+impl Return {
+    /// What the function returned (`None` when the event has none).
+    pub fn ret(&self) -> &Value {
+        const NIL: &Value = &Value::Nil;
+        self.data.get("return").unwrap_or(NIL)
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The returns of one job as they come on the event bus, until every
+/// expected minion has returned or the wait is over.
+pub struct JobReturns {
+    bus: EventBus,
+    job: Job,
+    prefix: String,
+    deadline: Instant,
+    returned: Vec<String>,
+}
+
+impl JobReturns {
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// The minions that returned so far, in order of arrival.
+    pub fn returned(&self) -> &[String] {
+        &self.returned
+    }
+
+    /// The expected minions that have not returned (yet).
+    pub fn missing(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .job
+            .minions
+            .iter()
+            .filter(|m| !self.returned.contains(m))
+            .cloned()
+            .collect();
+        out.dedup();
+        out
+    }
+
+    fn done(&self) -> bool {
+        self.job.minions.iter().all(|m| self.returned.contains(m))
+    }
+
+    /// The next return, or `None` when every expected minion has returned
+    /// or the wait is over. A minion's second return for the job is not
+    /// reported; a return from a minion that was not expected is.
+    pub fn next_return(&mut self) -> Result<Option<Return>, ClientError> {
+        while !self.done() {
+            let Some(ev) = self.bus.next(self.deadline)? else {
+                return Ok(None);
+            };
+            let Some(id) = ev.tag.strip_prefix(&self.prefix) else {
+                continue;
+            };
+            if id.is_empty() || self.returned.iter().any(|r| r == id) {
+                continue;
+            }
+            self.returned.push(id.to_string());
+            return Ok(Some(Return {
+                minion: id.to_string(),
+                data: ev.data,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// A client of one master for one user.
+pub struct LocalClient {
+    req: ReqChannel,
+    key: UserKey,
+    bus: Option<BusAddr>,
+}
+
+impl LocalClient {
+    /// A client of the master configured by `cfg` (request port and event
+    /// bus), as `key`'s user.
+    pub fn from_config(cfg: &MasterConfig, key: UserKey) -> LocalClient {
+        LocalClient {
+            req: ReqChannel::new(MasterAddr::ret_port(cfg), REQUEST_TIMEOUT),
+            key,
+            bus: Some(BusAddr::from_config(cfg)),
+        }
+    }
+
+    /// A client of the request port at `addr` only (publish without waiting
+    /// for returns, runner and wheel calls).
+    pub fn new(addr: MasterAddr, key: UserKey) -> LocalClient {
+        LocalClient {
+            req: ReqChannel::new(addr, REQUEST_TIMEOUT),
+            key,
+            bus: None,
+        }
+    }
+
+    /// How long each request waits for the master's reply.
+    pub fn request_timeout(mut self, timeout: Duration) -> LocalClient {
+        self.req = ReqChannel::new(self.req.addr().clone(), timeout);
+        self
+    }
+
+    pub fn user(&self) -> &str {
+        self.key.user()
+    }
+
+    /// Publish `job`: `None` when no minion matched the target (the master
+    /// made no job).
+    pub fn publish(&mut self, job: &Publish) -> Result<Option<Job>, ClientError> {
+        let reply = self.req.send_clear(job.load(&self.key))?;
+        if let Some(e) = refused(&reply) {
+            return Err(e);
+        }
+        let Some(load) = reply.get("load").filter(|l| l.is_map()) else {
+            return Err(ClientError::Unexpected(reply));
+        };
+        let Some(jid) = load.get("jid").and_then(Value::as_str).filter(|j| !j.is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(Job {
+            jid: jid.to_string(),
+            minions: strings(load.get("minions")),
+            missing: strings(load.get("missing")),
+        }))
+    }
+
+    /// Publish `job` and follow its returns for `wait` from the master's
+    /// reply on; `None` when no minion matched. The event bus is subscribed
+    /// before publishing, so no return is missed.
+    pub fn run(&mut self, job: &Publish, wait: Duration) -> Result<Option<JobReturns>, ClientError> {
+        let bus = EventBus::subscribe(self.bus.as_ref().ok_or(ClientError::NoEventBus)?)?;
+        let Some(job) = self.publish(job)? else {
+            return Ok(None);
+        };
+        Ok(Some(JobReturns {
+            bus,
+            prefix: format!("salt/job/{}/ret/", job.jid),
+            deadline: Instant::now() + wait,
+            job,
+            returned: Vec::new(),
+        }))
+    }
+
+    /// A clear `cmd` request with the user's credentials; Salt's error
+    /// replies as [`ClientError::Refused`].
+    fn master_call(&mut self, cmd: &str, mut load: Value) -> Result<Value, ClientError> {
+        load.set("cmd", Value::from(cmd));
+        load.set("key", Value::from(self.key.key()));
+        load.set("user", Value::from(self.key.user()));
+        let reply = self.req.send_clear(load)?;
+        match refused(&reply) {
+            Some(e) => Err(e),
+            None => Ok(reply),
+        }
+    }
+
+    /// Start runner `fun` on the master (`RunnerClient.cmd_async`'s load:
+    /// the arguments under `kwarg` as `{arg, kwarg}`); its return comes as
+    /// `<tag>/ret` on the event bus.
+    pub fn runner(&mut self, fun: &str, arg: Vec<Value>, kwarg: Vec<(String, Value)>) -> Result<Started, ClientError> {
+        let kwarg = kwarg.into_iter().map(|(k, v)| (Value::from(k), v)).collect();
+        let load = Value::map([
+            ("fun", Value::from(fun)),
+            (
+                "kwarg",
+                Value::map([("arg", Value::Array(arg)), ("kwarg", Value::Map(kwarg))]),
+            ),
+        ]);
+        let reply = self.master_call("runner", load)?;
+        match (
+            reply.get("tag").and_then(Value::as_str),
+            reply.get("jid").and_then(Value::as_str),
+        ) {
+            (Some(tag), Some(jid)) => Ok(Started {
+                tag: tag.to_string(),
+                jid: jid.to_string(),
+            }),
+            _ => Err(ClientError::Unexpected(reply)),
+        }
+    }
+
+    /// Run wheel `fun` with keyword arguments `kwarg` (`WheelClient`'s
+    /// low data): the wheel job's data (`return`, `success`, `jid`, ...).
+    pub fn wheel(&mut self, fun: &str, kwarg: Vec<(String, Value)>) -> Result<Value, ClientError> {
+        let mut load = Value::map([("fun", Value::from(fun))]);
+        for (k, v) in kwarg {
+            load.set(&k, v);
+        }
+        let mut reply = self.master_call("wheel", load)?;
+        match reply.remove("data") {
+            Some(data) if data.is_map() => Ok(data),
+            _ => Err(ClientError::Unexpected(reply)),
+        }
+    }
+}
