@@ -278,13 +278,13 @@ fn output(out: &str, listing: &Listing, with_values: bool) -> String {
 }
 
 fn matching(store: &FsKeyStore, states: &[KeyState], pattern: &str) -> Result<Listing> {
-    let pat = glob::Pattern::new(pattern).ok();
+    let pat = brine_py::Glob::new(pattern);
     let mut out = Vec::new();
     for &s in states {
         let ids: Vec<(String, String)> = store
             .list(s)?
             .into_iter()
-            .filter(|id| id == pattern || pat.as_ref().is_some_and(|p| p.matches(id)))
+            .filter(|id| id == pattern || pat.matches(id))
             .map(|id| (id, String::new()))
             .collect();
         if !ids.is_empty() {

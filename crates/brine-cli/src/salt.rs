@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use brine_config::MasterConfig;
-use brine_proto::json::from_json;
 use brine_proto::Value;
 
 pub const USAGE: &str = "Usage: salt [options] '<target>' <function> [arguments]
@@ -102,39 +101,6 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         return Err("a target and a function are required".into());
     }
     Ok(Some(o))
-}
-
-/// Salt's `yamlify_arg` (`brine_config::args`), plus PyYAML's `!!binary`
-/// (base64) as the way a CLI user passes bytes.
-fn yamlify(arg: &str) -> Value {
-    if let Some(b64) = arg.strip_prefix("!!binary ") {
-        use base64::Engine;
-        if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
-            return Value::Bytes(b);
-        }
-    }
-    match brine_config::args::yamlify_arg(arg) {
-        Some(v) => from_json(&v),
-        None => Value::from(arg),
-    }
-}
-
-/// Arguments as Salt's CLI sends them (`parse_input`): positional values,
-/// and `k=v` pairs gathered in a trailing `{"__kwarg__": True, ...}` map
-/// (both yamlified).
-fn job_args(raw: &[String]) -> Value {
-    let mut args = Vec::new();
-    let mut kwargs = vec![(Value::from("__kwarg__"), Value::Bool(true))];
-    for a in raw {
-        match brine_config::args::parse_kwarg(a) {
-            Some((k, v)) => kwargs.push((Value::from(k), yamlify(v))),
-            None => args.push(yamlify(a)),
-        }
-    }
-    if kwargs.len() > 1 {
-        args.push(Value::Map(kwargs));
-    }
-    Value::Array(args)
 }
 
 fn user_key(cfg: &MasterConfig) -> Result<(String, String)> {
@@ -256,8 +222,8 @@ fn yaml_scalar(v: &Value) -> String {
                 && !s.ends_with(' ')
                 && !s.contains('\n')
                 && matches!(
-                    brine_config::parse_yaml(s, std::path::Path::new("")),
-                    Ok(brine_config::Value::String(_))
+                    brine_py::parse_yaml(s, std::path::Path::new("")),
+                    Ok(serde_json::Value::String(_))
                 );
             if plain {
                 s.clone()
@@ -277,8 +243,8 @@ fn scalar(v: &Value) -> String {
         Value::Bool(false) => "False".into(),
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
-        Value::F64(f) => python_float(*f),
-        Value::F32(f) => python_float(f64::from(*f)),
+        Value::F64(f) => brine_py::float_repr(*f),
+        Value::F32(f) => brine_py::float_repr(f64::from(*f)),
         Value::Str(s) => s.clone(),
         Value::Bytes(b) => format!(
             "b'{}'",
@@ -291,14 +257,6 @@ fn scalar(v: &Value) -> String {
                 .collect::<String>()
         ),
         other => format!("{other:?}"),
-    }
-}
-
-fn python_float(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e16 {
-        format!("{f:.1}")
-    } else {
-        format!("{f}")
     }
 }
 
@@ -361,11 +319,13 @@ fn run(o: &Opts) -> Result<i32> {
         .with_context(|| format!("cannot connect to the master event bus in {}", cfg.sock_dir.display()))?;
     let tgt = &o.positional[0];
     let fun = &o.positional[1];
+    // Salt's CLI sends its texts through `parse_input`.
+    let args: Vec<Value> = o.positional[2..].iter().map(|a| Value::from(a.as_str())).collect();
     let load = Value::map([
         ("cmd", Value::from("publish")),
         ("tgt", Value::from(tgt.as_str())),
         ("fun", Value::from(fun.as_str())),
-        ("arg", job_args(&o.positional[2..])),
+        ("arg", Value::Array(brine_py::parse_input(&args, &[]))),
         ("key", Value::from(key)),
         ("tgt_type", Value::from(o.tgt_type)),
         ("ret", Value::from("")),

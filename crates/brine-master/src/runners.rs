@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use brine_config::MasterConfig;
 use brine_proto::Value;
+use brine_py::fnmatch;
 use log::{info, warn};
 
 use crate::jobcache::{gen_jid, is_jid, LocalCache};
 use crate::req::control::{arg_str, error, CallArgs};
-use crate::targeting::fnmatch;
 
 pub const RUNNER_FUNCS: [&str; 7] = [
     "jobs.list_jobs",

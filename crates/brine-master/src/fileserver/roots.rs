@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::warn;
 
-use super::py::{dirname, join, normpath, realpath, relpath};
-use crate::targeting::Glob;
+use brine_py::{dirname, join, normpath, Glob};
+
+use super::py::{realpath, relpath};
 
 /// A change is trusted to show in a directory's (or file's) timestamps
 /// only when those timestamps are older than the start of the walk by this

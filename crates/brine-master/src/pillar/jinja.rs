@@ -96,7 +96,7 @@ impl JinjaShared {
     }
 
     fn opt_bool(&self, key: &str) -> bool {
-        self.opts.get(key).is_some_and(brine_config::truthy)
+        self.opts.get(key).is_some_and(brine_py::truthy)
     }
 }
 
@@ -156,7 +156,7 @@ fn syntax(shared: &JinjaShared, is_sls: bool) -> minijinja::syntax::SyntaxConfig
     let key = if is_sls { "jinja_sls_env" } else { "jinja_env" };
     if let Some(Json::Object(m)) = shared.opts.get(key) {
         for (k, v) in m {
-            let on = brine_config::truthy(v);
+            let on = brine_py::truthy(v);
             match k.to_lowercase().as_str() {
                 "trim_blocks" => {
                     b.trim_blocks(on);
@@ -806,7 +806,7 @@ fn filter_by(
             other => pyfmt::py_str(&to_mj(other)),
         };
         for (k, v) in lookup {
-            if each == *k || crate::targeting::fnmatch(&each, k) {
+            if each == *k || brine_py::fnmatch(&each, k) {
                 ret = Some(v.clone());
                 break 'outer;
             }
@@ -840,7 +840,7 @@ fn filter_by(
 
 /// `pillar.get(key, default, merge=True)`.
 fn pillar_get_merge(pillar: &Json, key: &str, default: &Mj, delimiter: &str, opts: &Json) -> Result<Mj, Error> {
-    let merge_lists = opts.get("pillar_merge_lists").is_some_and(brine_config::truthy);
+    let merge_lists = opts.get("pillar_merge_lists").is_some_and(brine_py::truthy);
     let found = traverse(pillar, key, delimiter);
     match (from_mj(default)?, found) {
         (Json::Object(d), Some(Json::Object(f))) => {
@@ -1034,7 +1034,7 @@ fn to_bool(v: &Mj) -> bool {
 }
 
 fn load_yaml_text(s: &str) -> Result<Mj, Error> {
-    brine_config::parse_yaml(s, Path::new("<load_yaml>"))
+    brine_py::parse_yaml(s, Path::new("<load_yaml>"))
         .map(|v| to_mj(&v))
         .map_err(|e| err(format!("Encountered error loading yaml: {e}")))
 }

@@ -4,7 +4,7 @@
 
 use minijinja::value::{Value as Mj, ValueKind};
 
-pub use brine_proto::py::{float_repr, str_repr};
+use brine_py::{bytes_repr, float_repr, str_repr};
 
 /// PyYAML's `write_double_quoted` (no line folding): `"…"` with YAML
 /// escapes; non-ASCII kept only with `allow_unicode`.
@@ -124,10 +124,7 @@ pub fn py_str(v: &Mj) -> String {
         ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
         ValueKind::Number => number_str(v),
         ValueKind::String => v.as_str().unwrap_or_default().to_string(),
-        ValueKind::Bytes => format!(
-            "b{}",
-            str_repr(&String::from_utf8_lossy(v.as_bytes().unwrap_or_default()))
-        ),
+        ValueKind::Bytes => bytes_repr(v.as_bytes().unwrap_or_default()),
         ValueKind::Seq | ValueKind::Iterable => seq_text(v),
         ValueKind::Map => printable_dict(v, py_str),
         _ => v.to_string(),
@@ -181,7 +178,7 @@ fn yaml_plain_ok(s: &str) -> bool {
     }
     // It must read back as this very string (not a bool, number, null…).
     matches!(
-        brine_config::parse_yaml(s, std::path::Path::new("<scalar>")),
+        brine_py::parse_yaml(s, std::path::Path::new("<scalar>")),
         Ok(serde_json::Value::String(ref t)) if t == s
     )
 }
@@ -339,13 +336,6 @@ mod tests {
 
     #[test]
     fn python_text_of_values() {
-        assert_eq!(float_repr(1.5), "1.5");
-        assert_eq!(float_repr(1.0), "1.0");
-        assert_eq!(float_repr(1e16), "1e+16");
-        assert_eq!(float_repr(1e-5), "1e-05");
-        assert_eq!(float_repr(0.0001), "0.0001");
-        assert_eq!(str_repr("it's"), "\"it's\"");
-        assert_eq!(str_repr("a\nb"), "'a\\nb'");
         let v = crate::pillar::jinja::to_mj(
             &serde_json::json!({"k": "v", "n": null, "l": [1, "x", true], "m": {"t": "a\tb"}}),
         );

@@ -19,11 +19,11 @@
 use brine_config::Value as Json;
 use brine_keys::{KeyState, KeyStore};
 use brine_proto::Value;
+use brine_py::{fnmatch, Glob};
 use log::{info, warn};
 
 use super::ReqHandler;
 use crate::jobcache::gen_jid;
-use crate::targeting::{fnmatch, Glob};
 
 /// `{"error": {"name", "message"}}`, which Salt's clients raise as the
 /// named exception.

@@ -12,8 +12,8 @@
 
 use brine_config::MasterConfig;
 use brine_keys::{KeyState, KeyStore};
-use brine_proto::py::truthy;
 use brine_proto::Value;
+use brine_py::truthy;
 use log::{debug, error, warn};
 
 use super::minion::write_p;
@@ -262,7 +262,7 @@ pub(crate) fn get(cfg: &MasterConfig, accepted: Vec<String>, id: &str, load: &Va
                         None => "glob".to_string(),
                         Some(Value::Str(s)) => s.clone(),
                         Some(Value::Nil) => "None".to_string(),
-                        Some(other) => crate::targeting::py_str(other),
+                        Some(other) => brine_py::to_str(other),
                     };
                     let permitted = ck.check_minions(allow_tgt, &allow_type, ":", true).minions;
                     if permitted.is_empty() {
