@@ -275,13 +275,6 @@ fn output(out: &str, listing: &Shown, with_values: bool) -> String {
     }
 }
 
-/// salt-key's glob match of a key id.
-fn glob(pattern: &str) -> brine_keys::GlobMatcher {
-    let pat = glob::Pattern::new(pattern).ok();
-    let literal = pattern.to_string();
-    Box::new(move |id| id == literal || pat.as_ref().is_some_and(|p| p.matches(id)))
-}
-
 /// Salt's `-l` argument check (`process_list`).
 fn check_list_arg(arg: &str) -> Result<(), String> {
     if ["acc", "pre", "un", "rej", "den", "all"]
@@ -387,7 +380,7 @@ fn change(o: &Opts, keys: &Keys, events: &mut EventSender, pattern: &str) -> Res
 
 fn run(o: &Opts) -> Result<i32> {
     let cfg = MasterConfig::load(&o.config_dir)?;
-    let keys = Keys::new(&cfg, glob);
+    let keys = Keys::new(&cfg);
     // The master may not be running: salt-key works without it, as Salt's.
     let mut events = EventSender::new(&cfg.sock_dir);
     let quiet_print = |s: &str| {
@@ -408,7 +401,10 @@ fn run(o: &Opts) -> Result<i32> {
             quiet_print(&output(&o.out, &shown, true));
         }
         Action::Finger(p) => {
-            let hash = cfg.get_str("finger_hash_type").unwrap_or(brine_config::DEFAULT_HASH_TYPE).to_string();
+            let hash = cfg
+                .get_str("finger_hash_type")
+                .unwrap_or(brine_config::DEFAULT_HASH_TYPE)
+                .to_string();
             let shown = keys.finger(&brine_keys::globs(p), &hash)?;
             quiet_print(&output(&o.out, &shown, true));
         }

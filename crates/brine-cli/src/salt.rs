@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Result;
 use brine_client::{ClientError, LocalClient, Publish, UserKey};
 use brine_config::MasterConfig;
-use brine_proto::json::from_json;
 use brine_proto::Value;
 
 pub const USAGE: &str = "Usage: salt [options] '<target>' <function> [arguments]
@@ -102,39 +101,6 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         return Err("a target and a function are required".into());
     }
     Ok(Some(o))
-}
-
-/// Salt's `yamlify_arg` (`brine_config::args`), plus PyYAML's `!!binary`
-/// (base64) as the way a CLI user passes bytes.
-fn yamlify(arg: &str) -> Value {
-    if let Some(b64) = arg.strip_prefix("!!binary ") {
-        use base64::Engine;
-        if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
-            return Value::Bytes(b);
-        }
-    }
-    match brine_config::args::yamlify_arg(arg) {
-        Some(v) => from_json(&v),
-        None => Value::from(arg),
-    }
-}
-
-/// Arguments as Salt's CLI sends them (`parse_input`): positional values,
-/// and `k=v` pairs gathered in a trailing `{"__kwarg__": True, ...}` map
-/// (both yamlified).
-fn job_args(raw: &[String]) -> Value {
-    let mut args = Vec::new();
-    let mut kwargs = vec![(Value::from("__kwarg__"), Value::Bool(true))];
-    for a in raw {
-        match brine_config::args::parse_kwarg(a) {
-            Some((k, v)) => kwargs.push((Value::from(k), yamlify(v))),
-            None => args.push(yamlify(a)),
-        }
-    }
-    if kwargs.len() > 1 {
-        args.push(Value::Map(kwargs));
-    }
-    Value::Array(args)
 }
 
 /// Salt's `nested` outputter (no colour).
@@ -239,8 +205,8 @@ fn yaml_scalar(v: &Value) -> String {
                 && !s.ends_with(' ')
                 && !s.contains('\n')
                 && matches!(
-                    brine_config::parse_yaml(s, std::path::Path::new("")),
-                    Ok(brine_config::Value::String(_))
+                    brine_py::parse_yaml(s, std::path::Path::new("")),
+                    Ok(serde_json::Value::String(_))
                 );
             if plain {
                 s.clone()
@@ -260,8 +226,8 @@ fn scalar(v: &Value) -> String {
         Value::Bool(false) => "False".into(),
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
-        Value::F64(f) => python_float(*f),
-        Value::F32(f) => python_float(f64::from(*f)),
+        Value::F64(f) => brine_py::float_repr(*f),
+        Value::F32(f) => brine_py::float_repr(f64::from(*f)),
         Value::Str(s) => s.clone(),
         Value::Bytes(b) => format!(
             "b'{}'",
@@ -274,14 +240,6 @@ fn scalar(v: &Value) -> String {
                 .collect::<String>()
         ),
         other => format!("{other:?}"),
-    }
-}
-
-fn python_float(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e16 {
-        format!("{f:.1}")
-    } else {
-        format!("{f}")
     }
 }
 
@@ -339,10 +297,9 @@ fn run(o: &Opts) -> Result<i32> {
     let cfg = MasterConfig::load(&o.config_dir)?;
     let timeout = Duration::from_secs(o.timeout.unwrap_or_else(|| cfg.get_u64("timeout").unwrap_or(5)));
     let mut client = LocalClient::from_config(&cfg, UserKey::current(&cfg)?);
-    let args = match job_args(&o.positional[2..]) {
-        Value::Array(a) => a,
-        other => vec![other],
-    };
+    // Salt's CLI sends its texts through `parse_input`.
+    let texts: Vec<Value> = o.positional[2..].iter().map(|a| Value::from(a.as_str())).collect();
+    let args = brine_py::parse_input(&texts, &[]);
     let job = Publish::new(o.positional[0].as_str(), &o.positional[1])
         .args(args)
         .tgt_type(o.tgt_type)

@@ -53,7 +53,7 @@ pub enum ClientError {
     #[error("{name}: {message}")]
     Refused { name: String, message: String },
     /// A reply of a shape the call does not expect.
-    #[error("unexpected reply from the master: {}", brine_proto::py::to_str(.0))]
+    #[error("unexpected reply from the master: {}", brine_py::to_str(.0))]
     Unexpected(Value),
     #[error("cannot connect to the master event bus {}: {source}", path.display())]
     BusConnect { path: PathBuf, source: std::io::Error },
@@ -74,6 +74,6 @@ pub(crate) fn refused(reply: &Value) -> Option<ClientError> {
     let text = |k: &str| err.get(k).and_then(Value::as_str).map(String::from);
     Some(ClientError::Refused {
         name: text("name").unwrap_or_else(|| "SaltMasterError".into()),
-        message: text("message").unwrap_or_else(|| brine_proto::py::to_str(err)),
+        message: text("message").unwrap_or_else(|| brine_py::to_str(err)),
     })
 }

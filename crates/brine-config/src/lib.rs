@@ -47,34 +47,26 @@
 //! * The generated master `id` uses the hostname and `/etc/hosts`, not DNS
 //!   or interface addresses; `id_function` is not called.
 //! * Python values JSON cannot hold: `.inf`/`.nan` and >64-bit integers
-//!   stay strings (see [`parse_yaml`]). `sdb://` values are not resolved.
+//!   stay strings (see [`brine_py::parse_yaml`]). `sdb://` values are not resolved.
 //!   `file_ignore_regex` entries are not checked as Python regexes.
 
-pub mod args;
 mod master;
-pub mod py;
 mod validate;
-mod yaml;
 
 use std::path::{Path, PathBuf};
 
+use brine_py::truthy;
+
 pub use master::{current_user, defaults, dict_update, prepend_root_dir};
-pub use py::truthy;
 pub use serde_json::{Map, Value};
 pub use validate::validate_opts;
-pub use yaml::parse_yaml;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: line {line}, column {col}: {msg}")]
-    Yaml {
-        path: PathBuf,
-        line: usize,
-        col: usize,
-        msg: String,
-    },
+    #[error(transparent)]
+    Yaml(#[from] brine_py::Error),
     #[error("{path}: the configuration must be a mapping of options, not {found}")]
     NotAMapping { path: PathBuf, found: &'static str },
     #[error("invalid value for {key}: {msg}")]
@@ -190,6 +182,14 @@ pub struct MasterConfig {
     pub raw: Map<String, Value>,
 }
 
+/// An object from a `json!` literal.
+pub(crate) fn object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 fn invalid(key: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -200,16 +200,19 @@ fn invalid(key: &str, msg: impl Into<String>) -> ConfigError {
 fn string(raw: &Map<String, Value>, key: &str) -> Result<String, ConfigError> {
     match raw.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(v) => Err(invalid(key, format!("expected a string, got {}", py::repr(v)))),
+        Some(v) => Err(invalid(key, format!("expected a string, got {}", brine_py::repr(v)))),
         None => Err(invalid(key, "missing")),
     }
 }
 
 fn non_negative(raw: &Map<String, Value>, key: &str) -> Result<u64, ConfigError> {
     let v = raw.get(key).unwrap_or(&Value::Null);
-    py::int(v)
-        .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| invalid(key, format!("expected a non-negative integer, got {}", py::repr(v))))
+    brine_py::int(v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
+        invalid(
+            key,
+            format!("expected a non-negative integer, got {}", brine_py::repr(v)),
+        )
+    })
 }
 
 fn port(raw: &Map<String, Value>, key: &str) -> Result<u16, ConfigError> {
@@ -221,7 +224,7 @@ fn port(raw: &Map<String, Value>, key: &str) -> Result<u16, ConfigError> {
     };
     n.and_then(|n| u16::try_from(n).ok())
         .filter(|&p| p > 0)
-        .ok_or_else(|| invalid(key, format!("{} is not a port number (1-65535)", py::repr(v))))
+        .ok_or_else(|| invalid(key, format!("{} is not a port number (1-65535)", brine_py::repr(v))))
 }
 
 /// `get_logging_level_from_string`, as a level name.
@@ -237,10 +240,10 @@ fn level(raw: &Map<String, Value>, key: &str) -> Result<String, ConfigError> {
             }
         }),
         v @ (Value::Bool(_) | Value::Number(_)) if v.is_boolean() || v.is_i64() || v.is_u64() => {
-            let n = py::int(v).unwrap_or(0).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+            let n = brine_py::int(v).unwrap_or(0).clamp(i64::MIN.into(), i64::MAX.into()) as i64;
             Ok(SaltLevel::from_value(n).name().to_string())
         }
-        v => Err(invalid(key, format!("{} is not a log level", py::repr(v)))),
+        v => Err(invalid(key, format!("{} is not a log level", brine_py::repr(v)))),
     }
 }
 
@@ -250,7 +253,7 @@ fn fallback(raw: &Map<String, Value>, chain: &[&str], default: &str) -> Result<S
         match raw.get(*key) {
             None | Some(Value::Null) => continue,
             Some(Value::String(s)) => return Ok(s.clone()),
-            Some(v) => return Err(invalid(key, format!("expected a string, got {}", py::repr(v)))),
+            Some(v) => return Err(invalid(key, format!("expected a string, got {}", brine_py::repr(v)))),
         }
     }
     Ok(default.to_string())
@@ -260,8 +263,8 @@ impl MasterConfig {
     /// Read `conf_dir/master` and its includes, then apply Salt's defaults
     /// (`salt.config.master_config`).
     pub fn load(conf_dir: &Path) -> Result<MasterConfig, ConfigError> {
-        let dir = py::abspath(&py::expanduser(&conf_dir.to_string_lossy()));
-        let path = py::join(&dir, "master");
+        let dir = brine_py::abspath(&brine_py::expanduser(&conf_dir.to_string_lossy()));
+        let path = brine_py::join(&dir, "master");
         let mut overrides = master::load_config(&path)?;
         let default_include = overrides
             .get("default_include")
@@ -280,12 +283,12 @@ impl MasterConfig {
     pub fn from_overrides(conf_dir: &Path, overrides: Map<String, Value>) -> Result<MasterConfig, ConfigError> {
         let raw = master::apply_master_config(overrides)?;
 
-        let worker_threads = match raw.get("worker_threads").and_then(py::int) {
+        let worker_threads = match raw.get("worker_threads").and_then(brine_py::int) {
             Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
             _ => {
                 return Err(invalid(
                     "worker_threads",
-                    format!("must be at least 1, got {}", py::repr(&raw["worker_threads"])),
+                    format!("must be at least 1, got {}", brine_py::repr(&raw["worker_threads"])),
                 ))
             }
         };
@@ -295,7 +298,7 @@ impl MasterConfig {
             Some(v) => {
                 return Err(invalid(
                     "ipv6",
-                    format!("expected True, False or None, got {}", py::repr(v)),
+                    format!("expected True, False or None, got {}", brine_py::repr(v)),
                 ))
             }
         };
@@ -332,7 +335,7 @@ impl MasterConfig {
             publish_port: port(&raw, "publish_port")?,
             ret_port: port(&raw, "ret_port")?,
             worker_threads,
-            root_dir: PathBuf::from(py::abspath(&string(&raw, "root_dir")?)),
+            root_dir: PathBuf::from(brine_py::abspath(&string(&raw, "root_dir")?)),
             pki_dir: path("pki_dir")?,
             cachedir: path("cachedir")?,
             sock_dir: path("sock_dir")?,
@@ -362,12 +365,18 @@ impl MasterConfig {
     /// A non-negative integer option (numbers, bools and integer strings,
     /// as Python's `int()` takes them).
     pub fn get_u64(&self, key: &str) -> Option<u64> {
-        self.raw.get(key).and_then(py::int).and_then(|n| u64::try_from(n).ok())
+        self.raw
+            .get(key)
+            .and_then(brine_py::int)
+            .and_then(|n| u64::try_from(n).ok())
     }
 
     /// An integer option (numbers, bools and integer strings).
     pub fn get_i64(&self, key: &str) -> Option<i64> {
-        self.raw.get(key).and_then(py::int).and_then(|n| i64::try_from(n).ok())
+        self.raw
+            .get(key)
+            .and_then(brine_py::int)
+            .and_then(|n| i64::try_from(n).ok())
     }
 
     pub fn get_str(&self, key: &str) -> Option<&str> {

@@ -4,8 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::py::{self, truthy};
 use crate::ConfigError;
+use brine_py::truthy;
 
 /// The default `conf_file` (`salt.syspaths.CONFIG_DIR` + `master`).
 pub const DEFAULT_CONF_FILE: &str = "/etc/salt/master";
@@ -50,8 +50,11 @@ pub fn defaults() -> Map<String, Value> {
     let mut d: Map<String, Value> = serde_json::from_str(DEFAULTS_JSON).expect("master_defaults.json is valid JSON");
     d.insert("user".into(), Value::String(current_user()));
     d.insert("ipc_write_buffer".into(), Value::from(dynamic_ipc_write_buffer()));
-    let home = py::expanduser("~");
-    d.insert("ssh_config_file".into(), Value::String(py::join(&home, ".ssh/config")));
+    let home = brine_py::expanduser("~");
+    d.insert(
+        "ssh_config_file".into(),
+        Value::String(brine_py::join(&home, ".ssh/config")),
+    );
     d
 }
 
@@ -73,7 +76,7 @@ pub fn read_conf_file(path: &str) -> Result<Map<String, Value>, ConfigError> {
         path: path.into(),
         source,
     })?;
-    let doc = crate::parse_yaml(&text, path.as_ref())?;
+    let doc = brine_py::parse_yaml(&text, path.as_ref())?;
     let mut opts = match doc {
         Value::Object(m) => m,
         v if !truthy(&v) => Map::new(),
@@ -87,7 +90,7 @@ pub fn read_conf_file(path: &str) -> Result<Map<String, Value>, ConfigError> {
     // Numeric ids are allowed: they become strings.
     if let Some(id) = opts.get("id") {
         if !id.is_string() {
-            let s = py::to_str(id);
+            let s = brine_py::to_str(id);
             opts.insert("id".into(), Value::String(s));
         }
     }
@@ -105,7 +108,7 @@ pub fn effective_path(path: &str) -> String {
     let mut env = std::env::var("SALT_MASTER_CONFIG").ok().filter(|v| !v.is_empty());
     if env.is_none() {
         if let Ok(dir) = std::env::var("SALT_CONFIG_DIR") {
-            let candidate = py::join(&dir, "master");
+            let candidate = brine_py::join(&dir, "master");
             if !dir.is_empty() && is_file(&candidate) {
                 env = Some(candidate);
             }
@@ -162,7 +165,7 @@ pub fn dict_update(dest: &mut Map<String, Value>, upd: Map<String, Value>, merge
             (Some(Value::Object(d)), Value::Object(u)) => dict_update(d, u, merge_lists),
             (Some(Value::Array(d)), Value::Array(u)) if merge_lists => {
                 for item in u {
-                    if !d.iter().any(|x| py::eq(x, &item)) {
+                    if !d.iter().any(|x| brine_py::eq(x, &item)) {
                         d.push(item);
                     }
                 }
@@ -189,19 +192,22 @@ pub fn include_config(include: &Value, orig_path: &str, verbose: bool) -> Result
         other => {
             return Err(invalid(
                 "include",
-                format!("expected a path or a list of paths, got {}", py::repr(other)),
+                format!("expected a path or a list of paths, got {}", brine_py::repr(other)),
             ))
         }
     };
     for pat in patterns {
         let Value::String(pat) = pat else {
-            return Err(invalid("include", format!("expected a path, got {}", py::repr(pat))));
+            return Err(invalid(
+                "include",
+                format!("expected a path, got {}", brine_py::repr(pat)),
+            ));
         };
-        let mut path = py::expanduser(pat);
+        let mut path = brine_py::expanduser(pat);
         if !path.starts_with('/') {
-            path = py::join(&py::dirname(orig_path), &path);
+            path = brine_py::join(&brine_py::dirname(orig_path), &path);
         }
-        let mut matches = py::glob(&path);
+        let mut matches = brine_py::glob(&path);
         if matches.is_empty() && verbose {
             log::warn!("Warning parsing configuration file: \"include\" path/glob '{path}' matches no files");
         }
@@ -210,7 +216,7 @@ pub fn include_config(include: &Value, orig_path: &str, verbose: bool) -> Result
             log::debug!("Including configuration from '{file}'");
             let mut opts = match read_conf_file(&file) {
                 Ok(o) => o,
-                Err(e @ (ConfigError::Yaml { .. } | ConfigError::NotAMapping { .. })) => {
+                Err(e @ (ConfigError::Yaml(_) | ConfigError::NotAMapping { .. })) => {
                     log::error!("Error parsing configuration file: {e}");
                     Map::new()
                 }
@@ -234,17 +240,17 @@ pub fn include_config(include: &Value, orig_path: &str, verbose: bool) -> Result
 
 /// `_adjust_log_file_override`.
 fn adjust_log_file_override(overrides: &mut Map<String, Value>) -> Result<(), ConfigError> {
-    let Some(log_dir) = overrides.get("log_dir").filter(|v| truthy(v)).cloned() else {
+    let Some(log_dir) = overrides.get("log_dir").filter(|v| truthy(*v)).cloned() else {
         return Ok(());
     };
     let Value::String(log_dir) = log_dir else {
         return Err(invalid("log_dir", "expected a directory path"));
     };
-    let log_file = match overrides.get("log_file").filter(|v| truthy(v)) {
+    let log_file = match overrides.get("log_file").filter(|v| truthy(*v)) {
         Some(Value::String(f)) if f.starts_with('/') => return Ok(()),
-        Some(Value::String(f)) => py::join(&log_dir, f),
+        Some(Value::String(f)) => brine_py::join(&log_dir, f),
         Some(_) => return Err(invalid("log_file", "expected a path")),
-        None => py::join(&log_dir, "master"),
+        None => brine_py::join(&log_dir, "master"),
     };
     overrides.insert("log_file".into(), Value::String(log_file));
     Ok(())
@@ -253,7 +259,7 @@ fn adjust_log_file_override(overrides: &mut Map<String, Value>) -> Result<(), Co
 fn str_opt<'a>(opts: &'a Map<String, Value>, key: &str) -> Result<&'a str, ConfigError> {
     match opts.get(key) {
         Some(Value::String(s)) => Ok(s),
-        Some(v) => Err(invalid(key, format!("expected a string, got {}", py::repr(v)))),
+        Some(v) => Err(invalid(key, format!("expected a string, got {}", brine_py::repr(v)))),
         None => Err(invalid(key, "missing")),
     }
 }
@@ -262,13 +268,13 @@ fn str_opt<'a>(opts: &'a Map<String, Value>, key: &str) -> Result<&'a str, Confi
 /// is relative, absolute elsewhere, or already under `root_dir` (then it
 /// stays where it is).
 pub fn prepend_root_dir(opts: &mut Map<String, Value>, keys: &[&str]) -> Result<(), ConfigError> {
-    let root_dir = py::abspath(str_opt(opts, "root_dir")?);
+    let root_dir = brine_py::abspath(str_opt(opts, "root_dir")?);
     // salt.syspaths.ROOT_DIR ("/") without its trailing separator.
     let def_root_dir = "";
     for key in keys {
         let Some(v) = opts.get(*key) else { continue };
         let Value::String(path) = v else {
-            return Err(invalid(key, format!("expected a path, got {}", py::repr(v))));
+            return Err(invalid(key, format!("expected a path, got {}", brine_py::repr(v))));
         };
         let strip = |prefix: &str| {
             (path == prefix || path.starts_with(&format!("{prefix}/"))).then(|| path[prefix.len()..].to_string())
@@ -283,7 +289,7 @@ pub fn prepend_root_dir(opts: &mut Map<String, Value>, keys: &[&str]) -> Result<
             (true, true) => tmp_root.unwrap_or_default(),
             (false, false) => path.clone(),
         };
-        let joined = py::salt_join(&root_dir, &rel);
+        let joined = brine_py::salt_join(&root_dir, &rel);
         opts.insert(key.to_string(), Value::String(joined));
     }
     Ok(())
@@ -293,8 +299,11 @@ pub fn prepend_root_dir(opts: &mut Map<String, Value>, keys: &[&str]) -> Result<
 fn should_prepend_root_dir(opts: &Map<String, Value>, key: &str) -> Result<bool, ConfigError> {
     match opts.get(key) {
         None | Some(Value::Null) => Ok(false),
-        Some(Value::String(s)) => Ok(!py::has_url_scheme(s)),
-        Some(v) => Err(invalid(key, format!("expected a path or a URL, got {}", py::repr(v)))),
+        Some(Value::String(s)) => Ok(brine_py::url_scheme(s).is_empty()),
+        Some(v) => Err(invalid(
+            key,
+            format!("expected a path or a URL, got {}", brine_py::repr(v)),
+        )),
     }
 }
 
@@ -382,7 +391,7 @@ fn get_id(opts: &Map<String, Value>) -> (String, bool) {
         _ => "/".into(),
     };
     if opts.get("minion_id_caching").is_none_or(truthy) {
-        let cache = py::join(&py::join(&root, "etc/salt"), "minion_id");
+        let cache = brine_py::join(&brine_py::join(&root, "etc/salt"), "minion_id");
         if let Ok(text) = std::fs::read_to_string(&cache) {
             let name = text.lines().next().unwrap_or("").trim().trim_start_matches('\u{feff}');
             if !name.is_empty() && name != "localhost" {
@@ -395,7 +404,7 @@ fn get_id(opts: &Map<String, Value>) -> (String, bool) {
     if opts.get("minion_id_lowercase").is_some_and(truthy) {
         id = id.to_lowercase();
     }
-    if let Some(remove) = opts.get("minion_id_remove_domain").filter(|v| truthy(v)) {
+    if let Some(remove) = opts.get("minion_id_remove_domain").filter(|v| truthy(*v)) {
         // remove_domain_from_fqdn: a given domain, or any domain (True).
         id = match remove {
             Value::String(d) => id.strip_suffix(&format!(".{d}")).map(String::from).unwrap_or(id),
@@ -427,7 +436,7 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
         Some(v) => {
             return Err(invalid(
                 "external_auth",
-                format!("expected a mapping, got {}", py::repr(v)),
+                format!("expected a mapping, got {}", brine_py::repr(v)),
             ))
         }
     };
@@ -441,14 +450,17 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
     }
 
     let cli = std::env::args().next().unwrap_or_default();
-    opts.insert("__cli".into(), Value::String(py::split(&py::expanduser(&cli)).1));
+    opts.insert(
+        "__cli".into(),
+        Value::String(brine_py::split(&brine_py::expanduser(&cli)).1),
+    );
 
     if let Some(env) = opts.get("environment").cloned() {
         match opts.get("saltenv").cloned().unwrap_or(Value::Null) {
             Value::Null => {
                 log::warn!(
                     "The 'environment' master config option has been renamed to 'saltenv'. Using {} as the 'saltenv' config value.",
-                    py::to_str(&env)
+                    brine_py::to_str(&env)
                 );
                 opts.insert("saltenv".into(), env);
             }
@@ -472,7 +484,7 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
         }
         Some(Value::String(_) | Value::Object(_)) => {}
         Some(v) => {
-            let r = py::repr(v);
+            let r = brine_py::repr(v);
             return Err(invalid("fileserver_backend", format!("expected a list, got {r}")));
         }
         None => {}
@@ -481,19 +493,22 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
     let cachedir = str_opt(&opts, "cachedir")?.to_string();
     let sock_dir = str_opt(&opts, "sock_dir")?;
     if sock_dir.chars().count() > cachedir.chars().count() + 10 {
-        opts.insert("sock_dir".into(), Value::String(py::join(&cachedir, ".salt-unix")));
+        opts.insert(
+            "sock_dir".into(),
+            Value::String(brine_py::join(&cachedir, ".salt-unix")),
+        );
     }
-    opts.insert("token_dir".into(), Value::String(py::join(&cachedir, "tokens")));
-    opts.insert("syndic_dir".into(), Value::String(py::join(&cachedir, "syndics")));
+    opts.insert("token_dir".into(), Value::String(brine_py::join(&cachedir, "tokens")));
+    opts.insert("syndic_dir".into(), Value::String(brine_py::join(&cachedir, "syndics")));
     if !opts.get("extension_modules").is_some_and(truthy) {
         opts.insert(
             "extension_modules".into(),
-            Value::String(py::join(&cachedir, "extmods")),
+            Value::String(brine_py::join(&cachedir, "extmods")),
         );
     }
     if !opts.get("utils_dirs").is_some_and(truthy) {
         let ext = str_opt(&opts, "extension_modules")?;
-        let dirs = json!([py::join(ext, "utils")]);
+        let dirs = json!([brine_py::join(ext, "utils")]);
         opts.insert("utils_dirs".into(), dirs);
     }
 
@@ -585,7 +600,7 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
             v => {
                 return Err(invalid(
                     "file_ignore_regex",
-                    format!("expected a list, got {}", py::repr(v)),
+                    format!("expected a list, got {}", brine_py::repr(v)),
                 ))
             }
         };
@@ -594,7 +609,7 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
             .filter(|r| {
                 let ok = r.is_string();
                 if !ok {
-                    log::warn!("Unable to parse file_ignore_regex. Skipping: {}", py::to_str(r));
+                    log::warn!("Unable to parse file_ignore_regex. Skipping: {}", brine_py::to_str(r));
                 }
                 ok
             })
@@ -609,18 +624,18 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
     }
 
     let wt = match &opts["worker_threads"] {
-        v @ (Value::Number(_) | Value::Bool(_)) => py::int(v).unwrap_or(0),
+        v @ (Value::Number(_) | Value::Bool(_)) => brine_py::int(v).unwrap_or(0),
         v => {
             return Err(invalid(
                 "worker_threads",
-                format!("expected an integer, got {}", py::repr(v)),
+                format!("expected an integer, got {}", brine_py::repr(v)),
             ))
         }
     };
     if wt < 3 && opts.get("peer").is_some_and(truthy) {
         log::warn!(
             "The 'worker_threads' setting in '{}' cannot be lower than 3. Resetting it to the default value of 3.",
-            py::to_str(opts.get("conf_file").unwrap_or(&Value::Null))
+            brine_py::to_str(opts.get("conf_file").unwrap_or(&Value::Null))
         );
         opts.insert("worker_threads".into(), json!(3));
     }
@@ -640,7 +655,7 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
             "publish_signing_algorithm",
             format!(
                 "The publish signing algorithm '{}' is not valid. Please specify one of {}.",
-                py::to_str(&alg),
+                brine_py::to_str(&alg),
                 SIGNING_ALGORITHMS.join(",")
             ),
         ));
@@ -671,7 +686,7 @@ pub fn apply_master_config(mut overrides: Map<String, Value>) -> Result<Map<Stri
 fn validate_file_roots(roots: Value) -> Map<String, Value> {
     let Value::Object(roots) = roots else {
         log::warn!("The file_roots parameter is not properly formatted, using defaults");
-        return py::object(json!({"base": ["/srv/salt"]}));
+        return crate::object(json!({"base": ["/srv/salt"]}));
     };
     roots
         .into_iter()
@@ -680,8 +695,8 @@ fn validate_file_roots(roots: Value) -> Map<String, Value> {
             if let Value::Array(dirs) = dirs {
                 for d in dirs {
                     match &d {
-                        Value::String(p) if py::has_magic(p) => {
-                            out.extend(py::glob(p).into_iter().map(Value::String));
+                        Value::String(p) if brine_py::has_magic(p) => {
+                            out.extend(brine_py::glob(p).into_iter().map(Value::String));
                         }
                         _ => out.push(d),
                     }
@@ -743,7 +758,7 @@ fn update_ssl_config(opts: &mut Map<String, Value>) -> Result<(), ConfigError> {
         v => {
             return Err(invalid(
                 "ssl",
-                format!("expected a mapping or a boolean, got {}", py::repr(&v)),
+                format!("expected a mapping or a boolean, got {}", brine_py::repr(&v)),
             ))
         }
     }
@@ -763,7 +778,7 @@ fn update_discovery_config(opts: &mut Map<String, Value>) -> Result<(), ConfigEr
         v => {
             return Err(invalid(
                 "discovery",
-                format!("expected a mapping, got {}", py::repr(&v)),
+                format!("expected a mapping, got {}", brine_py::repr(&v)),
             ))
         }
     };
@@ -772,7 +787,7 @@ fn update_discovery_config(opts: &mut Map<String, Value>) -> Result<(), ConfigEr
             return Err(invalid("discovery", format!("Unknown discovery option: {key}")));
         }
     }
-    let mut config = py::object(json!({"port": 4520, "mapping": {}}));
+    let mut config = crate::object(json!({"port": 4520, "mapping": {}}));
     dict_update(&mut config, d, true);
     opts.insert("discovery".into(), Value::Object(config));
     Ok(())

@@ -26,7 +26,7 @@ fn load_err(files: &[(&str, &str)]) -> String {
 }
 
 fn over(v: Value) -> MasterConfig {
-    MasterConfig::from_overrides(Path::new("/etc/salt"), py::object(v)).unwrap()
+    MasterConfig::from_overrides(Path::new("/etc/salt"), crate::object(v)).unwrap()
 }
 
 #[test]
@@ -539,7 +539,7 @@ fn typed_getters() {
 #[test]
 fn prepend_root_dir_cases() {
     let run = |root: &str, path: &str| {
-        let mut o = py::object(json!({"root_dir": root, "p": path}));
+        let mut o = crate::object(json!({"root_dir": root, "p": path}));
         prepend_root_dir(&mut o, &["p"]).unwrap();
         o["p"].as_str().unwrap().to_string()
     };

@@ -5,8 +5,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::py;
-
 static TABLE: &str = include_str!("valid_opts.txt");
 
 /// The Python type names `VALID_OPTS` lists for `key`.
@@ -19,14 +17,14 @@ pub fn valid_types(key: &str) -> Option<Vec<&'static str>> {
 
 /// `isinstance(v, <type named t>)` (a bool is an int, as in Python).
 fn isinstance(v: &Value, t: &str) -> bool {
-    py::type_name(v) == t || (t == "int" && v.is_boolean())
+    brine_py::type_name(v) == t || (t == "int" && v.is_boolean())
 }
 
 /// Whether calling the Python type named `t` on `v` succeeds.
 fn converts(t: &str, v: &Value) -> bool {
     match t {
         "str" | "bool" => true,
-        "int" => py::int(v).is_some(),
+        "int" => brine_py::int(v).is_some(),
         "float" => match v {
             Value::Bool(_) | Value::Number(_) => true,
             Value::String(s) => {
@@ -81,7 +79,7 @@ fn is_valid(v: &Value, types: &[&str]) -> bool {
     if let [t] = types {
         return converts(t, v) && !nf_types(t).iter().any(|nf| isinstance(v, nf));
     }
-    if types.contains(&py::type_name(v)) {
+    if types.contains(&brine_py::type_name(v)) {
         return true;
     }
     let mut valid = Vec::new();
@@ -118,14 +116,14 @@ pub fn validate_opts(opts: &mut Map<String, Value>) -> Vec<String> {
         if !is_valid(val, &types) {
             errors.push(format!(
                 "Config option '{key}' with value {} has an invalid type of {}, a {} is required for this option",
-                py::to_str(val),
-                py::type_name(val),
+                brine_py::to_str(val),
+                brine_py::type_name(val),
                 describe(&types)
             ));
         }
     }
     if let Some(Value::Array(items)) = opts.get("return") {
-        let joined = items.iter().map(py::to_str).collect::<Vec<_>>().join(",");
+        let joined = items.iter().map(brine_py::to_str).collect::<Vec<_>>().join(",");
         opts.insert("return".into(), Value::String(joined));
     }
     for e in &errors {
@@ -177,7 +175,7 @@ mod tests {
 
     #[test]
     fn warnings_and_return_join() {
-        let mut opts = crate::py::object(json!({
+        let mut opts = crate::object(json!({
             "publish_port": "abc", "return": ["a", "b"], "unknown_option": [1], "auto_accept": "yes"
         }));
         let w = validate_opts(&mut opts);

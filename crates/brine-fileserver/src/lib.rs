@@ -69,8 +69,8 @@ use brine_config::MasterConfig;
 use brine_proto::Value;
 use log::warn;
 
-pub use py::truthy;
-use py::{clean_path, is_escaped, isabs, isfile, join, normpath, unescape};
+use brine_py::{join, normpath, truthy};
+use py::{clean_path, is_escaped, isabs, isfile, unescape};
 use roots::{HashCache, HashKind, Ignore, ListCache, Lists, WalkOpts};
 
 /// Where Salt's fileserver function raises; the request is answered `""`.
@@ -188,7 +188,7 @@ impl Fileserver {
         if !others.is_empty() {
             warn!("fileserver_backend {others:?}: Brine serves only the roots backend; these serve nothing");
         }
-        if cfg.get("master_tops").is_some_and(brine_config::truthy) {
+        if cfg.get("master_tops").is_some_and(truthy) {
             warn!("master_tops is configured but Brine runs no master_tops modules: minions get no tops from it");
         }
         let hash_type = cfg.hash_type().to_string();
@@ -255,7 +255,7 @@ impl Fileserver {
         let Some(saltenv) = load.get("saltenv") else {
             return Ok(Value::Array(Vec::new()));
         };
-        let saltenv = py::to_str(saltenv);
+        let saltenv = brine_py::to_str(saltenv);
         // `file_list_emptydirs` asks every backend, whatever `fsbackend` says.
         let back = if form == Form::EmptyDirs {
             None
@@ -288,7 +288,7 @@ impl Fileserver {
         let Some(saltenv) = load.get("saltenv") else {
             return Ok(Value::Map(Vec::new()));
         };
-        let saltenv = py::to_str(saltenv);
+        let saltenv = brine_py::to_str(saltenv);
         let lists = if self.roots_selected(load.get("fsbackend")) {
             self.lists_of(id, &saltenv)
         } else {
@@ -339,7 +339,7 @@ impl Fileserver {
         let (Some(path), Some(saltenv)) = (load.get("path"), load.get("saltenv")) else {
             return Ok(missing());
         };
-        let saltenv = Value::from(py::to_str(saltenv));
+        let saltenv = Value::from(brine_py::to_str(saltenv));
         let fnd = self.find_logged(id, path, &saltenv)?;
         if !fnd.found {
             return Ok(missing());
@@ -366,7 +366,7 @@ impl Fileserver {
         let (Some(path), Some(loc), Some(saltenv)) = (load.get("path"), load.get("loc"), load.get("saltenv")) else {
             return Ok(empty(""));
         };
-        let saltenv = py::to_str(saltenv);
+        let saltenv = brine_py::to_str(saltenv);
         let mut refused = None;
         let fnd = self.find(path, &Value::from(saltenv.as_str()), &mut refused)?;
         if !fnd.found {
@@ -405,7 +405,7 @@ impl Fileserver {
             other => {
                 return Err(FsError::Type(format!(
                     "'{}' object cannot be interpreted as an integer",
-                    py::type_name(other)
+                    brine_py::type_name(other)
                 )))
             }
         };
@@ -417,7 +417,7 @@ impl Fileserver {
         } else {
             f.take(self.buffer_size as u64).read_to_end(&mut data)?;
         }
-        let gzip = load.get("gzip").filter(|g| truthy(g));
+        let gzip = load.get("gzip").filter(|g| truthy(*g));
         let mut ret = vec![
             (Value::from("data"), Value::from("")),
             (Value::from("dest"), Value::from(fnd.rel.as_str())),
@@ -435,7 +435,7 @@ impl Fileserver {
         let mut refused = None;
         let fnd = self.find(path, saltenv, &mut refused)?;
         if !fnd.found {
-            self.log_refusal(id, path, &py::to_str(saltenv), refused);
+            self.log_refusal(id, path, &brine_py::to_str(saltenv), refused);
         }
         Ok(fnd)
     }
@@ -445,7 +445,7 @@ impl Fileserver {
             // Escaped: the path is the minion's text, kept to one log line.
             warn!(
                 "fileserver: refused salt://{} (saltenv {saltenv:?}) asked by minion {id}: {why}",
-                py::to_str(path).escape_debug()
+                brine_py::to_str(path).escape_debug()
             );
         }
     }
@@ -511,10 +511,10 @@ impl Fileserver {
         if let Some(index) = index {
             // `root = file_roots[saltenv][int(index)]` (negative indexes
             // count from the end; `__env__` is not substituted here).
-            let Some(i) = py::int(index) else {
+            let Some(i) = brine_py::int_str(index) else {
                 return Found::default();
             };
-            let n = roots.len() as i64;
+            let n = roots.len() as i128;
             let i = if i < 0 { i + n } else { i };
             let Some(root) = usize::try_from(i).ok().and_then(|i| roots.get(i)) else {
                 return Found::default();
@@ -586,7 +586,10 @@ impl Fileserver {
         };
         let items: Vec<Option<String>> = match back {
             Value::Array(a) => a.iter().map(|x| x.as_str().map(String::from)).collect(),
-            other => py::to_str(other).split(',').map(|s| Some(s.to_string())).collect(),
+            other => brine_py::to_str(other)
+                .split(',')
+                .map(|s| Some(s.to_string()))
+                .collect(),
         };
         let subtract_only = items.iter().all(|i| i.as_deref().is_some_and(|s| s.starts_with('-')));
         if subtract_only {
@@ -606,7 +609,7 @@ fn prefix(load: &Value) -> Result<String, FsError> {
         Some(Value::Str(s)) => Ok(s.trim_matches('/').to_string()),
         Some(other) => Err(FsError::Attribute(format!(
             "'{}' object has no attribute 'strip'",
-            py::type_name(other)
+            brine_py::type_name(other)
         ))),
     }
 }
@@ -620,7 +623,7 @@ fn to_unicode(v: &Value) -> Result<String, FsError> {
         }
         other => Err(FsError::Type(format!(
             "expected str, bytes, or bytearray not <class '{}'>",
-            py::type_name(other)
+            brine_py::type_name(other)
         ))),
     }
 }
@@ -662,7 +665,7 @@ pub fn gzip_compress(data: &[u8], level: &Value) -> Result<Vec<u8>, FsError> {
         other => {
             return Err(FsError::Type(format!(
                 "'{}' object cannot be interpreted as an integer",
-                py::type_name(other)
+                brine_py::type_name(other)
             )))
         }
     };

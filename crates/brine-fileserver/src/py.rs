@@ -1,12 +1,11 @@
-//! The few Python semantics the fileserver's answers depend on:
-//! `posixpath` (`realpath`, `commonpath`, `relpath`), `str()` of a request
-//! value, `int()` of a query string, `urlparse(...).scheme` and Salt's
-//! `salt.utils.url` escaping.
+//! The Python and Salt path semantics only the fileserver's answers
+//! depend on: `posixpath` (`realpath`, `commonpath`, `relpath`), Salt's
+//! `clean_path` and `salt.utils.url` escaping.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-pub use brine_config::py::{abspath, dirname, join, normpath, split};
+use brine_py::{abspath, join, normpath, split, url_scheme};
 
 /// `os.path.isabs`.
 pub fn isabs(p: &str) -> bool {
@@ -145,24 +144,6 @@ pub fn isfile(p: &str) -> bool {
     !p.contains('\0') && std::fs::metadata(p).is_ok_and(|m| m.is_file())
 }
 
-/// `urllib.parse.urlparse(url).scheme` (Python 3.11).
-pub fn url_scheme(url: &str) -> String {
-    let url = url.trim_start_matches(|c: char| c <= ' ');
-    let url: String = url.chars().filter(|c| !matches!(c, '\t' | '\r' | '\n')).collect();
-    match url.find(':') {
-        Some(i) if i > 0 => {
-            let scheme = &url[..i];
-            let first_alpha = scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
-            if first_alpha && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
-                scheme.to_ascii_lowercase()
-            } else {
-                String::new()
-            }
-        }
-        _ => String::new(),
-    }
-}
-
 /// `salt.utils.url.parse`: a `salt://` URL's path and `saltenv` query.
 fn url_parse(url: &str) -> (String, Option<String>) {
     let Some(resource) = url.strip_prefix("salt://") else {
@@ -201,5 +182,3 @@ pub fn unescape(url: &str) -> String {
         _ => url.to_string(),
     }
 }
-
-pub use brine_proto::py::{int, to_str, truthy, type_name};

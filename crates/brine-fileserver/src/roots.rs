@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::warn;
 
-use super::py::{dirname, join, normpath, realpath, relpath};
-use brine_targeting::Glob;
+use super::py::{realpath, relpath};
+use brine_py::{dirname, join, normpath, Glob};
 
 /// A change is trusted to show in a directory's (or file's) timestamps
 /// only when those timestamps are older than the start of the walk by this

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 mod manage;
 
-pub use manage::{globs, CompileGlob, Detail, GlobMatcher, Keys, Listing, Match, Outcome};
+pub use manage::{globs, Detail, Keys, Listing, Match, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum KeyState {
@@ -194,11 +194,6 @@ pub fn valid_id(pki_dir: &Path, id: &str) -> bool {
     pki_dir.join(id).parent() == Some(pki_dir)
 }
 
-/// `clean_key`: `"\n".join(s.strip().splitlines())`.
-pub fn clean_key(s: &str) -> String {
-    s.trim().lines().collect::<Vec<_>>().join("\n")
-}
-
 /// Salt's `pem_finger`: the hash (`finger_hash_type`, default sha256) of
 /// the PEM body lines (armor stripped, each line with its newline), as
 /// colon-separated hex pairs.
@@ -267,12 +262,8 @@ mod tests {
     }
 
     #[test]
-    fn clean_key_and_fingerprint() {
+    fn fingerprint_of_the_body_lines() {
         let pem = "-----BEGIN PUBLIC KEY-----\r\nAAAA\r\nBBBB\r\n-----END PUBLIC KEY-----\r\n\r\n";
-        assert_eq!(
-            clean_key(pem),
-            "-----BEGIN PUBLIC KEY-----\nAAAA\nBBBB\n-----END PUBLIC KEY-----"
-        );
         // sha256(b"AAAA\nBBBB\n"), as Salt's pem_finger hashes the body lines.
         let want = hex::encode(openssl::sha::sha256(b"AAAA\nBBBB\n"));
         let f = fingerprint(pem, "sha256").unwrap();

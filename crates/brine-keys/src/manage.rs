@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use brine_config::MasterConfig;
 use brine_proto::event::EventSender;
 use brine_proto::Value;
+use brine_py::Glob;
 
 use crate::{drop_rotation_file, fingerprint, FsKeyStore, KeyError, KeyState, KeyStore};
 
@@ -20,12 +21,6 @@ pub type Listing = Vec<(String, Vec<String>)>;
 
 /// `{status: {id: text}}`: a key or its fingerprint per id.
 pub type Detail = Vec<(String, Vec<(String, String)>)>;
-
-/// A compiled fnmatch pattern (`fnmatch.fnmatch(id, pattern)`).
-pub type GlobMatcher = Box<dyn Fn(&str) -> bool>;
-
-/// Compiles one pattern; the caller brings the fnmatch engine.
-pub type CompileGlob = fn(&str) -> GlobMatcher;
 
 /// Which keys an action takes, as Salt's `match` / `match_dict` arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,11 +63,10 @@ pub struct Keys {
     rotate_aes_key: bool,
     preserve_minion_cache: bool,
     preserve_minions: bool,
-    compile: CompileGlob,
 }
 
 impl Keys {
-    pub fn new(cfg: &MasterConfig, compile: CompileGlob) -> Keys {
+    pub fn new(cfg: &MasterConfig) -> Keys {
         Keys {
             store: FsKeyStore::new(&cfg.pki_dir),
             cachedir: cfg.cachedir.clone(),
@@ -81,7 +75,6 @@ impl Keys {
             preserve_minion_cache: cfg.get_bool("preserve_minion_cache").unwrap_or(false),
             // Salt tests `opts.get("preserve_minions") is True`.
             preserve_minions: cfg.get("preserve_minions").and_then(|v| v.as_bool()) == Some(true),
-            compile,
         }
     }
 
@@ -157,13 +150,13 @@ impl Keys {
     /// as Salt's loop lists it.
     pub fn name_match(&self, patterns: &[String], full: bool) -> Result<Listing, KeyError> {
         let all = if full { self.all_keys()? } else { self.list_keys()? };
-        let globs: Vec<GlobMatcher> = patterns.iter().map(|p| (self.compile)(p)).collect();
+        let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(p)).collect();
         Ok(all
             .into_iter()
             .filter_map(|(status, ids)| {
                 let hits: Vec<String> = ids
                     .iter()
-                    .flat_map(|id| globs.iter().filter(|g| g(id)).map(|_| id.clone()))
+                    .flat_map(|id| globs.iter().filter(|g| g.matches(id)).map(|_| id.clone()))
                     .collect();
                 (!hits.is_empty()).then_some((status, hits))
             })
@@ -179,9 +172,9 @@ impl Keys {
             let mut keys = keys.clone();
             sort_ignorecase(&mut keys);
             for key in keys {
-                let glob = (self.compile)(&key);
+                let glob = Glob::new(&key);
                 for (status, ids) in &cur {
-                    if ids.iter().any(|i| glob(i)) {
+                    if ids.iter().any(|i| glob.matches(i)) {
                         match out.iter_mut().find(|(s, _)| s == status) {
                             Some((_, v)) => v.push(key.clone()),
                             None => out.push((status.clone(), vec![key.clone()])),

@@ -4,16 +4,6 @@ use std::path::Path;
 
 use super::*;
 
-/// Literal patterns and `*` suffixes are all these tests need; the real
-/// engines are the callers' (Python's fnmatch).
-fn glob(p: &str) -> GlobMatcher {
-    let p = p.to_string();
-    Box::new(move |id| match p.strip_suffix('*') {
-        Some(prefix) => id.starts_with(prefix),
-        None => id == p,
-    })
-}
-
 fn pubkey() -> String {
     let k = openssl::rsa::Rsa::generate(1024).unwrap();
     String::from_utf8(k.public_key_to_pem().unwrap()).unwrap()
@@ -46,7 +36,7 @@ impl Env {
     }
 
     fn keys(&self) -> Keys {
-        Keys::new(&MasterConfig::load(&self.dir.path().join("conf")).unwrap(), glob)
+        Keys::new(&MasterConfig::load(&self.dir.path().join("conf")).unwrap())
     }
 
     fn sender(&self) -> EventSender {

@@ -7,7 +7,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 use brine_config::MasterConfig;
-use brine_proto::crypto::{clean_key, PrivateKey};
+use brine_proto::crypto::PrivateKey;
+use brine_py::clean_key;
 use log::info;
 
 /// Create master.pem/master.pub when missing.

@@ -16,11 +16,11 @@ use std::time::Duration;
 use brine_client::{LocalClient, Publish, UserKey};
 use brine_config::MasterConfig;
 use brine_proto::Value;
+use brine_py::fnmatch;
 use log::{info, warn};
 
 use crate::req::control::{arg_str, error, CallArgs};
 use brine_cache::{Jid, JobCache, LocalCache};
-use brine_targeting::fnmatch;
 
 pub const RUNNER_FUNCS: [&str; 7] = [
     "jobs.list_jobs",

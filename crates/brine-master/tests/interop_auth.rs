@@ -9,16 +9,13 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
 
+use brine_py::clean_key;
 use common::minion::{brine_bin, venv, Minion};
 use common::*;
 
 const PENDING: &str = "The Salt Master has cached the public key for this node";
 const ACCEPTED: &str = "Got new master aes key";
 const REJECTED: &str = "The Salt Master has rejected this minion's public key";
-
-fn clean_key(s: &str) -> String {
-    s.trim().lines().collect::<Vec<_>>().join("\n")
-}
 
 fn salt_key(env: &Env, args: &[&str]) -> String {
     let out = Command::new(brine_bin("salt-key"))

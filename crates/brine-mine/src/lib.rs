@@ -11,8 +11,8 @@
 //! 3007 answer with an `UnboundLocalError` and store nothing.
 
 use brine_config::MasterConfig;
-use brine_proto::py::truthy;
 use brine_proto::Value;
+use brine_py::truthy;
 use log::{debug, error};
 
 use brine_cache::fs::write_p;
@@ -261,7 +261,7 @@ pub fn get(cfg: &MasterConfig, accepted: Vec<String>, id: &str, load: &Value) ->
                         None => "glob".to_string(),
                         Some(Value::Str(s)) => s.clone(),
                         Some(Value::Nil) => "None".to_string(),
-                        Some(other) => brine_targeting::py_str(other),
+                        Some(other) => brine_py::to_str(other),
                     };
                     let permitted = ck.check_minions(allow_tgt, &allow_type, ":", true).minions;
                     if permitted.is_empty() {

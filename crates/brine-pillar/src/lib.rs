@@ -31,7 +31,7 @@
 //!   in `set` variables, a few execution-module functions) are listed in
 //!   [`jinja`].
 //! * YAML mapping keys that are not strings (`80:`, `true:`) become
-//!   strings (`"80"`, `"True"`), as `brine_config::parse_yaml` returns
+//!   strings (`"80"`, `"True"`), as `brine_py::parse_yaml` returns
 //!   JSON; Salt sends them as integers/booleans. The comparison with
 //!   Python cannot see this (its JSON output stringifies keys too).
 //! * A top file or include that would make Salt raise a Python exception
@@ -57,10 +57,11 @@ use std::sync::Once;
 use brine_config::MasterConfig;
 use brine_proto::json::{from_json, to_json};
 use brine_proto::Value;
+use brine_py::fnmatch;
 use log::{debug, error, warn};
 use serde_json::{Map, Value as Json};
 
-use brine_targeting::{fnmatch, minion_matches, MinionData};
+use brine_targeting::{minion_matches, MinionData};
 use jinja::JinjaShared;
 use merge::Strategy;
 
@@ -147,7 +148,7 @@ fn opt_str<'o>(opts: &'o Map<String, Json>, key: &str) -> Option<&'o str> {
 }
 
 fn opt_true(opts: &Map<String, Json>, key: &str) -> bool {
-    opts.get(key).is_some_and(brine_config::truthy)
+    opts.get(key).is_some_and(brine_py::truthy)
 }
 
 /// The text of a Python value as `str()` gives it (for names in top
@@ -268,7 +269,7 @@ impl<'a> Pillar<'a> {
         let grains_json = to_json(req.grains);
         opts.insert(
             "grains".into(),
-            if brine_config::truthy(&grains_json) {
+            if brine_py::truthy(&grains_json) {
                 grains_json.clone()
             } else {
                 Json::Object(Map::new())
@@ -338,7 +339,7 @@ impl<'a> Pillar<'a> {
         let pillar_override = match req.pillar_override {
             None | Some(Json::Null) => Map::new(),
             Some(Json::Object(m)) => m.clone(),
-            Some(other) if !brine_config::truthy(other) => Map::new(),
+            Some(other) if !brine_py::truthy(other) => Map::new(),
             Some(_) => {
                 error!("Pillar data must be a dictionary");
                 Map::new()
@@ -437,11 +438,7 @@ impl<'a> Pillar<'a> {
             Err(e) => {
                 let msg = format!("Rendering SLS '{sls}' failed, render error:\n{e}");
                 error!("{msg}");
-                if self
-                    .opts
-                    .get("pillar_safe_render_error")
-                    .is_none_or(brine_config::truthy)
-                {
+                if self.opts.get("pillar_safe_render_error").is_none_or(brine_py::truthy) {
                     errors.push(format!(
                         "Rendering SLS '{sls}' failed. Please see master log for details."
                     ));
@@ -455,7 +452,7 @@ impl<'a> Pillar<'a> {
             mods.insert(sls.to_string(), None);
             return (None, errors);
         };
-        if !brine_config::truthy(&state) {
+        if !brine_py::truthy(&state) {
             mods.insert(sls.to_string(), Some(state.clone()));
             return (Some(state), errors);
         }
@@ -540,7 +537,7 @@ impl<'a> Pillar<'a> {
                     err = e;
                     n
                 };
-                if let Some(mut n) = nstate.filter(brine_config::truthy) {
+                if let Some(mut n) = nstate.filter(brine_py::truthy) {
                     if let Some(key) = &key {
                         for frag in key.split(':').rev() {
                             let mut w = Map::new();
@@ -721,7 +718,7 @@ impl<'a> Pillar<'a> {
     /// `decrypt_pillar`: Brine has no decryption renderer, so each
     /// configured key present in the pillar is an error.
     fn decrypt_errors(&self, pillar: &Map<String, Json>) -> Vec<String> {
-        let Some(conf) = self.opts.get("decrypt_pillar").filter(|v| brine_config::truthy(v)) else {
+        let Some(conf) = self.opts.get("decrypt_pillar").filter(|v| brine_py::truthy(*v)) else {
             return Vec::new();
         };
         let keys: Vec<String> = match conf {

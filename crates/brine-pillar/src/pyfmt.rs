@@ -4,7 +4,7 @@
 
 use minijinja::value::{Value as Mj, ValueKind};
 
-pub use brine_proto::py::{float_repr, str_repr};
+use brine_py::{bytes_repr, float_repr, str_repr};
 
 /// PyYAML's `write_double_quoted` (no line folding): `"…"` with YAML
 /// escapes; non-ASCII kept only with `allow_unicode`.
@@ -124,10 +124,7 @@ pub fn py_str(v: &Mj) -> String {
         ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
         ValueKind::Number => number_str(v),
         ValueKind::String => v.as_str().unwrap_or_default().to_string(),
-        ValueKind::Bytes => format!(
-            "b{}",
-            str_repr(&String::from_utf8_lossy(v.as_bytes().unwrap_or_default()))
-        ),
+        ValueKind::Bytes => bytes_repr(v.as_bytes().unwrap_or_default()),
         ValueKind::Seq | ValueKind::Iterable => seq_text(v),
         ValueKind::Map => printable_dict(v, py_str),
         _ => v.to_string(),
@@ -181,7 +178,7 @@ fn yaml_plain_ok(s: &str) -> bool {
     }
     // It must read back as this very string (not a bool, number, null…).
     matches!(
-        brine_config::parse_yaml(s, std::path::Path::new("<scalar>")),
+        brine_py::parse_yaml(s, std::path::Path::new("<scalar>")),
         Ok(serde_json::Value::String(ref t)) if t == s
     )
 }

@@ -163,8 +163,8 @@ pub fn compile_template(
 
 /// Salt's yaml renderer: falsy documents are `{}`.
 fn render_yaml(text: &str, path: &Path) -> Result<Json, String> {
-    let v = brine_config::parse_yaml(text, path).map_err(|e| e.to_string())?;
-    Ok(if brine_config::truthy(&v) {
+    let v = brine_py::parse_yaml(text, path).map_err(|e| e.to_string())?;
+    Ok(if brine_py::truthy(&v) {
         v
     } else {
         Json::Object(Map::new())

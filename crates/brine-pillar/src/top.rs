@@ -121,7 +121,7 @@ impl<'a> Pillar<'a> {
                                     if d.contains_key("order") {
                                         order = order_of(&d["order"]);
                                     }
-                                    if d.get("ignore_missing").is_some_and(brine_config::truthy) {
+                                    if d.get("ignore_missing").is_some_and(brine_py::truthy) {
                                         ignore_missing = true;
                                     }
                                     if d.contains_key("match") {

@@ -7,7 +7,6 @@ pub mod crypto;
 pub mod event;
 pub mod json;
 pub mod msgpack;
-pub mod py;
 pub mod value;
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub fn target_matches(load: &Value, id: &str) -> bool {
     };
     match tgt_type {
         "glob" => match tgt.as_str() {
-            Some(t) => glob::Pattern::new(t).map(|p| p.matches(id)).unwrap_or(false),
+            Some(t) => brine_py::fnmatch(id, t),
             None => false,
         },
         "pcre" => match tgt.as_str() {

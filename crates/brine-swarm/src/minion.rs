@@ -68,7 +68,7 @@ pub struct Identity {
 impl Identity {
     pub fn new(id: String, key: PrivateKey) -> Result<Identity, String> {
         let pem = key.public_key().to_pem_spki().map_err(|e| e.to_string())?;
-        let pub_pem = brine_proto::crypto::clean_key(&String::from_utf8_lossy(&pem));
+        let pub_pem = brine_py::clean_key(&String::from_utf8_lossy(&pem));
         let tok = key.x931_encrypt(b"salt").map_err(|e| e.to_string())?;
         Ok(Identity { id, key, pub_pem, tok })
     }
@@ -388,7 +388,7 @@ impl Minion {
             return SignIn::Error("reply without pub_key".into());
         };
         if let Some(known) = &self.master_pub_pem {
-            if brine_proto::crypto::clean_key(known) != brine_proto::crypto::clean_key(&pem) {
+            if brine_py::clean_key(known) != brine_py::clean_key(&pem) {
                 return SignIn::Error("the master's public key changed".into());
             }
         }

@@ -15,13 +15,15 @@ use std::path::PathBuf;
 
 use brine_cache::MinionCache;
 use brine_proto::Value;
+use brine_py::Glob;
 use log::{debug, error, warn};
 
 use super::compound::{compound_words, eval_sets, nodegroup_comp, parse_target, SetTok, OPERS};
 use super::data::try_subdict_match;
 use super::ip::IpTarget;
 use super::pyre::PyRegex;
-use super::{Glob, TargetError, TargetType};
+
+use super::{TargetError, TargetType};
 
 /// What a target names: the minions expected to answer, and the listed
 /// ids that have no accepted key.
@@ -193,8 +195,8 @@ impl CkMinions {
     fn list(&self, expr: &Value, ignore_missing: bool) -> Matched {
         let names: Vec<String> = match expr {
             Value::Str(s) => s.split(',').filter(|m| !m.is_empty()).map(String::from).collect(),
-            Value::Array(items) => items.iter().map(super::data::py_str).collect(),
-            other => vec![super::data::py_str(other)],
+            Value::Array(items) => items.iter().map(brine_py::to_str).collect(),
+            other => vec![brine_py::to_str(other)],
         };
         let known = |n: &String| self.pki.binary_search_by(|p| cmp_ignorecase(p, n)).is_ok();
         Matched {
@@ -441,6 +443,6 @@ fn text(expr: &Value) -> Result<&str, TargetError> {
 fn shown(expr: &Value) -> String {
     match expr {
         Value::Str(s) => s.clone(),
-        other => super::data::py_str(other),
+        other => brine_py::to_str(other),
     }
 }

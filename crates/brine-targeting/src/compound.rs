@@ -10,9 +10,9 @@
 use std::collections::BTreeSet;
 
 use brine_proto::Value;
+use brine_py::to_str;
 use log::{error, warn};
 
-use super::data::py_str;
 use super::TargetError;
 
 /// The compound operators.
@@ -105,7 +105,7 @@ fn comp(name: &str, nodegroups: &Value, skip: &mut Vec<String>, first_call: bool
         other => {
             error!(
                 "Nodegroup '{name}' ({}) is neither a string, list nor tuple",
-                py_str(other)
+                to_str(other)
             );
             return Ok(Vec::new());
         }
@@ -114,7 +114,7 @@ fn comp(name: &str, nodegroups: &Value, skip: &mut Vec<String>, first_call: bool
     let mut ret: Vec<Value> = Vec::new();
     let mut expanded = false;
     for w in &words {
-        let w = py_str(w);
+        let w = to_str(w);
         if OPERS.contains(&w.as_str()) {
             ret.push(Value::from(w));
         } else if w.chars().count() >= 3 && w.starts_with("N@") {
@@ -483,7 +483,7 @@ mod tests {
     }
 
     fn strs(v: &[Value]) -> Vec<String> {
-        v.iter().map(py_str).collect()
+        v.iter().map(to_str).collect()
     }
 
     #[test]

@@ -1,21 +1,16 @@
 //! Salt's `salt.utils.data.subdict_match` and `traverse_dict_and_list`,
 //! the matching of grain and pillar expressions (`os:Debian`,
-//! `roles:web*`, `ip_interfaces:eth0:10.*`), and Python's `str()` of the
-//! values they compare.
+//! `roles:web*`, `ip_interfaces:eth0:10.*`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::Path;
 
-use brine_proto::py::int as py_int;
 use brine_proto::Value;
+use brine_py::{fnmatch, int_str, to_str, yamlify_arg};
 use log::warn;
 
 use super::pyre::PyRegex;
-use super::{Glob, TargetError};
-
-/// Python's `str(value)` for the data grains and pillar hold.
-pub use brine_proto::py::to_str as py_str;
+use super::TargetError;
 
 /// A number as Python compares it (`True == 1 == 1.0`).
 fn py_num(v: &Value) -> Option<f64> {
@@ -51,26 +46,11 @@ fn get_num(map: &Value, n: f64) -> Option<&Value> {
 /// `d[yamlify_arg(key)]`, tried when `d[key]` fails: Salt reads the path
 /// component as YAML so `2`, `1.5`, `true` or `null` find non-text keys.
 fn get_yaml<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
-    use brine_config::Value as J;
-    let stripped = key.trim();
-    if matches!(stripped, "" | "---" | "...")
-        || (key.contains('_') && stripped.chars().all(|c| c.is_ascii_digit() || c == '_'))
-        || key.contains(['\t', '\r', '\n'])
-    {
-        return None;
-    }
-    let loaded = if key == "None" {
-        J::Null
-    } else {
-        brine_config::parse_yaml(key, Path::new("<target>")).ok()?
-    };
-    if key.contains('#') && matches!(loaded, J::String(_) | J::Null) {
-        return None;
-    }
+    use serde_json::Value as J;
     let Value::Map(pairs) = map else { return None };
-    match &loaded {
-        J::String(s) if s != key && !(s.is_empty() && matches!(key, "|" | "!")) => get_str(map, s),
-        J::Null if !(stripped.starts_with('#') || key == "!") => pairs.iter().find(|(k, _)| k.is_nil()).map(|(_, v)| v),
+    match &yamlify_arg(key)? {
+        J::String(s) if s != key => get_str(map, s),
+        J::Null => pairs.iter().find(|(k, _)| k.is_nil()).map(|(_, v)| v),
         J::Bool(b) => get_num(map, f64::from(u8::from(*b))),
         J::Number(n) => get_num(map, n.as_f64()?),
         _ => None,
@@ -84,12 +64,12 @@ pub fn traverse<'a>(data: &'a Value, key: &str, delimiter: &str) -> Option<&'a V
         ptr = match ptr {
             Value::Array(items) => {
                 let embedded = || items.iter().filter(|x| x.is_map());
-                match py_int(each) {
+                match int_str(each) {
                     None => embedded().find_map(|m| get_str(m, each))?,
                     Some(idx) => match embedded().find_map(|m| get_num(m, idx as f64)) {
                         Some(v) => v,
                         None => {
-                            let len = items.len() as i64;
+                            let len = items.len() as i128;
                             let at = if idx < 0 { idx + len } else { idx };
                             if at < 0 || at >= len {
                                 return None;
@@ -110,9 +90,8 @@ pub fn traverse<'a>(data: &'a Value, key: &str, delimiter: &str) -> Option<&'a V
 }
 
 thread_local! {
-    /// Compiled patterns, as Python's `re` and `fnmatch` keep theirs.
+    /// Compiled patterns, as Python's `re` keeps its own.
     static REGEXES: RefCell<HashMap<String, Option<PyRegex>>> = RefCell::new(HashMap::new());
-    static GLOBS: RefCell<HashMap<String, std::rc::Rc<Glob>>> = RefCell::new(HashMap::new());
 }
 
 fn cached_regex_match(pattern: &str, target: &str) -> Option<bool> {
@@ -128,25 +107,10 @@ fn cached_regex_match(pattern: &str, target: &str) -> Option<bool> {
     })
 }
 
-/// `fnmatch.fnmatch` with the compiled pattern kept.
-pub(crate) fn cached_fnmatch(name: &str, pattern: &str) -> bool {
-    let glob = GLOBS.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.len() > 512 {
-            cache.clear();
-        }
-        cache
-            .entry(pattern.to_string())
-            .or_insert_with(|| std::rc::Rc::new(Glob::new(pattern)))
-            .clone()
-    });
-    glob.matches(name)
-}
-
 /// `subdict_match`'s `_match`: both sides lower-cased, then a regex match
 /// at the start, an equality, or an fnmatch. A bad regex is no match.
 fn match_one(target: &Value, pattern: &str, regex_match: bool, exact: bool) -> bool {
-    let target = py_str(target).to_lowercase();
+    let target = to_str(target).to_lowercase();
     let pattern = pattern.to_lowercase();
     if regex_match {
         cached_regex_match(&pattern, &target).unwrap_or_else(|| {
@@ -156,7 +120,7 @@ fn match_one(target: &Value, pattern: &str, regex_match: bool, exact: bool) -> b
     } else if exact {
         target == pattern
     } else {
-        cached_fnmatch(&target, &pattern)
+        fnmatch(&target, &pattern)
     }
 }
 
@@ -308,25 +272,5 @@ mod tests {
         assert!(subdict_match(&g, "os:debian", ":", false, true));
         assert!(!subdict_match(&g, "os:deb*", ":", false, true));
         assert!(!subdict_match(&g, "os:Debian", "", false, false));
-    }
-
-    #[test]
-    fn str_is_pythons() {
-        assert_eq!(py_str(&Value::F64(1e16)), "1e+16");
-        assert_eq!(py_str(&Value::F64(1.5e-5)), "1.5e-05");
-        assert_eq!(py_str(&Value::F64(2.0)), "2.0");
-        assert_eq!(py_str(&Value::F64(0.1)), "0.1");
-        assert_eq!(py_str(&Value::F32(0.1)), "0.10000000149011612");
-        assert_eq!(py_str(&Value::Nil), "None");
-        assert_eq!(
-            py_str(&Value::Array(vec![
-                Value::from("a'b"),
-                Value::Int(1),
-                Value::Bool(false)
-            ])),
-            "[\"a'b\", 1, False]"
-        );
-        assert_eq!(py_str(&Value::map([("k", Value::from("v"))])), "{'k': 'v'}");
-        assert_eq!(py_str(&Value::Bytes(b"a\x00".to_vec())), "b'a\\x00'");
     }
 }

@@ -6,22 +6,20 @@
 //!   data cache (`cachedir/minions/<id>/data.p`, written by `_pillar`).
 //! * [`minion_matches`]: the minion-side matchers (`salt/matchers/`),
 //!   which the master runs for pillar top files.
-//! * The pieces both use: Python's `fnmatch` ([`Glob`]), `re.match`
+//! * The pieces both use: Python's `fnmatch` (`brine_py`), `re.match`
 //!   (`pyre`), `ipaddress` (`ip`), Salt's `subdict_match`, and the
 //!   compound grammar with nodegroups (`compound`).
 
 mod ckminions;
 mod compound;
 mod data;
-mod glob;
 mod ip;
 mod minion;
 mod pyre;
 
 pub use ckminions::{sorted_ignorecase, CkMinions, Matched};
 pub use compound::{nodegroup_comp, parse_target, Word};
-pub use data::{py_str, subdict_match, traverse};
-pub use glob::{fnmatch, Glob};
+pub use data::{subdict_match, traverse};
 pub use ip::IpTarget;
 pub use minion::{minion_matches, MinionData};
 pub use pyre::PyRegex;

@@ -6,7 +6,7 @@ use brine_proto::Value;
 use log::{debug, error, warn};
 
 use super::compound::{compound_words, eval_bools, nodegroup_comp, parse_target, BoolTok, OPERS};
-use super::data::{cached_fnmatch, try_subdict_match};
+use super::data::try_subdict_match;
 use super::ip::IpTarget;
 use super::pyre::PyRegex;
 use super::{TargetError, TargetType};
@@ -62,7 +62,7 @@ fn try_matches(
 
 /// `glob_match`: `fnmatch(id, tgt)`; a target that is not text is false.
 fn glob(m: &MinionData, tgt: &Value) -> bool {
-    tgt.as_str().is_some_and(|t| cached_fnmatch(m.id, t))
+    tgt.as_str().is_some_and(|t| brine_py::fnmatch(m.id, t))
 }
 
 /// `pcre_match`: `re.match(tgt, id)`.

@@ -6,9 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use brine_keys::{clean_key, KeyState, KeyStore};
+use brine_keys::{KeyState, KeyStore};
 use brine_proto::crypto::{sha256_hex, EncAlgo, PublicKey, SigAlgo};
 use brine_proto::Value;
+use brine_py::clean_key;
 use log::{error, info, warn};
 
 use super::ReqHandler;
@@ -275,9 +276,7 @@ impl ReqHandler {
         let Some(lines) = read_signing_file(Path::new(path), self.permissive()) else {
             return false;
         };
-        lines
-            .iter()
-            .any(|line| line == id || glob::Pattern::new(line).is_ok_and(|p| p.matches(id)))
+        lines.iter().any(|line| line == id || brine_py::fnmatch(id, line))
     }
 }
 

@@ -19,11 +19,11 @@
 use brine_config::Value as Json;
 use brine_keys::{Detail, Keys, Listing, Match};
 use brine_proto::Value;
+use brine_py::fnmatch;
 use log::{info, warn};
 
 use super::ReqHandler;
 use brine_cache::Jid;
-use brine_targeting::{fnmatch, Glob};
 
 /// `{"error": {"name", "message"}}`, which Salt's clients raise as the
 /// named exception.
@@ -313,13 +313,9 @@ impl ReqHandler {
         Value::map([("tag", Value::from(tag.as_str())), ("data", data)])
     }
 
-    /// Key management as Salt's `salt.key.Key`, matching ids with
-    /// Python's fnmatch.
+    /// Key management as Salt's `salt.key.Key`.
     pub(super) fn key_ops(&self) -> Keys {
-        Keys::new(&self.cfg, |p| {
-            let g = Glob::new(p);
-            Box::new(move |id| g.matches(id))
-        })
+        Keys::new(&self.cfg)
     }
 
     fn wheel_key(&mut self, fun: &str, args: &CallArgs) -> Result<Value, String> {

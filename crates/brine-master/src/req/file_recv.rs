@@ -124,7 +124,7 @@ pub(crate) fn receive(opts: &RecvOpts, root: &Path, load: &Value) -> Result<(), 
             other => return raised(format!("path element {other:?} is not text")),
         }
     }
-    let rel = py::normpath(&names.join("/"));
+    let rel = brine_py::normpath(&names.join("/"));
     if py::isabs(&rel) || names.contains(&"../") {
         return no(&format!("path {:?} is absolute or climbs out", names.join("/")));
     }
@@ -134,7 +134,7 @@ pub(crate) fn receive(opts: &RecvOpts, root: &Path, load: &Value) -> Result<(), 
         .to_str()
         .ok_or_else(|| Refused::Raised(format!("{} is not UTF-8", root.display())))?;
     let cwd = std::env::current_dir().map_or_else(|_| "/".to_string(), |d| d.to_string_lossy().into_owned());
-    let target = py::join(root, &rel);
+    let target = brine_py::join(root, &rel);
     if !py::clean_path(&cwd, root, &target, !opts.follow_symlinks) {
         return no(&format!(
             "attempt to write received file outside of the master cache directory: {target}"
@@ -142,7 +142,7 @@ pub(crate) fn receive(opts: &RecvOpts, root: &Path, load: &Value) -> Result<(), 
     }
     // As in Salt, a failure to make the directory shows when the file is
     // opened.
-    let _ = std::fs::create_dir_all(py::dirname(&target));
+    let _ = std::fs::create_dir_all(brine_py::dirname(&target));
     let at = match loc {
         Loc::Int(i) => i as u64,
         Loc::Float(0.0) => 0,

@@ -8,10 +8,11 @@
 use brine_proto::commands::AesCmd;
 use brine_proto::json::from_json;
 use brine_proto::Value;
+use brine_py::truthy;
 use log::warn;
 
 use super::ReqHandler;
-use brine_fileserver::{truthy, Form, FsError};
+use brine_fileserver::{Form, FsError};
 
 /// The options `_master_opts` sends (besides `file_roots`), in Salt's
 /// order; the first three are all an `env_only` request gets.

@@ -77,10 +77,7 @@ impl ReqHandler {
                 let Some(tag) = ev.get("tag").and_then(Value::as_str) else {
                     continue;
                 };
-                if BLOCKED_TAGS
-                    .iter()
-                    .any(|p| glob::Pattern::new(p).is_ok_and(|p| p.matches(tag)))
-                {
+                if BLOCKED_TAGS.iter().any(|p| brine_py::fnmatch(tag, p)) {
                     warn!("{id}: minion event {tag} refused (reserved tag)");
                     continue;
                 }

@@ -15,61 +15,14 @@
 //! Answers are Salt's: `{}` for a refusal, `""` where Salt's function
 //! raises (as `AESFuncs.run_func` answers an exception).
 
-use brine_config::args::{parse_kwarg, yamlify_arg};
 use brine_proto::json::from_json;
 use brine_proto::Value;
+use brine_py::parse_input;
 use log::{info, warn};
 use serde_json::Value as Json;
 
 use super::ReqHandler;
 use brine_targeting::{CkMinions, PyRegex};
-
-/// Salt's `parse_input` (with `condition_input`): `k=v` texts become a
-/// trailing `{"__kwarg__": True, ...}` map, everything else positional;
-/// texts are yamlified unless their keyword is in `no_parse`.
-pub(crate) fn parse_input(args: &[Value], no_parse: &[String]) -> Vec<Value> {
-    let yaml = |s: &str| yamlify_arg(s).map_or_else(|| Value::from(s), |v| from_json(&v));
-    let mut out = Vec::new();
-    let mut kwargs: Vec<(Value, Value)> = Vec::new();
-    for a in args {
-        match a {
-            Value::Str(s) => match parse_kwarg(s) {
-                Some((k, v)) => {
-                    let v = if no_parse.iter().any(|n| n == k) {
-                        Value::from(v)
-                    } else {
-                        yaml(v)
-                    };
-                    set_pair(&mut kwargs, Value::from(k), v);
-                }
-                None => out.push(yaml(s)),
-            },
-            Value::Map(pairs) if a.get("__kwarg__") == Some(&Value::Bool(true)) => {
-                for (k, v) in pairs {
-                    if k.as_str() != Some("__kwarg__") {
-                        set_pair(&mut kwargs, k.clone(), v.clone());
-                    }
-                }
-            }
-            // (condition_input turns ints that are jids into text; a
-            // 20-digit jid does not fit a msgpack int, so none arrives.)
-            other => out.push(other.clone()),
-        }
-    }
-    if !kwargs.is_empty() {
-        let mut kw = vec![(Value::from("__kwarg__"), Value::Bool(true))];
-        kw.extend(kwargs);
-        out.push(Value::Map(kw));
-    }
-    out
-}
-
-fn set_pair(pairs: &mut Vec<(Value, Value)>, k: Value, v: Value) {
-    match pairs.iter_mut().find(|(key, _)| *key == k) {
-        Some(slot) => slot.1 = v,
-        None => pairs.push((k, v)),
-    }
-}
 
 /// Salt's `match_check`: every function (a name or a list of names)
 /// matches the regex at its start; an invalid regex matches nothing.
@@ -100,7 +53,7 @@ fn args_check(valid: &Json, args: &[Value], kwargs: Option<&Value>) -> bool {
             let Some(arg) = args.get(i) else { return false };
             match c {
                 Json::Null => {}
-                Json::String(re) if match_check(re, &Value::from(brine_proto::py::to_str(arg))) => {}
+                Json::String(re) if match_check(re, &Value::from(brine_py::to_str(arg))) => {}
                 _ => return false,
             }
         }
@@ -111,7 +64,7 @@ fn args_check(valid: &Json, args: &[Value], kwargs: Option<&Value>) -> bool {
                 };
                 match c {
                     Json::Null => {}
-                    Json::String(re) if match_check(re, &Value::from(brine_proto::py::to_str(v))) => {}
+                    Json::String(re) if match_check(re, &Value::from(brine_py::to_str(v))) => {}
                     _ => return false,
                 }
             }
@@ -261,7 +214,7 @@ impl ReqHandler {
             Ok(false) => {
                 warn!(
                     "{id}: peer publish of {} refused by the peer configuration",
-                    load.get("fun").map(brine_proto::py::to_str).unwrap_or_default()
+                    load.get("fun").map(brine_py::to_str).unwrap_or_default()
                 );
                 return Value::Map(vec![]);
             }
@@ -324,12 +277,12 @@ impl ReqHandler {
         let minions = matched(&ck, &orig_tgt, &tgt_type);
         let auth = self.cfg.cachedir.join("publish_auth");
         let _ = std::fs::create_dir_all(&auth);
-        let path = auth.join(brine_proto::py::to_str(&jid));
+        let path = auth.join(brine_py::to_str(&jid));
         if let Err(e) = std::fs::write(&path, id) {
             warn!("{id}: cannot write {}: {e}", path.display());
             return Value::from("");
         }
-        info!("{id}: peer publish, job {}", brine_proto::py::to_str(&jid));
+        info!("{id}: peer publish, job {}", brine_py::to_str(&jid));
         Value::map([
             ("jid", jid),
             ("minions", Value::Array(minions.into_iter().map(Value::from).collect())),
@@ -341,7 +294,7 @@ impl ReqHandler {
         let (Some(jid), Some(_)) = (load.get("jid"), load.get("id")) else {
             return Value::Map(vec![]);
         };
-        let jid = brine_proto::py::to_str(jid);
+        let jid = brine_py::to_str(jid);
         // Salt's clean_join: the file must sit directly in publish_auth.
         if jid.is_empty() || jid.contains('/') || jid == "." || jid == ".." || jid.contains('\0') {
             warn!("{id}: pub_ret for an invalid jid {jid:?} (answered \"\" as Salt does)");
@@ -427,34 +380,6 @@ impl ReqHandler {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn parse_input_as_salts() {
-        let args = [
-            Value::from("1"),
-            Value::from("a=[1, 2]"),
-            Value::from("b=x"),
-            Value::from("raw=1"),
-            Value::map([("__kwarg__", Value::Bool(true)), ("c", Value::Int(3))]),
-            Value::Array(vec![Value::from("x")]),
-        ];
-        let got = parse_input(&args, &["raw".to_string()]);
-        assert_eq!(
-            got,
-            vec![
-                Value::Int(1),
-                Value::Array(vec![Value::from("x")]),
-                Value::map([
-                    ("__kwarg__", Value::Bool(true)),
-                    ("a", Value::Array(vec![Value::Int(1), Value::Int(2)])),
-                    ("b", Value::from("x")),
-                    ("raw", Value::from("1")),
-                    ("c", Value::Int(3)),
-                ]),
-            ]
-        );
-        assert_eq!(parse_input(&[Value::from("plain")], &[]), vec![Value::from("plain")]);
-    }
 
     #[test]
     fn fun_and_args_checks_as_salts() {

@@ -85,7 +85,7 @@ impl ReqHandler {
         // As Salt: no matched minion is an error (missing ones alone do not
         // make a job), unless masters are ordered under a syndic.
         if minions.is_empty() && !self.cfg.get_bool("order_masters").unwrap_or(false) {
-            let shown = brine_proto::py::to_str(&tgt);
+            let shown = brine_py::to_str(&tgt);
             return Ok(Value::map([
                 ("jid", Value::Nil),
                 ("minions", Value::Array(vec![])),

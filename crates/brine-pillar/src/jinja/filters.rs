@@ -176,7 +176,7 @@ fn to_bool(v: &Mj) -> bool {
 }
 
 fn load_yaml_text(s: &str) -> Result<Mj, Error> {
-    brine_config::parse_yaml(s, Path::new("<load_yaml>"))
+    brine_py::parse_yaml(s, Path::new("<load_yaml>"))
         .map(|v| to_mj(&v))
         .map_err(|e| err(format!("Encountered error loading yaml: {e}")))
 }

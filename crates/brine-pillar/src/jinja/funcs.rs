@@ -361,7 +361,7 @@ fn filter_by(
             other => pyfmt::py_str(&to_mj(other)),
         };
         for (k, v) in lookup {
-            if each == *k || brine_targeting::fnmatch(&each, k) {
+            if each == *k || brine_py::fnmatch(&each, k) {
                 ret = Some(v.clone());
                 break 'outer;
             }
@@ -395,7 +395,7 @@ fn filter_by(
 
 /// `pillar.get(key, default, merge=True)`.
 fn pillar_get_merge(pillar: &Json, key: &str, default: &Mj, delimiter: &str, opts: &Json) -> Result<Mj, Error> {
-    let merge_lists = opts.get("pillar_merge_lists").is_some_and(brine_config::truthy);
+    let merge_lists = opts.get("pillar_merge_lists").is_some_and(brine_py::truthy);
     let found = traverse(pillar, key, delimiter);
     match (from_mj(default)?, found) {
         (Json::Object(d), Some(Json::Object(f))) => {

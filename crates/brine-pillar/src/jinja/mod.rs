@@ -103,7 +103,7 @@ impl JinjaShared {
     }
 
     fn opt_bool(&self, key: &str) -> bool {
-        self.opts.get(key).is_some_and(brine_config::truthy)
+        self.opts.get(key).is_some_and(brine_py::truthy)
     }
 }
 
@@ -163,7 +163,7 @@ fn syntax(shared: &JinjaShared, is_sls: bool) -> minijinja::syntax::SyntaxConfig
     let key = if is_sls { "jinja_sls_env" } else { "jinja_env" };
     if let Some(Json::Object(m)) = shared.opts.get(key) {
         for (k, v) in m {
-            let on = brine_config::truthy(v);
+            let on = brine_py::truthy(v);
             match k.to_lowercase().as_str() {
                 "trim_blocks" => {
                     b.trim_blocks(on);

@@ -60,37 +60,6 @@ pub enum CryptoError {
     InvalidKey(String),
 }
 
-/// `clean_key`: `"\n".join(s.strip().splitlines())`, how Salt stores and
-/// compares public keys. Uses Python's definitions: `strip` removes what
-/// `str.isspace` calls whitespace (Unicode White_Space plus U+001C..U+001F)
-/// and `splitlines` breaks at `\n`, `\r\n`, `\r`, `\v`, `\f`, U+001C..U+001E,
-/// U+0085, U+2028 and U+2029.
-pub fn clean_key(s: &str) -> String {
-    fn py_isspace(c: char) -> bool {
-        c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-    }
-    fn line_break(c: char) -> bool {
-        matches!(
-            c,
-            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
-        )
-    }
-    let t = s.trim_matches(py_isspace);
-    let mut out = String::with_capacity(t.len());
-    let mut chars = t.chars().peekable();
-    while let Some(c) = chars.next() {
-        if line_break(c) {
-            if c == '\r' && chars.peek() == Some(&'\n') {
-                chars.next();
-            }
-            out.push('\n');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// `n` cryptographically random bytes.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];

@@ -1,13 +1,36 @@
-//! Python's `fnmatch` on POSIX (`fnmatch.translate`, case-sensitive): the
-//! glob Salt matches minion ids, grain values and mine function names with.
+//! Python's `fnmatch` on POSIX (`fnmatch.fnmatch` is `fnmatchcase` there:
+//! case-sensitive, `*` crosses `/`): the glob Salt matches minion ids,
+//! grain values, key names, event tags and file names with.
 
-/// `fnmatch.fnmatch(name, pat)`.
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+thread_local! {
+    /// Compiled patterns, as `fnmatch` keeps its own (bounded here).
+    static COMPILED: RefCell<HashMap<String, Glob>> = RefCell::new(HashMap::new());
+}
+
+/// `fnmatch.fnmatch(name, pat)`, the compiled pattern kept for the next
+/// call with the same pattern.
 pub fn fnmatch(name: &str, pat: &str) -> bool {
-    Glob::new(pat).matches(name)
+    let glob = COMPILED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(g) = cache.get(pat) {
+            return g.clone();
+        }
+        if cache.len() >= 512 {
+            cache.clear();
+        }
+        let g = Glob::new(pat);
+        cache.insert(pat.to_string(), g.clone());
+        g
+    });
+    glob.matches(name)
 }
 
 /// A compiled `fnmatch` pattern, for matching many names (one regex
 /// compile per pattern, not per name).
+#[derive(Debug, Clone)]
 pub struct Glob(Option<regex::Regex>);
 
 impl Glob {
@@ -19,6 +42,7 @@ impl Glob {
         Glob(re.ok())
     }
 
+    /// `fnmatch.fnmatch(name, pattern)`.
     pub fn matches(&self, name: &str) -> bool {
         self.0.as_ref().is_some_and(|re| re.is_match(name))
     }
@@ -187,6 +211,24 @@ mod tests {
         assert!(fnmatch("]", "[]]"));
         assert!(!fnmatch("Web1", "web*"));
         assert!(fnmatch("a\nb", "a*b"));
+        assert!(fnmatch("a.conf", "*.conf"));
+        assert!(!fnmatch("a.conf.bak", "*.conf"));
+        assert!(fnmatch("b", "[a-c]"));
+        assert!(!fnmatch("b", "[!a-c]"));
+        assert!(fnmatch("[x", "[x"));
+        assert!(fnmatch("a\\b", "a\\b"));
+        assert!(fnmatch("", "*") && !fnmatch("", "?"));
+    }
+
+    #[test]
+    fn compiled_patterns_are_reused() {
+        let g = Glob::new("web*");
+        assert!(g.matches("web1") && !g.matches("db1"));
+        for i in 0..600 {
+            assert!(fnmatch(&format!("m{i}"), &format!("m{i}")));
+        }
+        assert!(COMPILED.with(|c| c.borrow().len()) <= 512);
+        assert!(fnmatch("m599", "m*"));
     }
 
     #[test]

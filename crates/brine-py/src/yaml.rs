@@ -33,8 +33,8 @@ use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use crate::py;
-use crate::ConfigError;
+use crate::value::to_str;
+use crate::{float_repr, Error};
 
 const T: &str = "tag:yaml.org,2002:";
 
@@ -73,8 +73,8 @@ impl Node {
     }
 }
 
-fn err(path: &Path, mark: &Marker, msg: impl Into<String>) -> ConfigError {
-    ConfigError::Yaml {
+fn err(path: &Path, mark: &Marker, msg: impl Into<String>) -> Error {
+    Error::Yaml {
         path: path.to_owned(),
         line: mark.line(),
         col: mark.col() + 1,
@@ -84,7 +84,7 @@ fn err(path: &Path, mark: &Marker, msg: impl Into<String>) -> ConfigError {
 
 /// Parse `text` (the contents of `path`, which only names it in errors)
 /// as Salt does; an empty document is `Value::Null`.
-pub fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
+pub fn parse_yaml(text: &str, path: &Path) -> Result<Value, Error> {
     // PyYAML's reader drops a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut c = Composer {
@@ -126,7 +126,7 @@ struct Composer<'a> {
 }
 
 impl Composer<'_> {
-    fn next(&mut self) -> Result<(Event, Marker), ConfigError> {
+    fn next(&mut self) -> Result<(Event, Marker), Error> {
         self.parser.next_token().map_err(|e| {
             let m = e.marker();
             // A misplaced tab is reported where the tab is, as PyYAML does.
@@ -136,7 +136,7 @@ impl Composer<'_> {
                 .then(|| tab_after(self.text, m.index()))
                 .flatten()
                 .unwrap_or((m.line(), m.col()));
-            ConfigError::Yaml {
+            Error::Yaml {
                 path: self.path.to_owned(),
                 line,
                 col: col + 1,
@@ -145,7 +145,7 @@ impl Composer<'_> {
         })
     }
 
-    fn single_document(&mut self) -> Result<Option<Node>, ConfigError> {
+    fn single_document(&mut self) -> Result<Option<Node>, Error> {
         let mut root = None;
         let mut docs = 0;
         loop {
@@ -172,7 +172,7 @@ impl Composer<'_> {
         }
     }
 
-    fn node(&mut self, ev: Event, mark: Marker) -> Result<Node, ConfigError> {
+    fn node(&mut self, ev: Event, mark: Marker) -> Result<Node, Error> {
         let full = |t: Option<yaml_rust2::parser::Tag>| t.map(|t| format!("{}{}", t.handle, t.suffix));
         let (node, anchor) = match ev {
             Event::Alias(id) => {
@@ -246,7 +246,7 @@ struct Constructor<'a> {
 }
 
 impl Constructor<'_> {
-    fn no_constructor(&self, node: &Node, tag: &str) -> ConfigError {
+    fn no_constructor(&self, node: &Node, tag: &str) -> Error {
         err(
             self.path,
             &node.mark,
@@ -254,7 +254,7 @@ impl Constructor<'_> {
         )
     }
 
-    fn construct(&self, node: Node) -> Result<Value, ConfigError> {
+    fn construct(&self, node: Node) -> Result<Value, Error> {
         let tag = node.tag.clone().filter(|t| t != "!");
         match node.kind {
             Kind::Scalar { ref text, .. } => self.scalar(&node, text, &scalar_tag(&node)),
@@ -305,7 +305,7 @@ impl Constructor<'_> {
         }
     }
 
-    fn scalar(&self, node: &Node, text: &str, tag: &str) -> Result<Value, ConfigError> {
+    fn scalar(&self, node: &Node, text: &str, tag: &str) -> Result<Value, Error> {
         let bad = |what: &str| err(self.path, &node.mark, format!("invalid {what} scalar: {text:?}"));
         match tag.strip_prefix(T) {
             Some("str" | "python/unicode" | "timestamp") => Ok(Value::String(text.to_string())),
@@ -325,7 +325,7 @@ impl Constructor<'_> {
     /// Salt's `flatten_mapping`: merge keys removed, the merged pairs
     /// (later sources of a merge list first) put before the explicit ones,
     /// minus those whose key text an explicit key has.
-    fn flatten(&self, pairs: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, ConfigError> {
+    fn flatten(&self, pairs: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Error> {
         let mut merge = Vec::new();
         let mut explicit = Vec::new();
         for (k, v) in pairs {
@@ -374,7 +374,7 @@ impl Constructor<'_> {
         Ok(out)
     }
 
-    fn mapping(&self, pairs: Vec<(Node, Node)>, _mark: &Marker) -> Result<Map<String, Value>, ConfigError> {
+    fn mapping(&self, pairs: Vec<(Node, Node)>, _mark: &Marker) -> Result<Map<String, Value>, Error> {
         let mut map = Map::new();
         let mut seen: HashSet<String> = HashSet::new();
         for (mut k, v) in self.flatten(pairs)? {
@@ -396,11 +396,11 @@ impl Constructor<'_> {
                 return Err(err(
                     self.path,
                     &kmark,
-                    format!("found unacceptable key {}", raw.unwrap_or_else(|| py::to_str(&key))),
+                    format!("found unacceptable key {}", raw.unwrap_or_else(|| to_str(&key))),
                 ));
             };
             let value = self.construct(v)?;
-            let name = special.map_or_else(|| py::to_str(&key), String::from);
+            let name = special.map_or_else(|| to_str(&key), String::from);
             if !seen.insert(id) {
                 return Err(err(self.path, &kmark, format!("found conflicting ID '{name}'")));
             }
@@ -463,7 +463,7 @@ fn key_id(v: &Value) -> Option<String> {
         Value::Bool(b) => format!("i{}", u8::from(*b)),
         Value::Number(n) => match n.as_f64() {
             Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e18 => format!("i{}", f as i64),
-            Some(f) if n.is_f64() => format!("f{}", py::float_repr(f)),
+            Some(f) if n.is_f64() => format!("f{}", float_repr(f)),
             _ => format!("i{n}"),
         },
         Value::Array(_) | Value::Object(_) => return None,

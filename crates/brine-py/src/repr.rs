@@ -1,58 +1,4 @@
-//! Python's `str()`, `repr()`, truthiness and type names of msgpack
-//! values, as Salt's Python code sees them (`bytes` are `bytes`, unknown
-//! ext types msgpack-python's `ExtType`). One place for the fileserver's
-//! answers, the master's grain/pillar matching and pillar templates.
-
-use crate::Value;
-
-/// Python truthiness of a request value.
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Nil => false,
-        Value::Bool(b) => *b,
-        Value::Int(i) => *i != 0,
-        Value::UInt(u) => *u != 0,
-        Value::F32(f) => *f != 0.0,
-        Value::F64(f) => *f != 0.0,
-        Value::Str(s) => !s.is_empty(),
-        Value::Bytes(b) => !b.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Map(m) => !m.is_empty(),
-        Value::Ext(..) => true,
-    }
-}
-
-/// `str(v)` of a request value.
-pub fn to_str(v: &Value) -> String {
-    match v {
-        Value::Str(s) => s.clone(),
-        other => repr(other),
-    }
-}
-
-/// `repr(v)` of a request value.
-pub fn repr(v: &Value) -> String {
-    match v {
-        Value::Nil => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::F32(f) => float_repr(f64::from(*f)),
-        Value::F64(f) => float_repr(*f),
-        Value::Str(s) => str_repr(s),
-        Value::Bytes(b) => bytes_repr(b),
-        Value::Array(a) => format!("[{}]", a.iter().map(repr).collect::<Vec<_>>().join(", ")),
-        Value::Map(m) => format!(
-            "{{{}}}",
-            m.iter()
-                .map(|(k, v)| format!("{}: {}", repr(k), repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Value::Ext(t, d) => format!("ExtType(code={t}, data={})", bytes_repr(d)),
-    }
-}
+//! `repr()` of Python's floats, strings and bytes.
 
 /// `repr(float)`: shortest round-trip digits, fixed notation for decimal
 /// exponents -4..16, else `1e+16` style.
@@ -166,69 +112,41 @@ pub fn bytes_repr(b: &[u8]) -> String {
     out
 }
 
-/// Python's type name of a request value, for error messages.
-pub fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Nil => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Int(_) | Value::UInt(_) => "int",
-        Value::F32(_) | Value::F64(_) => "float",
-        Value::Str(_) => "str",
-        Value::Bytes(_) => "bytes",
-        Value::Array(_) => "list",
-        Value::Map(_) => "dict",
-        Value::Ext(..) => "ExtType",
-    }
-}
-
-/// Python's `int(s)` for a text (a query string, a path segment); `None` where it raises.
-pub fn int(s: &str) -> Option<i64> {
-    let t = s.trim();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    // Digits, with single underscores between them.
-    let ok = !digits.is_empty()
-        && !digits.starts_with('_')
-        && !digits.ends_with('_')
-        && !digits.contains("__")
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
-    if !ok {
-        return None;
-    }
-    let n: i64 = digits.replace('_', "").parse().ok()?;
-    Some(if neg { -n } else { n })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn reprs_are_pythons() {
+    fn float_reprs_are_pythons() {
         for (f, want) in [
             (1.0, "1.0"),
             (0.1, "0.1"),
+            (0.015, "0.015"),
             (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
             (1.5e-5, "1.5e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (-0.0001, "-0.0001"),
             (123456.789, "123456.789"),
+            (685230.15, "685230.15"),
             (-0.0, "-0.0"),
             (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
         ] {
             assert_eq!(float_repr(f), want, "{f}");
         }
+    }
+
+    #[test]
+    fn str_and_bytes_reprs_are_pythons() {
         assert_eq!(str_repr("it's"), "\"it's\"");
         assert_eq!(str_repr("a'b\"c\n"), "'a\\'b\"c\\n'");
+        assert_eq!(str_repr("a\nb"), "'a\\nb'");
+        assert_eq!(str_repr("\u{7f}\u{a0}\u{2028}é"), "'\\x7f\\xa0\\u2028é'");
         assert_eq!(bytes_repr(b"\x00a'"), "b\"\\x00a'\"");
-        let v = Value::map([
-            ("k", Value::Array(vec![Value::Nil, Value::Bool(true), Value::Int(-2)])),
-            ("b", Value::Bytes(b"x".to_vec())),
-        ]);
-        assert_eq!(to_str(&v), "{'k': [None, True, -2], 'b': b'x'}");
-        assert_eq!(to_str(&Value::from("plain")), "plain");
-        assert!(!truthy(&Value::Map(vec![])) && truthy(&Value::from("x")));
-        assert_eq!(type_name(&Value::F64(1.0)), "float");
+        assert_eq!(bytes_repr("é".as_bytes()), "b'\\xc3\\xa9'");
     }
 }

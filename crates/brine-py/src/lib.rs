@@ -1,0 +1,49 @@
+//! Python and Salt semantics, in one place, for every Brine crate: what
+//! Salt's Python code computes from the same input, so Brine answers the
+//! same.
+//!
+//! * Values as Python sees them ([`PyValue`], over both msgpack
+//!   [`brine_proto::Value`] and `serde_json::Value`): truthiness, `==`,
+//!   `str()`, `repr()`, `type(v).__name__`, `int()`; `repr` of floats,
+//!   strings and bytes.
+//! * `fnmatch.fnmatch` ([`fnmatch`], [`Glob`]) and `glob.glob` ([`glob`]).
+//! * `posixpath` (`normpath`, `join`, `split`, `dirname`, `abspath`,
+//!   `expanduser`), `urlparse(...).scheme`, `salt.utils.path.join`.
+//! * Salt's YAML loader (`salt.utils.yaml.safe_load`, YAML 1.1 scalars),
+//!   and `salt.utils.args` (`yamlify_arg`, `parse_kwarg`, `parse_input`).
+//! * Salt's `clean_key` for PEM public keys.
+//!
+//! POSIX flavour, as CPython 3.11 implements these functions.
+
+use std::path::PathBuf;
+
+mod args;
+mod fnmatch;
+mod glob;
+mod keys;
+mod path;
+mod repr;
+mod value;
+mod yaml;
+
+pub use args::{parse_input, parse_kwarg, yamlify, yamlify_arg};
+pub use fnmatch::{fnmatch, Glob};
+pub use glob::{glob, has_magic};
+pub use keys::clean_key;
+pub use path::{abspath, dirname, expanduser, join, normpath, salt_join, split, url_scheme};
+pub use repr::{bytes_repr, float_repr, str_repr};
+pub use value::{eq, int, int_str, repr, to_str, truthy, type_name, Key, PyValue, View};
+pub use yaml::parse_yaml;
+
+/// What Salt's Python code raises here.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A YAML document Salt's loader refuses (`path` only names the text).
+    #[error("{path}: line {line}, column {col}: {msg}")]
+    Yaml {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        msg: String,
+    },
+}
