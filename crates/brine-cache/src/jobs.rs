@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use brine_proto::Value;
 
 use crate::fs::{read_p, write_new, write_p};
+use crate::CacheError;
 
 /// A job id as Salt makes them (`gen_jid`: UTC `%Y%m%d%H%M%S%f`, 20
 /// digits) or accepts them (`is_jid`: 20 digits, optionally `_suffix`).
@@ -76,6 +77,18 @@ pub trait JobCache {
     fn get_jid(&self, jid: &Jid) -> Value;
     /// Salt's `get_jids`: every job's load, with its jid.
     fn get_jids(&self) -> Vec<(Jid, Value)>;
+}
+
+/// Salt's default `master_job_cache`, the one Brine keeps.
+pub const LOCAL_CACHE: &str = "local_cache";
+
+/// The job cache a `master_job_cache` name selects, or
+/// [`CacheError::Unsupported`] for a backend Brine does not have.
+pub fn open(backend: &str, cachedir: &Path, hash_type: &str) -> Result<Box<dyn JobCache + Send>, CacheError> {
+    match backend {
+        LOCAL_CACHE => Ok(Box::new(LocalCache::new(cachedir, hash_type))),
+        other => Err(CacheError::Unsupported(other.to_string())),
+    }
 }
 
 pub struct LocalCache {

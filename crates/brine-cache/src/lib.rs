@@ -11,7 +11,7 @@ pub mod fs;
 pub mod jobs;
 pub mod minions;
 
-pub use jobs::{Jid, JobCache, LocalCache};
+pub use jobs::{Jid, JobCache, LocalCache, LOCAL_CACHE};
 pub use minions::MinionCache;
 
 /// A cache file that could not be read, decoded or written.
@@ -21,6 +21,8 @@ pub enum CacheError {
     File { path: String, why: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("the {0:?} job cache is not available in Brine (only local_cache)")]
+    Unsupported(String),
 }
 
 impl CacheError {

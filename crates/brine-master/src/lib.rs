@@ -3,12 +3,15 @@
 //! See `docs/ARCHITECTURE.md` for the process tree, and which process owns
 //! which socket and file.
 
+pub mod backends;
+pub mod channel;
 pub mod cli;
+pub mod low;
 pub mod manager;
 pub mod pki;
-pub mod req;
 pub mod roles;
 pub mod runners;
+pub mod services;
 pub mod setup;
 pub mod zmqutil;
 

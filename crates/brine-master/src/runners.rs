@@ -19,8 +19,10 @@ use brine_proto::Value;
 use brine_py::fnmatch;
 use log::{info, warn};
 
-use crate::req::control::{arg_str, error, CallArgs};
-use brine_cache::{Jid, JobCache, LocalCache};
+use crate::low::{arg_str, error, CallArgs};
+use brine_cache::{Jid, JobCache};
+
+use crate::backends::job_cache;
 
 pub const RUNNER_FUNCS: [&str; 7] = [
     "jobs.list_jobs",
@@ -166,10 +168,10 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
             }
             Ok(with_outputter(args.get(1, "outputter"), Value::Map(out)))
         }
-        "jobs.list_job" => Ok(list_job(&cache, &jid_arg()?)),
+        "jobs.list_job" => Ok(list_job(cache.as_ref(), &jid_arg()?)),
         "jobs.print_job" => {
             let jid = jid_arg()?;
-            let mut job = list_job(&cache, &jid);
+            let mut job = list_job(cache.as_ref(), &jid);
             job.remove("jid");
             Ok(Value::Map(vec![(Value::from(jid), job)]))
         }
@@ -177,7 +179,7 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
             let jid = jid_arg()?;
             let returned = bool_arg(2, "returned", true);
             let missing = bool_arg(3, "missing", false);
-            let data = list_job(&cache, &jid);
+            let data = list_job(cache.as_ref(), &jid);
             let mut ret = Vec::new();
             let mut outputter = None;
             if let Some(Value::Map(results)) = data.get("Result") {
@@ -325,11 +327,6 @@ fn list_job(cache: &dyn JobCache, jid: &str) -> Value {
     }
     ret.set("Result", jid_ok.map_or(Value::Map(Vec::new()), |j| cache.get_jid(&j)));
     ret
-}
-
-/// The master's job cache (`local_cache`).
-fn job_cache(cfg: &MasterConfig) -> LocalCache {
-    LocalCache::new(&cfg.cachedir, cfg.hash_type())
 }
 
 /// Salt's `manage._ping`: publish `test.ping` to the target through the

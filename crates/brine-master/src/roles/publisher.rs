@@ -16,7 +16,7 @@ use brine_proc::shm::SharedCell;
 use brine_proto::crypto::{PrivateKey, SigAlgo};
 use brine_proto::Value;
 
-use crate::req::AesKey;
+use crate::channel::AesKey;
 use brine_proc::supervisor::ChildSpec;
 use log::warn;
 

@@ -14,8 +14,8 @@ use brine_proc::shm::SharedCell;
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 
 use super::{role, stop_signals, wait_readable, RoleError};
+use crate::channel::ReqServerChannel;
 use crate::names;
-use crate::req::ReqHandler;
 use crate::zmqutil::{bind, bind_retry, bind_tcp};
 
 pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys) -> ChildSpec {
@@ -112,7 +112,7 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
         let rep = zctx.socket(zmq::REP)?;
         rep.set_linger(0)?;
         rep.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
-        let mut handler = ReqHandler::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
+        let mut handler = ReqServerChannel::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
         ctx.ready();
         let mut msg = zmq::Message::new();
         loop {
@@ -137,7 +137,7 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
                 }
                 if reply.is_none() {
                     log::warn!("multi-frame request refused");
-                    reply = Some(crate::req::bad_load());
+                    reply = Some(crate::channel::bad_load());
                 }
                 rep.send(reply.unwrap(), 0)?;
             }

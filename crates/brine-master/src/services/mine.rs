@@ -5,9 +5,9 @@ use brine_keys::{KeyState, KeyStore};
 use brine_proto::Value;
 use log::warn;
 
-use super::ReqHandler;
+use super::Services;
 
-impl ReqHandler {
+impl Services {
     /// `_mine`.
     pub(super) fn mine(&mut self, id: &str, load: &Value) -> Value {
         brine_mine::store(&self.cfg, id, load)

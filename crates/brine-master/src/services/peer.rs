@@ -21,7 +21,7 @@ use brine_py::parse_input;
 use log::{info, warn};
 use serde_json::Value as Json;
 
-use super::ReqHandler;
+use super::Services;
 use brine_targeting::{CkMinions, PyRegex};
 
 /// Salt's `match_check`: every function (a name or a list of names)
@@ -144,7 +144,7 @@ fn auth_check(ck: &CkMinions, perms: &[Json], funs: &Value, args: &Value, tgt: &
     false
 }
 
-impl ReqHandler {
+impl Services {
     /// Salt's `__verify_minion_publish`; `Err` where Salt's raises.
     fn verify_minion_publish(&self, ck: &CkMinions, id: &str, load: &Value) -> Result<bool, String> {
         let Some(Json::Object(peer)) = self.cfg.get("peer") else {

@@ -12,7 +12,7 @@ use brine_proto::Value;
 use brine_py::clean_key;
 use log::{error, info, warn};
 
-use super::ReqHandler;
+use super::ReqServerChannel;
 
 /// Decision for one `_auth` request.
 enum Outcome {
@@ -21,7 +21,7 @@ enum Outcome {
     Accept,
 }
 
-impl ReqHandler {
+impl ReqServerChannel {
     pub(super) fn auth(&mut self, load: &Value, version: i64) -> Result<Vec<u8>, String> {
         let sign = version > 1;
         let id = load

@@ -1,18 +1,12 @@
-//! The request channel as the MWorkers serve it (spec §2.2–2.3, Salt's
-//! `ReqServerChannel.handle_message`): validate the envelope, run `_auth`
-//! in the channel layer, decrypt v3 AES requests with the minion's session
-//! key and check its `tok`, dispatch, and encode the reply. Every request
-//! gets exactly one reply; anything malformed gets Salt's `"bad load"` and
-//! one log line naming the peer.
+//! The request channel as the MWorkers serve it (Salt's
+//! `ReqServerChannel.handle_message`): validate the envelope, answer
+//! `_auth` ([`auth`]), open v3 AES requests with the minion's session key
+//! ([`sessions`]) and check its `tok`, hand the command to
+//! [`crate::services`], and seal the reply (`send`, or `send_private`
+//! for the pillar). Every request gets exactly one reply; anything
+//! malformed gets Salt's `"bad load"` and one log line naming the peer.
 
 mod auth;
-pub mod control;
-mod file_recv;
-mod files;
-mod mine;
-pub mod minion;
-mod peer;
-mod publish;
 mod sessions;
 
 use std::rc::Rc;
@@ -22,14 +16,12 @@ use brine_keys::{FsKeyStore, KeyState, KeyStore};
 use brine_proc::shm::SharedCell;
 use brine_proto::commands::{AesCmd, ClearCmd};
 use brine_proto::crypto::{Crypticle, EncAlgo, PrivateKey, PublicKey, SigAlgo};
-use brine_proto::Value;
-use log::{debug, warn};
-
 use brine_proto::event::EventSender;
+use brine_proto::Value;
+use log::warn;
 
-use brine_cache::LocalCache;
+use crate::services::{Reply, Services};
 pub use sessions::SessionKeys;
-
 /// Requests larger than this are refused before decoding, unless the
 /// Brine option `request_max_size` says otherwise.
 pub const MAX_REQUEST: usize = 100 * 1024 * 1024;
@@ -61,28 +53,18 @@ impl AesKey {
     }
 }
 
-/// How an AES command's result goes back (Salt's `req_fun`).
-pub enum Reply {
-    /// `send`: encrypted with the session key and the request nonce.
-    Send(Value),
-    /// `send_private`: the `_pillar` reply.
-    Private(Value),
-}
-
-/// One MWorker's request handler.
-pub struct ReqHandler {
-    pub cfg: Rc<MasterConfig>,
-    pub master_key: PrivateKey,
-    pub master_pub: String,
-    pub aes: AesKey,
-    pub keys: FsKeyStore,
-    pub sessions: SessionKeys,
-    pub events: EventSender,
-    pub jobs: LocalCache,
-    /// The `roots` fileserver (`file_roots`).
-    pub files: brine_fileserver::Fileserver,
-    /// PUSH to ZeroMQPubServerChannel's `publish_pull.ipc`.
-    pub push: zmq::Socket,
+/// One MWorker's end of the request channel (Salt's
+/// `ReqServerChannel`), with the services it hands requests to.
+pub struct ReqServerChannel {
+    cfg: Rc<MasterConfig>,
+    master_key: PrivateKey,
+    master_pub: String,
+    aes: AesKey,
+    keys: FsKeyStore,
+    sessions: SessionKeys,
+    /// For `salt/auth` and `salt/key` events of `_auth`.
+    events: EventSender,
+    services: Services,
     minimum_auth_version: i64,
     max_request: usize,
     /// The `_auth` reply's `sig` (X9.31 over sha256_hex(AES key)) for the
@@ -100,21 +82,16 @@ fn tok_digest(pem: &[u8], tok: &[u8]) -> [u8; 32] {
     h.finish()
 }
 
-impl ReqHandler {
+impl ReqServerChannel {
     pub fn new(
         cfg: Rc<MasterConfig>,
         aes: Rc<SharedCell>,
         keys: &crate::pki::MasterKeys,
         zctx: &zmq::Context,
-    ) -> Result<ReqHandler, String> {
+    ) -> Result<ReqServerChannel, String> {
         let (master_key, master_pub) = (keys.0.clone(), keys.1.clone());
-        let push = zctx.socket(zmq::PUSH).map_err(|e| e.to_string())?;
-        push.set_linger(1000).map_err(|e| e.to_string())?;
-        push.connect(&format!("ipc://{}", cfg.sock_dir.join("publish_pull.ipc").display()))
-            .map_err(|e| e.to_string())?;
-        let hash_type = cfg.hash_type().to_string();
         let publish_session = cfg.get_u64("publish_session").unwrap_or(86_400);
-        Ok(ReqHandler {
+        Ok(ReqServerChannel {
             keys: FsKeyStore::new(&cfg.pki_dir),
             sessions: SessionKeys::new(cfg.cachedir.join("sessions"), publish_session),
             events: EventSender::new(&cfg.sock_dir),
@@ -123,9 +100,7 @@ impl ReqHandler {
             aes_sig: None,
             tok_ok: std::collections::HashMap::new(),
             aes: AesKey::new(aes),
-            jobs: LocalCache::new(&cfg.cachedir, &hash_type),
-            files: brine_fileserver::Fileserver::new(&cfg),
-            push,
+            services: Services::new(cfg.clone(), zctx)?,
             master_key,
             master_pub,
             cfg,
@@ -188,18 +163,7 @@ impl ReqHandler {
                 }
                 match cmd.parse::<ClearCmd>() {
                     Ok(ClearCmd::Auth) => self.auth(load, version),
-                    Ok(ClearCmd::Publish) => self.publish(load),
-                    Ok(ClearCmd::Runner) => Ok(self.control(load, "runner")),
-                    Ok(ClearCmd::Wheel) => Ok(self.control(load, "wheel")),
-                    // Salt's `ping` sends the load back.
-                    Ok(ClearCmd::Ping) => Ok(load.to_network()),
-                    // Brine issues no eauth tokens: Salt's answers for a
-                    // failed mk_token ("") and an unknown token (False).
-                    Ok(ClearCmd::MkToken) => {
-                        warn!("mk_token refused: Brine does not issue eauth tokens (use --eauth with credentials)");
-                        Ok(Value::from("").to_network())
-                    }
-                    Ok(ClearCmd::GetToken) => Ok(Value::Bool(false).to_network()),
+                    Ok(c) => self.services.clear(c, load),
                     // Salt answers an unknown clear command with {}.
                     Err(e) => {
                         warn!("clear request refused: {e}");
@@ -277,7 +241,7 @@ impl ReqHandler {
         }
         let cmd = inner.get("cmd").and_then(Value::as_str).unwrap_or("");
         let ret = match cmd.parse::<AesCmd>() {
-            Ok(c) => self.dispatch_aes(c, &id, &mut inner),
+            Ok(c) => self.services.aes(c, &id, &mut inner),
             Err(e) => {
                 warn!("{id}: AES request refused: {e}");
                 Reply::Send(Value::Map(Vec::new()))
@@ -295,46 +259,6 @@ impl ReqHandler {
             .seal(&ret.to_network(), nonce.as_deref())
             .map_err(|e| format!("cannot encrypt reply: {e}"))?;
         Ok(Value::Bytes(sealed).to_network())
-    }
-
-    fn dispatch_aes(&mut self, cmd: AesCmd, id: &str, load: &mut Value) -> Reply {
-        match cmd {
-            AesCmd::Pillar => Reply::Private(self.pillar(id, load)),
-            AesCmd::MinionEvent => Reply::Send(self.minion_event(id, load)),
-            AesCmd::Mine => Reply::Send(self.mine(id, load)),
-            AesCmd::MineGet => Reply::Send(self.mine_get(id, load)),
-            AesCmd::MineDelete => Reply::Send(self.mine_delete(id, load)),
-            AesCmd::MineFlush => Reply::Send(self.mine_flush(id, load)),
-            AesCmd::MasterOpts
-            | AesCmd::MasterTops
-            | AesCmd::FileEnvs
-            | AesCmd::FileList
-            | AesCmd::FileListEmptydirs
-            | AesCmd::DirList
-            | AesCmd::SymlinkList
-            | AesCmd::FileFind
-            | AesCmd::FileHash
-            | AesCmd::FileHashAndStat
-            | AesCmd::ServeFile => Reply::Send(self.file_cmd(cmd, id, load)),
-            AesCmd::FileRecv => Reply::Send(self.file_recv(id, load)),
-            AesCmd::RevokeAuth => Reply::Send(self.revoke_auth(id, load)),
-            AesCmd::MinionPub => Reply::Send(self.minion_pub(id, load)),
-            AesCmd::PubRet => Reply::Send(self.pub_ret(id, load)),
-            AesCmd::MinionRunner => Reply::Send(self.minion_runner(id, load)),
-            AesCmd::MinionPublish => {
-                // Sent by no current minion (publish.* use minion_pub and
-                // pub_ret); Salt's would hold this MWorker until the job's
-                // timeout.
-                warn!("{id}: minion_publish is not implemented by Brine (publish.publish uses minion_pub)");
-                Reply::Send(Value::Map(Vec::new()))
-            }
-            AesCmd::Return => Reply::Send(self.job_return(id, load)),
-            AesCmd::SyndicReturn => Reply::Send(self.syndic_return(load)),
-            other => {
-                debug!("{id}: AES command {} is not served yet", other.as_str());
-                Reply::Send(Value::Map(Vec::new()))
-            }
-        }
     }
 
     /// `send_private` (Salt's `_encrypt_private`): a one-time key, OAEP'd to

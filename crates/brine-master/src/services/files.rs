@@ -11,7 +11,7 @@ use brine_proto::Value;
 use brine_py::truthy;
 use log::warn;
 
-use super::ReqHandler;
+use super::Services;
 use brine_fileserver::{Form, FsError};
 
 /// The options `_master_opts` sends (besides `file_roots`), in Salt's
@@ -32,7 +32,7 @@ const STATE_OPTS: [&str; 12] = [
     "jinja_trim_blocks",
 ];
 
-impl ReqHandler {
+impl Services {
     /// One fileserver command from minion `id`.
     pub(super) fn file_cmd(&mut self, cmd: AesCmd, id: &str, load: &Value) -> Value {
         match cmd {

@@ -16,7 +16,7 @@ use std::path::Path;
 use brine_proto::Value;
 use log::{error, warn};
 
-use super::ReqHandler;
+use super::Services;
 use brine_fileserver::py;
 
 /// What `_file_recv` needs from the master's options.
@@ -38,7 +38,7 @@ pub(crate) enum Refused {
     Raised(String),
 }
 
-impl ReqHandler {
+impl Services {
     pub(super) fn file_recv(&self, id: &str, load: &Value) -> Value {
         let opts = RecvOpts {
             enabled: self.cfg.get_bool("file_recv").unwrap_or(false),

@@ -7,16 +7,8 @@ use brine_keys::{KeyState, KeyStore};
 use brine_proto::Value;
 use log::{info, warn};
 
-use super::ReqHandler;
-use brine_cache::{Jid, JobCache};
-
-fn error_reply(name: &str, message: &str) -> Vec<u8> {
-    Value::map([(
-        "error",
-        Value::map([("name", Value::from(name)), ("message", Value::from(message))]),
-    )])
-    .to_network()
-}
+use super::Services;
+use brine_cache::Jid;
 
 /// Optional publication fields, in Salt's order, taken from `kwargs`.
 const OPTIONAL: [&str; 6] = [
@@ -28,7 +20,7 @@ const OPTIONAL: [&str; 6] = [
     "ret_kwargs",
 ];
 
-impl ReqHandler {
+impl Services {
     pub(super) fn publish(&mut self, load: &Value) -> Result<Vec<u8>, String> {
         let mut load = load.clone();
         let key = load
@@ -49,16 +41,17 @@ impl ReqHandler {
             } else {
                 ("EauthAuthenticationError", "eauth")
             };
-            return Ok(error_reply(
+            return Ok(crate::low::error(
                 name,
                 &format!(
                     "Authentication failure of type \"{kind}\" occurred for user {who}. (Brine publishes only for the master's user key; eauth/token publishing is not implemented.)"
                 ),
-            ));
+            )
+            .to_network());
         }
         if !self.user_key_ok(&user, &key) {
             warn!("publish from user {user:?} refused: bad or missing key");
-            return Ok(error_reply("AuthenticationError", "Authentication error occurred."));
+            return Ok(crate::low::error("AuthenticationError", "Authentication error occurred.").to_network());
         }
         let answer = self.publish_job(load, &user)?;
         Ok(Value::map([("enc", Value::from("clear")), ("load", answer)]).to_network())

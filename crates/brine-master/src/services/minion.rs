@@ -3,12 +3,12 @@
 //! `_syndic_return`, `revoke_auth`.
 
 use brine_cache::fs::{write_atomic, write_p};
-use brine_cache::{Jid, JobCache};
+use brine_cache::Jid;
 use brine_keys::{KeyState, Match};
 use brine_proto::Value;
 use log::{debug, info, warn};
 
-use super::ReqHandler;
+use super::Services;
 
 /// Tags a minion may not fire through `_minion_event`'s list form (fnmatch).
 const BLOCKED_TAGS: [&str; 10] = [
@@ -24,7 +24,7 @@ const BLOCKED_TAGS: [&str; 10] = [
     "salt/auth",
 ];
 
-impl ReqHandler {
+impl Services {
     /// `_pillar`: the minion's compiled pillar; stores grains and
     /// pillar in the minion data cache when `minion_data_cache` (default on).
     pub(super) fn pillar(&mut self, id: &str, load: &mut Value) -> Value {
@@ -96,7 +96,7 @@ impl ReqHandler {
     }
 }
 
-impl ReqHandler {
+impl Services {
     /// `_return` (Salt's `store_job`): fire `salt/job/<jid>/ret/<id>` and
     /// store the return in the job cache (once per minion).
     pub(super) fn job_return(&mut self, id: &str, load: &mut Value) -> Value {
@@ -126,7 +126,7 @@ impl ReqHandler {
     }
 }
 
-impl ReqHandler {
+impl Services {
     /// `_syndic_return`: a syndic's aggregated returns, each re-dispatched
     /// as the `_return` of the minion below it (Salt's `_syndic_return`).
     pub(super) fn syndic_return(&mut self, load: &Value) -> Value {
