@@ -194,6 +194,54 @@ pub fn valid_id(pki_dir: &Path, id: &str) -> bool {
     pki_dir.join(id).parent() == Some(pki_dir)
 }
 
+/// A minion id the master has checked with [`valid_id`]: what the request
+/// channel hands the master's functions for an authenticated minion, safe
+/// to use as one path component under `pki_dir` and `cachedir`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MinionId(String);
+
+impl MinionId {
+    /// `id` if [`valid_id`] accepts it.
+    pub fn new(pki_dir: &Path, id: &str) -> Option<MinionId> {
+        valid_id(pki_dir, id).then(|| MinionId(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for MinionId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MinionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for MinionId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&MinionId> for brine_proto::Value {
+    fn from(id: &MinionId) -> Self {
+        brine_proto::Value::from(id.as_str())
+    }
+}
+
+impl AsRef<Path> for MinionId {
+    fn as_ref(&self) -> &Path {
+        Path::new(&self.0)
+    }
+}
+
 /// Salt's `pem_finger`: the hash (`finger_hash_type`, default sha256) of
 /// the PEM body lines (armor stripped, each line with its newline), as
 /// colon-separated hex pairs.

@@ -12,7 +12,7 @@ mod sessions;
 use std::rc::Rc;
 
 use brine_config::MasterConfig;
-use brine_keys::{FsKeyStore, KeyState, KeyStore};
+use brine_keys::{FsKeyStore, KeyState, KeyStore, MinionId};
 use brine_proc::shm::SharedCell;
 use brine_proto::commands::{AesCmd, ClearCmd};
 use brine_proto::crypto::{Crypticle, EncAlgo, PrivateKey, PublicKey, SigAlgo};
@@ -74,6 +74,28 @@ pub struct ReqServerChannel {
     tok_ok: std::collections::HashMap<String, [u8; 32]>,
 }
 
+/// The sender as its request names it (never trusted, only logged):
+/// the minion id of an AES request, or the id or user and command of a
+/// clear one; Debug formatting escapes control characters.
+fn describe_peer(enc: &str, env: &Value, load: &Value) -> String {
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(|s| s.chars().take(128).collect::<String>())
+    };
+    if enc == "aes" {
+        return match text(env.get("id")) {
+            Some(id) => format!("minion {id:?}"),
+            None => "an AES request without id".into(),
+        };
+    }
+    let cmd = text(load.get("cmd")).unwrap_or_default();
+    match (text(load.get("id")), text(load.get("user"))) {
+        (Some(id), _) => format!("{id:?} ({cmd:?})"),
+        (None, Some(user)) => format!("local user {user:?} ({cmd:?})"),
+        (None, None) => format!("a client ({cmd:?})"),
+    }
+}
+
 fn tok_digest(pem: &[u8], tok: &[u8]) -> [u8; 32] {
     let mut h = openssl::sha::Sha256::new();
     h.update(&(pem.len() as u64).to_be_bytes());
@@ -107,11 +129,12 @@ impl ReqServerChannel {
         })
     }
 
-    /// Handle one request body; `peer` names the sender in log lines.
-    pub fn handle(&mut self, body: &[u8], peer: &str) -> Vec<u8> {
+    /// Handle one request body.
+    pub fn handle(&mut self, body: &[u8]) -> Vec<u8> {
+        let mut peer = String::from("an unidentified peer");
         // A bug must cost one request, not the worker: answer as Salt does
         // when a handler raises.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_handle(body))) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_handle(body, &mut peer))) {
             Ok(Ok(reply)) => reply,
             Ok(Err(why)) => {
                 warn!("bad request from {peer}: {why}");
@@ -124,7 +147,9 @@ impl ReqServerChannel {
         }
     }
 
-    fn try_handle(&mut self, body: &[u8]) -> Result<Vec<u8>, String> {
+    /// `peer` is set to what the request says of its sender as soon as
+    /// the envelope is read, for the log line of a refusal.
+    fn try_handle(&mut self, body: &[u8], peer: &mut String) -> Result<Vec<u8>, String> {
         if body.len() > self.max_request {
             return Err(format!(
                 "{} bytes is over the {} byte limit (request_max_size)",
@@ -136,6 +161,7 @@ impl ReqServerChannel {
         let (Some(enc), Some(load)) = (env.get("enc").and_then(Value::as_str), env.get("load")) else {
             return Err("no enc/load in the envelope".into());
         };
+        *peer = describe_peer(enc, &env, load);
         let version = match env.get("version") {
             None | Some(Value::Nil) => 0,
             Some(v) => v
@@ -178,14 +204,8 @@ impl ReqServerChannel {
 
     /// v3 AES request: session key of `id`, nonce, tok.
     fn aes_request(&mut self, env: &Value, load: &Value, version: i64) -> Result<Vec<u8>, String> {
-        let id = env
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or("aes request without id")?
-            .to_string();
-        if !brine_keys::valid_id(&self.cfg.pki_dir, &id) {
-            return Err(format!("invalid id {id:?}"));
-        }
+        let raw_id = env.get("id").and_then(Value::as_str).ok_or("aes request without id")?;
+        let id = MinionId::new(&self.cfg.pki_dir, raw_id).ok_or_else(|| format!("invalid id {raw_id:?}"))?;
         let ct = load.as_bytes().ok_or("aes load is not bytes")?;
         let pem = self
             .keys
@@ -217,11 +237,11 @@ impl ReqServerChannel {
             // (32 bytes a minion) and the RSA operation and the PEM parse
             // (~100 µs with OpenSSL 3) are skipped while both stay the same.
             let digest = tok_digest(pem.as_bytes(), tok);
-            if self.tok_ok.get(&id) != Some(&digest) {
+            if self.tok_ok.get(id.as_str()) != Some(&digest) {
                 let key = PublicKey::from_pem(pem.as_bytes()).map_err(|e| format!("key of {id}: {e}"))?;
                 match key.x931_decrypt(tok) {
                     Ok(t) if t == b"salt" => {
-                        self.tok_ok.insert(id.clone(), digest);
+                        self.tok_ok.insert(id.to_string(), digest);
                     }
                     _ => return Err(format!("bad tok from {id}")),
                 }

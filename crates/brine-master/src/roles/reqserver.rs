@@ -130,7 +130,7 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
                 let mut reply = if msg.get_more() {
                     None
                 } else {
-                    Some(handler.handle(&msg, "a client"))
+                    Some(handler.handle(&msg))
                 };
                 while msg.get_more() {
                     rep.recv(&mut msg, 0)?;

@@ -13,6 +13,7 @@ use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
+use brine_keys::MinionId;
 use brine_proto::Value;
 use log::{error, warn};
 
@@ -39,7 +40,7 @@ pub(crate) enum Refused {
 }
 
 impl Services {
-    pub(super) fn file_recv(&self, id: &str, load: &Value) -> Value {
+    pub(super) fn file_recv(&self, id: &MinionId, load: &Value) -> Value {
         let opts = RecvOpts {
             enabled: self.cfg.get_bool("file_recv").unwrap_or(false),
             max_mib: self.cfg.get_i64("file_recv_max_size").unwrap_or(100),

@@ -5,6 +5,7 @@
 //! As in `AESFuncs.run_func`, a function that raises is answered with `""`
 //! (and logged); every other answer is the function's return value.
 
+use brine_keys::MinionId;
 use brine_proto::commands::AesCmd;
 use brine_proto::json::from_json;
 use brine_proto::Value;
@@ -34,7 +35,7 @@ const STATE_OPTS: [&str; 12] = [
 
 impl Services {
     /// One fileserver command from minion `id`.
-    pub(super) fn file_cmd(&mut self, cmd: AesCmd, id: &str, load: &Value) -> Value {
+    pub(super) fn file_cmd(&mut self, cmd: AesCmd, id: &MinionId, load: &Value) -> Value {
         match cmd {
             AesCmd::MasterOpts => return self.master_opts(load),
             // Salt runs the configured master_tops modules; Brine has none

@@ -1,7 +1,7 @@
 //! The Salt mine's requests (`_mine`, `_mine_get`, `_mine_delete`,
 //! `_mine_flush`): [`brine_mine`] over this worker's config and key store.
 
-use brine_keys::{KeyState, KeyStore};
+use brine_keys::{KeyState, KeyStore, MinionId};
 use brine_proto::Value;
 use log::warn;
 
@@ -9,12 +9,12 @@ use super::Services;
 
 impl Services {
     /// `_mine`.
-    pub(super) fn mine(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn mine(&mut self, id: &MinionId, load: &Value) -> Value {
         brine_mine::store(&self.cfg, id, load)
     }
 
     /// `_mine_get`.
-    pub(super) fn mine_get(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn mine_get(&mut self, id: &MinionId, load: &Value) -> Value {
         let accepted = self.keys.list(KeyState::Accepted).unwrap_or_else(|e| {
             warn!("cannot list the accepted keys: {e}");
             Vec::new()
@@ -23,12 +23,12 @@ impl Services {
     }
 
     /// `_mine_delete`.
-    pub(super) fn mine_delete(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn mine_delete(&mut self, id: &MinionId, load: &Value) -> Value {
         brine_mine::delete(&self.cfg, id, load)
     }
 
     /// `_mine_flush`.
-    pub(super) fn mine_flush(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn mine_flush(&mut self, id: &MinionId, load: &Value) -> Value {
         brine_mine::flush(&self.cfg, id, load)
     }
 }

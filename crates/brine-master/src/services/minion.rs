@@ -4,7 +4,7 @@
 
 use brine_cache::fs::{write_atomic, write_p};
 use brine_cache::Jid;
-use brine_keys::{KeyState, Match};
+use brine_keys::{KeyState, Match, MinionId};
 use brine_proto::Value;
 use log::{debug, info, warn};
 
@@ -27,7 +27,7 @@ const BLOCKED_TAGS: [&str; 10] = [
 impl Services {
     /// `_pillar`: the minion's compiled pillar; stores grains and
     /// pillar in the minion data cache when `minion_data_cache` (default on).
-    pub(super) fn pillar(&mut self, id: &str, load: &mut Value) -> Value {
+    pub(super) fn pillar(&mut self, id: &MinionId, load: &mut Value) -> Value {
         let Some(mut grains) = load.get("grains").cloned().filter(Value::is_map) else {
             return Value::Map(Vec::new());
         };
@@ -52,7 +52,7 @@ impl Services {
     /// dropped, the AES key rotated when `rotate_aes_key`), if
     /// `allow_minion_key_revoke` (default on); otherwise the load comes
     /// back, as Salt answers.
-    pub(super) fn revoke_auth(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn revoke_auth(&mut self, id: &MinionId, load: &Value) -> Value {
         if !self.cfg.get_bool("allow_minion_key_revoke").unwrap_or(true) {
             warn!("Minion {id} requested key revoke, but allow_minion_key_revoke is set to False");
             return load.clone();
@@ -70,7 +70,7 @@ impl Services {
     }
 
     /// `_minion_event`: re-fire a minion's events on the master bus.
-    pub(super) fn minion_event(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn minion_event(&mut self, id: &MinionId, load: &Value) -> Value {
         if let Some(Value::Array(events)) = load.get("events") {
             let pretag = load.get("pretag").and_then(Value::as_str).map(String::from);
             for ev in events {
@@ -99,7 +99,7 @@ impl Services {
 impl Services {
     /// `_return` (Salt's `store_job`): fire `salt/job/<jid>/ret/<id>` and
     /// store the return in the job cache (once per minion).
-    pub(super) fn job_return(&mut self, id: &str, load: &mut Value) -> Value {
+    pub(super) fn job_return(&mut self, id: &MinionId, load: &mut Value) -> Value {
         let Some(jid) = load.get("jid").and_then(Value::as_str).map(String::from) else {
             warn!("{id}: return without a jid");
             return Value::Nil;
@@ -157,12 +157,15 @@ impl Services {
                 let _ = write_atomic(&root.join(syndic), b"", 0o644);
             }
             for (minion, item) in returns {
-                let Some(minion) = minion.as_str() else { continue };
-                if !brine_keys::valid_id(&self.cfg.pki_dir, minion) || !item.is_map() {
-                    warn!("syndic {syndic}: return for invalid id {minion:?} dropped");
+                let Some(minion) = minion
+                    .as_str()
+                    .and_then(|m| MinionId::new(&self.cfg.pki_dir, m))
+                    .filter(|_| item.is_map())
+                else {
+                    warn!("syndic {syndic:?}: return for invalid id {minion:?} dropped");
                     continue;
-                }
-                let mut ret = Value::map([("jid", Value::from(&jid)), ("id", Value::from(minion))]);
+                };
+                let mut ret = Value::map([("jid", Value::from(&jid)), ("id", Value::from(&minion))]);
                 if let Value::Map(fields) = item {
                     for (k, v) in fields {
                         if let Some(k) = k.as_str() {
@@ -175,7 +178,7 @@ impl Services {
                         ret.set(k, v.clone());
                     }
                 }
-                self.job_return(minion, &mut ret);
+                self.job_return(&minion, &mut ret);
             }
         }
         Value::Nil

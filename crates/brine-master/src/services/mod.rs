@@ -29,7 +29,7 @@ use std::rc::Rc;
 use brine_cache::JobCache;
 use brine_config::MasterConfig;
 use brine_fileserver::Fileserver;
-use brine_keys::FsKeyStore;
+use brine_keys::{FsKeyStore, MinionId};
 use brine_proto::commands::{AesCmd, ClearCmd};
 use brine_proto::event::EventSender;
 use brine_proto::Value;
@@ -91,7 +91,7 @@ impl Services {
     }
 
     /// An AES command from the minion `id`.
-    pub fn aes(&mut self, cmd: AesCmd, id: &str, load: &mut Value) -> Reply {
+    pub fn aes(&mut self, cmd: AesCmd, id: &MinionId, load: &mut Value) -> Reply {
         match cmd {
             AesCmd::Pillar => Reply::Private(self.pillar(id, load)),
             AesCmd::MinionEvent => Reply::Send(self.minion_event(id, load)),

@@ -15,6 +15,7 @@
 //! Answers are Salt's: `{}` for a refusal, `""` where Salt's function
 //! raises (as `AESFuncs.run_func` answers an exception).
 
+use brine_keys::MinionId;
 use brine_proto::json::from_json;
 use brine_proto::Value;
 use brine_py::parse_input;
@@ -146,7 +147,7 @@ fn auth_check(ck: &CkMinions, perms: &[Json], funs: &Value, args: &Value, tgt: &
 
 impl Services {
     /// Salt's `__verify_minion_publish`; `Err` where Salt's raises.
-    fn verify_minion_publish(&self, ck: &CkMinions, id: &str, load: &Value) -> Result<bool, String> {
+    fn verify_minion_publish(&self, ck: &CkMinions, id: &MinionId, load: &Value) -> Result<bool, String> {
         let Some(Json::Object(peer)) = self.cfg.get("peer") else {
             return Ok(false);
         };
@@ -207,7 +208,7 @@ impl Services {
     }
 
     /// `minion_pub`: publish for a peer; `{jid, minions}`.
-    pub(super) fn minion_pub(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn minion_pub(&mut self, id: &MinionId, load: &Value) -> Value {
         let ck = self.ckminions();
         match self.verify_minion_publish(&ck, id, load) {
             Ok(true) => {}
@@ -278,7 +279,7 @@ impl Services {
         let auth = self.cfg.cachedir.join("publish_auth");
         let _ = std::fs::create_dir_all(&auth);
         let path = auth.join(brine_py::to_str(&jid));
-        if let Err(e) = std::fs::write(&path, id) {
+        if let Err(e) = std::fs::write(&path, id.as_str()) {
             warn!("{id}: cannot write {}: {e}", path.display());
             return Value::from("");
         }
@@ -290,7 +291,7 @@ impl Services {
     }
 
     /// `pub_ret`: the returns of a job this minion published.
-    pub(super) fn pub_ret(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn pub_ret(&mut self, id: &MinionId, load: &Value) -> Value {
         let (Some(jid), Some(_)) = (load.get("jid"), load.get("id")) else {
             return Value::Map(vec![]);
         };
@@ -302,7 +303,7 @@ impl Services {
         }
         let path = self.cfg.cachedir.join("publish_auth").join(&jid);
         match std::fs::read_to_string(&path) {
-            Ok(owner) if owner == id => {}
+            Ok(owner) if owner == id.as_str() => {}
             Ok(_) => {
                 warn!("{id}: pub_ret for job {jid}, which another minion published: refused");
                 return Value::Map(vec![]);
@@ -330,7 +331,7 @@ impl Services {
     }
 
     /// `minion_runner`: a runner function for a minion `peer_run` allows.
-    pub(super) fn minion_runner(&mut self, id: &str, load: &Value) -> Value {
+    pub(super) fn minion_runner(&mut self, id: &MinionId, load: &Value) -> Value {
         let Some(Json::Object(peer_run)) = self.cfg.get("peer_run") else {
             return Value::Map(vec![]);
         };
