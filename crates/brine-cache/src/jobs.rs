@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use brine_proto::Value;
+use brine_py::text;
 
 use crate::fs::{read_p, write_new, write_p};
 use crate::CacheError;
@@ -224,16 +225,6 @@ impl JobCache for LocalCache {
             }
         }
         out
-    }
-}
-
-/// `str(x)` of a value that should be text (an id, a jid).
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::Str(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        Value::UInt(u) => Some(u.to_string()),
-        _ => None,
     }
 }
 

@@ -275,9 +275,13 @@ mod tests {
         let pki = Path::new("/etc/salt/pki/master");
         for bad in ["", ".", "..", "../x", "a/b", "a\\b", "a\0b", "/abs"] {
             assert!(!valid_id(pki, bad), "{bad:?}");
+            assert!(MinionId::new(pki, bad).is_none(), "{bad:?}");
         }
         for good in ["m1", "web-01.example.com", "..hidden", "a b"] {
             assert!(valid_id(pki, good), "{good:?}");
+            let id = MinionId::new(pki, good).unwrap();
+            assert_eq!((id.as_str(), id.to_string()), (good, good.to_string()));
+            assert_eq!(pki.join(&id).parent(), Some(pki));
         }
     }
 

@@ -66,17 +66,6 @@ pub fn strs<S: AsRef<str>>(v: &[S]) -> Value {
     Value::Array(v.iter().map(|s| Value::from(s.as_ref())).collect())
 }
 
-/// `str(x)` of an argument that should be a string (a jid may arrive as
-/// an int after YAML parsing on the CLI).
-pub fn arg_str(v: &Value) -> Option<String> {
-    match v {
-        Value::Str(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        Value::UInt(u) => Some(u.to_string()),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,13 +16,13 @@ use std::time::Duration;
 use brine_client::{LocalClient, Publish, UserKey};
 use brine_config::MasterConfig;
 use brine_proto::Value;
-use brine_py::fnmatch;
+use brine_py::{fnmatch, text};
 use log::{info, warn};
 
-use crate::low::{arg_str, error, CallArgs};
 use brine_cache::{Jid, JobCache};
 
 use crate::backends::job_cache;
+use crate::low::{error, CallArgs};
 
 pub const RUNNER_FUNCS: [&str; 7] = [
     "jobs.list_jobs",
@@ -119,7 +119,7 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
     let cache = job_cache(cfg);
     let jid_arg = || {
         args.get(0, "jid")
-            .and_then(arg_str)
+            .and_then(text)
             .ok_or_else(|| "missing argument: jid".to_string())
     };
     let bool_arg = |i: usize, name: &str, default: bool| args.get(i, name).and_then(Value::as_bool).unwrap_or(default);
@@ -127,8 +127,8 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
         "jobs.list_jobs" => {
             let split = |v: &Value| -> Vec<String> {
                 match v {
-                    Value::Array(a) => a.iter().filter_map(arg_str).collect(),
-                    other => arg_str(other)
+                    Value::Array(a) => a.iter().filter_map(text).collect(),
+                    other => text(other)
                         .unwrap_or_default()
                         .split(',')
                         .map(|s| s.trim().to_string())
@@ -150,8 +150,8 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
                 let inst = format_jid_instance(&jid, &job, false);
                 if let Some(t) = &targets {
                     let tv: Vec<String> = match inst.get("Target") {
-                        Some(Value::Array(a)) => a.iter().filter_map(arg_str).collect(),
-                        Some(v) => arg_str(v).into_iter().collect(),
+                        Some(Value::Array(a)) => a.iter().filter_map(text).collect(),
+                        Some(v) => text(v).into_iter().collect(),
                         None => vec![],
                     };
                     if !tv.iter().any(|x| t.iter().any(|p| fnmatch(x, p))) {
@@ -209,10 +209,10 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
                 "manage.up" => (0, 1, 2, 3),
                 _ => (1, 2, 3, 4),
             };
-            let tgt = args.get(tgt_i, "tgt").and_then(arg_str).unwrap_or_else(|| "*".into());
+            let tgt = args.get(tgt_i, "tgt").and_then(text).unwrap_or_else(|| "*".into());
             let tgt_type = args
                 .get(type_i, "tgt_type")
-                .and_then(arg_str)
+                .and_then(text)
                 .unwrap_or_else(|| "glob".into());
             let timeout = args
                 .get(timeout_i, "timeout")

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use brine_py::clean_key;
-use common::minion::{brine_bin, venv, Minion};
+use common::minion::{run_cli, venv, Minion};
 use common::*;
 
 const PENDING: &str = "The Salt Master has cached the public key for this node";
@@ -18,18 +18,9 @@ const ACCEPTED: &str = "Got new master aes key";
 const REJECTED: &str = "The Salt Master has rejected this minion's public key";
 
 fn salt_key(env: &Env, args: &[&str]) -> String {
-    let out = Command::new(brine_bin("salt-key"))
-        .arg("-c")
-        .arg(&env.conf_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "salt-key {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (out, err, code) = run_cli(&env.conf_dir, "salt-key", args);
+    assert_eq!(code, 0, "salt-key {args:?}: {err}");
+    out
 }
 
 fn python_salt_key(env: &Env, args: &[&str]) -> String {

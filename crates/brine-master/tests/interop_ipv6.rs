@@ -7,26 +7,15 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use brine_client::{BusAddr, EventBus, LocalClient, UserKey};
 use brine_proto::Value;
-use common::minion::{brine_bin, Minion, READY};
+use common::minion::{run_cli, Minion, READY};
 use common::*;
 
 fn run(env: &Env, bin: &str, args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(brine_bin(bin))
-        .arg("-c")
-        .arg(&env.conf_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+    run_cli(&env.conf_dir, bin, args)
 }
 
 /// Whether something listens on `[::1]:port` (`/proc/net/tcp6`).

@@ -4,25 +4,14 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use brine_proto::Value;
-use common::minion::{brine_bin, Minion, READY};
+use common::minion::{run_cli, Minion, READY};
 use common::*;
 
 fn salt(env: &Env, args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(brine_bin("salt"))
-        .arg("-c")
-        .arg(&env.conf_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+    run_cli(&env.conf_dir, "salt", args)
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub use glob::{glob, has_magic};
 pub use keys::clean_key;
 pub use path::{abspath, dirname, expanduser, join, normpath, salt_join, split, url_scheme};
 pub use repr::{bytes_repr, float_repr, str_repr};
-pub use value::{eq, int, int_str, repr, to_str, truthy, type_name, Key, PyValue, View};
+pub use value::{eq, int, int_str, repr, text, to_str, truthy, type_name, Key, PyValue, View};
 pub use yaml::parse_yaml;
 
 /// What Salt's Python code raises here.

@@ -121,6 +121,17 @@ pub fn to_str<V: PyValue>(v: &V) -> String {
     }
 }
 
+/// `str(v)` of a value that should be text (an id, a jid, a glob): text,
+/// or an integer that YAML made of it on a command line; `None` for
+/// anything else.
+pub fn text<V: PyValue>(v: &V) -> Option<String> {
+    match v.py() {
+        View::Str(s) => Some(s.to_string()),
+        View::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
 /// `repr(v)`.
 pub fn repr<V: PyValue>(v: &V) -> String {
     match v.py() {
@@ -246,6 +257,10 @@ mod tests {
         ]);
         assert_eq!(to_str(&v), "{'k': [None, True, -2], 'b': b'x'}");
         assert_eq!(to_str(&Msg::from("plain")), "plain");
+        assert_eq!(text(&Msg::from("a*")).as_deref(), Some("a*"));
+        assert_eq!(text(&Msg::Int(20240101)).as_deref(), Some("20240101"));
+        assert_eq!(text(&Msg::Bool(true)), None);
+        assert_eq!(text(&json!(7)).as_deref(), Some("7"));
         assert!(!truthy(&Msg::Map(vec![])) && truthy(&Msg::from("x")));
         assert!(truthy(&Msg::Ext(1, vec![])) && !truthy(&Msg::F32(0.0)));
         assert_eq!(type_name(&Msg::F64(1.0)), "float");

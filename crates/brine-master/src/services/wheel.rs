@@ -8,10 +8,11 @@
 use brine_cache::Jid;
 use brine_keys::{Detail, Keys, Listing, Match};
 use brine_proto::Value;
+use brine_py::text;
 use log::{info, warn};
 
 use super::Services;
-use crate::low::{arg_str, error, strs, CallArgs};
+use crate::low::{error, strs, CallArgs};
 
 /// The wheel functions served (Salt's `wheel.key`).
 pub const WHEEL_FUNCS: [&str; 16] = [
@@ -36,8 +37,8 @@ pub const WHEEL_FUNCS: [&str; 16] = [
 /// A key-match argument: a glob, a comma-separated list, or a list.
 fn match_list(v: &Value) -> Vec<String> {
     match v {
-        Value::Array(a) => a.iter().filter_map(arg_str).collect(),
-        other => brine_keys::globs(&arg_str(other).unwrap_or_default()),
+        Value::Array(a) => a.iter().filter_map(text).collect(),
+        other => brine_keys::globs(&text(other).unwrap_or_default()),
     }
 }
 
@@ -110,17 +111,14 @@ impl Services {
         let flag = |i: usize, name: &str| args.get(i, name).and_then(Value::as_bool).unwrap_or(false);
         let hash_type = |i: usize| {
             args.get(i, "hash_type")
-                .and_then(arg_str)
+                .and_then(text)
                 .unwrap_or_else(|| self.cfg.hash_type().to_string())
         };
         let failed = |e: brine_keys::KeyError| e.to_string();
         match fun {
             "key.list_all" | "key.all_keys" => Ok(listing(keys.all_keys().map_err(failed)?)),
             "key.list" | "key.list_status" => {
-                let m = args
-                    .get(0, "match")
-                    .and_then(arg_str)
-                    .ok_or("missing argument: match")?;
+                let m = args.get(0, "match").and_then(text).ok_or("missing argument: match")?;
                 Ok(listing(keys.list_status(&m).map_err(failed)?))
             }
             "key.name_match" => Ok(listing(keys.name_match(&pattern()?, false).map_err(failed)?)),

@@ -27,6 +27,22 @@ pub fn brine_bin(name: &str) -> PathBuf {
     p
 }
 
+/// Runs one of Brine's CLIs (`salt`, `salt-key`) with `-c <env's config>`:
+/// stdout, stderr and the exit status.
+pub fn run_cli(conf_dir: &std::path::Path, bin: &str, args: &[&str]) -> (String, String, i32) {
+    let out = std::process::Command::new(brine_bin(bin))
+        .arg("-c")
+        .arg(conf_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
 pub struct Minion {
     pub id: String,
     pub version: String,
