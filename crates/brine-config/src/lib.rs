@@ -31,7 +31,7 @@
 //!    `log_level`, `log_fmt_logfile`/`log_datefmt_logfile` (when `None`) to
 //!    the console/`log_datefmt` ones.
 //!
-//! Deviations from Salt and from the brief, on purpose:
+//! Deviations from Salt, on purpose:
 //! * An option Brine itself reads typed (`interface`, ports,
 //!   `worker_threads` ≥ 1, `ipv6`, `user`, `max_open_files`, `keep_jobs`,
 //!   `loop_interval`, the path options, `hash_type`, …) with an unusable

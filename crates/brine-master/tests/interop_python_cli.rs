@@ -1,7 +1,7 @@
 //! Python Salt's own CLIs (`salt`, `salt-key`, `salt-run`) against Brine,
 //! compared with what they print against a Python salt-master in the same
 //! test: same minion ids (real salt-minions), same commands, outputs equal
-//! once jids and timings are masked. (Issue 6: Python 3006.30 and 3007.17.)
+//! once jids and timings are masked (Python 3006.30 and 3007.17).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Issue 7: `state.apply` with real minions. The fileserver (`file_roots`),
+//! `state.apply` with real minions. The fileserver (`file_roots`),
 //! pillar (`pillar_roots`, top matching, jinja|yaml), master-side
 //! targeting (compound, nodegroups) and the mine, each exercised through
 //! Python Salt's `salt` CLI against Brine and against a Python salt-master

@@ -1,5 +1,5 @@
 //! The request commands the master serves, as explicit allow-lists
-//! (spec §4). A `cmd` that is not listed here is refused before any
+//! (Salt's exposed `ClearFuncs` and `AESFuncs`). A `cmd` that is not listed here is refused before any
 //! handler sees it, as Salt answers unexposed names with `{}`.
 
 use std::str::FromStr;

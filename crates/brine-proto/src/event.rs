@@ -1,4 +1,4 @@
-//! Master event bus encoding (spec §6.2–6.3): an event is
+//! Master event bus encoding (Salt's `salt.utils.event`): an event is
 //! `tag ‖ "\n\n" ‖ file-msgpack(data)`, carried in a frame
 //! `file-msgpack({"head": {}, "body": bin(event)})`.
 

@@ -1,5 +1,4 @@
-//! Salt's wire protocol. One implementation of framing (and, with issue 3,
-//! envelopes and crypto) shared by the master, the CLIs and the load
+//! Salt's wire protocol. One implementation of framing, envelopes and crypto, shared by the master, the CLIs and the load
 //! generator.
 
 pub mod commands;

@@ -1,4 +1,4 @@
-//! msgpack values as Salt's two dialects encode and decode them (spec §2.1).
+//! msgpack values as Salt's two dialects encode and decode them.
 //!
 //! * **Network** (`salt.payload.dumps`, `use_bin_type=False`): text *and*
 //!   bytes are written as the raw/str family, and — like msgpack-python

@@ -1,4 +1,4 @@
-//! `_auth` (spec §3.4; Salt's `ReqServerChannel._auth`): decide from the
+//! `_auth` (Salt's `ReqServerChannel._auth`): decide from the
 //! key store whether the minion is pending, accepted, rejected or denied,
 //! answer with a reply signed by master.pem, and fire `salt/auth`.
 

@@ -3,7 +3,7 @@
 //! pushes events, and `master_event_pub.ipc` (mode 0660), where CLIs, the
 //! Reactor and salt-api subscribe; every subscriber gets every event.
 //!
-//! Framing (spec §6.2): each event is a msgpack map `{"head", "body"}`.
+//! Framing (Salt's `salt.utils.event`): each event is a msgpack map `{"head", "body"}`.
 //! Writers send it bare (Salt ≤ 3006.25, early 3007) or after a big-endian
 //! u32 length (3006.26+, 3007.17): detected per connection from the first
 //! byte (0x82 = a bare map of two). Subscribers cannot be asked, so the pub

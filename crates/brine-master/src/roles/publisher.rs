@@ -5,7 +5,7 @@
 //! Each publication pushed by an MWorker gets the next serial (shared
 //! counter of the AES key), is encrypted with the master AES key and, with
 //! `sign_pub_messages` (default True), signed with master.pem over the
-//! ciphertext (spec §3.6). With `zmq_filtering`, it goes out once per
+//! ciphertext (Salt's `PubServerChannel.wrap_payload`). With `zmq_filtering`, it goes out once per
 //! matched minion under `sha1(id)` topics (glob/pcre/list) or `broadcast`.
 
 use std::os::unix::fs::PermissionsExt;

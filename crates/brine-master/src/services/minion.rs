@@ -1,4 +1,4 @@
-//! What minions send besides files and the mine (spec §4.1, §4.3):
+//! What minions send besides files and the mine (Salt's `AESFuncs`):
 //! `_pillar` (compiled by [`brine_pillar`]), `_minion_event`, `_return`,
 //! `_syndic_return`, `revoke_auth`.
 

@@ -1,4 +1,4 @@
-//! `publish` (clear, from local CLIs; spec §5.1–5.3): authenticate the
+//! `publish` (clear, from local CLIs; Salt's `ClearFuncs.publish`): authenticate the
 //! user key, expand the target against accepted keys, assign a jid, store
 //! the job, fire its events and hand the publication to
 //! ZeroMQPubServerChannel over `publish_pull.ipc`.

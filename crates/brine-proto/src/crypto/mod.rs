@@ -1,4 +1,4 @@
-//! Salt's crypto (spec §3; `salt/crypt.py`), on the system libcrypto
+//! Salt's crypto (`salt/crypt.py`), on the system libcrypto
 //! through the `openssl` crate.
 //!
 //! * [`Crypticle`]: AES-192-CBC + HMAC-SHA256 under a 76-character base64
@@ -11,7 +11,7 @@
 //! Nothing here panics on hostile input: lengths, padding, MACs and
 //! encodings are checked and reported as [`CryptoError`].
 //!
-//! Where this follows Salt's code rather than the letter of the spec (§3):
+//! Where this follows Salt's code rather than its documentation:
 //!
 //! * X9.31 unpadding is libcrypto's `RSA_padding_check_X931`, quirks
 //!   included (see `x931.rs`, checked against libcrypto's own
@@ -27,7 +27,7 @@
 //!   padding byte outside 1..=16 (Salt slices blindly; only a key holder
 //!   can produce one); [`PrivateKey::from_pem`] ignores a passphrase given
 //!   for an unencrypted key (cryptography raises TypeError).
-//! * Additions beyond the brief: [`Crypticle::generate`],
+//! * Beyond what Salt's channel uses: [`Crypticle::generate`],
 //!   [`PrivateKey::to_pem_pkcs1_encrypted`] (`gen_keys` with `key_pass`),
 //!   [`PublicKey::size_bytes`], [`new_nonce`].
 
