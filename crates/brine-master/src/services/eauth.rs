@@ -19,7 +19,7 @@ use brine_proto::Value;
 use brine_py::fnmatch;
 use log::warn;
 
-use super::Services;
+use super::Ctx;
 use crate::low::error;
 
 /// Who is calling (already authorized for the function).
@@ -70,108 +70,106 @@ fn expr_match(line: &str, expr: &str) -> bool {
     fnmatch(line, expr) || regex::Regex::new(&format!(r"\A(?:{expr})\z")).is_ok_and(|r| r.is_match(line))
 }
 
-impl Services {
-    /// `runner` / `wheel`: authenticate, authorize, run.
-    pub(super) fn control(&mut self, load: &Value, form: &str) -> Vec<u8> {
-        let mut load = load.clone();
-        let fun = load.get("fun").and_then(Value::as_str).unwrap_or("").to_string();
-        let caller = match self.control_auth(&mut load, form, &fun) {
-            Ok(c) => c,
-            Err(e) => return e.to_network(),
-        };
-        for k in ["username", "password", "token", "key"] {
-            load.remove(k);
-        }
-        let reply = if form == "wheel" {
-            self.wheel(&fun, &load, &caller.username)
-        } else {
-            crate::runners::start(&self.cfg, &fun, &load, &caller.username)
-        };
-        reply.to_network()
+/// `runner` / `wheel`: authenticate, authorize, run.
+pub(super) fn control(ctx: &mut Ctx, load: &Value, form: &str) -> Vec<u8> {
+    let mut load = load.clone();
+    let fun = load.get("fun").and_then(Value::as_str).unwrap_or("").to_string();
+    let caller = match control_auth(ctx, &mut load, form, &fun) {
+        Ok(c) => c,
+        Err(e) => return e.to_network(),
+    };
+    for k in ["username", "password", "token", "key"] {
+        load.remove(k);
     }
+    let reply = if form == "wheel" {
+        super::wheel::wheel(ctx, &fun, &load, &caller.username)
+    } else {
+        crate::runners::start(&ctx.cfg, &fun, &load, &caller.username)
+    };
+    reply.to_network()
+}
 
-    fn control_auth(&mut self, load: &mut Value, form: &str, fun: &str) -> Result<Caller, Value> {
-        if load.get("token").is_some() {
-            warn!("{form} {fun}: token authentication is not implemented in Brine (no mk_token); refused");
-            return Err(error(
+fn control_auth(ctx: &mut Ctx, load: &mut Value, form: &str, fun: &str) -> Result<Caller, Value> {
+    if load.get("token").is_some() {
+        warn!("{form} {fun}: token authentication is not implemented in Brine (no mk_token); refused");
+        return Err(error(
                 "TokenAuthenticationError",
                 "Authentication failure of type \"token\" occurred. (Brine does not issue or accept eauth tokens; use --eauth with credentials or the master's user key.)",
             ));
-        }
-        if let Some(eauth) = load.get("eauth").and_then(Value::as_str).map(String::from) {
-            let username = load
-                .get("username")
-                .and_then(Value::as_str)
-                .unwrap_or("UNKNOWN")
-                .to_string();
-            let fail = |why: &str| {
-                warn!("{form} {fun}: eauth {eauth:?} for {username:?} refused: {why}");
-                error(
-                    "EauthAuthenticationError",
-                    &format!("Authentication failure of type \"eauth\" occurred for user {username}."),
-                )
-            };
-            let Some(Json::Object(backend)) = self.cfg.get("external_auth").and_then(|e| e.get(&eauth)).cloned() else {
-                return Err(fail("not in external_auth"));
-            };
-            if eauth != "auto" {
-                warn!("{form} {fun}: eauth backend {eauth:?} is not available in Brine (only \"auto\")");
-                return Err(error(
+    }
+    if let Some(eauth) = load.get("eauth").and_then(Value::as_str).map(String::from) {
+        let username = load
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or("UNKNOWN")
+            .to_string();
+        let fail = |why: &str| {
+            warn!("{form} {fun}: eauth {eauth:?} for {username:?} refused: {why}");
+            error(
+                "EauthAuthenticationError",
+                &format!("Authentication failure of type \"eauth\" occurred for user {username}."),
+            )
+        };
+        let Some(Json::Object(backend)) = ctx.cfg.get("external_auth").and_then(|e| e.get(&eauth)).cloned() else {
+            return Err(fail("not in external_auth"));
+        };
+        if eauth != "auto" {
+            warn!("{form} {fun}: eauth backend {eauth:?} is not available in Brine (only \"auto\")");
+            return Err(error(
                     "EauthAuthenticationError",
                     &format!(
                         "Authentication failure of type \"eauth\" occurred for user {username}. (Brine does not implement the {eauth:?} eauth backend; only \"auto\".)"
                     ),
                 ));
+        }
+        if !(backend.contains_key(&username) || backend.contains_key("*")) {
+            return Err(fail("user not in the eauth ACL"));
+        }
+        // fill_auth_list (no groups: the auto backend has none).
+        let permissive = ctx.cfg.get_bool("permissive_acl").unwrap_or(false);
+        let mut auth_list = Vec::new();
+        let mut name_matched = false;
+        for (m, entries) in &backend {
+            if m == "*" && !permissive || m.ends_with('%') {
+                continue;
             }
-            if !(backend.contains_key(&username) || backend.contains_key("*")) {
-                return Err(fail("user not in the eauth ACL"));
-            }
-            // fill_auth_list (no groups: the auto backend has none).
-            let permissive = self.cfg.get_bool("permissive_acl").unwrap_or(false);
-            let mut auth_list = Vec::new();
-            let mut name_matched = false;
-            for (m, entries) in &backend {
-                if m == "*" && !permissive || m.ends_with('%') {
-                    continue;
-                }
-                if expr_match(&username, m) {
-                    name_matched = true;
-                    if let Json::Array(a) = entries {
-                        auth_list.extend(a.iter().cloned());
-                    }
-                }
-            }
-            if !permissive && !name_matched {
-                if let Some(Json::Array(a)) = backend.get("*") {
+            if expr_match(&username, m) {
+                name_matched = true;
+                if let Json::Array(a) = entries {
                     auth_list.extend(a.iter().cloned());
                 }
             }
-            if !spec_check(&auth_list, fun, form) {
-                warn!("{form} {fun}: {username:?} is not allowed by the eauth ACL");
-                return Err(error(
-                    "EauthAuthenticationError",
-                    &format!("Authentication failure of type \"eauth\" occurred for user {username}."),
-                ));
-            }
-            return Ok(Caller { username });
         }
-        // A user key, as `publish` checks it.
-        let key = load.get("key").and_then(Value::as_str).unwrap_or("").to_string();
-        let user = load.get("user").and_then(Value::as_str).unwrap_or("root").to_string();
-        if !self.user_key_ok(&user, &key) {
-            warn!("{form} {fun} from user {user:?} refused: bad or missing key");
+        if !permissive && !name_matched {
+            if let Some(Json::Array(a)) = backend.get("*") {
+                auth_list.extend(a.iter().cloned());
+            }
+        }
+        if !spec_check(&auth_list, fun, form) {
+            warn!("{form} {fun}: {username:?} is not allowed by the eauth ACL");
             return Err(error(
-                "UserAuthenticationError",
-                "Authentication failure of type \"user\" occurred",
+                "EauthAuthenticationError",
+                &format!("Authentication failure of type \"eauth\" occurred for user {username}."),
             ));
         }
-        let username = if user.starts_with("sudo_") {
-            self.cfg.user.clone()
-        } else {
-            user
-        };
-        Ok(Caller { username })
+        return Ok(Caller { username });
     }
+    // A user key, as `publish` checks it.
+    let key = load.get("key").and_then(Value::as_str).unwrap_or("").to_string();
+    let user = load.get("user").and_then(Value::as_str).unwrap_or("root").to_string();
+    if !super::publish::user_key_ok(ctx, &user, &key) {
+        warn!("{form} {fun} from user {user:?} refused: bad or missing key");
+        return Err(error(
+            "UserAuthenticationError",
+            "Authentication failure of type \"user\" occurred",
+        ));
+    }
+    let username = if user.starts_with("sudo_") {
+        ctx.cfg.user.clone()
+    } else {
+        user
+    };
+    Ok(Caller { username })
 }
 #[cfg(test)]
 mod tests {

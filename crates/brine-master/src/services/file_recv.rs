@@ -17,7 +17,7 @@ use brine_keys::MinionId;
 use brine_proto::Value;
 use log::{error, warn};
 
-use super::Services;
+use super::Ctx;
 use brine_fileserver::py;
 
 /// What `_file_recv` needs from the master's options.
@@ -39,24 +39,22 @@ pub(crate) enum Refused {
     Raised(String),
 }
 
-impl Services {
-    pub(super) fn file_recv(&self, id: &MinionId, load: &Value) -> Value {
-        let opts = RecvOpts {
-            enabled: self.cfg.get_bool("file_recv").unwrap_or(false),
-            max_mib: self.cfg.get_i64("file_recv_max_size").unwrap_or(100),
-            follow_symlinks: self.cfg.get_bool("fileserver_followsymlinks").unwrap_or(true),
-        };
-        let root = self.cfg.cachedir.join("minions").join(id).join("files");
-        match receive(&opts, &root, load) {
-            Ok(()) => Value::Bool(true),
-            Err(Refused::No(why)) => {
-                warn!("{id}: _file_recv refused: {why}");
-                Value::Bool(false)
-            }
-            Err(Refused::Raised(why)) => {
-                error!("{id}: _file_recv failed (answered \"\" as Salt does): {why}");
-                Value::from("")
-            }
+pub(super) fn file_recv(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+    let opts = RecvOpts {
+        enabled: ctx.cfg.get_bool("file_recv").unwrap_or(false),
+        max_mib: ctx.cfg.get_i64("file_recv_max_size").unwrap_or(100),
+        follow_symlinks: ctx.cfg.get_bool("fileserver_followsymlinks").unwrap_or(true),
+    };
+    let root = ctx.cfg.cachedir.join("minions").join(id).join("files");
+    match receive(&opts, &root, load) {
+        Ok(()) => Value::Bool(true),
+        Err(Refused::No(why)) => {
+            warn!("{id}: _file_recv refused: {why}");
+            Value::Bool(false)
+        }
+        Err(Refused::Raised(why)) => {
+            error!("{id}: _file_recv failed (answered \"\" as Salt does): {why}");
+            Value::from("")
         }
     }
 }

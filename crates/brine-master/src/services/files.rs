@@ -12,8 +12,8 @@ use brine_proto::Value;
 use brine_py::truthy;
 use log::warn;
 
-use super::Services;
-use brine_fileserver::{Form, FsError};
+use super::Ctx;
+use brine_fileserver::{Fileserver, Form, FsError};
 
 /// The options `_master_opts` sends (besides `file_roots`), in Salt's
 /// order; the first three are all an `env_only` request gets.
@@ -33,53 +33,50 @@ const STATE_OPTS: [&str; 12] = [
     "jinja_trim_blocks",
 ];
 
-impl Services {
-    /// One fileserver command from minion `id`.
-    pub(super) fn file_cmd(&mut self, cmd: AesCmd, id: &MinionId, load: &Value) -> Value {
-        match cmd {
-            AesCmd::MasterOpts => return self.master_opts(load),
-            // Salt runs the configured master_tops modules; Brine has none
-            // (Fileserver::new warns when master_tops is set), so `{}`.
-            AesCmd::MasterTops => return Value::Map(Vec::new()),
-            _ => {}
-        }
-        let fs = &mut self.files;
-        let ret: Result<Value, FsError> = match cmd {
-            AesCmd::FileEnvs => Ok(fs.file_envs(load)),
-            AesCmd::FileList => fs.file_list(id, load, Form::Files),
-            AesCmd::FileListEmptydirs => fs.file_list(id, load, Form::EmptyDirs),
-            AesCmd::DirList => fs.file_list(id, load, Form::Dirs),
-            AesCmd::SymlinkList => fs.symlink_list(id, load),
-            AesCmd::FileFind => fs.file_find(id, load),
-            AesCmd::FileHash => fs.file_hash(id, load),
-            AesCmd::FileHashAndStat => fs.file_hash_and_stat(id, load),
-            AesCmd::ServeFile => fs.serve_file(id, load),
-            other => {
-                warn!("{id}: {} is not a fileserver command", other.as_str());
-                Ok(Value::Map(Vec::new()))
-            }
-        };
-        ret.unwrap_or_else(|e| {
-            warn!("{id}: {} failed (answered \"\" as Salt does): {e}", cmd.as_str());
-            Value::from("")
-        })
+/// One fileserver command from minion `id`.
+pub(super) fn file_cmd(ctx: &Ctx, files: &mut Fileserver, cmd: AesCmd, id: &MinionId, load: &Value) -> Value {
+    match cmd {
+        AesCmd::MasterOpts => return master_opts(ctx, files, load),
+        // Salt runs the configured master_tops modules; Brine has none
+        // (Fileserver::new warns when master_tops is set), so `{}`.
+        AesCmd::MasterTops => return Value::Map(Vec::new()),
+        _ => {}
     }
+    let fs = files;
+    let ret: Result<Value, FsError> = match cmd {
+        AesCmd::FileEnvs => Ok(fs.file_envs(load)),
+        AesCmd::FileList => fs.file_list(id, load, Form::Files),
+        AesCmd::FileListEmptydirs => fs.file_list(id, load, Form::EmptyDirs),
+        AesCmd::DirList => fs.file_list(id, load, Form::Dirs),
+        AesCmd::SymlinkList => fs.symlink_list(id, load),
+        AesCmd::FileFind => fs.file_find(id, load),
+        AesCmd::FileHash => fs.file_hash(id, load),
+        AesCmd::FileHashAndStat => fs.file_hash_and_stat(id, load),
+        AesCmd::ServeFile => fs.serve_file(id, load),
+        other => {
+            warn!("{id}: {} is not a fileserver command", other.as_str());
+            Ok(Value::Map(Vec::new()))
+        }
+    };
+    ret.unwrap_or_else(|e| {
+        warn!("{id}: {} failed (answered \"\" as Salt does): {e}", cmd.as_str());
+        Value::from("")
+    })
+}
 
-    /// `_master_opts`: what a minion's `state.apply` needs from the
-    /// master's options; `file_roots` has each saltenv with no paths.
-    fn master_opts(&self, load: &Value) -> Value {
-        let opt = |k: &str| self.cfg.get(k).map_or(Value::Nil, from_json);
-        let roots = self
-            .files
-            .envs()
-            .into_iter()
-            .map(|e| (Value::from(e), Value::Array(Vec::new())));
-        let mut m = vec![(Value::from("file_roots"), Value::Map(roots.collect()))];
-        m.extend(ENV_OPTS.iter().map(|k| (Value::from(*k), opt(k))));
-        if load.get("env_only").is_some_and(truthy) {
-            return Value::Map(m);
-        }
-        m.extend(STATE_OPTS.iter().map(|k| (Value::from(*k), opt(k))));
-        Value::Map(m)
+/// `_master_opts`: what a minion's `state.apply` needs from the
+/// master's options; `file_roots` has each saltenv with no paths.
+fn master_opts(ctx: &Ctx, files: &Fileserver, load: &Value) -> Value {
+    let opt = |k: &str| ctx.cfg.get(k).map_or(Value::Nil, from_json);
+    let roots = files
+        .envs()
+        .into_iter()
+        .map(|e| (Value::from(e), Value::Array(Vec::new())));
+    let mut m = vec![(Value::from("file_roots"), Value::Map(roots.collect()))];
+    m.extend(ENV_OPTS.iter().map(|k| (Value::from(*k), opt(k))));
+    if load.get("env_only").is_some_and(truthy) {
+        return Value::Map(m);
     }
+    m.extend(STATE_OPTS.iter().map(|k| (Value::from(*k), opt(k))));
+    Value::Map(m)
 }

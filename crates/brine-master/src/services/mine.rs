@@ -5,30 +5,28 @@ use brine_keys::{KeyState, KeyStore, MinionId};
 use brine_proto::Value;
 use log::warn;
 
-use super::Services;
+use super::Ctx;
 
-impl Services {
-    /// `_mine`.
-    pub(super) fn mine(&mut self, id: &MinionId, load: &Value) -> Value {
-        brine_mine::store(&self.cfg, id, load)
-    }
+/// `_mine`.
+pub(super) fn mine(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+    brine_mine::store(&ctx.cfg, id, load)
+}
 
-    /// `_mine_get`.
-    pub(super) fn mine_get(&mut self, id: &MinionId, load: &Value) -> Value {
-        let accepted = self.keys.list(KeyState::Accepted).unwrap_or_else(|e| {
-            warn!("cannot list the accepted keys: {e}");
-            Vec::new()
-        });
-        brine_mine::get(&self.cfg, accepted, id, load)
-    }
+/// `_mine_get`.
+pub(super) fn mine_get(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+    let accepted = ctx.keys.list(KeyState::Accepted).unwrap_or_else(|e| {
+        warn!("cannot list the accepted keys: {e}");
+        Vec::new()
+    });
+    brine_mine::get(&ctx.cfg, accepted, id, load)
+}
 
-    /// `_mine_delete`.
-    pub(super) fn mine_delete(&mut self, id: &MinionId, load: &Value) -> Value {
-        brine_mine::delete(&self.cfg, id, load)
-    }
+/// `_mine_delete`.
+pub(super) fn mine_delete(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+    brine_mine::delete(&ctx.cfg, id, load)
+}
 
-    /// `_mine_flush`.
-    pub(super) fn mine_flush(&mut self, id: &MinionId, load: &Value) -> Value {
-        brine_mine::flush(&self.cfg, id, load)
-    }
+/// `_mine_flush`.
+pub(super) fn mine_flush(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+    brine_mine::flush(&ctx.cfg, id, load)
 }

@@ -8,7 +8,7 @@ use brine_keys::{KeyState, Match, MinionId};
 use brine_proto::Value;
 use log::{debug, info, warn};
 
-use super::Services;
+use super::Ctx;
 
 /// Tags a minion may not fire through `_minion_event`'s list form (fnmatch).
 const BLOCKED_TAGS: [&str; 10] = [
@@ -24,163 +24,157 @@ const BLOCKED_TAGS: [&str; 10] = [
     "salt/auth",
 ];
 
-impl Services {
-    /// `_pillar`: the minion's compiled pillar; stores grains and
-    /// pillar in the minion data cache when `minion_data_cache` (default on).
-    pub(super) fn pillar(&mut self, id: &MinionId, load: &mut Value) -> Value {
-        let Some(mut grains) = load.get("grains").cloned().filter(Value::is_map) else {
-            return Value::Map(Vec::new());
-        };
-        grains.set("id", Value::from(id));
-        let pillar = brine_pillar::compile(&self.cfg, id, &grains, load);
-        if self.cfg.get_bool("minion_data_cache").unwrap_or(true) {
-            let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
-            let path = self.cfg.cachedir.join("minions").join(id).join("data.p");
-            if let Err(e) = write_p(&path, &data) {
-                warn!("cannot write the minion data cache {}: {e}", path.display());
-            }
-            if self.cfg.get_bool("minion_data_cache_events").unwrap_or(false) {
-                let ev = Value::map([("Minion data cache refresh", Value::from(id))]);
-                let _ = self.events.fire(&format!("minion/refresh/{id}"), &ev);
-            }
+/// `_pillar`: the minion's compiled pillar; stores grains and
+/// pillar in the minion data cache when `minion_data_cache` (default on).
+pub(super) fn pillar(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Value {
+    let Some(mut grains) = load.get("grains").cloned().filter(Value::is_map) else {
+        return Value::Map(Vec::new());
+    };
+    grains.set("id", Value::from(id));
+    let pillar = brine_pillar::compile(&ctx.cfg, id, &grains, load);
+    if ctx.cfg.get_bool("minion_data_cache").unwrap_or(true) {
+        let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
+        let path = ctx.cfg.cachedir.join("minions").join(id).join("data.p");
+        if let Err(e) = write_p(&path, &data) {
+            warn!("cannot write the minion data cache {}: {e}", path.display());
         }
-        pillar
+        if ctx.cfg.get_bool("minion_data_cache_events").unwrap_or(false) {
+            let ev = Value::map([("Minion data cache refresh", Value::from(id))]);
+            let _ = ctx.events.fire(&format!("minion/refresh/{id}"), &ev);
+        }
     }
-
-    /// `revoke_auth` (`saltutil.revoke_auth`): the minion's own key is
-    /// deleted as `salt-key -d` would (a `salt/key` event, its data cache
-    /// dropped, the AES key rotated when `rotate_aes_key`), if
-    /// `allow_minion_key_revoke` (default on); otherwise the load comes
-    /// back, as Salt answers.
-    pub(super) fn revoke_auth(&mut self, id: &MinionId, load: &Value) -> Value {
-        if !self.cfg.get_bool("allow_minion_key_revoke").unwrap_or(true) {
-            warn!("Minion {id} requested key revoke, but allow_minion_key_revoke is set to False");
-            return load.clone();
-        }
-        // Its own key in whatever status, by name (not as a glob).
-        let own = KeyState::ALL.map(|s| (s.dir().to_string(), vec![id.to_string()]));
-        let out = self.key_ops().delete_key(&mut self.events, &Match::Dict(own.to_vec()));
-        if !out.changed.is_empty() {
-            info!("{id} revoked its own key");
-        }
-        for e in &out.errors {
-            warn!("{id}: revoke_auth: {e}");
-        }
-        Value::Bool(true)
-    }
-
-    /// `_minion_event`: re-fire a minion's events on the master bus.
-    pub(super) fn minion_event(&mut self, id: &MinionId, load: &Value) -> Value {
-        if let Some(Value::Array(events)) = load.get("events") {
-            let pretag = load.get("pretag").and_then(Value::as_str).map(String::from);
-            for ev in events {
-                let Some(tag) = ev.get("tag").and_then(Value::as_str) else {
-                    continue;
-                };
-                if BLOCKED_TAGS.iter().any(|p| brine_py::fnmatch(tag, p)) {
-                    warn!("{id}: minion event {tag} refused (reserved tag)");
-                    continue;
-                }
-                let data = ev.get("data").cloned().unwrap_or_else(|| ev.clone());
-                let _ = self.events.fire(tag, &data);
-                if let Some(pre) = &pretag {
-                    let _ = self.events.fire(&format!("{pre}/{tag}"), &data);
-                }
-            }
-        } else if let (Some(tag), Some(_)) = (load.get("tag").and_then(Value::as_str), load.get("data")) {
-            debug!("{id}: event {tag}");
-            let tag = tag.to_string();
-            let _ = self.events.fire(&tag, load);
-        }
-        Value::Nil
-    }
+    pillar
 }
 
-impl Services {
-    /// `_return` (Salt's `store_job`): fire `salt/job/<jid>/ret/<id>` and
-    /// store the return in the job cache (once per minion).
-    pub(super) fn job_return(&mut self, id: &MinionId, load: &mut Value) -> Value {
-        let Some(jid) = load.get("jid").and_then(Value::as_str).map(String::from) else {
-            warn!("{id}: return without a jid");
-            return Value::Nil;
-        };
-        if load.get("return").is_none() {
-            warn!("{id}: return for {jid} without a return value");
-            return Value::Nil;
-        }
-        let Some(jid) = Jid::parse(&jid) else {
-            warn!("{id}: return with an invalid jid {jid:?}");
-            return Value::Nil;
-        };
-        // As Salt's store_job: a valid jid the cache does not know yet is
-        // created (prep_jid with the passed jid), not dropped; store_return
-        // makes the directory when missing.
-        load.set("id", Value::from(id));
-        let _ = self.events.fire(&format!("salt/job/{jid}/ret/{id}"), load);
-        if self.cfg.get_bool("job_cache").unwrap_or(true) {
-            if let Err(e) = self.jobs.store_return(&jid, id, load) {
-                warn!("cannot store the return of {id} for {jid}: {e}");
-            }
-        }
-        Value::Nil
+/// `revoke_auth` (`saltutil.revoke_auth`): the minion's own key is
+/// deleted as `salt-key -d` would (a `salt/key` event, its data cache
+/// dropped, the AES key rotated when `rotate_aes_key`), if
+/// `allow_minion_key_revoke` (default on); otherwise the load comes
+/// back, as Salt answers.
+pub(super) fn revoke_auth(ctx: &mut Ctx, id: &MinionId, load: &Value) -> Value {
+    if !ctx.cfg.get_bool("allow_minion_key_revoke").unwrap_or(true) {
+        warn!("Minion {id} requested key revoke, but allow_minion_key_revoke is set to False");
+        return load.clone();
     }
+    // Its own key in whatever status, by name (not as a glob).
+    let own = KeyState::ALL.map(|s| (s.dir().to_string(), vec![id.to_string()]));
+    let out = super::wheel::key_ops(ctx).delete_key(&mut ctx.events, &Match::Dict(own.to_vec()));
+    if !out.changed.is_empty() {
+        info!("{id} revoked its own key");
+    }
+    for e in &out.errors {
+        warn!("{id}: revoke_auth: {e}");
+    }
+    Value::Bool(true)
 }
 
-impl Services {
-    /// `_syndic_return`: a syndic's aggregated returns, each re-dispatched
-    /// as the `_return` of the minion below it (Salt's `_syndic_return`).
-    pub(super) fn syndic_return(&mut self, load: &Value) -> Value {
-        let loads: Vec<Value> = match load.get("load") {
-            Some(Value::Array(items)) => items.clone(),
-            _ => vec![load.clone()],
+/// `_minion_event`: re-fire a minion's events on the master bus.
+pub(super) fn minion_event(ctx: &mut Ctx, id: &MinionId, load: &Value) -> Value {
+    if let Some(Value::Array(events)) = load.get("events") {
+        let pretag = load.get("pretag").and_then(Value::as_str).map(String::from);
+        for ev in events {
+            let Some(tag) = ev.get("tag").and_then(Value::as_str) else {
+                continue;
+            };
+            if BLOCKED_TAGS.iter().any(|p| brine_py::fnmatch(tag, p)) {
+                warn!("{id}: minion event {tag} refused (reserved tag)");
+                continue;
+            }
+            let data = ev.get("data").cloned().unwrap_or_else(|| ev.clone());
+            let _ = ctx.events.fire(tag, &data);
+            if let Some(pre) = &pretag {
+                let _ = ctx.events.fire(&format!("{pre}/{tag}"), &data);
+            }
+        }
+    } else if let (Some(tag), Some(_)) = (load.get("tag").and_then(Value::as_str), load.get("data")) {
+        debug!("{id}: event {tag}");
+        let tag = tag.to_string();
+        let _ = ctx.events.fire(&tag, load);
+    }
+    Value::Nil
+}
+
+/// `_return` (Salt's `store_job`): fire `salt/job/<jid>/ret/<id>` and
+/// store the return in the job cache (once per minion).
+pub(super) fn job_return(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Value {
+    let Some(jid) = load.get("jid").and_then(Value::as_str).map(String::from) else {
+        warn!("{id}: return without a jid");
+        return Value::Nil;
+    };
+    if load.get("return").is_none() {
+        warn!("{id}: return for {jid} without a return value");
+        return Value::Nil;
+    }
+    let Some(jid) = Jid::parse(&jid) else {
+        warn!("{id}: return with an invalid jid {jid:?}");
+        return Value::Nil;
+    };
+    // As Salt's store_job: a valid jid the cache does not know yet is
+    // created (prep_jid with the passed jid), not dropped; store_return
+    // makes the directory when missing.
+    load.set("id", Value::from(id));
+    let _ = ctx.events.fire(&format!("salt/job/{jid}/ret/{id}"), load);
+    if ctx.cfg.get_bool("job_cache").unwrap_or(true) {
+        if let Err(e) = ctx.jobs.store_return(&jid, id, load) {
+            warn!("cannot store the return of {id} for {jid}: {e}");
+        }
+    }
+    Value::Nil
+}
+
+/// `_syndic_return`: a syndic's aggregated returns, each re-dispatched
+/// as the `_return` of the minion below it (Salt's `_syndic_return`).
+pub(super) fn syndic_return(ctx: &mut Ctx, load: &Value) -> Value {
+    let loads: Vec<Value> = match load.get("load") {
+        Some(Value::Array(items)) => items.clone(),
+        _ => vec![load.clone()],
+    };
+    for l in loads {
+        let (Some(jid), Some(syndic), Some(Value::Map(returns))) = (
+            l.get("jid").and_then(Value::as_str),
+            l.get("id").and_then(Value::as_str),
+            l.get("return"),
+        ) else {
+            continue;
         };
-        for l in loads {
-            let (Some(jid), Some(syndic), Some(Value::Map(returns))) = (
-                l.get("jid").and_then(Value::as_str),
-                l.get("id").and_then(Value::as_str),
-                l.get("return"),
-            ) else {
-                continue;
-            };
-            let Some(jid) = Jid::parse(jid) else {
-                continue;
-            };
-            if let Some(job) = l.get("load").filter(|j| j.is_map()) {
-                if self.jobs.load(&jid).is_none() {
-                    if let Err(e) = self.jobs.save_load(&jid, job, &[]) {
-                        warn!("cannot save the syndic job {jid}: {e}");
-                    }
+        let Some(jid) = Jid::parse(jid) else {
+            continue;
+        };
+        if let Some(job) = l.get("load").filter(|j| j.is_map()) {
+            if ctx.jobs.load(&jid).is_none() {
+                if let Err(e) = ctx.jobs.save_load(&jid, job, &[]) {
+                    warn!("cannot save the syndic job {jid}: {e}");
                 }
             }
-            let root = self.cfg.cachedir.join("syndics");
-            if brine_keys::valid_id(&root, syndic) && !root.join(syndic).exists() {
-                let _ = write_atomic(&root.join(syndic), b"", 0o644);
-            }
-            for (minion, item) in returns {
-                let Some(minion) = minion
-                    .as_str()
-                    .and_then(|m| MinionId::new(&self.cfg.pki_dir, m))
-                    .filter(|_| item.is_map())
-                else {
-                    warn!("syndic {syndic:?}: return for invalid id {minion:?} dropped");
-                    continue;
-                };
-                let mut ret = Value::map([("jid", Value::from(&jid)), ("id", Value::from(&minion))]);
-                if let Value::Map(fields) = item {
-                    for (k, v) in fields {
-                        if let Some(k) = k.as_str() {
-                            ret.set(k, v.clone());
-                        }
-                    }
-                }
-                for k in ["master_id", "fun", "fun_args", "out", "sig"] {
-                    if let Some(v) = l.get(k) {
+        }
+        let root = ctx.cfg.cachedir.join("syndics");
+        if brine_keys::valid_id(&root, syndic) && !root.join(syndic).exists() {
+            let _ = write_atomic(&root.join(syndic), b"", 0o644);
+        }
+        for (minion, item) in returns {
+            let Some(minion) = minion
+                .as_str()
+                .and_then(|m| MinionId::new(&ctx.cfg.pki_dir, m))
+                .filter(|_| item.is_map())
+            else {
+                warn!("syndic {syndic:?}: return for invalid id {minion:?} dropped");
+                continue;
+            };
+            let mut ret = Value::map([("jid", Value::from(&jid)), ("id", Value::from(&minion))]);
+            if let Value::Map(fields) = item {
+                for (k, v) in fields {
+                    if let Some(k) = k.as_str() {
                         ret.set(k, v.clone());
                     }
                 }
-                self.job_return(&minion, &mut ret);
             }
+            for k in ["master_id", "fun", "fun_args", "out", "sig"] {
+                if let Some(v) = l.get(k) {
+                    ret.set(k, v.clone());
+                }
+            }
+            job_return(ctx, &minion, &mut ret);
         }
-        Value::Nil
     }
+    Value::Nil
 }

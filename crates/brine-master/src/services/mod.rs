@@ -12,8 +12,12 @@
 //! * [`eauth`]: who may call `runner` and `wheel`; [`wheel`]: the wheel
 //!   functions (runner functions are [`crate::runners`]).
 //!
-//! A function gets the minion id the channel verified (for AES commands)
-//! and the load; it answers with the value Salt's function returns.
+//! Each family is a module of functions, not a method of one big struct:
+//! a function takes the shared [`Ctx`] (options, keys, event bus, job
+//! cache), what its family owns alone (the fileserver, the publish
+//! socket), the minion id the channel verified (for AES commands) and the
+//! load, and answers with the value Salt's function returns. [`Services`]
+//! is only the dispatch table from typed commands to those functions.
 
 mod eauth;
 mod file_recv;
@@ -43,15 +47,36 @@ pub enum Reply {
     Private(Value),
 }
 
-/// The master's functions, with what they work on: one per MWorker.
+/// What every family of commands works with: the options, the key store,
+/// the event bus and the job cache. Each family's functions take it (and
+/// only what else they own) explicitly.
+pub struct Ctx {
+    pub cfg: Rc<MasterConfig>,
+    pub keys: FsKeyStore,
+    pub events: EventSender,
+    pub jobs: Box<dyn JobCache + Send>,
+}
+
+impl Ctx {
+    pub fn new(cfg: Rc<MasterConfig>) -> Ctx {
+        Ctx {
+            keys: FsKeyStore::new(&cfg.pki_dir),
+            events: EventSender::new(&cfg.sock_dir),
+            jobs: crate::backends::job_cache(&cfg),
+            cfg,
+        }
+    }
+}
+
+/// One MWorker's dispatch table: a typed command to the function of its
+/// family, with the shared [`Ctx`] and what that family owns alone (the
+/// fileserver's caches; the PUSH socket publications leave by).
 pub struct Services {
-    cfg: Rc<MasterConfig>,
-    keys: FsKeyStore,
-    events: EventSender,
-    jobs: Box<dyn JobCache + Send>,
-    /// The `roots` fileserver (`file_roots`).
+    ctx: Ctx,
+    /// The `roots` fileserver (`file_roots`), for [`files`].
     files: Fileserver,
-    /// PUSH to ZeroMQPubServerChannel's `publish_pull.ipc`.
+    /// PUSH to ZeroMQPubServerChannel's `publish_pull.ipc`, for
+    /// [`publish`] and [`peer`].
     push: zmq::Socket,
 }
 
@@ -62,21 +87,18 @@ impl Services {
         push.connect(&format!("ipc://{}", cfg.sock_dir.join("publish_pull.ipc").display()))
             .map_err(|e| e.to_string())?;
         Ok(Services {
-            keys: FsKeyStore::new(&cfg.pki_dir),
-            events: EventSender::new(&cfg.sock_dir),
-            jobs: crate::backends::job_cache(&cfg),
             files: Fileserver::new(&cfg),
+            ctx: Ctx::new(cfg),
             push,
-            cfg,
         })
     }
 
     /// A clear command other than `_auth` (which the channel answers).
     pub fn clear(&mut self, cmd: ClearCmd, load: &Value) -> Result<Vec<u8>, String> {
         match cmd {
-            ClearCmd::Publish => self.publish(load),
-            ClearCmd::Runner => Ok(self.control(load, "runner")),
-            ClearCmd::Wheel => Ok(self.control(load, "wheel")),
+            ClearCmd::Publish => publish::publish(&mut self.ctx, &self.push, load),
+            ClearCmd::Runner => Ok(eauth::control(&mut self.ctx, load, "runner")),
+            ClearCmd::Wheel => Ok(eauth::control(&mut self.ctx, load, "wheel")),
             // Salt's `ping` sends the load back.
             ClearCmd::Ping => Ok(load.to_network()),
             // Brine issues no eauth tokens: Salt's answers for a failed
@@ -92,13 +114,14 @@ impl Services {
 
     /// An AES command from the minion `id`.
     pub fn aes(&mut self, cmd: AesCmd, id: &MinionId, load: &mut Value) -> Reply {
+        let ctx = &mut self.ctx;
         match cmd {
-            AesCmd::Pillar => Reply::Private(self.pillar(id, load)),
-            AesCmd::MinionEvent => Reply::Send(self.minion_event(id, load)),
-            AesCmd::Mine => Reply::Send(self.mine(id, load)),
-            AesCmd::MineGet => Reply::Send(self.mine_get(id, load)),
-            AesCmd::MineDelete => Reply::Send(self.mine_delete(id, load)),
-            AesCmd::MineFlush => Reply::Send(self.mine_flush(id, load)),
+            AesCmd::Pillar => Reply::Private(minion::pillar(ctx, id, load)),
+            AesCmd::MinionEvent => Reply::Send(minion::minion_event(ctx, id, load)),
+            AesCmd::Mine => Reply::Send(mine::mine(ctx, id, load)),
+            AesCmd::MineGet => Reply::Send(mine::mine_get(ctx, id, load)),
+            AesCmd::MineDelete => Reply::Send(mine::mine_delete(ctx, id, load)),
+            AesCmd::MineFlush => Reply::Send(mine::mine_flush(ctx, id, load)),
             AesCmd::MasterOpts
             | AesCmd::MasterTops
             | AesCmd::FileEnvs
@@ -109,12 +132,12 @@ impl Services {
             | AesCmd::FileFind
             | AesCmd::FileHash
             | AesCmd::FileHashAndStat
-            | AesCmd::ServeFile => Reply::Send(self.file_cmd(cmd, id, load)),
-            AesCmd::FileRecv => Reply::Send(self.file_recv(id, load)),
-            AesCmd::RevokeAuth => Reply::Send(self.revoke_auth(id, load)),
-            AesCmd::MinionPub => Reply::Send(self.minion_pub(id, load)),
-            AesCmd::PubRet => Reply::Send(self.pub_ret(id, load)),
-            AesCmd::MinionRunner => Reply::Send(self.minion_runner(id, load)),
+            | AesCmd::ServeFile => Reply::Send(files::file_cmd(ctx, &mut self.files, cmd, id, load)),
+            AesCmd::FileRecv => Reply::Send(file_recv::file_recv(ctx, id, load)),
+            AesCmd::RevokeAuth => Reply::Send(minion::revoke_auth(ctx, id, load)),
+            AesCmd::MinionPub => Reply::Send(peer::minion_pub(ctx, &self.push, id, load)),
+            AesCmd::PubRet => Reply::Send(peer::pub_ret(ctx, id, load)),
+            AesCmd::MinionRunner => Reply::Send(peer::minion_runner(ctx, id, load)),
             AesCmd::MinionPublish => {
                 // Sent by no current minion (publish.* use minion_pub and
                 // pub_ret); Salt's would hold this MWorker until the job's
@@ -122,8 +145,8 @@ impl Services {
                 warn!("{id}: minion_publish is not implemented by Brine (publish.publish uses minion_pub)");
                 Reply::Send(Value::Map(Vec::new()))
             }
-            AesCmd::Return => Reply::Send(self.job_return(id, load)),
-            AesCmd::SyndicReturn => Reply::Send(self.syndic_return(load)),
+            AesCmd::Return => Reply::Send(minion::job_return(ctx, id, load)),
+            AesCmd::SyndicReturn => Reply::Send(minion::syndic_return(ctx, load)),
             other => {
                 debug!("{id}: AES command {} is not served yet", other.as_str());
                 Reply::Send(Value::Map(Vec::new()))

@@ -22,7 +22,7 @@ use brine_py::parse_input;
 use log::{info, warn};
 use serde_json::Value as Json;
 
-use super::Services;
+use super::Ctx;
 use brine_targeting::{CkMinions, PyRegex};
 
 /// Salt's `match_check`: every function (a name or a list of names)
@@ -145,236 +145,234 @@ fn auth_check(ck: &CkMinions, perms: &[Json], funs: &Value, args: &Value, tgt: &
     false
 }
 
-impl Services {
-    /// Salt's `__verify_minion_publish`; `Err` where Salt's raises.
-    fn verify_minion_publish(&self, ck: &CkMinions, id: &MinionId, load: &Value) -> Result<bool, String> {
-        let Some(Json::Object(peer)) = self.cfg.get("peer") else {
-            return Ok(false);
+/// Salt's `__verify_minion_publish`; `Err` where Salt's raises.
+fn verify_minion_publish(ctx: &Ctx, ck: &CkMinions, id: &MinionId, load: &Value) -> Result<bool, String> {
+    let Some(Json::Object(peer)) = ctx.cfg.get("peer") else {
+        return Ok(false);
+    };
+    if ["fun", "arg", "tgt", "ret", "id"].iter().any(|k| load.get(k).is_none()) {
+        return Ok(false);
+    }
+    let fun = match load.get("fun") {
+        Some(Value::Str(f)) => f.clone(),
+        other => return Err(format!("fun {other:?} is not text")),
+    };
+    if fun.starts_with("publish.") {
+        return Ok(false);
+    }
+    let mut perms: Vec<Json> = Vec::new();
+    for (pattern, funcs) in peer {
+        let hit = PyRegex::new(pattern).map_err(|e| e.to_string())?.matches(id);
+        if let (true, Json::Array(list)) = (hit, funcs) {
+            perms.extend(list.iter().cloned());
+        }
+    }
+    // The comma form: several functions, each argument split on
+    // whitespace.
+    let split: (Value, Value);
+    let (funs, args) = if fun.contains(',') {
+        let Some(Value::Array(args)) = load.get("arg") else {
+            return Err("arg is not a list".into());
         };
-        if ["fun", "arg", "tgt", "ret", "id"].iter().any(|k| load.get(k).is_none()) {
-            return Ok(false);
-        }
-        let fun = match load.get("fun") {
-            Some(Value::Str(f)) => f.clone(),
-            other => return Err(format!("fun {other:?} is not text")),
-        };
-        if fun.starts_with("publish.") {
-            return Ok(false);
-        }
-        let mut perms: Vec<Json> = Vec::new();
-        for (pattern, funcs) in peer {
-            let hit = PyRegex::new(pattern).map_err(|e| e.to_string())?.matches(id);
-            if let (true, Json::Array(list)) = (hit, funcs) {
-                perms.extend(list.iter().cloned());
-            }
-        }
-        // The comma form: several functions, each argument split on
-        // whitespace.
-        let split: (Value, Value);
-        let (funs, args) = if fun.contains(',') {
-            let Some(Value::Array(args)) = load.get("arg") else {
-                return Err("arg is not a list".into());
+        let mut split_args = Vec::new();
+        for a in args {
+            let Some(s) = a.as_str() else {
+                return Err(format!("argument {a:?} has no split()"));
             };
-            let mut split_args = Vec::new();
-            for a in args {
-                let Some(s) = a.as_str() else {
-                    return Err(format!("argument {a:?} has no split()"));
-                };
-                split_args.push(Value::Array(s.split_whitespace().map(Value::from).collect()));
-            }
-            split = (
-                Value::Array(fun.split(',').map(Value::from).collect()),
-                Value::Array(split_args),
-            );
-            (&split.0, &split.1)
-        } else {
-            (
-                load.get("fun").unwrap_or(&Value::Nil),
-                load.get("arg").unwrap_or(&Value::Nil),
-            )
-        };
-        let tgt_type = load.get("tgt_type").and_then(Value::as_str).unwrap_or("glob");
-        let tgt = load.get("tgt").unwrap_or(&Value::Nil);
-        let allowed = auth_check(ck, &perms, funs, args, tgt, tgt_type);
-        if allowed && fun.contains(',') {
-            // Salt's masterapi.minion_pub verifies the load again, now with
-            // `fun` a list, and raises on `re.match`: the comma form never
-            // publishes (3006 and 3007).
-            return Err(
-                "the comma form of fun (a list after the split) is refused as Salt's masterapi raises on it".into(),
-            );
+            split_args.push(Value::Array(s.split_whitespace().map(Value::from).collect()));
         }
-        Ok(allowed)
-    }
-
-    /// `minion_pub`: publish for a peer; `{jid, minions}`.
-    pub(super) fn minion_pub(&mut self, id: &MinionId, load: &Value) -> Value {
-        let ck = self.ckminions();
-        match self.verify_minion_publish(&ck, id, load) {
-            Ok(true) => {}
-            Ok(false) => {
-                warn!(
-                    "{id}: peer publish of {} refused by the peer configuration",
-                    load.get("fun").map(brine_py::to_str).unwrap_or_default()
-                );
-                return Value::Map(vec![]);
-            }
-            Err(e) => {
-                warn!("{id}: minion_pub failed (answered \"\" as Salt does): {e}");
-                return Value::from("");
-            }
-        }
-        let no_parse: Vec<String> = match load.get("no_parse") {
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
-            _ => Vec::new(),
-        };
-        let args = match load.get("arg") {
-            Some(Value::Array(a)) => parse_input(a, &no_parse),
-            _ => Vec::new(),
-        };
-        let orig_tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
-        let mut tgt = orig_tgt.clone();
-        let mut tgt_type = load
-            .get("tgt_type")
-            .and_then(Value::as_str)
-            .unwrap_or("glob")
-            .to_string();
-        if tgt_type.starts_with("node") {
-            let group = tgt
-                .as_str()
-                .and_then(|t| self.cfg.get("nodegroups")?.get(t))
-                .map(from_json);
-            match group {
-                Some(g) => {
-                    tgt = g;
-                    tgt_type = "compound".into();
-                }
-                None => return Value::Map(vec![]),
-            }
-        }
-        // What LocalClient.cmd_async sends for AESFuncs.minion_pub.
-        let job = Value::map([
-            ("tgt", tgt),
-            ("fun", load.get("fun").cloned().unwrap_or(Value::Nil)),
-            ("arg", Value::Array(args)),
-            ("tgt_type", Value::from(tgt_type.as_str())),
-            ("ret", load.get("ret").cloned().unwrap_or(Value::from(""))),
-            ("jid", Value::from("")),
-            ("kwargs", Value::map([("id", Value::from(id))])),
-            ("user", Value::from(self.cfg.user.as_str())),
-        ]);
-        let user = self.cfg.user.clone();
-        let published = match self.publish_job(job, &user) {
-            Ok(p) => p,
-            Err(e) => {
-                warn!("{id}: peer publish failed: {e}");
-                return Value::from("");
-            }
-        };
-        let jid = published
-            .get("jid")
-            .and_then(Value::as_str)
-            .map_or(Value::Int(0), Value::from);
-        let minions = matched(&ck, &orig_tgt, &tgt_type);
-        let auth = self.cfg.cachedir.join("publish_auth");
-        let _ = std::fs::create_dir_all(&auth);
-        let path = auth.join(brine_py::to_str(&jid));
-        if let Err(e) = std::fs::write(&path, id.as_str()) {
-            warn!("{id}: cannot write {}: {e}", path.display());
-            return Value::from("");
-        }
-        info!("{id}: peer publish, job {}", brine_py::to_str(&jid));
-        Value::map([
-            ("jid", jid),
-            ("minions", Value::Array(minions.into_iter().map(Value::from).collect())),
-        ])
-    }
-
-    /// `pub_ret`: the returns of a job this minion published.
-    pub(super) fn pub_ret(&mut self, id: &MinionId, load: &Value) -> Value {
-        let (Some(jid), Some(_)) = (load.get("jid"), load.get("id")) else {
-            return Value::Map(vec![]);
-        };
-        let jid = brine_py::to_str(jid);
-        // Salt's clean_join: the file must sit directly in publish_auth.
-        if jid.is_empty() || jid.contains('/') || jid == "." || jid == ".." || jid.contains('\0') {
-            warn!("{id}: pub_ret for an invalid jid {jid:?} (answered \"\" as Salt does)");
-            return Value::from("");
-        }
-        let path = self.cfg.cachedir.join("publish_auth").join(&jid);
-        match std::fs::read_to_string(&path) {
-            Ok(owner) if owner == id.as_str() => {}
-            Ok(_) => {
-                warn!("{id}: pub_ret for job {jid}, which another minion published: refused");
-                return Value::Map(vec![]);
-            }
-            Err(e) => {
-                warn!("{id}: pub_ret for job {jid} (answered \"\" as Salt does): {e}");
-                return Value::from("");
-            }
-        }
-        let Value::Map(returns) = crate::runners::cached_returns(&self.cfg, &jid) else {
-            return Value::Map(vec![]);
-        };
-        Value::Map(
-            returns
-                .into_iter()
-                .map(|(minion, data)| {
-                    let mut m = Value::map([("ret", data.get("return").cloned().unwrap_or(Value::Nil))]);
-                    if let Some(out) = data.get("out") {
-                        m.set("out", out.clone());
-                    }
-                    (minion, m)
-                })
-                .collect(),
+        split = (
+            Value::Array(fun.split(',').map(Value::from).collect()),
+            Value::Array(split_args),
+        );
+        (&split.0, &split.1)
+    } else {
+        (
+            load.get("fun").unwrap_or(&Value::Nil),
+            load.get("arg").unwrap_or(&Value::Nil),
         )
+    };
+    let tgt_type = load.get("tgt_type").and_then(Value::as_str).unwrap_or("glob");
+    let tgt = load.get("tgt").unwrap_or(&Value::Nil);
+    let allowed = auth_check(ck, &perms, funs, args, tgt, tgt_type);
+    if allowed && fun.contains(',') {
+        // Salt's masterapi.minion_pub verifies the load again, now with
+        // `fun` a list, and raises on `re.match`: the comma form never
+        // publishes (3006 and 3007).
+        return Err(
+            "the comma form of fun (a list after the split) is refused as Salt's masterapi raises on it".into(),
+        );
     }
+    Ok(allowed)
+}
 
-    /// `minion_runner`: a runner function for a minion `peer_run` allows.
-    pub(super) fn minion_runner(&mut self, id: &MinionId, load: &Value) -> Value {
-        let Some(Json::Object(peer_run)) = self.cfg.get("peer_run") else {
-            return Value::Map(vec![]);
-        };
-        if ["fun", "arg", "id"].iter().any(|k| load.get(k).is_none()) {
+/// `minion_pub`: publish for a peer; `{jid, minions}`.
+pub(super) fn minion_pub(ctx: &mut Ctx, push: &zmq::Socket, id: &MinionId, load: &Value) -> Value {
+    let ck = super::publish::ckminions(ctx);
+    match verify_minion_publish(ctx, &ck, id, load) {
+        Ok(true) => {}
+        Ok(false) => {
+            warn!(
+                "{id}: peer publish of {} refused by the peer configuration",
+                load.get("fun").map(brine_py::to_str).unwrap_or_default()
+            );
             return Value::Map(vec![]);
         }
-        let Some(fun) = load.get("fun").and_then(Value::as_str) else {
-            warn!("{id}: minion_runner without a function name (answered \"\" as Salt does)");
+        Err(e) => {
+            warn!("{id}: minion_pub failed (answered \"\" as Salt does): {e}");
             return Value::from("");
-        };
-        let mut good = false;
-        for (pattern, funcs) in peer_run {
-            let hit = PyRegex::new(pattern).is_ok_and(|re| re.matches(id));
-            if let (true, Json::Array(list)) = (hit, funcs) {
-                good |= list
-                    .iter()
-                    .filter_map(Json::as_str)
-                    .any(|p| PyRegex::new(p).is_ok_and(|re| re.matches(fun)));
-            }
         }
-        if !good {
-            warn!("Minion id {id} is not who it says it is! (peer_run does not allow it {fun})");
+    }
+    let no_parse: Vec<String> = match load.get("no_parse") {
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    };
+    let args = match load.get("arg") {
+        Some(Value::Array(a)) => parse_input(a, &no_parse),
+        _ => Vec::new(),
+    };
+    let orig_tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
+    let mut tgt = orig_tgt.clone();
+    let mut tgt_type = load
+        .get("tgt_type")
+        .and_then(Value::as_str)
+        .unwrap_or("glob")
+        .to_string();
+    if tgt_type.starts_with("node") {
+        let group = tgt
+            .as_str()
+            .and_then(|t| ctx.cfg.get("nodegroups")?.get(t))
+            .map(from_json);
+        match group {
+            Some(g) => {
+                tgt = g;
+                tgt_type = "compound".into();
+            }
+            None => return Value::Map(vec![]),
+        }
+    }
+    // What LocalClient.cmd_async sends for AESFuncs.minion_pub.
+    let job = Value::map([
+        ("tgt", tgt),
+        ("fun", load.get("fun").cloned().unwrap_or(Value::Nil)),
+        ("arg", Value::Array(args)),
+        ("tgt_type", Value::from(tgt_type.as_str())),
+        ("ret", load.get("ret").cloned().unwrap_or(Value::from(""))),
+        ("jid", Value::from("")),
+        ("kwargs", Value::map([("id", Value::from(id))])),
+        ("user", Value::from(ctx.cfg.user.as_str())),
+    ]);
+    let user = ctx.cfg.user.clone();
+    let published = match super::publish::publish_job(ctx, push, job, &user) {
+        Ok(p) => p,
+        Err(e) => {
+            warn!("{id}: peer publish failed: {e}");
+            return Value::from("");
+        }
+    };
+    let jid = published
+        .get("jid")
+        .and_then(Value::as_str)
+        .map_or(Value::Int(0), Value::from);
+    let minions = matched(&ck, &orig_tgt, &tgt_type);
+    let auth = ctx.cfg.cachedir.join("publish_auth");
+    let _ = std::fs::create_dir_all(&auth);
+    let path = auth.join(brine_py::to_str(&jid));
+    if let Err(e) = std::fs::write(&path, id.as_str()) {
+        warn!("{id}: cannot write {}: {e}", path.display());
+        return Value::from("");
+    }
+    info!("{id}: peer publish, job {}", brine_py::to_str(&jid));
+    Value::map([
+        ("jid", jid),
+        ("minions", Value::Array(minions.into_iter().map(Value::from).collect())),
+    ])
+}
+
+/// `pub_ret`: the returns of a job this minion published.
+pub(super) fn pub_ret(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+    let (Some(jid), Some(_)) = (load.get("jid"), load.get("id")) else {
+        return Value::Map(vec![]);
+    };
+    let jid = brine_py::to_str(jid);
+    // Salt's clean_join: the file must sit directly in publish_auth.
+    if jid.is_empty() || jid.contains('/') || jid == "." || jid == ".." || jid.contains('\0') {
+        warn!("{id}: pub_ret for an invalid jid {jid:?} (answered \"\" as Salt does)");
+        return Value::from("");
+    }
+    let path = ctx.cfg.cachedir.join("publish_auth").join(&jid);
+    match std::fs::read_to_string(&path) {
+        Ok(owner) if owner == id.as_str() => {}
+        Ok(_) => {
+            warn!("{id}: pub_ret for job {jid}, which another minion published: refused");
             return Value::Map(vec![]);
         }
-        let no_parse: Vec<String> = match load.get("no_parse") {
-            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
-            _ => Vec::new(),
-        };
-        let mut args = match load.get("arg") {
-            Some(Value::Array(a)) => parse_input(a, &no_parse),
-            _ => Vec::new(),
-        };
-        let kwarg = match args.last() {
-            Some(kw) if kw.get("__kwarg__").is_some() => {
-                let mut kw = args.pop().unwrap_or(Value::Nil);
-                kw.remove("__kwarg__");
-                kw
-            }
-            _ => Value::Map(vec![]),
-        };
-        let low = Value::map([("arg", Value::Array(args)), ("kwarg", kwarg)]);
-        crate::runners::run_now(&self.cfg, fun, &low, id)
+        Err(e) => {
+            warn!("{id}: pub_ret for job {jid} (answered \"\" as Salt does): {e}");
+            return Value::from("");
+        }
     }
+    let Value::Map(returns) = crate::runners::cached_returns(&ctx.cfg, &jid) else {
+        return Value::Map(vec![]);
+    };
+    Value::Map(
+        returns
+            .into_iter()
+            .map(|(minion, data)| {
+                let mut m = Value::map([("ret", data.get("return").cloned().unwrap_or(Value::Nil))]);
+                if let Some(out) = data.get("out") {
+                    m.set("out", out.clone());
+                }
+                (minion, m)
+            })
+            .collect(),
+    )
+}
+
+/// `minion_runner`: a runner function for a minion `peer_run` allows.
+pub(super) fn minion_runner(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+    let Some(Json::Object(peer_run)) = ctx.cfg.get("peer_run") else {
+        return Value::Map(vec![]);
+    };
+    if ["fun", "arg", "id"].iter().any(|k| load.get(k).is_none()) {
+        return Value::Map(vec![]);
+    }
+    let Some(fun) = load.get("fun").and_then(Value::as_str) else {
+        warn!("{id}: minion_runner without a function name (answered \"\" as Salt does)");
+        return Value::from("");
+    };
+    let mut good = false;
+    for (pattern, funcs) in peer_run {
+        let hit = PyRegex::new(pattern).is_ok_and(|re| re.matches(id));
+        if let (true, Json::Array(list)) = (hit, funcs) {
+            good |= list
+                .iter()
+                .filter_map(Json::as_str)
+                .any(|p| PyRegex::new(p).is_ok_and(|re| re.matches(fun)));
+        }
+    }
+    if !good {
+        warn!("Minion id {id} is not who it says it is! (peer_run does not allow it {fun})");
+        return Value::Map(vec![]);
+    }
+    let no_parse: Vec<String> = match load.get("no_parse") {
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    };
+    let mut args = match load.get("arg") {
+        Some(Value::Array(a)) => parse_input(a, &no_parse),
+        _ => Vec::new(),
+    };
+    let kwarg = match args.last() {
+        Some(kw) if kw.get("__kwarg__").is_some() => {
+            let mut kw = args.pop().unwrap_or(Value::Nil);
+            kw.remove("__kwarg__");
+            kw
+        }
+        _ => Value::Map(vec![]),
+    };
+    let low = Value::map([("arg", Value::Array(args)), ("kwarg", kwarg)]);
+    crate::runners::run_now(&ctx.cfg, fun, &low, id)
 }
 
 #[cfg(test)]
