@@ -51,6 +51,11 @@ impl MinionCache {
         Ok(Value::Map(Vec::new()))
     }
 
+    /// Salt's `localfs.contains` for one key: `minions/<id>/<key>.p` exists.
+    pub fn contains(&self, id: &str, key: &str) -> bool {
+        self.dir(id).join(format!("{key}.p")).is_file()
+    }
+
     /// `fetch` for callers that treat an unreadable entry as missing.
     pub fn fetch_lossy(&self, id: &str, key: &str) -> Option<Value> {
         read_p(&self.dir(id).join(format!("{key}.p")))
@@ -127,6 +132,10 @@ mod tests {
         let mut ids = c.list().unwrap();
         ids.sort();
         assert_eq!(ids, ["m1", "m2"]);
+        assert!(c.contains("m1", "data") && !c.contains("m1", "mine"));
+        c.flush_key("m1", "data").unwrap();
+        assert!(!c.contains("m1", "data"));
+        c.store("m1", "data", &v).unwrap();
         c.flush("m1").unwrap();
         c.flush("m1").unwrap();
         assert_eq!(c.fetch("m1", "data").unwrap(), Value::Map(vec![]));

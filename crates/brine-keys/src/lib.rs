@@ -55,6 +55,8 @@ pub enum KeyError {
     InvalidId(String),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("minion data cache: {0}")]
+    Cache(#[from] brine_cache::CacheError),
 }
 
 /// What the master and the CLIs need from a key store.

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use brine_cache::MinionCache;
 use brine_config::MasterConfig;
 use brine_proto::event::EventSender;
 use brine_proto::Value;
@@ -339,15 +340,10 @@ impl Keys {
             return Ok(());
         }
         let known: Vec<String> = self.list_keys()?.into_iter().flat_map(|(_, ids)| ids).collect();
-        let dir = self.cachedir.join("minions");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(());
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name) && !keep.contains(&name) {
-                let path = e.path();
-                std::fs::remove_dir_all(&path).map_err(|source| KeyError::Io { path, source })?;
+        let cache = MinionCache::new(&self.cachedir);
+        for id in cache.list()? {
+            if !known.contains(&id) && !keep.contains(&id) {
+                cache.flush(&id)?;
             }
         }
         Ok(())

@@ -15,7 +15,6 @@ use brine_proto::Value;
 use brine_py::truthy;
 use log::{debug, error};
 
-use brine_cache::fs::write_p;
 use brine_cache::MinionCache;
 use brine_targeting::{CkMinions, PyRegex};
 
@@ -38,10 +37,6 @@ fn has(load: &Value, key: &str) -> bool {
 /// Whether the master keeps mine data at all.
 fn stores(cfg: &MasterConfig) -> bool {
     cfg.get_bool("minion_data_cache").unwrap_or(true) || cfg.get_bool("enforce_mine_cache").unwrap_or(false)
-}
-
-fn mine_path(cfg: &MasterConfig, id: &str) -> std::path::PathBuf {
-    cfg.cachedir.join("minions").join(id).join("mine.p")
 }
 
 /// `dict.update(new)` in place: existing keys keep their place.
@@ -88,10 +83,9 @@ pub fn store(cfg: &MasterConfig, id: &str, load: &Value) -> Value {
         };
         update(current, new);
     }
-    let path = mine_path(cfg, id);
-    match write_p(&path, &data) {
+    match MinionCache::new(&cfg.cachedir).store(id, "mine", &data) {
         Ok(()) => Value::Bool(true),
-        Err(e) => raised(&format!("cannot write {}: {e}", path.display())),
+        Err(e) => raised(&format!("cannot write the mine: {e}")),
     }
 }
 
@@ -116,9 +110,8 @@ pub fn delete(cfg: &MasterConfig, id: &str, load: &Value) -> Value {
     };
     if let Some(at) = current.iter().position(|(k, _)| *k == fun) {
         current.remove(at);
-        let path = mine_path(cfg, id);
-        if let Err(e) = write_p(&path, &data) {
-            return raised(&format!("cannot write {}: {e}", path.display()));
+        if let Err(e) = MinionCache::new(&cfg.cachedir).store(id, "mine", &data) {
+            return raised(&format!("cannot write the mine: {e}"));
         }
     }
     Value::Bool(true)
@@ -132,13 +125,13 @@ pub fn flush(cfg: &MasterConfig, id: &str, load: &Value) -> Value {
     if !stores(cfg) {
         return Value::Bool(true);
     }
-    let path = mine_path(cfg, id);
-    if !path.is_file() {
+    let cache = MinionCache::new(&cfg.cachedir);
+    if !cache.contains(id, "mine") {
         return Value::Bool(false);
     }
-    match std::fs::remove_file(&path) {
+    match cache.flush_key(id, "mine") {
         Ok(()) => Value::Bool(true),
-        Err(e) => raised(&format!("cannot remove {}: {e}", path.display())),
+        Err(e) => raised(&format!("cannot remove the mine: {e}")),
     }
 }
 

@@ -13,6 +13,7 @@ use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
+use brine_cache::MinionCache;
 use brine_keys::MinionId;
 use brine_proto::Value;
 use log::{error, warn};
@@ -45,7 +46,7 @@ pub(super) fn file_recv(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
         max_mib: ctx.cfg.get_i64("file_recv_max_size").unwrap_or(100),
         follow_symlinks: ctx.cfg.get_bool("fileserver_followsymlinks").unwrap_or(true),
     };
-    let root = ctx.cfg.cachedir.join("minions").join(id).join("files");
+    let root = MinionCache::new(&ctx.cfg.cachedir).dir(id).join("files");
     match receive(&opts, &root, load) {
         Ok(()) => Value::Bool(true),
         Err(Refused::No(why)) => {

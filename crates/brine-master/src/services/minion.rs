@@ -2,8 +2,8 @@
 //! `_pillar` (compiled by [`brine_pillar`]), `_minion_event`, `_return`,
 //! `_syndic_return`, `revoke_auth`.
 
-use brine_cache::fs::{write_atomic, write_p};
-use brine_cache::Jid;
+use brine_cache::fs::write_atomic;
+use brine_cache::{Jid, MinionCache};
 use brine_keys::{KeyState, Match, MinionId};
 use brine_proto::Value;
 use log::{debug, info, warn};
@@ -34,9 +34,8 @@ pub(super) fn pillar(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Value {
     let pillar = brine_pillar::compile(&ctx.cfg, id, &grains, load);
     if ctx.cfg.get_bool("minion_data_cache").unwrap_or(true) {
         let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
-        let path = ctx.cfg.cachedir.join("minions").join(id).join("data.p");
-        if let Err(e) = write_p(&path, &data) {
-            warn!("cannot write the minion data cache {}: {e}", path.display());
+        if let Err(e) = MinionCache::new(&ctx.cfg.cachedir).store(id, "data", &data) {
+            warn!("cannot write the minion data cache: {e}");
         }
         if ctx.cfg.get_bool("minion_data_cache_events").unwrap_or(false) {
             let ev = Value::map([("Minion data cache refresh", Value::from(id))]);
