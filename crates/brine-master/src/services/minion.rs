@@ -4,7 +4,7 @@
 
 use brine_cache::fs::write_atomic;
 use brine_cache::{Jid, MinionCache};
-use brine_keys::{KeyState, Match, MinionId};
+use brine_keys::{KeyState, KeyStore, Match, MinionId};
 use brine_proto::Value;
 use log::{debug, info, warn};
 
@@ -55,11 +55,22 @@ pub(super) fn revoke_auth(ctx: &mut Ctx, id: &MinionId, load: &Value) -> Value {
         warn!("Minion {id} requested key revoke, but allow_minion_key_revoke is set to False");
         return load.clone();
     }
-    // Its own key in whatever status, by name (not as a glob).
-    let own = KeyState::ALL.map(|s| (s.dir().to_string(), vec![id.to_string()]));
-    let out = super::wheel::key_ops(ctx).delete_key(&mut ctx.events, &Match::Dict(own.to_vec()));
+    // Its own key in whatever status it has, by name (not as a glob: an
+    // id with `*` in it must not take other minions' keys along).
+    let held: Vec<KeyState> = KeyState::ALL
+        .into_iter()
+        .filter(|s| matches!(ctx.keys.get(*s, id), Ok(Some(_))))
+        .collect();
+    let own = held
+        .iter()
+        .map(|s| (s.dir().to_string(), vec![id.to_string()]))
+        .collect();
+    let out = super::wheel::key_ops(ctx).delete_key(&mut ctx.events, &Match::Dict(own));
     if !out.changed.is_empty() {
-        info!("{id} revoked its own key");
+        info!(
+            "{id} revoked its own key ({})",
+            held.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+        );
     }
     for e in &out.errors {
         warn!("{id}: revoke_auth: {e}");
