@@ -45,8 +45,10 @@ Options:
 /// What optparse's `error()` prints before the message: the usage line.
 pub const USAGE_LINE: &str = "Usage: salt-master [options]";
 
-/// The exit status of a usage error.
-pub const EX_USAGE: i32 = 2;
+/// The exit status of a usage error: Salt's `OptionParser.error` exits
+/// with `salt.defaults.exitcodes.EX_USAGE` (64, sysexits' value), not
+/// optparse's 2.
+pub const EX_USAGE: i32 = 64;
 
 /// What the command line asked for.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -1,6 +1,6 @@
 //! The real `salt-master` binary against a few hundred random command
 //! lines: it never panics or dies of a signal; a bad command line is a
-//! usage error (exit 2), `--help`/`--version` exit 0, and any command line
+//! usage error (exit 64, Salt's EX_USAGE), `--help`/`--version` exit 0, and any command line
 //! it accepts goes on to read the configuration, which is broken on
 //! purpose here, so no master ever starts.
 
@@ -255,7 +255,7 @@ fn usage_errors_as_salt_words_them() {
     ] {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let out = run(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
             format!("Usage: salt-master [options]\n\nsalt-master: error: {msg}\n")
@@ -265,4 +265,33 @@ fn usage_errors_as_salt_words_them() {
     let out = run(&["-dh".into()]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Usage: salt-master [options]\n"));
+}
+
+/// Python's salt-master (3006.30 and 3007.17) against the same bad command
+/// lines: the same status and the same stderr. Its parser stops at the
+/// first error, before it reads any configuration.
+#[test]
+fn usage_errors_match_python_salt_master() {
+    let cases: [&[&str]; 6] = [
+        &["-é"],
+        &["--bogus"],
+        &["-c"],
+        &["--daemon=yes"],
+        &["--log"],
+        &["-d", "--nope", "-c", "/nonexistent"],
+    ];
+    for version in ["3006.30", "3007.17"] {
+        let python = brine_testutil::salt_venv(version).join("bin/salt-master");
+        for args in cases {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            let theirs = Command::new(&python).args(&args).stdin(Stdio::null()).output().unwrap();
+            let ours = run(&args);
+            assert_eq!(ours.status.code(), theirs.status.code(), "{version} {args:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&ours.stderr),
+                String::from_utf8_lossy(&theirs.stderr),
+                "{version} {args:?}"
+            );
+        }
+    }
 }
