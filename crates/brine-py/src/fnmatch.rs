@@ -13,19 +13,7 @@ thread_local! {
 /// `fnmatch.fnmatch(name, pat)`, the compiled pattern kept for the next
 /// call with the same pattern.
 pub fn fnmatch(name: &str, pat: &str) -> bool {
-    let glob = COMPILED.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(g) = cache.get(pat) {
-            return g.clone();
-        }
-        if cache.len() >= 512 {
-            cache.clear();
-        }
-        let g = Glob::new(pat);
-        cache.insert(pat.to_string(), g.clone());
-        g
-    });
-    glob.matches(name)
+    Glob::cached(pat).matches(name)
 }
 
 /// A compiled `fnmatch` pattern, for matching many names (one regex
@@ -40,6 +28,24 @@ impl Glob {
             log::warn!("glob {pat:?} has no regex equivalent here: {e}");
         }
         Glob(re.ok())
+    }
+
+    /// The compiled `pat` from this thread's cache (compiled and kept on
+    /// first use), so a pattern repeated many times, as in a long compound
+    /// target, is compiled once.
+    pub fn cached(pat: &str) -> Glob {
+        COMPILED.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some(g) = cache.get(pat) {
+                return g.clone();
+            }
+            if cache.len() >= 512 {
+                cache.clear();
+            }
+            let g = Glob::new(pat);
+            cache.insert(pat.to_string(), g.clone());
+            g
+        })
     }
 
     /// `fnmatch.fnmatch(name, pattern)`.

@@ -179,7 +179,7 @@ impl CkMinions {
     }
 
     fn glob(&self, pat: &str) -> Result<Matched, TargetError> {
-        let g = Glob::new(pat);
+        let g = Glob::cached(pat);
         Ok(Matched::of(self.pki.iter().filter(|m| g.matches(m)).cloned().collect()))
     }
 

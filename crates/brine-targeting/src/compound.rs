@@ -18,6 +18,17 @@ use super::TargetError;
 /// The compound operators.
 pub const OPERS: [&str; 5] = ["and", "or", "not", "(", ")"];
 
+/// How deep parentheses may nest: Python's tokenizer refuses more than 200
+/// levels ("too many nested parentheses"), so Salt's `eval` of such a
+/// target raises and matches nothing; here the parsers stop there too,
+/// which also bounds their recursion on network data.
+pub const MAX_NESTING: usize = 200;
+
+fn too_deep() -> Option<()> {
+    warn!("compound target nests parentheses deeper than {MAX_NESTING} levels (Python's limit): refused");
+    None
+}
+
 /// One word of a compound expression, split as Salt's `TARGET_REX` does:
 /// an optional engine letter, for `G`/`P`/`I`/`J` an optional delimiter
 /// character, then `@` and the pattern.
@@ -211,7 +222,11 @@ enum SetVal {
 /// Evaluate the master's expression as Python would; `None` where Python
 /// raises (a syntax error, an operator on a tuple, a call, unary minus).
 pub fn eval_sets(toks: &[SetTok]) -> Option<BTreeSet<String>> {
-    let mut p = SetParser { t: toks, i: 0 };
+    let mut p = SetParser {
+        t: toks,
+        i: 0,
+        depth: 0,
+    };
     let v = p.or()?;
     if p.i != toks.len() {
         return None;
@@ -225,6 +240,8 @@ pub fn eval_sets(toks: &[SetTok]) -> Option<BTreeSet<String>> {
 struct SetParser<'a> {
     t: &'a [SetTok],
     i: usize,
+    /// Open parentheses around the current position.
+    depth: usize,
 }
 
 impl SetParser<'_> {
@@ -289,7 +306,12 @@ impl SetParser<'_> {
                     self.i += 1;
                     SetVal::Tuple
                 } else {
+                    if self.depth >= MAX_NESTING {
+                        too_deep()?;
+                    }
+                    self.depth += 1;
                     let v = self.or()?;
+                    self.depth -= 1;
                     if self.peek() != Some(&SetTok::Close) {
                         return None;
                     }
@@ -323,12 +345,18 @@ pub enum BoolTok {
     Close,
 }
 
+/// The parsed expression. `a or b or c` is one `Or` of three (not a
+/// chain of pairs) and `not not x` one `Not` with a count, so only
+/// parentheses make the tree deeper, and they are bounded by
+/// [`MAX_NESTING`]: neither parsing, evaluating nor dropping a tree
+/// recurses further than that, however long the target.
 #[derive(Debug)]
 enum Node {
     Val(bool),
-    Or(Box<Node>, Box<Node>),
-    And(Box<Node>, Box<Node>),
-    Not(Box<Node>),
+    Or(Vec<Node>),
+    And(Vec<Node>),
+    /// `not` applied `n` times.
+    Not(usize, Box<Node>),
     /// `x(…)`: valid syntax, a TypeError when evaluated.
     Call,
 }
@@ -337,7 +365,11 @@ enum Node {
 /// (a syntax error is `None`), then evaluated with `and`/`or`
 /// short-circuiting (a call that is reached is `None`).
 pub fn eval_bools(toks: &[BoolTok]) -> Option<bool> {
-    let mut p = BoolParser { t: toks, i: 0 };
+    let mut p = BoolParser {
+        t: toks,
+        i: 0,
+        depth: 0,
+    };
     let node = p.or()?;
     if p.i != toks.len() {
         return None;
@@ -348,21 +380,24 @@ pub fn eval_bools(toks: &[BoolTok]) -> Option<bool> {
 fn eval_node(n: &Node) -> Option<bool> {
     match n {
         Node::Val(b) => Some(*b),
-        Node::Or(a, b) => {
-            if eval_node(a)? {
-                Some(true)
-            } else {
-                eval_node(b)
+        // Python's `or`/`and` stop at the first operand that decides.
+        Node::Or(items) => {
+            for item in items {
+                if eval_node(item)? {
+                    return Some(true);
+                }
             }
+            Some(false)
         }
-        Node::And(a, b) => {
-            if eval_node(a)? {
-                eval_node(b)
-            } else {
-                Some(false)
+        Node::And(items) => {
+            for item in items {
+                if !eval_node(item)? {
+                    return Some(false);
+                }
             }
+            Some(true)
         }
-        Node::Not(a) => Some(!eval_node(a)?),
+        Node::Not(n, a) => Some(eval_node(a)? ^ (n % 2 == 1)),
         Node::Call => None,
     }
 }
@@ -370,6 +405,8 @@ fn eval_node(n: &Node) -> Option<bool> {
 struct BoolParser<'a> {
     t: &'a [BoolTok],
     i: usize,
+    /// Open parentheses around the current position.
+    depth: usize,
 }
 
 impl BoolParser<'_> {
@@ -378,29 +415,43 @@ impl BoolParser<'_> {
     }
 
     fn or(&mut self) -> Option<Node> {
-        let mut left = self.and()?;
+        let first = self.and()?;
+        if self.peek() != Some(BoolTok::Or) {
+            return Some(first);
+        }
+        let mut items = vec![first];
         while self.peek() == Some(BoolTok::Or) {
             self.i += 1;
-            left = Node::Or(Box::new(left), Box::new(self.and()?));
+            items.push(self.and()?);
         }
-        Some(left)
+        Some(Node::Or(items))
     }
 
     fn and(&mut self) -> Option<Node> {
-        let mut left = self.not()?;
+        let first = self.not()?;
+        if self.peek() != Some(BoolTok::And) {
+            return Some(first);
+        }
+        let mut items = vec![first];
         while self.peek() == Some(BoolTok::And) {
             self.i += 1;
-            left = Node::And(Box::new(left), Box::new(self.not()?));
+            items.push(self.not()?);
         }
-        Some(left)
+        Some(Node::And(items))
     }
 
     fn not(&mut self) -> Option<Node> {
-        if self.peek() == Some(BoolTok::Not) {
+        let mut n = 0;
+        while self.peek() == Some(BoolTok::Not) {
             self.i += 1;
-            return Some(Node::Not(Box::new(self.not()?)));
+            n += 1;
         }
-        self.primary()
+        let operand = self.primary()?;
+        Some(if n == 0 {
+            operand
+        } else {
+            Node::Not(n, Box::new(operand))
+        })
     }
 
     fn primary(&mut self) -> Option<Node> {
@@ -416,7 +467,12 @@ impl BoolParser<'_> {
                     // `()`, an empty tuple: false.
                     Node::Val(false)
                 } else {
+                    if self.depth >= MAX_NESTING {
+                        too_deep()?;
+                    }
+                    self.depth += 1;
                     let n = self.or()?;
+                    self.depth -= 1;
                     if self.peek() != Some(BoolTok::Close) {
                         return None;
                     }
@@ -430,7 +486,12 @@ impl BoolParser<'_> {
         while self.peek() == Some(BoolTok::Open) {
             self.i += 1;
             if self.peek() != Some(BoolTok::Close) {
+                if self.depth >= MAX_NESTING {
+                    too_deep()?;
+                }
+                self.depth += 1;
                 self.or()?;
+                self.depth -= 1;
             }
             if self.peek() != Some(BoolTok::Close) {
                 return None;
@@ -546,5 +607,47 @@ mod tests {
         assert_eq!(eval_bools(&[Open, Val(true)]), None);
         assert_eq!(eval_bools(&[Not, Open, Close]), Some(true));
         assert_eq!(eval_bools(&[]), None);
+        assert_eq!(eval_bools(&[Not, Not, Not, Val(false)]), Some(true));
+        assert_eq!(eval_bools(&[Not, Not, Val(false), Or, Not, Val(true)]), Some(false));
+    }
+
+    /// Targets a hostile peer could send: nesting past Python's limit is
+    /// refused, long flat chains and `not` runs evaluate without deep
+    /// recursion (a stack overflow would kill the MWorker).
+    #[test]
+    fn deep_and_long_expressions_are_bounded() {
+        use BoolTok::*;
+        let nested = |n: usize, inner: Vec<BoolTok>| {
+            let mut t = vec![Open; n];
+            t.extend(inner);
+            t.extend(vec![Close; n]);
+            t
+        };
+        assert_eq!(eval_bools(&nested(MAX_NESTING, vec![Val(true)])), Some(true));
+        assert_eq!(eval_bools(&nested(MAX_NESTING + 1, vec![Val(true)])), None);
+        assert_eq!(eval_bools(&nested(100_000, vec![Val(true)])), None);
+        let mut nots = vec![Not; 1_000_001];
+        nots.push(Val(false));
+        assert_eq!(eval_bools(&nots), Some(true));
+        let mut chain = vec![Val(true)];
+        for _ in 0..200_000 {
+            chain.extend([And, Val(true), Or, Val(false)]);
+        }
+        assert_eq!(eval_bools(&chain), Some(true));
+
+        let s = || set(&["a"]);
+        let mut t = vec![SetTok::Open; MAX_NESTING];
+        t.push(s());
+        t.extend((0..MAX_NESTING).map(|_| SetTok::Close));
+        assert!(eval_sets(&t).is_some());
+        let mut t = vec![SetTok::Open; 100_000];
+        t.push(s());
+        t.extend((0..100_000).map(|_| SetTok::Close));
+        assert_eq!(eval_sets(&t), None);
+        let mut chain = vec![s()];
+        for _ in 0..200_000 {
+            chain.extend([SetTok::Or, s(), SetTok::And, s(), SetTok::Minus, set(&[])]);
+        }
+        assert_eq!(eval_sets(&chain).map(|s| s.len()), Some(1));
     }
 }

@@ -155,6 +155,22 @@ fn dict_match(target: &Value, pattern: &str, regex_match: bool, exact: bool) -> 
     false
 }
 
+/// How many levels of maps and lists `v` has (a scalar: 0), counted
+/// without recursion.
+fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut todo = vec![(v, 0usize)];
+    while let Some((v, d)) = todo.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Map(pairs) => todo.extend(pairs.iter().map(|(_, x)| (x, d + 1))),
+            Value::Array(items) => todo.extend(items.iter().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Salt's `subdict_match`: `expr` is `key[:subkey…]:pattern`; the deepest
 /// key that exists is tried first. An empty delimiter (a `ValueError` in
 /// Salt) matches nothing.
@@ -180,14 +196,24 @@ pub(crate) fn try_subdict_match(
     if splits.len() == 1 {
         return Ok(false);
     }
-    for idx in (1..splits.len()).rev() {
+    // Each key component descends at least one level into `data`, so a key
+    // of more components than `data` is deep finds nothing: those splits
+    // are skipped (Salt tries them all, which makes a target of many parts
+    // quadratic), and the rest of the expression is joined only for a key
+    // that exists.
+    let longest = (splits.len() - 1).min(depth(data).max(1));
+    for idx in (1..=longest).rev() {
         let key = splits[..idx].join(delimiter);
-        let (matchstr, found) = if key == "*" {
-            (expr.to_string(), Some(data))
+        let (found, matchstr) = if key == "*" {
+            (Some(data), None)
         } else {
-            (splits[idx..].join(delimiter), traverse(data, &key, delimiter))
+            (traverse(data, &key, delimiter), Some(idx))
         };
         let Some(found) = found else { continue };
+        let matchstr = match matchstr {
+            Some(idx) => splits[idx..].join(delimiter),
+            None => expr.to_string(),
+        };
         match found {
             Value::Map(pairs) if pairs.is_empty() => continue,
             Value::Map(_) => {
@@ -272,5 +298,12 @@ mod tests {
         assert!(subdict_match(&g, "os:debian", ":", false, true));
         assert!(!subdict_match(&g, "os:deb*", ":", false, true));
         assert!(!subdict_match(&g, "os:Debian", "", false, false));
+        // A target of many parts, as a hostile peer may send: only keys as
+        // deep as the data are tried (Salt's loop over every split is
+        // quadratic in the number of parts).
+        let long = format!("ip_interfaces:eth0:{}", vec!["x"; 100_000].join(":"));
+        assert!(!subdict_match(&g, &long, ":", false, false));
+        let long = format!("{}:Debian", vec!["os"; 100_000].join(":"));
+        assert!(!subdict_match(&g, &long, ":", false, false));
     }
 }

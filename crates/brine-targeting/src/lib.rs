@@ -175,6 +175,17 @@ mod tests {
     }
 
     #[test]
+    fn long_compound_chains_evaluate() {
+        let (_d, ck) = fixture();
+        let chain = vec!["web1"; 50_000].join(" and ");
+        assert_eq!(check(&ck, &chain, "compound", true).0, ["web1"]);
+        let deep = format!("{}web1{}", "( ".repeat(201), " )".repeat(201));
+        assert!(check(&ck, &deep, "compound", true).0.is_empty());
+        let deep = format!("{}web1{}", "( ".repeat(200), " )".repeat(200));
+        assert_eq!(check(&ck, &deep, "compound", true).0, ["web1"]);
+    }
+
+    #[test]
     fn greedy_checks() {
         let (_d, ck) = fixture();
         let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
