@@ -392,11 +392,46 @@ impl Reader<'_> {
     }
 
     fn map(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
-        let mut pairs = Vec::with_capacity(n.min(self.buf.len() / 2));
+        let mut pairs: Vec<(Value, Value)> = Vec::with_capacity(n.min(self.buf.len() / 2));
+        // A key that comes again replaces the value in place, as filling a
+        // Python dict does (first position, last value); hashed by its
+        // bytes, so a hostile map of many keys stays linear.
+        let mut seen: std::collections::HashMap<(u8, Vec<u8>), usize> = std::collections::HashMap::new();
         for _ in 0..n {
             let k = self.read(depth + 1)?;
             let v = self.read(depth + 1)?;
-            pairs.push((k, v));
+            if n <= 16 {
+                // Few keys (every request's envelope): a scan is cheapest.
+                match pairs.iter().position(|(old, _)| *old == k) {
+                    Some(at) => pairs[at].1 = v,
+                    None => pairs.push((k, v)),
+                }
+                continue;
+            }
+            let id = match &k {
+                Value::Str(s) => Some((0, s.as_bytes().to_vec())),
+                Value::Bytes(b) => Some((1, b.clone())),
+                Value::Int(i) => Some((2, i.to_le_bytes().to_vec())),
+                Value::UInt(u) => Some((3, u.to_le_bytes().to_vec())),
+                Value::Bool(b) => Some((4, vec![u8::from(*b)])),
+                Value::Nil => Some((5, Vec::new())),
+                _ => None,
+            };
+            match id {
+                Some(id) => match seen.get(&id) {
+                    Some(&at) => pairs[at].1 = v,
+                    None => {
+                        seen.insert(id, pairs.len());
+                        pairs.push((k, v));
+                    }
+                },
+                // Other keys (floats, containers, ext) are compared as
+                // values; Python would refuse the containers.
+                None => match pairs.iter().position(|(old, _)| *old == k) {
+                    Some(at) => pairs[at].1 = v,
+                    None => pairs.push((k, v)),
+                },
+            }
         }
         Ok(Value::Map(pairs))
     }
@@ -431,6 +466,32 @@ impl From<bool> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_map_key_keeps_its_place_and_the_last_value() {
+        // {"a": 1, "b": 2, "a": 3} as msgpack-python would pack three pairs.
+        let bytes = [0x83, 0xa1, b'a', 0x01, 0xa1, b'b', 0x02, 0xa1, b'a', 0x03];
+        let v = Value::decode(&bytes).unwrap();
+        assert_eq!(
+            v,
+            Value::Map(vec![
+                (Value::from("a"), Value::Int(3)),
+                (Value::from("b"), Value::Int(2))
+            ])
+        );
+        assert_eq!(v.get("a"), Some(&Value::Int(3)));
+        // The same with more keys than the scan handles: hashed.
+        let mut bytes = vec![0xde, 0x00, 40];
+        for i in 0..40u8 {
+            bytes.extend([0xa1, b'a' + (i % 20), i]);
+        }
+        let Value::Map(pairs) = Value::decode(&bytes).unwrap() else {
+            panic!()
+        };
+        assert_eq!(pairs.len(), 20);
+        assert_eq!(pairs[0], (Value::from("a"), Value::Int(20)));
+        assert_eq!(pairs[19], (Value::from("t"), Value::Int(39)));
+    }
     use crate::testvec::{hex, vector};
 
     #[test]
