@@ -188,9 +188,12 @@ pub fn drop_rotation_file(cachedir: &Path, master_id: &str) -> std::io::Result<(
 }
 
 /// Salt's `valid_id`: no `/`, `\` or NUL, and `pki_dir/<id>` must be a
-/// direct child of `pki_dir` (so not empty, `.` or `..`).
+/// direct child of `pki_dir` (so not empty, `.` or `..`). Stricter than
+/// Salt: no control characters either, so an id can neither forge a line
+/// in the master's log nor one in `salt-key -L` (`x\nminion1` would list
+/// a fake `minion1`).
 pub fn valid_id(pki_dir: &Path, id: &str) -> bool {
-    if id.is_empty() || id.contains(['/', '\\', '\0']) || id == "." || id == ".." {
+    if id.is_empty() || id.contains(['/', '\\', '\0']) || id == "." || id == ".." || id.chars().any(char::is_control) {
         return false;
     }
     pki_dir.join(id).parent() == Some(pki_dir)
@@ -275,7 +278,20 @@ mod tests {
     #[test]
     fn ids_that_escape_the_pki_dir_are_invalid() {
         let pki = Path::new("/etc/salt/pki/master");
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "a\0b", "/abs"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "/abs",
+            "x\nminion1",
+            "a\rb",
+            "a\u{1b}[31m",
+            "a\u{85}b",
+        ] {
             assert!(!valid_id(pki, bad), "{bad:?}");
             assert!(MinionId::new(pki, bad).is_none(), "{bad:?}");
         }

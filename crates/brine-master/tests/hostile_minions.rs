@@ -55,3 +55,52 @@ fn deep_and_long_targets_cost_no_worker() {
         "the refusal is logged"
     );
 }
+
+/// `_auth` with ids carrying control characters: an id with a newline
+/// would write a forged line into the master log and list a fake minion in
+/// `salt-key -L`. Refused as an invalid id (`ret: False`), no key written,
+/// and the log line shows the id escaped.
+#[test]
+fn ids_with_control_characters_are_refused_at_auth() {
+    let env = env_with_tree(1, "");
+    let mut master = env.start();
+    master.wait_ready();
+    let pem = {
+        let k = brine_proto::crypto::PrivateKey::generate(2048).unwrap();
+        String::from_utf8(k.public_key().to_pem_spki().unwrap()).unwrap()
+    };
+    for id in ["x\nminion1", "x\r[CRITICAL] forged", "a\u{1b}[31mred"] {
+        let auth = Value::map([
+            ("enc", Value::from("clear")),
+            (
+                "load",
+                Value::map([
+                    ("cmd", Value::from("_auth")),
+                    ("id", Value::from(id)),
+                    ("nonce", Value::from(brine_proto::crypto::new_nonce())),
+                    ("pub", Value::from(pem.as_str())),
+                ]),
+            ),
+            ("version", Value::Int(3)),
+        ]);
+        let reply = Value::decode(&common::aes::ask(env.ret_port, &[auth.to_network()])).unwrap();
+        let load = Value::decode(reply.get("load").unwrap().as_bytes().unwrap()).unwrap();
+        assert_eq!(load.get("ret"), Some(&Value::Bool(false)), "{id:?}");
+    }
+    for dir in ["minions", "minions_pre", "minions_rejected", "minions_denied"] {
+        let listed: Vec<_> = std::fs::read_dir(env.root().join("pki").join(dir))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(listed.is_empty(), "{dir}: {listed:?}");
+    }
+    common::wait_until(std::time::Duration::from_secs(5), || {
+        read(&env.log_file()).contains("invalid id")
+    });
+    let log = read(&env.log_file());
+    assert!(log.contains(r#"invalid id "x\nminion1""#), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("minion1") || l.contains("\u{1b}")),
+        "{log}"
+    );
+    assert!(!log.contains("\r"), "{log}");
+}
