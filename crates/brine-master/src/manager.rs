@@ -60,6 +60,7 @@ pub fn run(
         cfg.ret_port
     );
     let mut hooks = ManagerHooks {
+        dump_path: cfg.cachedir.join("salt-master.state"),
         notifier,
         watchdog,
         next_watchdog: Instant::now(),
@@ -77,6 +78,8 @@ pub fn run(
 }
 
 struct ManagerHooks {
+    /// Where SIGUSR1 writes the state of the tree.
+    dump_path: std::path::PathBuf,
     notifier: Option<Notifier>,
     watchdog: Option<Duration>,
     next_watchdog: Instant,
@@ -110,6 +113,17 @@ impl Hooks for ManagerHooks {
         }
     }
 
+    fn dump(&mut self, sup: &Supervisor) {
+        let text = state_dump(sup, self.started.elapsed());
+        match brine_cache::fs::write_atomic(&self.dump_path, text.as_bytes(), 0o600) {
+            Ok(()) => info!(
+                "SIGUSR1: the state of the process tree is in {}",
+                self.dump_path.display()
+            ),
+            Err(e) => warn!("SIGUSR1: cannot write {}: {e}", self.dump_path.display()),
+        }
+    }
+
     fn stopping(&mut self) {
         self.notify("STOPPING=1");
     }
@@ -122,4 +136,62 @@ impl Hooks for ManagerHooks {
         }
         Some(self.next_watchdog)
     }
+}
+
+/// The tree as `kill -USR1 <ProcessManager>` reports it: every role with
+/// its pid, uptime, restarts and back-off count, and the processes under
+/// ReqServer_ProcessManager (MWorkerQueue, the MWorkers) read from /proc.
+fn state_dump(sup: &Supervisor, up: Duration) -> String {
+    let mut out = format!(
+        "salt-master (Brine {}) ProcessManager pid {}, up {} s\n\n{:<30} {:>8} {:>10} {:>6} {:>9} {:>8}\n",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        up.as_secs(),
+        "process",
+        "pid",
+        "up (s)",
+        "ready",
+        "restarts",
+        "crashes"
+    );
+    for c in sup.status() {
+        let pid = c.pid.map_or("-".into(), |p| p.to_string());
+        let up = c.up.map_or("-".into(), |d| d.as_secs().to_string());
+        out += &format!(
+            "{:<30} {:>8} {:>10} {:>6} {:>9} {:>8}\n",
+            c.name, pid, up, c.ready, c.restarts, c.crashes
+        );
+        if c.name == names::REQ_SERVER {
+            if let Some(p) = c.pid {
+                for (child, title) in children_titles(p.as_raw()) {
+                    out += &format!("  {title:<28} {child:>8}\n");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The children of `parent` and the last word of their process titles.
+fn children_titles(parent: i32) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The field after the parenthesised comm is the state, then ppid.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let title = text.split_whitespace().last().unwrap_or("?").to_string();
+            out.push((pid, title));
+        }
+    }
+    out.sort();
+    out
 }

@@ -177,6 +177,46 @@ fn sighup_keeps_children_and_reopens_the_log() {
     assert!(!read(&rotated).contains("reopened log file"));
 }
 
+/// SIGUSR1 and SIGUSR2 kill a process by default; Salt's master carries
+/// on. Sent to every process of the tree, none dies or is replaced, and
+/// SIGUSR1 to the ProcessManager writes the tree's state where the log
+/// says.
+#[test]
+fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
+    let env = Env::new(3);
+    let mut m = env.start();
+    m.wait_ready();
+    let before = descendants(m.pid);
+    for sig in [Signal::SIGUSR2, Signal::SIGUSR1] {
+        for pid in before.iter().copied().chain([m.pid]) {
+            let _ = kill(Pid::from_raw(pid), sig);
+        }
+    }
+    let dump = env.root().join("cache/salt-master.state");
+    assert!(
+        wait_until(Duration::from_secs(5), || read(&env.log_file()).contains(&format!(
+            "SIGUSR1: the state of the process tree is in {}",
+            dump.display()
+        ))),
+        "{}",
+        read(&env.log_file())
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(m.exited().is_none(), "the ProcessManager survives");
+    assert_eq!(descendants(m.pid), before, "every process kept, none respawned");
+    let text = read(&dump);
+    for name in [
+        "MultiprocessingLoggingQueue",
+        "EventPublisher",
+        "ReqServer_ProcessManager",
+        "MWorkerQueue",
+        "MWorker-2",
+    ] {
+        assert!(text.contains(name), "{name} missing from the dump:\n{text}");
+    }
+    assert!(text.contains(&m.pid.to_string()), "{text}");
+}
+
 #[test]
 fn sigterm_stops_everything_quickly_with_status_zero() {
     let env = Env::new(5);

@@ -118,6 +118,8 @@ pub trait Hooks {
     fn all_ready(&mut self, _sup: &Supervisor) {}
     /// SIGHUP arrived.
     fn hangup(&mut self, _sup: &Supervisor) {}
+    /// SIGUSR1 arrived (Salt writes a debug dump then; nothing stops).
+    fn dump(&mut self, _sup: &Supervisor) {}
     /// Shutdown begins (before children are signalled).
     fn stopping(&mut self) {}
     /// Called on every loop iteration; returns when to be called again.
@@ -129,6 +131,20 @@ pub trait Hooks {
 /// Hooks that do nothing.
 pub struct NoHooks;
 impl Hooks for NoHooks {}
+
+/// One child as a status dump shows it.
+#[derive(Debug, Clone)]
+pub struct ChildStatus {
+    pub name: String,
+    pub pid: Option<Pid>,
+    /// Since its last start, while it runs.
+    pub up: Option<Duration>,
+    pub ready: bool,
+    /// Starts after the first.
+    pub restarts: u32,
+    /// Deaths counted towards the respawn back-off.
+    pub crashes: u32,
+}
 
 struct Slot {
     spec: ChildSpec,
@@ -159,7 +175,14 @@ impl Supervisor {
     /// "ReqServer_ProcessManager"). Installs SIGCHLD/SIGTERM/SIGINT/SIGHUP
     /// handlers and makes this process a child subreaper.
     pub fn new(name: &str, specs: Vec<ChildSpec>) -> io::Result<Supervisor> {
-        let sig = SignalPipe::install(&[Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])?;
+        let sig = SignalPipe::install(&[
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+        ])?;
         let (rx, tx) = UnixDatagram::pair()?;
         rx.set_nonblocking(true)?;
         // SAFETY: plain prctl with integer arguments.
@@ -205,6 +228,21 @@ impl Supervisor {
     /// Pid of the live child called `name`.
     pub fn pid_of(&self, name: &str) -> Option<Pid> {
         self.slots.iter().find(|s| s.spec.name == name).and_then(|s| s.pid)
+    }
+
+    /// Each child's state, in spec order, for a status dump.
+    pub fn status(&self) -> Vec<ChildStatus> {
+        self.slots
+            .iter()
+            .map(|s| ChildStatus {
+                name: s.spec.name.clone(),
+                pid: s.pid,
+                up: s.pid.map(|_| s.started.elapsed()),
+                ready: s.ready,
+                restarts: s.spawned.saturating_sub(1),
+                crashes: s.crashes,
+            })
+            .collect()
     }
 
     /// Names and pids of the live children.
@@ -256,6 +294,10 @@ impl Supervisor {
         signals::reset_in_child();
         let _ = signals::ignore(Signal::SIGINT);
         let _ = signals::ignore(Signal::SIGHUP);
+        // Their default action kills; a stray `kill -USR1` must not (a
+        // nested supervisor installs its own handlers again).
+        let _ = signals::ignore(Signal::SIGUSR1);
+        let _ = signals::ignore(Signal::SIGUSR2);
         signals::unblock_all();
         let mut close: Vec<RawFd> = self.sig.raw_fds().to_vec();
         close.push(self.status_rx.as_raw_fd());
@@ -299,6 +341,10 @@ impl Supervisor {
             if signals::take(Signal::SIGHUP) {
                 hooks.hangup(self);
             }
+            if signals::take(Signal::SIGUSR1) {
+                hooks.dump(self);
+            }
+            signals::take(Signal::SIGUSR2);
             self.read_status();
             // Reap on every wake-up: SIGCHLD coalesces, and a status message
             // may race with the death it announces.
