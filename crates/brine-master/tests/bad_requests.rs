@@ -351,9 +351,24 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
     m.remember_tree();
 }
 
+/// A master of masters (`order_masters: True`) stores a syndic's returns
+/// per minion below it; any other master refuses `_syndic_return`, which
+/// would let one minion record returns under other minions' ids.
 #[test]
 fn syndic_returns_are_stored_per_minion() {
-    let env = Env::new(3);
+    syndic_return(true);
+}
+
+#[test]
+fn syndic_returns_are_refused_without_order_masters() {
+    syndic_return(false);
+}
+
+fn syndic_return(order_masters: bool) {
+    let env = Env::with_extra(
+        3,
+        &format!("order_masters: {}\n", if order_masters { "True" } else { "False" }),
+    );
     let mut m = env.start();
     m.wait_ready();
     let syndic = accepted_minion(&env, "syn1");
@@ -409,6 +424,14 @@ fn syndic_returns_are_stored_per_minion() {
     assert!(reply.as_bytes().is_some());
     let h = hex::encode(openssl::sha::sha256(jid.as_bytes()));
     let dir = env.root().join("cache/jobs").join(&h[..2]).join(&h[2..]);
+    if !order_masters {
+        assert!(!dir.exists(), "nothing recorded for a refused _syndic_return");
+        assert!(!env.root().join("cache/syndics/syn1").exists());
+        assert!(wait_until(Duration::from_secs(2), || read(&env.log_file())
+            .contains("order_masters is False): refused")));
+        m.remember_tree();
+        return;
+    }
     let ret =
         Value::decode(&std::fs::read(dir.join("below1/return.p")).expect("return.p of the minion below the syndic"))
             .unwrap();

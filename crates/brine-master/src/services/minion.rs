@@ -134,7 +134,16 @@ pub(super) fn job_return(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Valu
 
 /// `_syndic_return`: a syndic's aggregated returns, each re-dispatched
 /// as the `_return` of the minion below it (Salt's `_syndic_return`).
-pub(super) fn syndic_return(ctx: &mut Ctx, load: &Value) -> Value {
+/// Only a master of masters (`order_masters: True`) has syndics below it;
+/// anywhere else this is a minion trying to record returns under other
+/// minions' ids, refused (Salt accepts it).
+pub(super) fn syndic_return(ctx: &mut Ctx, sender: &MinionId, load: &Value) -> Value {
+    if !ctx.cfg.get_bool("order_masters").unwrap_or(false) {
+        warn!(
+            "minion {sender:?} sent _syndic_return, but this master has no syndics (order_masters is False): refused"
+        );
+        return Value::Bool(false);
+    }
     let loads: Vec<Value> = match load.get("load") {
         Some(Value::Array(items)) => items.clone(),
         _ => vec![load.clone()],

@@ -146,7 +146,7 @@ impl Services {
                 Reply::Send(Value::Map(Vec::new()))
             }
             AesCmd::Return => Reply::Send(minion::job_return(ctx, id, load)),
-            AesCmd::SyndicReturn => Reply::Send(minion::syndic_return(ctx, load)),
+            AesCmd::SyndicReturn => Reply::Send(minion::syndic_return(ctx, id, load)),
             other => {
                 debug!("{id}: AES command {} is not served yet", other.as_str());
                 Reply::Send(Value::Map(Vec::new()))
