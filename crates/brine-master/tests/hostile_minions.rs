@@ -104,3 +104,90 @@ fn ids_with_control_characters_are_refused_at_auth() {
     );
     assert!(!log.contains("\r"), "{log}");
 }
+
+/// `_minion_event` from a hostile minion: reserved tags given whole, built
+/// with `pretag`, or naming another minion reach nothing on the master's
+/// bus; the minion's own tags do.
+#[test]
+fn forged_events_never_reach_the_bus() {
+    let env = env_with_tree(1, "");
+    let mut master = env.start();
+    master.wait_ready();
+    let cfg = brine_config::MasterConfig::load(&env.conf_dir).unwrap();
+    let mut bus = brine_client::EventBus::subscribe(&brine_client::BusAddr::from_config(&cfg)).unwrap();
+    let m = accepted_minion(&env, "hostile");
+    let ev = |tag: &str| {
+        Value::map([
+            ("tag", Value::from(tag)),
+            ("data", Value::map([("forged", Value::Bool(true))])),
+        ])
+    };
+    let jid = "20250101000000000001";
+    let forged = [
+        "salt/key",
+        "salt/auth",
+        &format!("salt/job/{jid}/publish"),
+        &format!("salt/job/{jid}/ret/victim"),
+        "salt/minion/victim/start",
+        "",
+    ]
+    .map(String::from);
+    // Each whole, and as the tail of a pretag that makes it reserved.
+    let mut events: Vec<Value> = forged.iter().map(|t| ev(t)).collect();
+    events.push(ev("key"));
+    events.push(ev(&format!("{jid}/ret/victim")));
+    m.call(
+        env.ret_port,
+        &load(
+            "_minion_event",
+            &[("events", Value::Array(events)), ("pretag", s("salt"))],
+        ),
+    );
+    let under = |pretag: &str, tails: &[String]| {
+        let events = tails.iter().map(|t| ev(t)).collect();
+        m.call(
+            env.ret_port,
+            &load(
+                "_minion_event",
+                &[("events", Value::Array(events)), ("pretag", s(pretag))],
+            ),
+        );
+    };
+    under("salt/job", &[format!("{jid}/publish"), format!("{jid}/ret/victim")]);
+    under("salt/minion", &["victim/start".to_string()]);
+    for t in &forged {
+        m.call(
+            env.ret_port,
+            &load("_minion_event", &[("tag", s(t)), ("data", Value::Map(vec![]))]),
+        );
+    }
+    // The control: the minion's own start event arrives.
+    m.call(
+        env.ret_port,
+        &load(
+            "_minion_event",
+            &[("tag", s("salt/minion/hostile/start")), ("data", Value::Map(vec![]))],
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while let Some(e) = bus.next(deadline).unwrap() {
+        let done = e.tag == "salt/minion/hostile/start";
+        seen.push(e.tag);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("salt/minion/hostile/start"),
+        "{seen:?}"
+    );
+    for t in &seen {
+        assert!(
+            !forged.contains(t) && t != "salt/",
+            "forged event on the bus: {t:?} (all: {seen:?})"
+        );
+    }
+    assert!(read(&env.log_file()).contains("refused: a tag only the master fires"));
+}

@@ -10,19 +10,61 @@ use log::{debug, info, warn};
 
 use super::Ctx;
 
-/// Tags a minion may not fire through `_minion_event`'s list form (fnmatch).
-const BLOCKED_TAGS: [&str; 10] = [
-    "salt/job/*/publish",
+/// Tags only the master itself fires (fnmatch): keys, auth, a job's
+/// publication and its returns (a return comes through `_return`, which
+/// records it under the sender's own id), runner, wheel, cloud, cluster.
+const RESERVED_TAGS: [&str; 12] = [
+    "salt/auth*",
+    "salt/key*",
     "salt/job/*/new",
-    "salt/job/*/return",
-    "salt/key",
-    "salt/cloud/*",
+    "salt/job/*/publish",
+    "salt/job/*/return*",
+    "salt/job/*/ret/*",
     "salt/run/*",
+    "salt/wheel/*",
+    "salt/cloud/*",
     "salt/cluster/*",
-    "salt/wheel/*/new",
-    "salt/wheel/*/return",
-    "salt/auth",
+    "salt/master/*",
+    "minion/refresh/*",
 ];
+
+/// The most events one `_minion_event` request may carry (a beacon run
+/// sends a handful).
+const MAX_EVENTS: usize = 1000;
+
+/// Why the minion `id` may not put `tag` on the master's bus, if it may
+/// not. What real minions fire passes: `minion_start`,
+/// `salt/minion/<own id>/start`, `salt/beacon/<own id>/…`,
+/// `salt/job/<jid>/prog/<own id>/…` and custom tags from `event.send`.
+fn refused_tag(id: &str, tag: &str) -> Option<String> {
+    if tag.is_empty() {
+        return Some("an empty tag".into());
+    }
+    if let Some(p) = RESERVED_TAGS.iter().find(|p| brine_py::fnmatch(tag, p)) {
+        return Some(format!("a tag only the master fires ({p})"));
+    }
+    // Tags that name a minion must name the sender.
+    let parts: Vec<&str> = tag.split('/').collect();
+    let named = match parts.as_slice() {
+        ["salt", "minion" | "beacon", who, ..] => Some(*who),
+        ["salt", "job", _, "prog", who, ..] => Some(*who),
+        _ => None,
+    };
+    match named {
+        Some(who) if who != id => Some(format!("a tag naming another minion ({who:?})")),
+        _ => None,
+    }
+}
+
+/// Fire `tag` for the minion `id` unless it is refused (logged, escaped).
+fn fire_for(ctx: &mut Ctx, id: &MinionId, tag: &str, data: &Value) {
+    match refused_tag(id, tag) {
+        Some(why) => warn!("minion {id:?}: event {tag:?} refused: {why}"),
+        None => {
+            let _ = ctx.events.fire(tag, data);
+        }
+    }
+}
 
 /// `_pillar`: the minion's compiled pillar; stores grains and
 /// pillar in the minion data cache when `minion_data_cache` (default on).
@@ -82,24 +124,31 @@ pub(super) fn revoke_auth(ctx: &mut Ctx, id: &MinionId, load: &Value) -> Value {
 pub(super) fn minion_event(ctx: &mut Ctx, id: &MinionId, load: &Value) -> Value {
     if let Some(Value::Array(events)) = load.get("events") {
         let pretag = load.get("pretag").and_then(Value::as_str).map(String::from);
-        for ev in events {
+        if events.len() > MAX_EVENTS {
+            warn!(
+                "minion {id:?}: _minion_event with {} events (at most {MAX_EVENTS}): the rest dropped",
+                events.len()
+            );
+        }
+        for ev in events.iter().take(MAX_EVENTS) {
             let Some(tag) = ev.get("tag").and_then(Value::as_str) else {
                 continue;
             };
-            if BLOCKED_TAGS.iter().any(|p| brine_py::fnmatch(tag, p)) {
-                warn!("{id}: minion event {tag} refused (reserved tag)");
+            if tag.is_empty() {
+                warn!("minion {id:?}: event with an empty tag refused");
                 continue;
             }
             let data = ev.get("data").cloned().unwrap_or_else(|| ev.clone());
-            let _ = ctx.events.fire(tag, &data);
+            // Salt fires the tag, and again under the pretag: each is
+            // checked as it would appear on the bus.
+            fire_for(ctx, id, tag, &data);
             if let Some(pre) = &pretag {
-                let _ = ctx.events.fire(&format!("{pre}/{tag}"), &data);
+                fire_for(ctx, id, &format!("{pre}/{tag}"), &data);
             }
         }
     } else if let (Some(tag), Some(_)) = (load.get("tag").and_then(Value::as_str), load.get("data")) {
-        debug!("{id}: event {tag}");
-        let tag = tag.to_string();
-        let _ = ctx.events.fire(&tag, load);
+        debug!("{id}: event {tag:?}");
+        fire_for(ctx, id, tag, load);
     }
     Value::Nil
 }
@@ -196,4 +245,40 @@ pub(super) fn syndic_return(ctx: &mut Ctx, sender: &MinionId, load: &Value) -> V
         }
     }
     Value::Nil
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minions_fire_their_own_tags_only() {
+        for ok in [
+            "minion_start",
+            "salt/minion/m1/start",
+            "salt/beacon/m1/inotify//etc/hosts",
+            "salt/job/20250101000000000001/prog/m1/0",
+            "myco/custom/thing",
+            "salt/minion/m1/beacons/x",
+        ] {
+            assert_eq!(refused_tag("m1", ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "salt/key",
+            "salt/auth",
+            "salt/job/20250101000000000001/new",
+            "salt/job/20250101000000000001/publish",
+            "salt/job/20250101000000000001/ret/m2",
+            "salt/job/20250101000000000001/ret/m1",
+            "salt/run/20250101000000000001/new",
+            "salt/wheel/20250101000000000001/ret",
+            "salt/minion/m2/start",
+            "salt/beacon/m2/x",
+            "salt/job/20250101000000000001/prog/m2/0",
+            "minion/refresh/m2",
+        ] {
+            assert!(refused_tag("m1", bad).is_some(), "{bad:?}");
+        }
+    }
 }
