@@ -90,6 +90,28 @@ pub struct Format {
     pub datefmt: std::borrow::Cow<'static, str>,
 }
 
+/// A message as it may appear in a log: every record stays one record.
+/// Text a peer sent (ids, tags, targets) can reach a message, so a line
+/// break is followed by an indent (a continuation can never pass for a
+/// record of its own) and other control characters, which could rewrite
+/// a terminal line or hide text, are written as escapes.
+pub fn one_record(message: &str) -> String {
+    if !message.chars().any(|c| c.is_control() && c != '\t') {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len() + 8);
+    for c in message.chars() {
+        match c {
+            '\n' => out.push_str("\n    "),
+            '\t' => out.push('\t'),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\x{{{:02x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Format {
     /// Salt's default console format.
     pub const CONSOLE_DEFAULT: Format = Format {
@@ -155,7 +177,7 @@ impl Format {
         let secs = rec.time.floor();
         let msecs = ((rec.time - secs) * 1000.0).floor();
         let value: String = match key {
-            "message" => rec.message.clone(),
+            "message" => one_record(&rec.message),
             "name" => rec.name.clone(),
             "levelname" => rec.level_name().to_string(),
             "levelno" => rec.level_no().to_string(),
@@ -215,6 +237,28 @@ pub fn strftime(fmt: &str, secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_stays_one_record() {
+        assert_eq!(one_record("plain text"), "plain text");
+        assert_eq!(one_record("tab\there"), "tab\there");
+        assert_eq!(
+            one_record("Authentication request from x\n2026-01-01 [CRITICAL] forged"),
+            "Authentication request from x\n    2026-01-01 [CRITICAL] forged"
+        );
+        assert_eq!(one_record("a\rb\u{1b}[31mc\u{85}"), "a\\rb\\x{1b}[31mc\\x{85}");
+        let f = Format::new("[%(levelname)s] %(message)s", "%H");
+        let rec = Record {
+            level: log::Level::Warn,
+            time: 0.0,
+            pid: 1,
+            process_name: "MWorker-0".into(),
+            name: "t".into(),
+            line: 1,
+            message: "x\n[CRITICAL] y".into(),
+        };
+        assert_eq!(f.render(&rec), "[WARNING] x\n    [CRITICAL] y");
+    }
 
     fn rec() -> Record {
         Record {
