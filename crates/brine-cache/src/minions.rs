@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use brine_proto::Value;
 
-use crate::fs::{read_p, write_p};
+use crate::fs::write_p;
 use crate::CacheError;
 
 /// The `minions` bank of the localfs cache under one `cachedir`.
@@ -54,11 +54,6 @@ impl MinionCache {
     /// Salt's `localfs.contains` for one key: `minions/<id>/<key>.p` exists.
     pub fn contains(&self, id: &str, key: &str) -> bool {
         self.dir(id).join(format!("{key}.p")).is_file()
-    }
-
-    /// `fetch` for callers that treat an unreadable entry as missing.
-    pub fn fetch_lossy(&self, id: &str, key: &str) -> Option<Value> {
-        read_p(&self.dir(id).join(format!("{key}.p")))
     }
 
     /// Salt's `localfs.store`: `minions/<id>/<key>.p`, atomically.

@@ -394,47 +394,55 @@ impl Reader<'_> {
     fn map(&mut self, n: usize, depth: usize) -> Result<Value, DecodeError> {
         let mut pairs: Vec<(Value, Value)> = Vec::with_capacity(n.min(self.buf.len() / 2));
         // A key that comes again replaces the value in place, as filling a
-        // Python dict does (first position, last value); hashed by its
-        // bytes, so a hostile map of many keys stays linear.
-        let mut seen: std::collections::HashMap<(u8, Vec<u8>), usize> = std::collections::HashMap::new();
+        // Python dict does (first position, last value). Large maps index
+        // their keys by hash (checked for equality on a hit), so a hostile
+        // map of many keys stays linear.
+        let mut index: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
         for _ in 0..n {
             let k = self.read(depth + 1)?;
             let v = self.read(depth + 1)?;
-            if n <= 16 {
+            let at = if n <= 16 {
                 // Few keys (every request's envelope): a scan is cheapest.
-                match pairs.iter().position(|(old, _)| *old == k) {
-                    Some(at) => pairs[at].1 = v,
-                    None => pairs.push((k, v)),
-                }
-                continue;
-            }
-            let id = match &k {
-                Value::Str(s) => Some((0, s.as_bytes().to_vec())),
-                Value::Bytes(b) => Some((1, b.clone())),
-                Value::Int(i) => Some((2, i.to_le_bytes().to_vec())),
-                Value::UInt(u) => Some((3, u.to_le_bytes().to_vec())),
-                Value::Bool(b) => Some((4, vec![u8::from(*b)])),
-                Value::Nil => Some((5, Vec::new())),
-                _ => None,
-            };
-            match id {
-                Some(id) => match seen.get(&id) {
-                    Some(&at) => pairs[at].1 = v,
+                pairs.iter().position(|(old, _)| *old == k)
+            } else {
+                let h = key_hash(&k);
+                match index.get(&h) {
+                    Some(&at) if pairs[at].0 == k => Some(at),
+                    // Unequal under the same hash: NaN (never equal to
+                    // itself, so Python keeps each) or a true collision.
+                    Some(_) => None,
                     None => {
-                        seen.insert(id, pairs.len());
-                        pairs.push((k, v));
+                        index.insert(h, pairs.len());
+                        None
                     }
-                },
-                // Other keys (floats, containers, ext) are compared as
-                // values; Python would refuse the containers.
-                None => match pairs.iter().position(|(old, _)| *old == k) {
-                    Some(at) => pairs[at].1 = v,
-                    None => pairs.push((k, v)),
-                },
+                }
+            };
+            match at {
+                Some(at) => pairs[at].1 = v,
+                None => pairs.push((k, v)),
             }
         }
         Ok(Value::Map(pairs))
     }
+}
+
+/// A hash of a map key for duplicate detection (floats by their bits,
+/// containers by their encoding).
+fn key_hash(k: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match k {
+        Value::Str(s) => (0u8, s.as_bytes()).hash(&mut h),
+        Value::Bytes(b) => (1u8, b.as_slice()).hash(&mut h),
+        Value::Int(i) => (2u8, i).hash(&mut h),
+        Value::UInt(u) => (3u8, u).hash(&mut h),
+        Value::Bool(b) => (4u8, b).hash(&mut h),
+        Value::Nil => 5u8.hash(&mut h),
+        Value::F32(f) => (6u8, f.to_bits()).hash(&mut h),
+        Value::F64(f) => (7u8, f.to_bits()).hash(&mut h),
+        other => (8u8, other.to_network()).hash(&mut h),
+    }
+    h.finish()
 }
 
 impl From<&str> for Value {

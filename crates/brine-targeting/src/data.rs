@@ -201,7 +201,11 @@ pub(crate) fn try_subdict_match(
     // are skipped (Salt tries them all, which makes a target of many parts
     // quadratic), and the rest of the expression is joined only for a key
     // that exists.
-    let longest = (splits.len() - 1).min(depth(data).max(1));
+    let mut longest = splits.len() - 1;
+    if longest > 16 {
+        // Only a long expression is worth a walk over the data.
+        longest = longest.min(depth(data).max(1));
+    }
     for idx in (1..=longest).rev() {
         let key = splits[..idx].join(delimiter);
         let (found, matchstr) = if key == "*" {

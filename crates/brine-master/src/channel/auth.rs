@@ -153,7 +153,7 @@ impl ReqServerChannel {
         }
         data.set("id", Value::from(id));
         data.set("pub", Value::from(pub_pem));
-        if let Err(e) = self.events.fire("salt/auth", &data) {
+        if let Err(e) = self.services.events().fire("salt/auth", &data) {
             warn!("cannot fire salt/auth for {id}: {e}");
         }
     }

@@ -16,7 +16,6 @@ use brine_keys::{FsKeyStore, KeyState, KeyStore, MinionId};
 use brine_proc::shm::SharedCell;
 use brine_proto::commands::{AesCmd, ClearCmd};
 use brine_proto::crypto::{Crypticle, EncAlgo, PrivateKey, PublicKey, SigAlgo};
-use brine_proto::event::EventSender;
 use brine_proto::Value;
 use log::warn;
 
@@ -62,8 +61,6 @@ pub struct ReqServerChannel {
     aes: AesKey,
     keys: FsKeyStore,
     sessions: SessionKeys,
-    /// For `salt/auth` and `salt/key` events of `_auth`.
-    events: EventSender,
     services: Services,
     minimum_auth_version: i64,
     max_request: usize,
@@ -76,13 +73,18 @@ pub struct ReqServerChannel {
 
 /// The sender as its request names it (never trusted, only logged):
 /// the minion id of an AES request, or the id or user and command of a
-/// clear one; Debug formatting escapes control characters.
-fn describe_peer(enc: &str, env: &Value, load: &Value) -> String {
+/// clear one; Debug formatting escapes control characters. Made only for
+/// the log line of a refusal.
+fn describe_peer(env: Option<&Value>) -> String {
+    let Some(env) = env else {
+        return "an unidentified peer".into();
+    };
     let text = |v: Option<&Value>| {
         v.and_then(Value::as_str)
             .map(|s| s.chars().take(128).collect::<String>())
     };
-    if enc == "aes" {
+    let load = env.get("load").unwrap_or(&Value::Nil);
+    if env.get("enc").and_then(Value::as_str) == Some("aes") {
         return match text(env.get("id")) {
             Some(id) => format!("minion {id:?}"),
             None => "an AES request without id".into(),
@@ -116,7 +118,6 @@ impl ReqServerChannel {
         Ok(ReqServerChannel {
             keys: FsKeyStore::new(&cfg.pki_dir),
             sessions: SessionKeys::new(cfg.cachedir.join("sessions"), publish_session),
-            events: EventSender::new(&cfg.sock_dir),
             minimum_auth_version: cfg.get_i64("minimum_auth_version").unwrap_or(3),
             max_request: cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize),
             aes_sig: None,
@@ -131,25 +132,28 @@ impl ReqServerChannel {
 
     /// Handle one request body.
     pub fn handle(&mut self, body: &[u8]) -> Vec<u8> {
-        let mut peer = String::from("an unidentified peer");
+        let mut env = None;
         // A bug must cost one request, not the worker: answer as Salt does
         // when a handler raises.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_handle(body, &mut peer))) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_handle(body, &mut env))) {
             Ok(Ok(reply)) => reply,
             Ok(Err(why)) => {
-                warn!("bad request from {peer}: {why}");
+                warn!("bad request from {}: {why}", describe_peer(env.as_ref()));
                 bad_load()
             }
             Err(_) => {
-                log::error!("request from {peer} raised an internal error; answered with an error");
+                log::error!(
+                    "request from {} raised an internal error; answered with an error",
+                    describe_peer(env.as_ref())
+                );
                 Value::from("Server-side exception handling payload").to_network()
             }
         }
     }
 
-    /// `peer` is set to what the request says of its sender as soon as
-    /// the envelope is read, for the log line of a refusal.
-    fn try_handle(&mut self, body: &[u8], peer: &mut String) -> Result<Vec<u8>, String> {
+    /// The decoded envelope is left in `slot`, so that a refusal can name
+    /// the sender as the request does.
+    fn try_handle(&mut self, body: &[u8], slot: &mut Option<Value>) -> Result<Vec<u8>, String> {
         if body.len() > self.max_request {
             return Err(format!(
                 "{} bytes is over the {} byte limit (request_max_size)",
@@ -157,11 +161,10 @@ impl ReqServerChannel {
                 self.max_request
             ));
         }
-        let env = Value::decode(body).map_err(|e| format!("malformed msgpack: {e}"))?;
+        let env: &Value = slot.insert(Value::decode(body).map_err(|e| format!("malformed msgpack: {e}"))?);
         let (Some(enc), Some(load)) = (env.get("enc").and_then(Value::as_str), env.get("load")) else {
             return Err("no enc/load in the envelope".into());
         };
-        *peer = describe_peer(enc, &env, load);
         let version = match env.get("version") {
             None | Some(Value::Nil) => 0,
             Some(v) => v
@@ -197,7 +200,7 @@ impl ReqServerChannel {
                     }
                 }
             }
-            "aes" => self.aes_request(&env, load, version),
+            "aes" => self.aes_request(env, load, version),
             other => Err(format!("unknown enc {other:?}")),
         }
     }

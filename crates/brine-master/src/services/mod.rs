@@ -93,6 +93,12 @@ impl Services {
         })
     }
 
+    /// This worker's event bus writer (the channel fires `salt/auth` on
+    /// it too: one connection to the EventPublisher per worker).
+    pub fn events(&mut self) -> &mut EventSender {
+        &mut self.ctx.events
+    }
+
     /// A clear command other than `_auth` (which the channel answers).
     pub fn clear(&mut self, cmd: ClearCmd, load: &Value) -> Result<Vec<u8>, String> {
         match cmd {
