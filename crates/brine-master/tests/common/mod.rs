@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod aes;
+pub mod attack;
 pub mod minion;
 pub mod pysalt;
 pub mod requests;
