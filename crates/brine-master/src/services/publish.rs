@@ -146,7 +146,9 @@ pub(super) fn publish_job(ctx: &mut Ctx, push: &zmq::Socket, mut load: Value, us
         ("minions", strs(&minions)),
         ("tgt_type", Value::from(tgt_type.as_str())),
     ]);
-    push.send(envelope.to_network(), 0)
+    // Never wait on the publisher: with it gone or its queue full (the
+    // high-water mark), the job fails now instead of holding the worker.
+    push.send(envelope.to_network(), zmq::DONTWAIT)
         .map_err(|e| format!("cannot hand job {jid} to the publisher: {e}"))?;
     info!(
         "job {jid}: {} for {} minions",
