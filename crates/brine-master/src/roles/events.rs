@@ -55,14 +55,25 @@ fn listen(path: &Path, mode: u32) -> Result<UnixListener, RoleError> {
 
 /// Split complete frames off the front of `w.buf`. `Err` = drop the writer.
 fn frames(w: &mut Writer) -> Result<Vec<Vec<u8>>, String> {
+    split_frames(&mut w.buf, &mut w.prefixed)
+}
+
+/// Split the complete event frames a writer sent off the front of `buf`
+/// (the rest waits for more bytes). The first byte a writer sends decides
+/// its framing for good (`prefixed`): a 4-byte big-endian length before
+/// each msgpack map, or bare msgpack maps back to back. `Err` names why the
+/// writer must be dropped: a frame over [`MAX_FRAME`], a length prefix
+/// that does not hold exactly one msgpack value, malformed msgpack, or a
+/// frame that is not a map.
+pub fn split_frames(buf: &mut Vec<u8>, prefixed: &mut Option<bool>) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
     let mut pos = 0;
     loop {
-        let rest = &w.buf[pos..];
+        let rest = &buf[pos..];
         if rest.is_empty() {
             break;
         }
-        let prefixed = *w.prefixed.get_or_insert(rest[0] != 0x82);
+        let prefixed = *prefixed.get_or_insert(rest[0] != 0x82);
         let (start, len) = if prefixed {
             if rest.len() < 4 {
                 break;
@@ -95,7 +106,7 @@ fn frames(w: &mut Writer) -> Result<Vec<Vec<u8>>, String> {
         out.push(frame.to_vec());
         pos += start + len;
     }
-    w.buf.drain(..pos);
+    buf.drain(..pos);
     Ok(out)
 }
 
