@@ -140,6 +140,17 @@ impl KeyStore for FsKeyStore {
             .map_err(io(&tmp))?;
         f.write_all(pem.as_bytes()).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
+        // root writing into a master's pki dir (salt-key as root for a
+        // master with `user: salt`): the key belongs to the dir's owner, as
+        // Salt's salt-key leaves it (it moves the file the master wrote).
+        {
+            use std::os::unix::fs::MetadataExt;
+            let owner = std::fs::metadata(dir).map_err(io(dir))?;
+            let written_by_root = f.metadata().map_err(io(&tmp))?.uid() == 0;
+            if written_by_root && owner.uid() != 0 {
+                std::os::unix::fs::chown(&tmp, Some(owner.uid()), Some(owner.gid())).map_err(io(&tmp))?;
+            }
+        }
         std::fs::rename(&tmp, &p).map_err(io(&p))
     }
 

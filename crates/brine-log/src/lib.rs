@@ -190,15 +190,25 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    /// Open (creating it 0600 and its directory) for appending.
+    /// Open (creating it 0640, as Salt's logging does under umask 027, and
+    /// its directory) for appending.
     pub fn open(path: &Path) -> io::Result<LogFile> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        let file = OpenOptions::new().create(true).append(true).mode(0o640).open(path)?;
         Ok(LogFile {
             path: path.to_owned(),
             file,
+        })
+    }
+
+    /// Another handle on the same open file (for a process forked to
+    /// write it, when the file was opened before the privilege drop).
+    pub fn try_clone(&self) -> io::Result<LogFile> {
+        Ok(LogFile {
+            path: self.path.clone(),
+            file: self.file.try_clone()?,
         })
     }
 

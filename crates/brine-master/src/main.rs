@@ -53,7 +53,7 @@ fn start(opts: &Options) -> Result<()> {
     // Configuration. Until it is read, log to stderr at -l's level.
     brine_log::init(setup::level_filter(opts.log_level.as_deref().unwrap_or("warning")));
     let cfg = cli::load_config(opts)?;
-    let logging = roles::logging::Settings::from_config(&cfg, !opts.daemon);
+    let mut logging = roles::logging::Settings::from_config(&cfg, !opts.daemon);
     brine_log::set_level(logging.console_level.max(logging.file_level));
     brine_log::to_stderr(logging.console_fmt.clone());
 
@@ -74,7 +74,11 @@ fn start(opts: &Options) -> Result<()> {
     // ReqServer does: the AES key is new anyway.
     let _ = std::fs::remove_file(cfg.cachedir.join(".dfn"));
 
-    // User, limits, then the pid (written as the user).
+    // The log file is opened as root, as Salt does; then user, limits, and
+    // the pid (written as the user).
+    logging
+        .open_file()
+        .with_context(|| format!("cannot open the log file {}", cfg.log_file))?;
     setup::switch_user(&cfg)?;
     setup::raise_nofile(cfg.max_open_files);
     pidfile

@@ -20,6 +20,11 @@ use crate::setup::{level_filter, log_file_path};
 #[derive(Clone)]
 pub struct Settings {
     pub file: Option<PathBuf>,
+    /// `file`, opened by the ProcessManager before it drops privileges (as
+    /// Salt opens its log file as root): the logging process writes this
+    /// handle, so a log directory only root may enter (Salt makes
+    /// `/var/log/salt` 0750) still works for `user: salt`.
+    pub opened: Option<Rc<LogFile>>,
     pub file_level: LevelFilter,
     pub file_fmt: Format,
     pub console: bool,
@@ -32,6 +37,7 @@ impl Settings {
         let s = |k: &str, d: &str| cfg.get(k).and_then(|v| v.as_str()).unwrap_or(d).to_string();
         Settings {
             file: log_file_path(cfg),
+            opened: None,
             file_level: level_filter(&cfg.log_level_logfile),
             file_fmt: Format::new(&cfg.log_fmt_logfile, &cfg.log_datefmt_logfile),
             console,
@@ -44,14 +50,24 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Open the log file now (before the privilege drop).
+    pub fn open_file(&mut self) -> std::io::Result<()> {
+        if let Some(p) = &self.file {
+            self.opened = Some(Rc::new(LogFile::open(p)?));
+        }
+        Ok(())
+    }
+}
+
 pub fn spec(settings: Settings, rx: Rc<OwnedFd>) -> ChildSpec {
     role(names::LOGGING, move |ctx| {
         let sig = brine_proc::signals::SignalPipe::install(&[Signal::SIGTERM, Signal::SIGHUP])?;
-        let mut file = match &settings.file {
-            Some(p) => Some(
-                LogFile::open(p).map_err(|e| RoleError::Fatal(format!("cannot open log file {}: {e}", p.display())))?,
-            ),
-            None => None,
+        let cannot = |p: &std::path::Path, e| RoleError::Fatal(format!("cannot open log file {}: {e}", p.display()));
+        let mut file = match (&settings.opened, &settings.file) {
+            (Some(f), _) => Some(f.try_clone().map_err(|e| cannot(f.path(), e))?),
+            (None, Some(p)) => Some(LogFile::open(p).map_err(|e| cannot(p, e))?),
+            (None, None) => None,
         };
         ctx.ready();
         let mut buf = vec![0u8; 70 * 1024];

@@ -89,8 +89,9 @@ impl Watch {
     pub fn start(env: &Env, master: &Master) -> Watch {
         let argv = format!("{} -c {}", super::BIN, env.conf_dir.display());
         let minion = Minion::start(env, "3007.17", BYSTANDER, "");
-        let pre = env.root().join("pki/minions_pre").join(BYSTANDER);
-        let accepted = env.root().join("pki/minions").join(BYSTANDER);
+        let pki = brine_config::MasterConfig::load(&env.conf_dir).unwrap().pki_dir;
+        let pre = pki.join("minions_pre").join(BYSTANDER);
+        let accepted = pki.join("minions").join(BYSTANDER);
         assert!(
             super::wait_until(Duration::from_secs(60), || pre.exists() || accepted.exists()),
             "the bystander never asked to be accepted: {}",
