@@ -89,7 +89,7 @@ pub(crate) fn cached_returns(cfg: &MasterConfig, jid: &str) -> Value {
 }
 
 fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: &str) -> Value {
-    let mut events = brine_proto::event::EventSender::new(&cfg.sock_dir);
+    let mut events = crate::event_sender(cfg);
     let args = CallArgs::from_load(load);
     let mut data = Value::map([
         ("fun", Value::from(format!("runner.{fun}"))),

@@ -196,3 +196,63 @@ fn forged_events_never_reach_the_bus() {
     assert!(read(&env.log_file()).contains("refused: a tag only the master fires"));
     watch.finish();
 }
+
+/// Events a minion sends larger than `max_event_size` reach the bus
+/// trimmed as Salt trims them (`salt.utils.dicttrim`: large values become
+/// "VALUE_TRIMMED"), small ones whole; the first 1000 events of a
+/// request, the rest dropped and logged.
+#[test]
+fn big_events_are_trimmed_and_counted() {
+    let env = env_with_tree(1, "max_event_size: 65536\n");
+    let mut master = env.start();
+    master.wait_ready();
+    let watch = Watch::start(&env, &master);
+    let cfg = brine_config::MasterConfig::load(&env.conf_dir).unwrap();
+    let mut bus = brine_client::EventBus::subscribe(&brine_client::BusAddr::from_config(&cfg)).unwrap();
+    let m = accepted_minion(&env, "hostile");
+    let big = "x".repeat(1 << 20);
+    m.call(
+        env.ret_port,
+        &load(
+            "_minion_event",
+            &[
+                ("tag", s("custom/big")),
+                ("data", Value::map([("blob", s(&big)), ("keep", s("small"))])),
+            ],
+        ),
+    );
+    let many: Vec<Value> = (0..1500)
+        .map(|i| {
+            Value::map([
+                ("tag", s(&format!("custom/many/{i}"))),
+                ("data", Value::Map(Vec::new())),
+            ])
+        })
+        .collect();
+    m.call(env.ret_port, &load("_minion_event", &[("events", Value::Array(many))]));
+    m.call(
+        env.ret_port,
+        &load(
+            "_minion_event",
+            &[("tag", s("custom/done")), ("data", Value::Map(Vec::new()))],
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (mut big_seen, mut many_seen) = (None, 0);
+    while let Some(e) = bus.next(deadline).unwrap() {
+        match e.tag.as_str() {
+            "custom/big" => big_seen = Some(e.data),
+            "custom/done" => break,
+            t if t.starts_with("custom/many/") => many_seen += 1,
+            _ => {}
+        }
+    }
+    // With `tag`, Salt fires the whole load: the minion's data under "data".
+    let load = big_seen.expect("the big event arrives, trimmed");
+    let data = load.get("data").expect("the load's data");
+    assert_eq!(data.get("blob"), Some(&s("VALUE_TRIMMED")));
+    assert_eq!(data.get("keep"), Some(&s("small")));
+    assert_eq!(many_seen, 1000, "the first 1000 events of a request, no more");
+    assert!(read(&env.log_file()).contains("1500 events"), "the refusal is logged");
+    watch.finish();
+}

@@ -16,7 +16,9 @@ fn salt(env: &Env, args: &[&str]) -> (String, String, i32) {
 
 #[test]
 fn jobs_reach_real_minions_and_come_back() {
-    let env = Env::with_extra(3, "auto_accept: True\n");
+    // The master trims every event it fires at its own max_event_size (1
+    // MiB), returns included, as Salt's does: raised for the 3 MB return.
+    let env = Env::with_extra(3, "auto_accept: True\nmax_event_size: 10485760\n");
     let mut m = env.start();
     m.wait_ready();
     let a = Minion::start(&env, "3006.30", "j3006", "");

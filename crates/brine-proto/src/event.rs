@@ -7,9 +7,21 @@ use crate::value::{DecodeError, Value};
 /// `tag\n\n` + data, with `_stamp` added when absent (UTC, Salt's
 /// `datetime.utcnow().isoformat()` form).
 pub fn pack_event(tag: &str, data: &Value) -> Vec<u8> {
+    pack_event_with(tag, data, None)
+}
+
+/// A way to shrink an event's data to a byte limit in place (Salt's
+/// `trim_dict`, which lives with the other Python semantics).
+pub type Trim = fn(&mut Value, usize) -> bool;
+
+/// [`pack_event`], the data (with its `_stamp`) trimmed by `trim` first.
+pub fn pack_event_with(tag: &str, data: &Value, trim: Option<(usize, Trim)>) -> Vec<u8> {
     let mut data = data.clone();
     if data.is_map() && data.get("_stamp").is_none() {
         data.set("_stamp", Value::Str(utc_stamp(std::time::SystemTime::now())));
+    }
+    if let Some((max, trim)) = trim {
+        trim(&mut data, max);
     }
     let mut out = Vec::with_capacity(tag.len() + 64);
     out.extend_from_slice(tag.as_bytes());
@@ -39,6 +51,7 @@ pub fn prefixed_frame(event: &[u8]) -> Vec<u8> {
 pub struct EventSender {
     path: std::path::PathBuf,
     stream: Option<std::os::unix::net::UnixStream>,
+    trim: Option<(usize, Trim)>,
 }
 
 impl EventSender {
@@ -46,13 +59,21 @@ impl EventSender {
         EventSender {
             path: sock_dir.join("master_event_pull.ipc"),
             stream: None,
+            trim: None,
         }
+    }
+
+    /// Trim every event's data to `max` bytes with `trim` before it goes
+    /// out (Salt's `max_event_size`; 0 leaves events whole).
+    pub fn trimmed(mut self, max: usize, trim: Trim) -> EventSender {
+        self.trim = (max > 0).then_some((max, trim));
+        self
     }
 
     /// Fire `data` under `tag` (a `_stamp` is added).
     pub fn fire(&mut self, tag: &str, data: &Value) -> std::io::Result<()> {
         use std::io::Write;
-        let frame = prefixed_frame(&pack_event(tag, data));
+        let frame = prefixed_frame(&pack_event_with(tag, data, self.trim));
         let mut last = None;
         for _ in 0..2 {
             if self.stream.is_none() {

@@ -12,12 +12,14 @@
 //! * Salt's YAML loader (`salt.utils.yaml.safe_load`, YAML 1.1 scalars),
 //!   and `salt.utils.args` (`yamlify_arg`, `parse_kwarg`, `parse_input`).
 //! * Salt's `clean_key` for PEM public keys.
+//! * `salt.utils.dicttrim.trim_dict` and `sys.getsizeof` ([`dicttrim`]).
 //!
 //! POSIX flavour, as CPython 3.11 implements these functions.
 
 use std::path::PathBuf;
 
 mod args;
+pub mod dicttrim;
 mod fnmatch;
 mod glob;
 mod keys;

@@ -115,7 +115,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
         let interval = Duration::from_secs(cfg.loop_interval.max(1));
         let jobs = cfg.cachedir.join("jobs");
         let master_id = cfg.master_id();
-        let mut events = EventSender::new(&cfg.sock_dir);
+        let mut events = crate::event_sender(&cfg);
         ctx.ready();
         let mut next = Instant::now();
         loop {

@@ -61,7 +61,7 @@ impl Ctx {
     pub fn new(cfg: Rc<MasterConfig>) -> Ctx {
         Ctx {
             keys: FsKeyStore::new(&cfg.pki_dir),
-            events: EventSender::new(&cfg.sock_dir),
+            events: crate::event_sender(&cfg),
             jobs: crate::backends::job_cache(&cfg),
             cfg,
         }
