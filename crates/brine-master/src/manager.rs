@@ -61,6 +61,7 @@ pub fn run(
     );
     let mut hooks = ManagerHooks {
         dump_path: cfg.cachedir.join("salt-master.state"),
+        ports: (cfg.publish_port, cfg.ret_port),
         notifier,
         watchdog,
         next_watchdog: Instant::now(),
@@ -80,6 +81,8 @@ pub fn run(
 struct ManagerHooks {
     /// Where SIGUSR1 writes the state of the tree.
     dump_path: std::path::PathBuf,
+    /// publish_port and ret_port, whose connections the dump counts.
+    ports: (u16, u16),
     notifier: Option<Notifier>,
     watchdog: Option<Duration>,
     next_watchdog: Instant,
@@ -114,7 +117,13 @@ impl Hooks for ManagerHooks {
     }
 
     fn dump(&mut self, sup: &Supervisor) {
-        let text = state_dump(sup, self.started.elapsed());
+        let mut text = state_dump(sup, self.started.elapsed());
+        let (publish, ret) = self.ports;
+        text += &format!(
+            "\nconnections (established TCP, from /proc/net/tcp and tcp6)\n               publish_port {publish}: {} (minions subscribed to jobs)\n  ret_port {ret}: {}\n",
+            established(publish),
+            established(ret)
+        );
         match brine_cache::fs::write_atomic(&self.dump_path, text.as_bytes(), 0o600) {
             Ok(()) => info!(
                 "SIGUSR1: the state of the process tree is in {}",
@@ -170,6 +179,27 @@ fn state_dump(sup: &Supervisor, up: Duration) -> String {
         }
     }
     out
+}
+
+/// Established TCP connections whose local port is `port`, IPv4 and IPv6.
+fn established(port: u16) -> usize {
+    let want = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|l| {
+                    let mut f = l.split_whitespace();
+                    let local = f.nth(1).unwrap_or("");
+                    // state is the fourth field: 01 is ESTABLISHED.
+                    local.ends_with(&want) && f.nth(1) == Some("01")
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// The children of `parent` and the last word of their process titles.

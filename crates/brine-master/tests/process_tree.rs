@@ -187,6 +187,12 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
     let mut m = env.start();
     m.wait_ready();
     let before = descendants(m.pid);
+    // Two peers on publish_port, one on ret_port, for the dump to count.
+    let peers: Vec<_> = [env.publish_port, env.publish_port, env.ret_port]
+        .iter()
+        .map(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
     for sig in [Signal::SIGUSR2, Signal::SIGUSR1] {
         for pid in before.iter().copied().chain([m.pid]) {
             let _ = kill(Pid::from_raw(pid), sig);
@@ -205,6 +211,15 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
     assert!(m.exited().is_none(), "the ProcessManager survives");
     assert_eq!(descendants(m.pid), before, "every process kept, none respawned");
     let text = read(&dump);
+    assert!(
+        text.contains(&format!(
+            "publish_port {}: 2 (minions subscribed to jobs)",
+            env.publish_port
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("ret_port {}: 1\n", env.ret_port)), "{text}");
+    drop(peers);
     for name in [
         "MultiprocessingLoggingQueue",
         "EventPublisher",
