@@ -215,8 +215,15 @@ pub(super) fn syndic_return(ctx: &mut Ctx, sender: &MinionId, load: &Value) -> V
                 }
             }
         }
+        // The syndic's id is the sender's text: registered only as a file
+        // directly in `syndics/` (Salt's clean_path check).
         let root = ctx.cfg.cachedir.join("syndics");
-        if brine_keys::valid_id(&root, syndic) && !root.join(syndic).exists() {
+        if !brine_keys::valid_id(&root, syndic) {
+            warn!(
+                "syndic id {syndic:?} from minion {:?} is not valid: not registered",
+                sender.as_str()
+            );
+        } else if !root.join(syndic).exists() {
             let _ = write_atomic(&root.join(syndic), b"", 0o644);
         }
         for (minion, item) in returns {

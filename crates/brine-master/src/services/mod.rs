@@ -113,7 +113,10 @@ impl Services {
                 warn!("mk_token refused: Brine does not issue eauth tokens (use --eauth with credentials)");
                 Ok(Value::from("").to_network())
             }
-            ClearCmd::GetToken => Ok(Value::Bool(false).to_network()),
+            ClearCmd::GetToken => {
+                warn!("get_token refused: Brine issues no eauth tokens and reads no token files");
+                Ok(Value::Bool(false).to_network())
+            }
             ClearCmd::Auth => Err("_auth reached the services; the channel answers it".into()),
         }
     }

@@ -270,6 +270,15 @@ pub(super) fn minion_pub(ctx: &mut Ctx, push: &zmq::Socket, id: &MinionId, load:
             return Value::from("");
         }
     };
+    if let Some(err) = published.get("error").and_then(Value::as_str) {
+        // No minion the master knows matched: nothing was published (an
+        // ACL limited to some minions passes on an empty list; the
+        // minions would then match themselves).
+        warn!(
+            "{id}: peer publish of {} refused: {err}",
+            load.get("fun").map(brine_py::to_str).unwrap_or_default()
+        );
+    }
     let jid = published
         .get("jid")
         .and_then(Value::as_str)
