@@ -34,6 +34,14 @@ pub enum CacheError {
 }
 
 impl CacheError {
+    /// The OS error's kind, for a failed read or write of a file.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            CacheError::Write { source, .. } | CacheError::Io(source) => Some(source.kind()),
+            _ => None,
+        }
+    }
+
     /// A failed write of `path`, for `map_err`.
     pub(crate) fn write(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
         move |source| CacheError::Write {

@@ -4,7 +4,8 @@
 //! published, returns still fired on the event bus, minions still
 //! authenticated), but an operator must see it: each kind of failure is
 //! logged at CRITICAL with the path and the OS error at most once per
-//! [`INTERVAL`] per process, not once per request; the first success after
+//! [`INTERVAL`] per process and cause (full, read-only, other), not once
+//! per request; the first success after
 //! a failure is logged once (at WARNING, same interval) when writing works
 //! again. Nothing here retries: every request simply tries to write, so
 //! caching resumes by itself when space returns.
@@ -62,22 +63,30 @@ impl Store {
     }
 }
 
-/// One kind of failure: whether the last write failed, and when each of
-/// the two lines was last logged (seconds since the process's first use
-/// of this module, plus one; 0 = never).
-struct Gate {
-    failing: AtomicBool,
-    alarm: AtomicU64,
-    recovered: AtomicU64,
+/// Why a write failed, as far as the operator's remedy goes: no space or
+/// inodes (or quota), a read-only file system, anything else.
+fn cause(kind: Option<std::io::ErrorKind>) -> usize {
+    use std::io::ErrorKind::*;
+    match kind {
+        Some(StorageFull | QuotaExceeded | FileTooLarge) => 0,
+        Some(ReadOnlyFilesystem) => 1,
+        _ => 2,
+    }
 }
 
-static GATES: [Gate; Store::COUNT] = [const {
-    Gate {
-        failing: AtomicBool::new(false),
-        alarm: AtomicU64::new(0),
-        recovered: AtomicU64::new(0),
-    }
-}; Store::COUNT];
+const CAUSES: usize = 3;
+
+/// One kind of failure (a store and a cause): when it was last logged
+/// (seconds since the process's first use of this module, plus one; 0 =
+/// never).
+struct Gate(AtomicU64);
+
+static GATES: [Gate; Store::COUNT * CAUSES] = [const { Gate(AtomicU64::new(0)) }; Store::COUNT * CAUSES];
+
+/// Per store: whether its last write failed, and when "works again" was
+/// last logged.
+static FAILING: [AtomicBool; Store::COUNT] = [const { AtomicBool::new(false) }; Store::COUNT];
+static RECOVERED: [Gate; Store::COUNT] = [const { Gate(AtomicU64::new(0)) }; Store::COUNT];
 
 fn now() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -95,11 +104,12 @@ fn due(last: &AtomicU64, now: u64, interval: u64) -> bool {
 }
 
 /// A write to `store` failed with `err` (which names the path and the OS
-/// error): CRITICAL, once per [`INTERVAL`].
-pub fn failed(store: Store, err: &dyn std::fmt::Display) {
-    let g = &GATES[store.index()];
-    g.failing.store(true, Ordering::Relaxed);
-    if due(&g.alarm, now(), INTERVAL.as_secs()) {
+/// error; `kind` is that error's): CRITICAL, once per [`INTERVAL`] for
+/// each store and cause (full, read-only, other).
+pub fn failed(store: Store, kind: Option<std::io::ErrorKind>, err: &dyn std::fmt::Display) {
+    FAILING[store.index()].store(true, Ordering::Relaxed);
+    let gate = &GATES[store.index() * CAUSES + cause(kind)];
+    if due(&gate.0, now(), INTERVAL.as_secs()) {
         brine_log::critical!(
             "{}: {err}; {} (logged at most once every {}s while it lasts)",
             store.name(),
@@ -109,12 +119,13 @@ pub fn failed(store: Store, err: &dyn std::fmt::Display) {
     }
 }
 
-/// A write to `store` worked: after failures, say so once.
+/// A write to `store` worked: after failures, say so (at most once per
+/// [`INTERVAL`]).
 pub fn ok(store: Store) {
-    let g = &GATES[store.index()];
-    if g.failing.load(Ordering::Relaxed)
-        && g.failing.swap(false, Ordering::Relaxed)
-        && due(&g.recovered, now(), INTERVAL.as_secs())
+    let failing = &FAILING[store.index()];
+    if failing.load(Ordering::Relaxed)
+        && failing.swap(false, Ordering::Relaxed)
+        && due(&RECOVERED[store.index()].0, now(), INTERVAL.as_secs())
     {
         warn!("{}: writing works again", store.name());
     }
@@ -146,5 +157,10 @@ mod tests {
         ];
         let idx: Vec<usize> = all.iter().map(|s| s.index()).collect();
         assert_eq!(idx, (0..Store::COUNT).collect::<Vec<_>>());
+        use std::io::ErrorKind::*;
+        assert_eq!(cause(Some(StorageFull)), cause(Some(QuotaExceeded)));
+        assert_ne!(cause(Some(StorageFull)), cause(Some(ReadOnlyFilesystem)));
+        assert_eq!(cause(Some(PermissionDenied)), cause(None));
+        assert!(cause(None) < CAUSES);
     }
 }

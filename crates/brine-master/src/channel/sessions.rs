@@ -89,7 +89,11 @@ impl SessionKeys {
         }
         let c = Crypticle::generate();
         if let Err(e) = brine_cache::fs::write_atomic(&path, c.key_string().as_bytes(), 0o600) {
-            alarm::failed(Store::SessionKey, &format!("cannot write {}: {e}", path.display()));
+            alarm::failed(
+                Store::SessionKey,
+                Some(e.kind()),
+                &format!("cannot write {}: {e}", path.display()),
+            );
             return self.derived(id);
         }
         alarm::ok(Store::SessionKey);

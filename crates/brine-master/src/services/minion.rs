@@ -79,7 +79,7 @@ pub(super) fn pillar(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Value {
         let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
         match MinionCache::new(&ctx.cfg.cachedir).store(id, "data", &data) {
             Ok(()) => alarm::ok(Store::MinionData),
-            Err(e) => alarm::failed(Store::MinionData, &e),
+            Err(e) => alarm::failed(Store::MinionData, e.io_kind(), &e),
         }
         if ctx.cfg.get_bool("minion_data_cache_events").unwrap_or(false) {
             let ev = Value::map([("Minion data cache refresh", Value::from(id))]);
@@ -180,7 +180,7 @@ pub(super) fn job_return(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Valu
     if ctx.cfg.get_bool("job_cache").unwrap_or(true) {
         match ctx.jobs.store_return(&jid, id, load) {
             Ok(_) => alarm::ok(Store::JobReturn),
-            Err(e) => alarm::failed(Store::JobReturn, &e),
+            Err(e) => alarm::failed(Store::JobReturn, e.io_kind(), &e),
         }
     }
     Value::Nil
@@ -217,7 +217,7 @@ pub(super) fn syndic_return(ctx: &mut Ctx, sender: &MinionId, load: &Value) -> V
             if ctx.jobs.load(&jid).is_none() {
                 match ctx.jobs.save_load(&jid, job, &[]) {
                     Ok(()) => alarm::ok(Store::JobLoad),
-                    Err(e) => alarm::failed(Store::JobLoad, &e),
+                    Err(e) => alarm::failed(Store::JobLoad, e.io_kind(), &e),
                 }
             }
         }

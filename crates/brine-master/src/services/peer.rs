@@ -282,7 +282,11 @@ pub(super) fn minion_pub(ctx: &mut Ctx, push: &zmq::Socket, id: &MinionId, load:
     let path = ctx.cfg.cachedir.join("publish_auth").join(brine_py::to_str(&jid));
     match brine_cache::fs::write_atomic(&path, id.as_bytes(), 0o644) {
         Ok(()) => alarm::ok(Store::PublishAuth),
-        Err(e) => alarm::failed(Store::PublishAuth, &format!("cannot write {}: {e}", path.display())),
+        Err(e) => alarm::failed(
+            Store::PublishAuth,
+            Some(e.kind()),
+            &format!("cannot write {}: {e}", path.display()),
+        ),
     }
     info!("{id}: peer publish, job {}", brine_py::to_str(&jid));
     Value::map([

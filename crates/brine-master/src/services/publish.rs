@@ -118,7 +118,7 @@ pub(super) fn publish_job(ctx: &mut Ctx, push: &zmq::Socket, mut load: Value, us
     // the failure is logged (CRITICAL, once a minute).
     match ctx.jobs.save_load(&jid, &saved, &minions) {
         Ok(()) => alarm::ok(Store::JobLoad),
-        Err(e) => alarm::failed(Store::JobLoad, &e),
+        Err(e) => alarm::failed(Store::JobLoad, e.io_kind(), &e),
     }
 
     // The publication, in Salt's field order.
