@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use brine_proto::Value;
 use brine_py::text;
 
-use crate::fs::{read_p, write_new, write_p};
+use crate::fs::{read_p, write_atomic, write_new, write_p};
 use crate::CacheError;
 
 /// A job id as Salt makes them (`gen_jid`: UTC `%Y%m%d%H%M%S%f`, 20
@@ -63,12 +63,18 @@ pub fn is_jid(jid: &str) -> bool {
 /// What the master keeps of its jobs (Salt's returner interface for
 /// `master_job_cache`: `save_load`, `returner`, `get_load`, `get_jid`,
 /// `get_jids`).
+///
+/// A write that fails (the store is full or read-only) returns the error,
+/// which says where and why, and leaves nothing half-written: the job or
+/// the return is simply not cached. Readers take what is there (a job
+/// without its load, a minion without its return) as missing, not as an
+/// error.
 pub trait JobCache {
     /// Store the publication's clear load (with `jid`, without `key`) and
     /// the expected minions; creates the job.
-    fn save_load(&self, jid: &Jid, load: &Value, minions: &[String]) -> std::io::Result<()>;
+    fn save_load(&self, jid: &Jid, load: &Value, minions: &[String]) -> Result<(), CacheError>;
     /// Store one minion's return; `Ok(false)` if it was already stored.
-    fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> std::io::Result<bool>;
+    fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError>;
     /// The job's load as saved, if the job exists.
     fn load(&self, jid: &Jid) -> Option<Value>;
     /// Salt's `get_load`: the load with the expected minions under
@@ -115,19 +121,34 @@ impl LocalCache {
 }
 
 impl JobCache for LocalCache {
-    fn save_load(&self, jid: &Jid, load: &Value, minions: &[String]) -> std::io::Result<()> {
+    fn save_load(&self, jid: &Jid, load: &Value, minions: &[String]) -> Result<(), CacheError> {
         let dir = self.jid_dir(jid);
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("jid"), jid.as_str())?;
-        // .load.p first: the CLI gives up on a job whose load is missing.
-        write_p(&dir.join(".load.p"), load)?;
-        write_p(
-            &dir.join(".minions.p"),
-            &Value::Array(minions.iter().map(|m| Value::from(m.as_str())).collect()),
-        )
+        let new = !dir.exists();
+        let saved = (|| {
+            std::fs::create_dir_all(&dir).map_err(CacheError::write(&dir))?;
+            let jid_file = dir.join("jid");
+            write_atomic(&jid_file, jid.as_str().as_bytes(), 0o644).map_err(CacheError::write(&jid_file))?;
+            // .load.p first: the CLI gives up on a job whose load is missing.
+            let load_p = dir.join(".load.p");
+            write_p(&load_p, load).map_err(CacheError::write(&load_p))?;
+            let minions_p = dir.join(".minions.p");
+            let minions = Value::Array(minions.iter().map(|m| Value::from(m.as_str())).collect());
+            write_p(&minions_p, &minions).map_err(CacheError::write(&minions_p))
+        })();
+        if saved.is_err() && new {
+            // A job this call began is not left half-saved (a load
+            // without its minions): the whole directory goes, and its
+            // hash-prefix parent if that is empty now. Nothing has been
+            // published under this jid yet.
+            let _ = std::fs::remove_dir_all(&dir);
+            if let Some(top) = dir.parent() {
+                let _ = std::fs::remove_dir(top);
+            }
+        }
+        saved
     }
 
-    fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> std::io::Result<bool> {
+    fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError> {
         // Few syscalls on the hot path: mkdir of the minion's dir decides
         // "first return" (EEXIST: a duplicate, not re-cached), the jid dir
         // is made only when missing, and return.p is written in place as
@@ -138,15 +159,16 @@ impl JobCache for LocalCache {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir)?;
-                std::fs::write(dir.join("jid"), jid.as_str())?;
+                std::fs::create_dir_all(&dir).map_err(CacheError::write(&dir))?;
+                let jid_file = dir.join("jid");
+                write_atomic(&jid_file, jid.as_str().as_bytes(), 0o644).map_err(CacheError::write(&jid_file))?;
                 match std::fs::create_dir(&mdir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(CacheError::write(&mdir)(e)),
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(CacheError::write(&mdir)(e)),
         }
         let mut stored = Value::Map(Vec::new());
         for k in ["return", "retcode", "success"] {
@@ -154,9 +176,20 @@ impl JobCache for LocalCache {
                 stored.set(k, v.clone());
             }
         }
-        write_new(&mdir.join("return.p"), &stored.to_file())?;
-        if let Some(out) = ret.get("out") {
-            write_new(&mdir.join("out.p"), &out.to_file())?;
+        let return_p = mdir.join("return.p");
+        let mut written = write_new(&return_p, &stored.to_file()).map_err(CacheError::write(&return_p));
+        if written.is_ok() {
+            if let Some(out) = ret.get("out") {
+                let out_p = mdir.join("out.p");
+                written = write_new(&out_p, &out.to_file()).map_err(CacheError::write(&out_p));
+            }
+        }
+        if let Err(e) = written {
+            // All or nothing: readers list a minion only with its
+            // return.p, and a retry of the same return may store it.
+            let _ = std::fs::remove_file(&return_p);
+            let _ = std::fs::remove_dir(&mdir);
+            return Err(e);
         }
         Ok(true)
     }
@@ -267,5 +300,114 @@ mod tests {
         let stored = Value::decode(&std::fs::read(c.jid_dir(&jid).join("m1/return.p")).unwrap()).unwrap();
         assert_eq!(stored.get("tok"), None);
         assert_eq!(stored.get("return"), Some(&Value::Bool(true)));
+    }
+
+    fn ret(v: Value) -> Value {
+        Value::map([("return", v), ("retcode", Value::Int(0))])
+    }
+
+    /// A full store refuses the job and the return with the path and the
+    /// OS error, leaves no half-saved job or return behind, and takes them
+    /// again once space is back.
+    #[test]
+    fn writes_to_a_full_cache_fail_whole_and_resume() {
+        let d = tempfile::tempdir().unwrap();
+        let Some(mut fs) = brine_testutil::Tmpfs::mount(&d.path().join("jobs"), "256k", 200) else {
+            return;
+        };
+        let c = LocalCache::new(d.path(), "sha256");
+        let jid = Jid::parse("20240101120000123456").unwrap();
+        let load = Value::map([("fun", Value::from("test.ping")), ("jid", Value::from(jid.as_str()))]);
+        // The load fits, the list of minions does not: no job is left.
+        let many: Vec<String> = (0..40_000).map(|i| format!("minion-{i:06}")).collect();
+        let e = c.save_load(&jid, &load, &many).unwrap_err().to_string();
+        assert!(e.contains(".minions.p: No space left on device"), "{e}");
+        assert!(!c.jid_dir(&jid).exists(), "half-saved job left behind");
+        assert!(c.get_jids().is_empty());
+        c.save_load(&jid, &load, &["m1".into(), "m2".into()]).unwrap();
+        // A return larger than the space left: neither return.p nor the
+        // minion's directory stay, so readers do not list it.
+        let e = c
+            .store_return(&jid, "m1", &ret(Value::from("x".repeat(512 * 1024))))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("m1/return.p: No space left on device"), "{e}");
+        assert!(!c.jid_dir(&jid).join("m1").exists());
+        // A return that fits with an `out` that does not: all or nothing.
+        let mut r = ret(Value::Bool(true));
+        r.set("out", Value::from("y".repeat(512 * 1024)));
+        assert!(c.store_return(&jid, "m1", &r).is_err());
+        assert!(!c.jid_dir(&jid).join("m1").exists());
+        assert_eq!(c.get_jid(&jid), Value::Map(vec![]));
+        // No inodes and no space at all.
+        fs.fill();
+        let other = Jid::parse("20240101120000123457").unwrap();
+        assert!(c.save_load(&other, &load, &["m1".into()]).is_err());
+        assert!(!c.jid_dir(&other).exists());
+        let e = c
+            .store_return(&jid, "m2", &ret(Value::Bool(true)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("No space left on device"), "{e}");
+        assert!(c.store_return(&other, "m2", &ret(Value::Bool(true))).is_err());
+        // The job saved before is still whole.
+        assert_eq!(
+            c.get_load(&jid).get("Minions"),
+            Some(&Value::Array(vec!["m1".into(), "m2".into()]))
+        );
+        // Space is back: the same return is stored, readers see it.
+        fs.free();
+        assert!(c.store_return(&jid, "m1", &ret(Value::Bool(true))).unwrap());
+        assert_eq!(
+            c.get_jid(&jid).get("m1").and_then(|m| m.get("return")),
+            Some(&Value::Bool(true))
+        );
+        // Read-only: refused, nothing created.
+        fs.read_only(true);
+        let e = c
+            .store_return(&jid, "m2", &ret(Value::Bool(true)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Read-only file system"), "{e}");
+        assert!(c.save_load(&other, &load, &[]).is_err());
+        assert_eq!(c.get_jids().len(), 1);
+        assert!(c.get_jid(&jid).get("m2").is_none());
+    }
+
+    /// Readers take a job directory with files missing (a job saved in
+    /// part by another tool, returns without a load, a temp file) as what
+    /// it holds.
+    #[test]
+    fn readers_tolerate_a_job_dir_missing_files() {
+        let d = tempfile::tempdir().unwrap();
+        let c = LocalCache::new(d.path(), "sha256");
+        let only_jid = Jid::parse("20240101120000000001").unwrap();
+        std::fs::create_dir_all(c.jid_dir(&only_jid)).unwrap();
+        std::fs::write(c.jid_dir(&only_jid).join("jid"), only_jid.as_str()).unwrap();
+        assert_eq!(c.load(&only_jid), None);
+        assert_eq!(c.get_load(&only_jid), Value::Map(vec![]));
+        assert_eq!(c.get_jid(&only_jid), Value::Map(vec![]));
+        // Returns stored without the job's load (its save failed).
+        let no_load = Jid::parse("20240101120000000002").unwrap();
+        assert!(c.store_return(&no_load, "m1", &ret(Value::Bool(true))).unwrap());
+        assert_eq!(c.get_load(&no_load), Value::Map(vec![]));
+        assert!(c.get_jid(&no_load).get("m1").is_some());
+        // A load without `.minions.p`, a minion dir without `return.p`,
+        // an empty `return.p`, and a temp file.
+        let partial = Jid::parse("20240101120000000003").unwrap();
+        let dir = c.jid_dir(&partial);
+        std::fs::create_dir_all(dir.join("m2")).unwrap();
+        std::fs::create_dir_all(dir.join("m3")).unwrap();
+        std::fs::write(dir.join("m3/return.p"), b"").unwrap();
+        std::fs::write(dir.join(".load.p.1.2.tmp"), b"\x81").unwrap();
+        let load = Value::map([
+            ("jid", Value::from(partial.as_str())),
+            ("fun", Value::from("test.ping")),
+        ]);
+        std::fs::write(dir.join(".load.p"), load.to_file()).unwrap();
+        assert_eq!(c.get_load(&partial), load);
+        assert_eq!(c.get_jid(&partial), Value::Map(vec![]));
+        let jids: Vec<Jid> = c.get_jids().into_iter().map(|(j, _)| j).collect();
+        assert_eq!(jids, vec![partial]);
     }
 }

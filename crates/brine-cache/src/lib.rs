@@ -19,6 +19,14 @@ pub use minions::MinionCache;
 pub enum CacheError {
     #[error("{path}: {why}")]
     File { path: String, why: String },
+    /// A write that failed (no space, no inodes, a read-only file
+    /// system...): where, and the OS error. Nothing half-written is left.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("the {0:?} job cache is not available in Brine (only local_cache)")]
@@ -26,6 +34,22 @@ pub enum CacheError {
 }
 
 impl CacheError {
+    /// The OS error's kind, for a failed read or write of a file.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            CacheError::Write { source, .. } | CacheError::Io(source) => Some(source.kind()),
+            _ => None,
+        }
+    }
+
+    /// A failed write of `path`, for `map_err`.
+    pub(crate) fn write(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
+        move |source| CacheError::Write {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
     pub(crate) fn file(path: &std::path::Path, why: impl std::fmt::Display) -> CacheError {
         CacheError::File {
             path: path.display().to_string(),

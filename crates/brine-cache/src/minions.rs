@@ -59,7 +59,7 @@ impl MinionCache {
     /// Salt's `localfs.store`: `minions/<id>/<key>.p`, atomically.
     pub fn store(&self, id: &str, key: &str, value: &Value) -> Result<(), CacheError> {
         let path = self.dir(id).join(format!("{key}.p"));
-        write_p(&path, value).map_err(|e| CacheError::file(&path, e))
+        write_p(&path, value).map_err(CacheError::write(&path))
     }
 
     /// Salt's `localfs.flush` of one key.
@@ -144,5 +144,34 @@ mod tests {
         let mut l = MinionCache::new(dir.path()).list().unwrap();
         l.sort();
         assert_eq!(l, ["a", "sho"]);
+    }
+
+    /// A full minion data cache keeps the last data.p whole and no temp
+    /// file; the error names the file and the OS error.
+    #[test]
+    fn a_failed_store_keeps_the_old_data() {
+        let d = tempfile::tempdir().unwrap();
+        let Some(mut fs) = brine_testutil::Tmpfs::mount(&d.path().join("minions"), "128k", 64) else {
+            return;
+        };
+        let c = MinionCache::new(d.path());
+        let v = Value::map([("grains", Value::map([("os", Value::from("Debian"))]))]);
+        c.store("m1", "data", &v).unwrap();
+        let big = Value::map([("grains", Value::from("x".repeat(512 * 1024)))]);
+        let e = c.store("m1", "data", &big).unwrap_err().to_string();
+        assert!(e.contains("m1/data.p: No space left on device"), "{e}");
+        assert_eq!(c.fetch("m1", "data").unwrap(), v);
+        fs.fill();
+        assert!(c.store("m2", "data", &v).is_err());
+        let left: Vec<_> = std::fs::read_dir(fs.path().join("m1"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["data.p"]);
+        fs.free();
+        let newer = Value::map([("grains", Value::from("x".repeat(32 * 1024)))]);
+        c.store("m1", "data", &newer).unwrap();
+        assert_eq!(c.fetch("m1", "data").unwrap(), newer);
     }
 }

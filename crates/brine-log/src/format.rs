@@ -7,7 +7,11 @@ use log::Level;
 /// One log record, as sent from any process to the writer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// The `log` level; a CRITICAL record is [`Level::Error`] with
+    /// `critical` set (the `log` crate has no level above ERROR).
     pub level: Level,
+    /// Python's CRITICAL (50): a record logged with [`crate::critical!`].
+    pub critical: bool,
     /// Seconds since the epoch, with microseconds.
     pub time: f64,
     pub pid: u32,
@@ -28,11 +32,13 @@ impl Record {
             .unwrap_or(0.0)
     }
 
-    /// `level␟time␟pid␟process␟name␟line␟message` (␟ = U+001F).
+    /// `level␟time␟pid␟process␟name␟line␟message` (␟ = U+001F); the
+    /// level is the `log` crate's number, 0 for CRITICAL.
     pub fn encode(&self) -> Vec<u8> {
+        let level = if self.critical { 0 } else { self.level as usize };
         format!(
             "{}{SEP}{:.6}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
-            self.level as usize, self.time, self.pid, self.process_name, self.name, self.line, self.message
+            level, self.time, self.pid, self.process_name, self.name, self.line, self.message
         )
         .into_bytes()
     }
@@ -41,8 +47,9 @@ impl Record {
     pub fn decode(bytes: &[u8]) -> Option<Record> {
         let s = String::from_utf8_lossy(bytes);
         let mut f = s.splitn(7, SEP);
-        let level = match f.next()?.parse::<usize>().ok()? {
-            1 => Level::Error,
+        let n = f.next()?.parse::<usize>().ok()?;
+        let level = match n {
+            0 | 1 => Level::Error,
             2 => Level::Warn,
             3 => Level::Info,
             4 => Level::Debug,
@@ -51,6 +58,7 @@ impl Record {
         };
         Some(Record {
             level,
+            critical: n == 0,
             time: f.next()?.parse().ok()?,
             pid: f.next()?.parse().ok()?,
             process_name: f.next()?.to_string(),
@@ -62,6 +70,9 @@ impl Record {
 
     /// Salt's level names.
     pub fn level_name(&self) -> &'static str {
+        if self.critical {
+            return "CRITICAL";
+        }
         match self.level {
             Level::Error => "ERROR",
             Level::Warn => "WARNING",
@@ -72,6 +83,9 @@ impl Record {
     }
 
     fn level_no(&self) -> u32 {
+        if self.critical {
+            return 50;
+        }
         match self.level {
             Level::Error => 40,
             Level::Warn => 30,
@@ -250,6 +264,7 @@ mod tests {
         let f = Format::new("[%(levelname)s] %(message)s", "%H");
         let rec = Record {
             level: log::Level::Warn,
+            critical: false,
             time: 0.0,
             pid: 1,
             process_name: "MWorker-0".into(),
@@ -263,6 +278,7 @@ mod tests {
     fn rec() -> Record {
         Record {
             level: Level::Warn,
+            critical: false,
             time: 1_764_032_523.456_789,
             pid: 4242,
             process_name: "MWorker-0".into(),
@@ -276,6 +292,14 @@ mod tests {
     fn record_round_trips() {
         let r = rec();
         assert_eq!(Record::decode(&r.encode()), Some(r));
+        let c = Record {
+            level: Level::Error,
+            critical: true,
+            ..rec()
+        };
+        assert_eq!(Record::decode(&c.encode()), Some(c.clone()));
+        let f = Format::new("[%(levelname)-8s][%(levelno)s] %(message)s", "");
+        assert_eq!(f.render(&c), "[CRITICAL][50] hello %s world");
         assert_eq!(Record::decode(b"garbage"), None);
         assert_eq!(Record::decode(b"9\x1f1\x1f1\x1fa\x1fb\x1f1\x1fm"), None);
     }

@@ -27,6 +27,23 @@ use std::sync::Mutex;
 
 use log::{LevelFilter, Log, Metadata};
 
+/// The key-value that marks an ERROR record as Python's CRITICAL (set by
+/// [`critical!`]).
+pub const CRITICAL: &str = "critical";
+
+/// Log at Python's CRITICAL level (50): `brine_log::critical!("...", ...)`,
+/// `format!` arguments. Filtered as ERROR (the `log` crate's highest
+/// level) and written as `CRITICAL`.
+#[macro_export]
+macro_rules! critical {
+    ($($arg:tt)+) => {
+        $crate::__log::error!(critical = true; $($arg)+)
+    };
+}
+
+#[doc(hidden)]
+pub use log as __log;
+
 /// Largest message sent in one datagram; longer ones are cut.
 pub const MAX_MESSAGE: usize = 60 * 1024;
 
@@ -67,6 +84,7 @@ impl Log for Logger {
         }
         let rec = Record {
             level: r.level(),
+            critical: r.level() == log::Level::Error && r.key_values().get(log::kv::Key::from_str(CRITICAL)).is_some(),
             time: Record::now(),
             pid: std::process::id(),
             process_name: self.process_name.lock().map(|n| n.clone()).unwrap_or_default(),
@@ -86,6 +104,7 @@ impl Log for Logger {
                     if lost > 0 {
                         let note = Record {
                             level: log::Level::Warn,
+                            critical: false,
                             message: format!("{lost} log records were dropped: the log writer was not keeping up"),
                             ..rec
                         };

@@ -3,6 +3,7 @@
 //! See `docs/ARCHITECTURE.md` for the process tree, and which process owns
 //! which socket and file.
 
+pub mod alarm;
 pub mod backends;
 pub mod channel;
 pub mod cli;

@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests of several crates: the Python
-//! Salt venvs `scripts/salt-venv` builds, free loopback ports, polling, and
-//! /proc queries about processes the tests started.
+//! Salt venvs `scripts/salt-venv` builds, free loopback ports, polling,
+//! /proc queries about processes the tests started, and a [`Tmpfs`] to make
+//! a directory full or read-only.
+
+mod tmpfs;
+
+pub use tmpfs::Tmpfs;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -88,10 +88,7 @@ impl ReqServerChannel {
                     .ok_or("the master AES key is unavailable")?
                     .key_string()
                     .to_string();
-                let session = self
-                    .sessions
-                    .get(&id)
-                    .map_err(|e| format!("session key for {id}: {e}"))?;
+                let session = self.sessions.get(&id);
                 let oaep = |data: &[u8]| minion_key.encrypt_oaep(enc_algo, data).map_err(|e| e.to_string());
                 let mut r = Value::map([
                     ("enc", Value::from("pub")),

@@ -117,7 +117,7 @@ impl ReqServerChannel {
         let publish_session = cfg.get_u64("publish_session").unwrap_or(86_400);
         Ok(ReqServerChannel {
             keys: FsKeyStore::new(&cfg.pki_dir),
-            sessions: SessionKeys::new(cfg.cachedir.join("sessions"), publish_session),
+            sessions: SessionKeys::new(cfg.cachedir.join("sessions"), publish_session, &master_key),
             minimum_auth_version: cfg.get_i64("minimum_auth_version").unwrap_or(3),
             max_request: cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize),
             aes_sig: None,
@@ -215,15 +215,23 @@ impl ReqServerChannel {
             .get(KeyState::Accepted, &id)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("request from {id}, which is not accepted"))?;
-        // A missing or expired session makes the minion re-authenticate.
-        let session = self
-            .sessions
-            .existing(&id)
-            .ok_or_else(|| format!("no current session key for {id}"))?;
-        let plain = session
-            .open(ct, None)
-            .map_err(|e| format!("cannot decrypt request from {id}: {e}"))?
-            .ok_or("decrypted request has no pickle:: prefix")?;
+        // The session file's key if there is a fresh one, else (or if it
+        // does not open the request) the key derived for this period,
+        // which `_auth` hands out when it cannot write the file. Neither
+        // opening it makes the minion re-authenticate.
+        let from_file = self.sessions.existing(&id);
+        let opened = from_file.and_then(|k| Some((k.open(ct, None).ok()?, k)));
+        let (plain, session) = match opened {
+            Some(found) => found,
+            None => {
+                let k = self.sessions.derived(&id);
+                let plain = k
+                    .open(ct, None)
+                    .map_err(|e| format!("cannot decrypt request from {id} with a current session key: {e}"))?;
+                (plain, k)
+            }
+        };
+        let plain = plain.ok_or("decrypted request has no pickle:: prefix")?;
         let mut inner = Value::decode(&plain).map_err(|e| format!("malformed inner load from {id}: {e}"))?;
         if !inner.is_map() {
             return Ok(Value::from("payload and load must be a dict").to_network());

@@ -9,6 +9,7 @@ use brine_proto::Value;
 use log::{debug, info, warn};
 
 use super::Ctx;
+use crate::alarm::{self, Store};
 
 /// Tags only the master itself fires (fnmatch): keys, auth, a job's
 /// publication and its returns (a return comes through `_return`, which
@@ -76,8 +77,9 @@ pub(super) fn pillar(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Value {
     let pillar = brine_pillar::compile(&ctx.cfg, id, &grains, load);
     if ctx.cfg.get_bool("minion_data_cache").unwrap_or(true) {
         let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
-        if let Err(e) = MinionCache::new(&ctx.cfg.cachedir).store(id, "data", &data) {
-            warn!("cannot write the minion data cache: {e}");
+        match MinionCache::new(&ctx.cfg.cachedir).store(id, "data", &data) {
+            Ok(()) => alarm::ok(Store::MinionData),
+            Err(e) => alarm::failed(Store::MinionData, e.io_kind(), &e),
         }
         if ctx.cfg.get_bool("minion_data_cache_events").unwrap_or(false) {
             let ev = Value::map([("Minion data cache refresh", Value::from(id))]);
@@ -172,10 +174,13 @@ pub(super) fn job_return(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Valu
     // created (prep_jid with the passed jid), not dropped; store_return
     // makes the directory when missing.
     load.set("id", Value::from(id));
+    // Fired first: a waiting CLI gets the return even when the job cache
+    // cannot be written (full, read-only; logged CRITICAL once a minute).
     let _ = ctx.events.fire(&format!("salt/job/{jid}/ret/{id}"), load);
     if ctx.cfg.get_bool("job_cache").unwrap_or(true) {
-        if let Err(e) = ctx.jobs.store_return(&jid, id, load) {
-            warn!("cannot store the return of {id} for {jid}: {e}");
+        match ctx.jobs.store_return(&jid, id, load) {
+            Ok(_) => alarm::ok(Store::JobReturn),
+            Err(e) => alarm::failed(Store::JobReturn, e.io_kind(), &e),
         }
     }
     Value::Nil
@@ -210,8 +215,9 @@ pub(super) fn syndic_return(ctx: &mut Ctx, sender: &MinionId, load: &Value) -> V
         };
         if let Some(job) = l.get("load").filter(|j| j.is_map()) {
             if ctx.jobs.load(&jid).is_none() {
-                if let Err(e) = ctx.jobs.save_load(&jid, job, &[]) {
-                    warn!("cannot save the syndic job {jid}: {e}");
+                match ctx.jobs.save_load(&jid, job, &[]) {
+                    Ok(()) => alarm::ok(Store::JobLoad),
+                    Err(e) => alarm::failed(Store::JobLoad, e.io_kind(), &e),
                 }
             }
         }

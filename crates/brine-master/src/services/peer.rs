@@ -23,6 +23,7 @@ use log::{info, warn};
 use serde_json::Value as Json;
 
 use super::Ctx;
+use crate::alarm::{self, Store};
 use brine_targeting::{CkMinions, PyRegex};
 
 /// Salt's `match_check`: every function (a name or a list of names)
@@ -284,12 +285,17 @@ pub(super) fn minion_pub(ctx: &mut Ctx, push: &zmq::Socket, id: &MinionId, load:
         .and_then(Value::as_str)
         .map_or(Value::Int(0), Value::from);
     let minions = matched(&ck, &orig_tgt, &tgt_type);
-    let auth = ctx.cfg.cachedir.join("publish_auth");
-    let _ = std::fs::create_dir_all(&auth);
-    let path = auth.join(brine_py::to_str(&jid));
-    if let Err(e) = std::fs::write(&path, id.as_str()) {
-        warn!("{id}: cannot write {}: {e}", path.display());
-        return Value::from("");
+    // Who published the job, for pub_ret. The job is out already: a file
+    // that cannot be written (full, read-only) is logged (CRITICAL, once a
+    // minute) and the answer still names the job.
+    let path = ctx.cfg.cachedir.join("publish_auth").join(brine_py::to_str(&jid));
+    match brine_cache::fs::write_atomic(&path, id.as_bytes(), 0o644) {
+        Ok(()) => alarm::ok(Store::PublishAuth),
+        Err(e) => alarm::failed(
+            Store::PublishAuth,
+            Some(e.kind()),
+            &format!("cannot write {}: {e}", path.display()),
+        ),
     }
     info!("{id}: peer publish, job {}", brine_py::to_str(&jid));
     Value::map([

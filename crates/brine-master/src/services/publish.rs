@@ -1,13 +1,14 @@
 //! `publish` (clear, from local CLIs; Salt's `ClearFuncs.publish`): authenticate the
 //! user key, expand the target against accepted keys, assign a jid, store
-//! the job, fire its events and hand the publication to
-//! ZeroMQPubServerChannel over `publish_pull.ipc`.
+//! the job (when the job cache can be written), fire its events and hand
+//! the publication to ZeroMQPubServerChannel over `publish_pull.ipc`.
 
 use brine_keys::{KeyState, KeyStore};
 use brine_proto::Value;
 use log::{info, warn};
 
 use super::Ctx;
+use crate::alarm::{self, Store};
 use brine_cache::Jid;
 
 /// Optional publication fields, in Salt's order, taken from `kwargs`.
@@ -112,9 +113,13 @@ pub(super) fn publish_job(ctx: &mut Ctx, push: &zmq::Socket, mut load: Value, us
     let _ = ctx.events.fire(&format!("salt/job/{jid}/new"), &new);
     let mut saved = load.clone();
     saved.remove("cmd");
-    ctx.jobs
-        .save_load(&jid, &saved, &minions)
-        .map_err(|e| format!("cannot store job {jid}: {e}"))?;
+    // A job cache that cannot be written (full, read-only) does not stop
+    // the job (Salt's master refuses it): it is published uncached and
+    // the failure is logged (CRITICAL, once a minute).
+    match ctx.jobs.save_load(&jid, &saved, &minions) {
+        Ok(()) => alarm::ok(Store::JobLoad),
+        Err(e) => alarm::failed(Store::JobLoad, e.io_kind(), &e),
+    }
 
     // The publication, in Salt's field order.
     let kwargs = load.get("kwargs").cloned().unwrap_or(Value::Map(vec![]));

@@ -35,6 +35,13 @@ impl Crypticle {
         base64::engine::general_purpose::STANDARD.encode(random_bytes(AES_KEY_LEN + MAC_LEN))
     }
 
+    /// The Crypticle of 56 raw key bytes (24 AES, 32 HMAC), with the key
+    /// string `generate_key_string` would give for them.
+    pub fn from_raw(raw: &[u8; AES_KEY_LEN + MAC_LEN]) -> Crypticle {
+        Crypticle::from_key_string(&base64::engine::general_purpose::STANDARD.encode(raw))
+            .expect("56 bytes in base64 are a valid key string")
+    }
+
     /// A Crypticle under a fresh key.
     pub fn generate() -> Crypticle {
         Crypticle::from_key_string(&Crypticle::generate_key_string()).expect("a generated key string is valid")
