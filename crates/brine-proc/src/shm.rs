@@ -122,9 +122,95 @@ impl Drop for SharedCell {
     }
 }
 
+/// Counters shared by every process of the tree (an anonymous
+/// `MAP_SHARED` mapping of atomics, made before the first fork): each
+/// process updates its own slots, the ProcessManager reads them all for its
+/// state dump.
+pub struct SharedCounters {
+    base: *mut AtomicU64,
+    len: usize,
+}
+
+// SAFETY: every access is an atomic operation on the mapping.
+unsafe impl Send for SharedCounters {}
+unsafe impl Sync for SharedCounters {}
+
+impl SharedCounters {
+    /// `len` counters, all 0; map it before forking the processes that
+    /// share it.
+    pub fn new(len: usize) -> io::Result<SharedCounters> {
+        let bytes = len.max(1) * std::mem::size_of::<AtomicU64>();
+        // SAFETY: anonymous shared mapping (zero-filled), checked for failure.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedCounters {
+            base: p as *mut AtomicU64,
+            len: len.max(1),
+        })
+    }
+
+    /// Counter `i` (out-of-range indexes read and write a scratch slot: a
+    /// miscounted statistic, never memory outside the mapping).
+    pub fn get(&self, i: usize) -> &AtomicU64 {
+        let i = if i < self.len { i } else { self.len - 1 };
+        // SAFETY: i < len, inside the zero-initialised mapping.
+        unsafe { &*self.base.add(i) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl Drop for SharedCounters {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping.
+        unsafe {
+            libc::munmap(
+                self.base as *mut libc::c_void,
+                self.len * std::mem::size_of::<AtomicU64>(),
+            )
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_shared_across_fork() {
+        let c = SharedCounters::new(4).unwrap();
+        // SAFETY: the child only touches atomics and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                c.get(1).fetch_add(5, Ordering::Relaxed);
+                unsafe { libc::_exit(0) };
+            }
+            pid => {
+                let mut status = 0;
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+            }
+        }
+        assert_eq!(c.get(1).load(Ordering::Relaxed), 5);
+        c.get(99).store(7, Ordering::Relaxed);
+        assert_eq!(c.get(3).load(Ordering::Relaxed), 7, "past the end: the last slot");
+    }
 
     #[test]
     fn store_load_and_counter() {
