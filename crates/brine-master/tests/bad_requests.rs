@@ -341,8 +341,9 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
     assert!(
         wait_until(Duration::from_secs(2), || {
             let log = read(&env.log_file());
-            log.contains("malformed msgpack")
-                && log.contains("bad tok from m1")
+            // Unidentified peers are named by their TCP address.
+            log.contains("bad request from 127.0.0.1: malformed msgpack")
+                && log.contains("bad request from minion \"m1\" at 127.0.0.1: bad tok from m1")
                 && log.contains("which is not accepted")
         }),
         "{}",

@@ -16,6 +16,8 @@ use brine_keys::{FsKeyStore, KeyState, KeyStore, MinionId};
 use brine_proc::shm::SharedCell;
 use brine_proto::commands::{AesCmd, ClearCmd};
 use brine_proto::crypto::{Crypticle, EncAlgo, PrivateKey, PublicKey, SigAlgo};
+use brine_proto::msgpack::ScanError;
+use brine_proto::value::DecodeError;
 use brine_proto::Value;
 use log::warn;
 
@@ -69,15 +71,27 @@ pub struct ReqServerChannel {
     aes_sig: Option<(String, Vec<u8>)>,
     /// id → sha256(key PEM ‖ tok) of the last verified `tok`.
     tok_ok: std::collections::HashMap<String, [u8; 32]>,
+    /// The TCP address of the request being handled (empty if unknown).
+    peer: String,
 }
 
-/// The sender as its request names it (never trusted, only logged):
-/// the minion id of an AES request, or the id or user and command of a
-/// clear one; Debug formatting escapes control characters. Made only for
-/// the log line of a refusal.
-fn describe_peer(env: Option<&Value>) -> String {
+/// The sender as its request names it (never trusted, only logged) and
+/// as the network does: the minion id of an AES request, or the id or user
+/// and command of a clear one, then the TCP address the request came from
+/// (`addr`, empty when unknown); Debug formatting escapes control
+/// characters. Made only for the log line of a refusal.
+fn describe_peer(env: Option<&Value>, addr: &str) -> String {
+    let at = if addr.is_empty() {
+        String::new()
+    } else {
+        format!(" at {addr}")
+    };
     let Some(env) = env else {
-        return "an unidentified peer".into();
+        return if addr.is_empty() {
+            "an unidentified peer".into()
+        } else {
+            addr.to_string()
+        };
     };
     let text = |v: Option<&Value>| {
         v.and_then(Value::as_str)
@@ -86,15 +100,25 @@ fn describe_peer(env: Option<&Value>) -> String {
     let load = env.get("load").unwrap_or(&Value::Nil);
     if env.get("enc").and_then(Value::as_str) == Some("aes") {
         return match text(env.get("id")) {
-            Some(id) => format!("minion {id:?}"),
-            None => "an AES request without id".into(),
+            Some(id) => format!("minion {id:?}{at}"),
+            None => format!("an AES request without id{at}"),
         };
     }
     let cmd = text(load.get("cmd")).unwrap_or_default();
     match (text(load.get("id")), text(load.get("user"))) {
-        (Some(id), _) => format!("{id:?} ({cmd:?})"),
-        (None, Some(user)) => format!("local user {user:?} ({cmd:?})"),
-        (None, None) => format!("a client ({cmd:?})"),
+        (Some(id), _) => format!("{id:?} ({cmd:?}){at}"),
+        (None, Some(user)) => format!("local user {user:?} ({cmd:?}){at}"),
+        (None, None) if addr.is_empty() => format!("a client ({cmd:?})"),
+        (None, None) => format!("{addr} ({cmd:?})"),
+    }
+}
+
+/// " (from ADDR)", or nothing when the address is unknown.
+fn describe_addr(addr: &str) -> String {
+    if addr.is_empty() {
+        String::new()
+    } else {
+        format!(" (from {addr})")
     }
 }
 
@@ -122,6 +146,7 @@ impl ReqServerChannel {
             max_request: cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize),
             aes_sig: None,
             tok_ok: std::collections::HashMap::new(),
+            peer: String::new(),
             aes: AesKey::new(aes),
             services: Services::new(cfg.clone(), zctx)?,
             master_key,
@@ -130,21 +155,24 @@ impl ReqServerChannel {
         })
     }
 
-    /// Handle one request body.
-    pub fn handle(&mut self, body: &[u8]) -> Vec<u8> {
+    /// Handle one request body from `peer` (its TCP address as
+    /// MWorkerQueue saw it; empty when unknown).
+    pub fn handle(&mut self, body: &[u8], peer: &str) -> Vec<u8> {
+        self.peer.clear();
+        self.peer.push_str(peer);
         let mut env = None;
         // A bug must cost one request, not the worker: answer as Salt does
         // when a handler raises.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_handle(body, &mut env))) {
             Ok(Ok(reply)) => reply,
             Ok(Err(why)) => {
-                warn!("bad request from {}: {why}", describe_peer(env.as_ref()));
+                warn!("bad request from {}: {why}", describe_peer(env.as_ref(), &self.peer));
                 bad_load()
             }
             Err(_) => {
                 log::error!(
                     "request from {} raised an internal error; answered with an error",
-                    describe_peer(env.as_ref())
+                    describe_peer(env.as_ref(), &self.peer)
                 );
                 Value::from("Server-side exception handling payload").to_network()
             }
@@ -161,7 +189,10 @@ impl ReqServerChannel {
                 self.max_request
             ));
         }
-        let env: &Value = slot.insert(Value::decode(body).map_err(|e| format!("malformed msgpack: {e}"))?);
+        let env: &Value = slot.insert(Value::decode(body).map_err(|e| match e {
+            DecodeError::Scan(ScanError::OverBudget { .. }) => format!("msgpack refused: {e}"),
+            e => format!("malformed msgpack: {e}"),
+        })?);
         let (Some(enc), Some(load)) = (env.get("enc").and_then(Value::as_str), env.get("load")) else {
             return Err("no enc/load in the envelope".into());
         };
@@ -195,7 +226,10 @@ impl ReqServerChannel {
                     Ok(c) => self.services.clear(c, load),
                     // Salt answers an unknown clear command with {}.
                     Err(e) => {
-                        warn!("clear request refused: {e}");
+                        warn!(
+                            "clear request from {} refused: {e}",
+                            describe_peer(Some(env), &self.peer)
+                        );
                         Ok(Value::Map(Vec::new()).to_network())
                     }
                 }
@@ -224,7 +258,7 @@ impl ReqServerChannel {
             .open(ct, None)
             .map_err(|e| format!("cannot decrypt request from {id}: {e}"))?
             .ok_or("decrypted request has no pickle:: prefix")?;
-        let mut inner = Value::decode(&plain).map_err(|e| format!("malformed inner load from {id}: {e}"))?;
+        let mut inner = Value::decode(&plain).map_err(|e| format!("inner load from {id} refused: {e}"))?;
         if !inner.is_map() {
             return Ok(Value::from("payload and load must be a dict").to_network());
         }
@@ -266,7 +300,7 @@ impl ReqServerChannel {
         let ret = match cmd.parse::<AesCmd>() {
             Ok(c) => self.services.aes(c, &id, &mut inner),
             Err(e) => {
-                warn!("{id}: AES request refused: {e}");
+                warn!("{id}: AES request refused: {e}{}", describe_addr(&self.peer));
                 Reply::Send(Value::Map(Vec::new()))
             }
         };

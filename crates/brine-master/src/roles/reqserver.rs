@@ -67,23 +67,34 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
         ctx.ready();
 
         let mut msg = zmq::Message::new();
+        let mut addr = Vec::with_capacity(64);
         loop {
             let Some(ready) = wait_readable(&[&front, &back], &sig)? else {
                 return Ok(());
             };
             let (f, b) = (ready[0], ready[1]);
             if f {
-                forward(&front, &back, &mut msg)?;
+                forward(&front, &back, &mut msg, Some(&mut addr))?;
             }
             if b {
-                forward(&back, &front, &mut msg)?;
+                forward(&back, &front, &mut msg, None)?;
             }
         }
     })
 }
 
-/// Move every whole multipart message waiting on `from` to `to`.
-fn forward(from: &zmq::Socket, to: &zmq::Socket, msg: &mut zmq::Message) -> Result<(), RoleError> {
+/// Move every whole multipart message waiting on `from` to `to`. With
+/// `peer_addr` (requests from ret_port), one more frame follows each
+/// message: the TCP address it came from (ZeroMQ's `Peer-Address`
+/// property of the last frame, empty if it has none), so that the MWorker
+/// can name the peer. The REP socket of the MWorker strips the routing
+/// envelope and hands over the request's frames, then this one.
+fn forward(
+    from: &zmq::Socket,
+    to: &zmq::Socket,
+    msg: &mut zmq::Message,
+    mut peer_addr: Option<&mut Vec<u8>>,
+) -> Result<(), RoleError> {
     loop {
         match from.recv(msg, zmq::DONTWAIT) {
             Ok(()) => {}
@@ -93,10 +104,21 @@ fn forward(from: &zmq::Socket, to: &zmq::Socket, msg: &mut zmq::Message) -> Resu
         }
         loop {
             let more = msg.get_more();
+            let addr = match peer_addr.as_deref_mut() {
+                Some(buf) if !more => {
+                    buf.clear();
+                    buf.extend_from_slice(msg.gets("Peer-Address").unwrap_or("").as_bytes());
+                    Some(&buf[..])
+                }
+                _ => None,
+            };
             to.send(
                 std::mem::replace(msg, zmq::Message::new()),
-                if more { zmq::SNDMORE } else { 0 },
+                if more || addr.is_some() { zmq::SNDMORE } else { 0 },
             )?;
+            if let Some(addr) = addr {
+                to.send(addr, 0)?;
+            }
             if !more {
                 break;
             }
@@ -115,6 +137,7 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
         let mut handler = ReqServerChannel::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
         ctx.ready();
         let mut msg = zmq::Message::new();
+        let mut last = zmq::Message::new();
         loop {
             if wait_readable(&[&rep], &sig)?.is_none() {
                 return Ok(());
@@ -126,20 +149,34 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
                     Err(zmq::Error::EINTR) => continue,
                     Err(e) => return Err(e.into()),
                 }
-                // A request is one frame; extra frames are drained and refused.
-                let mut reply = if msg.get_more() {
-                    None
+                // A request is one frame, followed by the frame with the
+                // peer's address that MWorkerQueue adds; a request of more
+                // frames is drained and refused.
+                let mut frames = 1;
+                if msg.get_more() {
+                    rep.recv(&mut last, 0)?;
+                    frames += 1;
+                    while last.get_more() {
+                        rep.recv(&mut last, 0)?;
+                        frames += 1;
+                    }
+                }
+                let peer = if frames > 1 {
+                    let a = last.as_str().unwrap_or("");
+                    a.strip_prefix("::ffff:").unwrap_or(a)
                 } else {
-                    Some(handler.handle(&msg))
+                    ""
                 };
-                while msg.get_more() {
-                    rep.recv(&mut msg, 0)?;
-                }
-                if reply.is_none() {
-                    log::warn!("multi-frame request refused");
-                    reply = Some(crate::channel::bad_load());
-                }
-                rep.send(reply.unwrap(), 0)?;
+                let reply = if frames <= 2 {
+                    handler.handle(&msg, peer)
+                } else {
+                    log::warn!(
+                        "multi-frame request from {} refused",
+                        if peer.is_empty() { "an unidentified peer" } else { peer }
+                    );
+                    crate::channel::bad_load()
+                };
+                rep.send(reply, 0)?;
             }
         }
     })
