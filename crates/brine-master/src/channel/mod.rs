@@ -27,6 +27,12 @@ pub use sessions::SessionKeys;
 /// Brine option `request_max_size` says otherwise.
 pub const MAX_REQUEST: usize = 100 * 1024 * 1024;
 
+/// The largest request accepted on ret_port (`request_max_size`): the
+/// ROUTER's `ZMQ_MAXMSGSIZE`, and checked again by the MWorkers.
+pub fn max_request(cfg: &MasterConfig) -> usize {
+    cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize)
+}
+
 /// Salt's reply to a request it cannot handle.
 pub fn bad_load() -> Vec<u8> {
     Value::from("bad load").to_network()
@@ -143,7 +149,7 @@ impl ReqServerChannel {
             keys: FsKeyStore::new(&cfg.pki_dir),
             sessions: SessionKeys::new(cfg.cachedir.join("sessions"), publish_session),
             minimum_auth_version: cfg.get_i64("minimum_auth_version").unwrap_or(3),
-            max_request: cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize),
+            max_request: max_request(&cfg),
             aes_sig: None,
             tok_ok: std::collections::HashMap::new(),
             peer: String::new(),

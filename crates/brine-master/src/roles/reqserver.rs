@@ -13,6 +13,7 @@ use brine_config::MasterConfig;
 use brine_proc::shm::SharedCell;
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 
+use super::retmonitor::RetMonitor;
 use super::{role, stop_signals, wait_readable, RoleError};
 use crate::channel::ReqServerChannel;
 use crate::names;
@@ -58,6 +59,11 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
         front.set_tcp_keepalive_intvl(15)?;
         front.set_tcp_keepalive_cnt(3)?;
         front.set_backlog(cfg.get("zmq_backlog").and_then(|v| v.as_i64()).unwrap_or(1000) as i32)?;
+        // Oversized requests are refused by ZeroMQ as the frame header
+        // arrives: the connection is dropped, nothing reaches an MWorker.
+        let max_request = crate::channel::max_request(&cfg);
+        front.set_maxmsgsize(i64::try_from(max_request).unwrap_or(i64::MAX))?;
+        let mut monitor = RetMonitor::new(&zctx, &front, max_request as u64)?;
         bind_tcp(&front, &cfg, cfg.ret_port, retry).map_err(RoleError::Fatal)?;
         let back = zctx.socket(zmq::DEALER)?;
         back.set_linger(0)?;
@@ -69,10 +75,13 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
         let mut msg = zmq::Message::new();
         let mut addr = Vec::with_capacity(64);
         loop {
-            let Some(ready) = wait_readable(&[&front, &back], &sig)? else {
+            let Some(ready) = wait_readable(&[&front, &back, monitor.socket()], &sig)? else {
                 return Ok(());
             };
             let (f, b) = (ready[0], ready[1]);
+            if ready[2] {
+                monitor.turn()?;
+            }
             if f {
                 forward(&front, &back, &mut msg, Some(&mut addr))?;
             }
