@@ -7,6 +7,7 @@
 //! malformed gets Salt's `"bad load"` and one log line naming the peer.
 
 mod auth;
+mod presence;
 mod sessions;
 
 use std::rc::Rc;
@@ -79,6 +80,9 @@ pub struct ReqServerChannel {
     tok_ok: std::collections::HashMap<String, [u8; 32]>,
     /// The TCP address of the request being handled (empty if unknown).
     peer: String,
+    /// `max_pending_keys` (0: no limit) and its refusals' log lines.
+    max_pending_keys: u64,
+    pending_log: crate::loglimit::LogLimiter,
 }
 
 /// The sender as its request names it (never trusted, only logged) and
@@ -153,6 +157,8 @@ impl ReqServerChannel {
             aes_sig: None,
             tok_ok: std::collections::HashMap::new(),
             peer: String::new(),
+            max_pending_keys: cfg.get_u64("max_pending_keys").unwrap_or(auth::MAX_PENDING_KEYS),
+            pending_log: crate::loglimit::LogLimiter::new(10, std::time::Duration::from_secs(60)),
             aes: AesKey::new(aes),
             services: Services::new(cfg.clone(), zctx)?,
             master_key,
