@@ -124,7 +124,11 @@ fn an_oversized_frame_is_dropped_at_the_socket_and_logged() {
         ("cmd", Value::from("ping")),
         ("x", Value::Bytes(vec![7; 16 << 20])),
     ]));
-    assert_eq!(ask_within(env.ret_port, std::slice::from_ref(&big), 3000), None, "no answer");
+    assert_eq!(
+        ask_within(env.ret_port, std::slice::from_ref(&big), 3000),
+        None,
+        "no answer"
+    );
     let log = wait_log_line(&env, "Dropped the connection from 127.0.0.1:");
     assert!(log.contains("a frame over request_max_size (1048576 bytes)"), "{log}");
     // A flood of them: at most 10 lines a minute.
