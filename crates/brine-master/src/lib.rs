@@ -7,6 +7,7 @@ pub mod alarm;
 pub mod backends;
 pub mod channel;
 pub mod cli;
+pub mod loglimit;
 pub mod low;
 pub mod manager;
 pub mod pki;

@@ -9,15 +9,48 @@ pub enum ScanError {
     BadMarker(usize),
     #[error("msgpack nesting deeper than {0}")]
     TooDeep(usize),
+    #[error("decoding would take more than {budget} bytes of memory ({input} input bytes)")]
+    OverBudget { budget: u64, input: usize },
 }
 
 /// Deepest nesting accepted (Salt's own payloads are a few levels deep).
 pub const MAX_DEPTH: usize = 512;
 
+/// Memory a decode may take per input byte, beyond [`DECODE_ALLOWANCE`].
+/// Salt's payloads (maps of short strings, state and job returns) take
+/// 1–5 bytes of `Value` per byte of msgpack; one-byte values (small
+/// ints, nil, empty strings and containers) take 32, which is what a
+/// hostile request is made of.
+pub const DECODE_BYTES_PER_BYTE: u64 = 4;
+
+/// Memory any decode may take whatever its input: small requests, dense
+/// in small values, always decode.
+pub const DECODE_ALLOWANCE: u64 = 64 << 20;
+
+/// The memory budget of decoding `input` bytes.
+pub fn decode_budget(input: usize) -> u64 {
+    (input as u64)
+        .saturating_mul(DECODE_BYTES_PER_BYTE)
+        .saturating_add(DECODE_ALLOWANCE)
+}
+
+/// What a decoded value costs in memory, as `Value::decode` allocates it:
+/// a slot per array element, two per map pair (plus the key index of maps
+/// over 16 pairs), and the bytes of every string, bin and ext.
+pub(crate) const SLOT: u64 = 32;
+const INDEX_ENTRY: u64 = 32;
+
 /// Length in bytes of the first complete msgpack value in `buf`:
 /// `Ok(Some(n))` when it is complete, `Ok(None)` when more bytes are needed.
 pub fn value_len(buf: &[u8]) -> Result<Option<usize>, ScanError> {
+    scan(buf, u64::MAX)
+}
+
+/// [`value_len`] that also adds up what decoding the value would allocate
+/// and refuses it (before anything is allocated) past `budget` bytes.
+pub(crate) fn scan(buf: &[u8], budget: u64) -> Result<Option<usize>, ScanError> {
     // Iterative: `pending` counts the values still to read.
+    let mut cost = 0u64;
     let mut pos = 0usize;
     let mut pending: usize = 1;
     let mut depth_stack: Vec<usize> = Vec::new();
@@ -101,10 +134,23 @@ pub fn value_len(buf: &[u8]) -> Result<Option<usize>, ScanError> {
         pos = next as usize;
         // A container's children cannot outnumber the bytes left; a huge
         // declared count is simply incomplete until that many bytes arrive.
+        if children > (buf.len() - pos) as u64 {
+            return Ok(None);
+        }
+        // What decoding allocates: string, bin and ext payloads once, a slot
+        // per child of a container (a map's children are its keys and
+        // values), and an index of the keys of a large map.
+        cost += payload + children * SLOT;
+        if children > 32 && matches!(m, 0x80..=0x8f | 0xde | 0xdf) {
+            cost += children / 2 * INDEX_ENTRY;
+        }
+        if cost > budget {
+            return Err(ScanError::OverBudget {
+                budget,
+                input: buf.len(),
+            });
+        }
         if children > 0 {
-            if children > (buf.len() - pos) as u64 {
-                return Ok(None);
-            }
             depth_stack.push(pending);
             if depth_stack.len() > MAX_DEPTH {
                 return Err(ScanError::TooDeep(MAX_DEPTH));

@@ -14,7 +14,7 @@
 //! are encoded in the smallest form msgpack-python uses, so encodings are
 //! byte-identical to Salt's for the same data and key order.
 
-use crate::msgpack::{value_len, ScanError, MAX_DEPTH};
+use crate::msgpack::{decode_budget, scan, ScanError, MAX_DEPTH};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -230,10 +230,16 @@ impl Value {
     }
 
     /// Decode the value at the start of `buf`; returns it and its length.
+    ///
+    /// The memory the value takes is bounded by
+    /// [`decode_budget`](crate::msgpack::decode_budget)`(buf.len())`: a value
+    /// that would take more is refused with [`ScanError::OverBudget`]
+    /// before anything is allocated.
     pub fn decode_prefix(buf: &[u8]) -> Result<(Value, usize), DecodeError> {
-        // Validate structure (sizes, depth) first, so decoding can't be
-        // driven into huge allocations by declared lengths.
-        let len = value_len(buf)?.ok_or(DecodeError::Truncated)?;
+        // Validate structure (sizes, depth, memory) first, so decoding can't
+        // be driven into huge allocations by declared lengths or by many
+        // small values.
+        let len = scan(buf, decode_budget(buf.len()))?.ok_or(DecodeError::Truncated)?;
         let mut r = Reader {
             buf: &buf[..len],
             pos: 0,
@@ -593,6 +599,118 @@ mod tests {
         assert!(Value::decode(&vec![0x91; 10_000]).is_err());
         let (v, n) = Value::decode_prefix(&[0x01, 0x02]).unwrap();
         assert_eq!((v, n), (Value::Int(1), 1));
+    }
+
+    #[test]
+    fn a_value_slot_is_what_the_budget_counts() {
+        assert_eq!(std::mem::size_of::<Value>() as u64, crate::msgpack::SLOT);
+    }
+
+    #[test]
+    fn many_small_values_are_refused_past_the_memory_budget() {
+        use crate::msgpack::{decode_budget, DECODE_ALLOWANCE};
+        // 10 MB of empty arrays inside one array32: 32 bytes of Value per
+        // input byte, 320 MB, against a budget of 4 x 10 MB + 64 MiB.
+        let n = 10_000_000usize;
+        let mut buf = vec![0xdd];
+        buf.extend_from_slice(&(n as u32).to_be_bytes());
+        buf.resize(5 + n, 0x90);
+        match Value::decode(&buf) {
+            Err(DecodeError::Scan(ScanError::OverBudget { budget, input })) => {
+                assert_eq!((budget, input), (decode_budget(buf.len()), buf.len()));
+            }
+            other => panic!("not refused: {:?}", other.map(|_| ())),
+        }
+        // The same shape nested (arrays of arrays of nils) and as a map of
+        // empty strings: refused too.
+        let mut nested = vec![0xdd];
+        nested.extend_from_slice(&(n as u32 / 16).to_be_bytes());
+        for _ in 0..n / 16 {
+            nested.push(0x9f);
+            nested.extend([0xc0; 15]);
+        }
+        assert!(matches!(
+            Value::decode(&nested),
+            Err(DecodeError::Scan(ScanError::OverBudget { .. }))
+        ));
+        let pairs = n / 2;
+        let mut map = vec![0xdf];
+        map.extend_from_slice(&(pairs as u32).to_be_bytes());
+        for i in 0..pairs {
+            map.extend([0xa0 | (i % 2) as u8, 0xa0]);
+            if i % 2 == 1 {
+                map.push(b'x');
+            }
+        }
+        assert!(matches!(
+            Value::decode(&map),
+            Err(DecodeError::Scan(ScanError::OverBudget { .. }))
+        ));
+        // Under the fixed allowance, dense small values decode.
+        let small = (DECODE_ALLOWANCE / 64) as usize;
+        let mut buf = vec![0xdd];
+        buf.extend_from_slice(&(small as u32).to_be_bytes());
+        buf.resize(5 + small, 0x90);
+        assert!(Value::decode(&buf).is_ok());
+    }
+
+    #[test]
+    fn salt_payloads_decode_within_the_budget() {
+        // A state.apply return of 50,000 states (maps of short strings and
+        // numbers under a large map), as a minion sends it.
+        let state = |i: usize| {
+            Value::map([
+                ("name", Value::from(format!("/tmp/file{i}"))),
+                ("changes", Value::Map(vec![])),
+                ("result", Value::Bool(true)),
+                (
+                    "comment",
+                    Value::from(format!("File /tmp/file{i} is in the correct state")),
+                ),
+                ("__sls__", Value::from("web")),
+                ("__run_num__", Value::Int(i as i64)),
+                ("start_time", Value::from("10:11:12.123456")),
+                ("duration", Value::F64(1.234)),
+                ("__id__", Value::from(format!("/tmp/file{i}"))),
+            ])
+        };
+        let ret = Value::Map(
+            (0..50_000)
+                .map(|i| {
+                    (
+                        Value::from(format!("file_|-/tmp/file{i}_|-/tmp/file{i}_|-managed")),
+                        state(i),
+                    )
+                })
+                .collect(),
+        );
+        let load = Value::map([
+            ("cmd", Value::from("_return")),
+            ("id", Value::from("web1")),
+            ("fun", Value::from("state.apply")),
+            ("jid", Value::from("20250101000000000000")),
+            ("return", ret),
+            ("retcode", Value::Int(0)),
+        ]);
+        let enc = load.to_network();
+        assert_eq!(Value::decode(&enc).as_ref(), Ok(&load));
+        // Grains-like nesting: lists of short strings, maps in maps, deep
+        // but under MAX_DEPTH.
+        let mut deep = Value::from("leaf");
+        for i in 0..400 {
+            deep = Value::map([
+                (format!("k{i}").as_str(), deep),
+                ("ipv4", Value::Array(vec![Value::from("10.0.0.1"); 4])),
+            ]);
+        }
+        let enc = deep.to_network();
+        assert_eq!(Value::decode(&enc).as_ref(), Ok(&deep));
+        // A large return of small integers (a few million) fits the allowance.
+        let ints = Value::Array((0..1_500_000).map(|i| Value::Int(i % 100)).collect());
+        assert!(Value::decode(&ints.to_network()).is_ok());
+        // A big string (a cmd.run output): 1 byte of memory per byte.
+        let text = Value::map([("return", Value::from("x".repeat(50 << 20)))]);
+        assert!(Value::decode(&text.to_network()).is_ok());
     }
 
     #[test]

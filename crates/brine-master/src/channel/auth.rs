@@ -18,8 +18,15 @@ use super::ReqServerChannel;
 enum Outcome {
     /// Reply `ret` (False, True = still pending) and fire `act` (if any).
     Ret(bool, Option<&'static str>),
+    /// Reply `"full"` and fire `full`: the master takes no new minion now.
+    Full,
     Accept,
 }
+
+/// Brine's own limit on keys waiting in `minions_pre` (Salt has none): a
+/// new id past it is answered as `max_minions` answers ("full"; the minion
+/// retries), and nothing is written. 0 is no limit.
+pub const MAX_PENDING_KEYS: u64 = 1000;
 
 impl ReqServerChannel {
     pub(super) fn auth(&mut self, load: &Value, version: i64) -> Result<Vec<u8>, String> {
@@ -49,27 +56,42 @@ impl ReqServerChannel {
             Ok(a) => a,
             Err(_) => return Ok(unsigned_ret("bad sig algo")),
         };
-        let reply_ret = |h: &Self, ret: bool| -> Result<Vec<u8>, String> {
+        let reply = |h: &Self, ret: Value| -> Result<Vec<u8>, String> {
             if sign {
-                h.clear_signed(
-                    &Value::map([("ret", Value::Bool(ret)), ("nonce", nonce.clone())]),
-                    sig_algo,
-                )
+                h.clear_signed(&Value::map([("ret", ret), ("nonce", nonce.clone())]), sig_algo)
             } else {
-                Ok(Value::map([
-                    ("enc", Value::from("clear")),
-                    ("load", Value::map([("ret", Value::Bool(ret))])),
-                ])
-                .to_network())
+                Ok(Value::map([("enc", Value::from("clear")), ("load", Value::map([("ret", ret)]))]).to_network())
             }
         };
+        let reply_ret = |h: &Self, ret: bool| reply(h, Value::Bool(ret));
         if !brine_keys::valid_id(&self.cfg.pki_dir, &id) {
             info!("Authentication request from invalid id {id:?}");
             return reply_ret(self, false);
         }
         info!("Authentication request from {id}");
+        let max_minions = self.cfg.get_i64("max_minions").unwrap_or(0);
+        if max_minions > 0 {
+            // Salt's check, before the key store is read: while more
+            // minions are connected than max_minions, only those may
+            // (re)authenticate.
+            let minions = super::presence::connected_ids(&self.cfg);
+            if minions.len() > 1000 {
+                info!(
+                    "With large numbers of minions it is advised to enable the ConCache with 'con_cache: True' in the masters configuration file."
+                );
+            }
+            if minions.len() as i64 > max_minions && !minions.contains(&id) {
+                info!("Too many minions connected (max_minions={max_minions}). Rejecting connection from id {id}");
+                self.auth_event(false, Some("full"), &id, &pub_pem);
+                return reply(self, Value::from("full"));
+            }
+        }
         let outcome = self.decide(&id, &pub_pem, load).map_err(|e| e.to_string())?;
         match outcome {
+            Outcome::Full => {
+                self.auth_event(false, Some("full"), &id, &pub_pem);
+                reply(self, Value::from("full"))
+            }
             Outcome::Ret(ret, act) => {
                 self.auth_event(ret, act, &id, &pub_pem);
                 reply_ret(self, ret)
@@ -189,6 +211,22 @@ impl ReqServerChannel {
                     return Ok(Outcome::Ret(false, Some("reject")));
                 }
                 if !auto_sign {
+                    if self.pending_full() {
+                        if let Some(held) = self.pending_log.allow() {
+                            warn!(
+                                "Too many pending keys (max_pending_keys={}). Rejecting connection from id {id}{}{}",
+                                self.max_pending_keys,
+                                super::describe_addr(&self.peer),
+                                if held > 0 {
+                                    format!("; {held} more refused since the last such line")
+                                } else {
+                                    String::new()
+                                }
+                            );
+                        }
+                        return Ok(Outcome::Full);
+                    }
+                    let keys = &self.keys;
                     keys.put(KeyState::Pending, id, pub_pem)?;
                     return Ok(Outcome::Ret(true, Some("pend")));
                 }
@@ -213,6 +251,24 @@ impl ReqServerChannel {
         }
         keys.put(KeyState::Accepted, id, pub_pem)?;
         Ok(Outcome::Accept)
+    }
+
+    /// Whether `minions_pre` holds `max_pending_keys` keys already (counted
+    /// up to the limit; several MWorkers may each add one past it).
+    fn pending_full(&self) -> bool {
+        let max = self.max_pending_keys;
+        if max == 0 {
+            return false;
+        }
+        let Ok(dir) = std::fs::read_dir(self.cfg.pki_dir.join("minions_pre")) else {
+            return false;
+        };
+        let keys = dir
+            .flatten()
+            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+            .take(max as usize)
+            .count();
+        keys as u64 >= max
     }
 
     /// `auto_accept`, `autosign_file`, a `minions_autosign/<id>` stub, or

@@ -7,6 +7,7 @@
 //! malformed gets Salt's `"bad load"` and one log line naming the peer.
 
 mod auth;
+mod presence;
 mod sessions;
 
 use std::rc::Rc;
@@ -16,6 +17,8 @@ use brine_keys::{FsKeyStore, KeyState, KeyStore, MinionId};
 use brine_proc::shm::SharedCell;
 use brine_proto::commands::{AesCmd, ClearCmd};
 use brine_proto::crypto::{Crypticle, EncAlgo, PrivateKey, PublicKey, SigAlgo};
+use brine_proto::msgpack::ScanError;
+use brine_proto::value::DecodeError;
 use brine_proto::Value;
 use log::warn;
 
@@ -24,6 +27,12 @@ pub use sessions::SessionKeys;
 /// Requests larger than this are refused before decoding, unless the
 /// Brine option `request_max_size` says otherwise.
 pub const MAX_REQUEST: usize = 100 * 1024 * 1024;
+
+/// The largest request accepted on ret_port (`request_max_size`): the
+/// ROUTER's `ZMQ_MAXMSGSIZE`, and checked again by the MWorkers.
+pub fn max_request(cfg: &MasterConfig) -> usize {
+    cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize)
+}
 
 /// Salt's reply to a request it cannot handle.
 pub fn bad_load() -> Vec<u8> {
@@ -69,15 +78,30 @@ pub struct ReqServerChannel {
     aes_sig: Option<(String, Vec<u8>)>,
     /// id → sha256(key PEM ‖ tok) of the last verified `tok`.
     tok_ok: std::collections::HashMap<String, [u8; 32]>,
+    /// The TCP address of the request being handled (empty if unknown).
+    peer: String,
+    /// `max_pending_keys` (0: no limit) and its refusals' log lines.
+    max_pending_keys: u64,
+    pending_log: crate::loglimit::LogLimiter,
 }
 
-/// The sender as its request names it (never trusted, only logged):
-/// the minion id of an AES request, or the id or user and command of a
-/// clear one; Debug formatting escapes control characters. Made only for
-/// the log line of a refusal.
-fn describe_peer(env: Option<&Value>) -> String {
+/// The sender as its request names it (never trusted, only logged) and
+/// as the network does: the minion id of an AES request, or the id or user
+/// and command of a clear one, then the TCP address the request came from
+/// (`addr`, empty when unknown); Debug formatting escapes control
+/// characters. Made only for the log line of a refusal.
+fn describe_peer(env: Option<&Value>, addr: &str) -> String {
+    let at = if addr.is_empty() {
+        String::new()
+    } else {
+        format!(" at {addr}")
+    };
     let Some(env) = env else {
-        return "an unidentified peer".into();
+        return if addr.is_empty() {
+            "an unidentified peer".into()
+        } else {
+            addr.to_string()
+        };
     };
     let text = |v: Option<&Value>| {
         v.and_then(Value::as_str)
@@ -86,15 +110,25 @@ fn describe_peer(env: Option<&Value>) -> String {
     let load = env.get("load").unwrap_or(&Value::Nil);
     if env.get("enc").and_then(Value::as_str) == Some("aes") {
         return match text(env.get("id")) {
-            Some(id) => format!("minion {id:?}"),
-            None => "an AES request without id".into(),
+            Some(id) => format!("minion {id:?}{at}"),
+            None => format!("an AES request without id{at}"),
         };
     }
     let cmd = text(load.get("cmd")).unwrap_or_default();
     match (text(load.get("id")), text(load.get("user"))) {
-        (Some(id), _) => format!("{id:?} ({cmd:?})"),
-        (None, Some(user)) => format!("local user {user:?} ({cmd:?})"),
-        (None, None) => format!("a client ({cmd:?})"),
+        (Some(id), _) => format!("{id:?} ({cmd:?}){at}"),
+        (None, Some(user)) => format!("local user {user:?} ({cmd:?}){at}"),
+        (None, None) if addr.is_empty() => format!("a client ({cmd:?})"),
+        (None, None) => format!("{addr} ({cmd:?})"),
+    }
+}
+
+/// " (from ADDR)", or nothing when the address is unknown.
+fn describe_addr(addr: &str) -> String {
+    if addr.is_empty() {
+        String::new()
+    } else {
+        format!(" (from {addr})")
     }
 }
 
@@ -119,9 +153,12 @@ impl ReqServerChannel {
             keys: FsKeyStore::new(&cfg.pki_dir),
             sessions: SessionKeys::new(cfg.cachedir.join("sessions"), publish_session, &master_key),
             minimum_auth_version: cfg.get_i64("minimum_auth_version").unwrap_or(3),
-            max_request: cfg.get_u64("request_max_size").map_or(MAX_REQUEST, |n| n as usize),
+            max_request: max_request(&cfg),
             aes_sig: None,
             tok_ok: std::collections::HashMap::new(),
+            peer: String::new(),
+            max_pending_keys: cfg.get_u64("max_pending_keys").unwrap_or(auth::MAX_PENDING_KEYS),
+            pending_log: crate::loglimit::LogLimiter::new(10, std::time::Duration::from_secs(60)),
             aes: AesKey::new(aes),
             services: Services::new(cfg.clone(), zctx)?,
             master_key,
@@ -130,21 +167,24 @@ impl ReqServerChannel {
         })
     }
 
-    /// Handle one request body.
-    pub fn handle(&mut self, body: &[u8]) -> Vec<u8> {
+    /// Handle one request body from `peer` (its TCP address as
+    /// MWorkerQueue saw it; empty when unknown).
+    pub fn handle(&mut self, body: &[u8], peer: &str) -> Vec<u8> {
+        self.peer.clear();
+        self.peer.push_str(peer);
         let mut env = None;
         // A bug must cost one request, not the worker: answer as Salt does
         // when a handler raises.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_handle(body, &mut env))) {
             Ok(Ok(reply)) => reply,
             Ok(Err(why)) => {
-                warn!("bad request from {}: {why}", describe_peer(env.as_ref()));
+                warn!("bad request from {}: {why}", describe_peer(env.as_ref(), &self.peer));
                 bad_load()
             }
             Err(_) => {
                 log::error!(
                     "request from {} raised an internal error; answered with an error",
-                    describe_peer(env.as_ref())
+                    describe_peer(env.as_ref(), &self.peer)
                 );
                 Value::from("Server-side exception handling payload").to_network()
             }
@@ -161,7 +201,10 @@ impl ReqServerChannel {
                 self.max_request
             ));
         }
-        let env: &Value = slot.insert(Value::decode(body).map_err(|e| format!("malformed msgpack: {e}"))?);
+        let env: &Value = slot.insert(Value::decode(body).map_err(|e| match e {
+            DecodeError::Scan(ScanError::OverBudget { .. }) => format!("msgpack refused: {e}"),
+            e => format!("malformed msgpack: {e}"),
+        })?);
         let (Some(enc), Some(load)) = (env.get("enc").and_then(Value::as_str), env.get("load")) else {
             return Err("no enc/load in the envelope".into());
         };
@@ -195,7 +238,10 @@ impl ReqServerChannel {
                     Ok(c) => self.services.clear(c, load),
                     // Salt answers an unknown clear command with {}.
                     Err(e) => {
-                        warn!("clear request refused: {e}");
+                        warn!(
+                            "clear request from {} refused: {e}",
+                            describe_peer(Some(env), &self.peer)
+                        );
                         Ok(Value::Map(Vec::new()).to_network())
                     }
                 }
@@ -232,7 +278,7 @@ impl ReqServerChannel {
             }
         };
         let plain = plain.ok_or("decrypted request has no pickle:: prefix")?;
-        let mut inner = Value::decode(&plain).map_err(|e| format!("malformed inner load from {id}: {e}"))?;
+        let mut inner = Value::decode(&plain).map_err(|e| format!("inner load from {id} refused: {e}"))?;
         if !inner.is_map() {
             return Ok(Value::from("payload and load must be a dict").to_network());
         }
@@ -274,7 +320,7 @@ impl ReqServerChannel {
         let ret = match cmd.parse::<AesCmd>() {
             Ok(c) => self.services.aes(c, &id, &mut inner),
             Err(e) => {
-                warn!("{id}: AES request refused: {e}");
+                warn!("{id}: AES request refused: {e}{}", describe_addr(&self.peer));
                 Reply::Send(Value::Map(Vec::new()))
             }
         };

@@ -7,6 +7,7 @@ pub mod maintenance;
 pub mod publisher;
 pub mod reactor;
 pub mod reqserver;
+pub mod retmonitor;
 
 use brine_proc::supervisor::{ChildContext, ChildSpec};
 use brine_proc::EXIT_FATAL;

@@ -13,6 +13,7 @@ use brine_config::MasterConfig;
 use brine_proc::shm::SharedCell;
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 
+use super::retmonitor::RetMonitor;
 use super::{role, stop_signals, wait_readable, RoleError};
 use crate::channel::ReqServerChannel;
 use crate::names;
@@ -58,6 +59,11 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
         front.set_tcp_keepalive_intvl(15)?;
         front.set_tcp_keepalive_cnt(3)?;
         front.set_backlog(cfg.get("zmq_backlog").and_then(|v| v.as_i64()).unwrap_or(1000) as i32)?;
+        // Oversized requests are refused by ZeroMQ as the frame header
+        // arrives: the connection is dropped, nothing reaches an MWorker.
+        let max_request = crate::channel::max_request(&cfg);
+        front.set_maxmsgsize(i64::try_from(max_request).unwrap_or(i64::MAX))?;
+        let mut monitor = RetMonitor::new(&zctx, &front, max_request as u64)?;
         bind_tcp(&front, &cfg, cfg.ret_port, retry).map_err(RoleError::Fatal)?;
         let back = zctx.socket(zmq::DEALER)?;
         back.set_linger(0)?;
@@ -67,23 +73,37 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
         ctx.ready();
 
         let mut msg = zmq::Message::new();
+        let mut addr = Vec::with_capacity(64);
         loop {
-            let Some(ready) = wait_readable(&[&front, &back], &sig)? else {
+            let Some(ready) = wait_readable(&[&front, &back, monitor.socket()], &sig)? else {
                 return Ok(());
             };
             let (f, b) = (ready[0], ready[1]);
+            if ready[2] {
+                monitor.turn()?;
+            }
             if f {
-                forward(&front, &back, &mut msg)?;
+                forward(&front, &back, &mut msg, Some(&mut addr))?;
             }
             if b {
-                forward(&back, &front, &mut msg)?;
+                forward(&back, &front, &mut msg, None)?;
             }
         }
     })
 }
 
-/// Move every whole multipart message waiting on `from` to `to`.
-fn forward(from: &zmq::Socket, to: &zmq::Socket, msg: &mut zmq::Message) -> Result<(), RoleError> {
+/// Move every whole multipart message waiting on `from` to `to`. With
+/// `peer_addr` (requests from ret_port), one more frame follows each
+/// message: the TCP address it came from (ZeroMQ's `Peer-Address`
+/// property of the last frame, empty if it has none), so that the MWorker
+/// can name the peer. The REP socket of the MWorker strips the routing
+/// envelope and hands over the request's frames, then this one.
+fn forward(
+    from: &zmq::Socket,
+    to: &zmq::Socket,
+    msg: &mut zmq::Message,
+    mut peer_addr: Option<&mut Vec<u8>>,
+) -> Result<(), RoleError> {
     loop {
         match from.recv(msg, zmq::DONTWAIT) {
             Ok(()) => {}
@@ -93,10 +113,21 @@ fn forward(from: &zmq::Socket, to: &zmq::Socket, msg: &mut zmq::Message) -> Resu
         }
         loop {
             let more = msg.get_more();
+            let addr = match peer_addr.as_deref_mut() {
+                Some(buf) if !more => {
+                    buf.clear();
+                    buf.extend_from_slice(msg.gets("Peer-Address").unwrap_or("").as_bytes());
+                    Some(&buf[..])
+                }
+                _ => None,
+            };
             to.send(
                 std::mem::replace(msg, zmq::Message::new()),
-                if more { zmq::SNDMORE } else { 0 },
+                if more || addr.is_some() { zmq::SNDMORE } else { 0 },
             )?;
+            if let Some(addr) = addr {
+                to.send(addr, 0)?;
+            }
             if !more {
                 break;
             }
@@ -115,6 +146,7 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
         let mut handler = ReqServerChannel::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
         ctx.ready();
         let mut msg = zmq::Message::new();
+        let mut last = zmq::Message::new();
         loop {
             if wait_readable(&[&rep], &sig)?.is_none() {
                 return Ok(());
@@ -126,20 +158,34 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
                     Err(zmq::Error::EINTR) => continue,
                     Err(e) => return Err(e.into()),
                 }
-                // A request is one frame; extra frames are drained and refused.
-                let mut reply = if msg.get_more() {
-                    None
+                // A request is one frame, followed by the frame with the
+                // peer's address that MWorkerQueue adds; a request of more
+                // frames is drained and refused.
+                let mut frames = 1;
+                if msg.get_more() {
+                    rep.recv(&mut last, 0)?;
+                    frames += 1;
+                    while last.get_more() {
+                        rep.recv(&mut last, 0)?;
+                        frames += 1;
+                    }
+                }
+                let peer = if frames > 1 {
+                    let a = last.as_str().unwrap_or("");
+                    a.strip_prefix("::ffff:").unwrap_or(a)
                 } else {
-                    Some(handler.handle(&msg))
+                    ""
                 };
-                while msg.get_more() {
-                    rep.recv(&mut msg, 0)?;
-                }
-                if reply.is_none() {
-                    log::warn!("multi-frame request refused");
-                    reply = Some(crate::channel::bad_load());
-                }
-                rep.send(reply.unwrap(), 0)?;
+                let reply = if frames <= 2 {
+                    handler.handle(&msg, peer)
+                } else {
+                    log::warn!(
+                        "multi-frame request from {} refused",
+                        if peer.is_empty() { "an unidentified peer" } else { peer }
+                    );
+                    crate::channel::bad_load()
+                };
+                rep.send(reply, 0)?;
             }
         }
     })
