@@ -291,7 +291,7 @@ pub mod channel {
     /// Raw bytes as one request body.
     pub fn clear(data: &[u8]) {
         with(|s| {
-            let reply = s.chan.handle(data);
+            let reply = s.chan.handle(data, "127.0.0.1");
             let v = Value::decode(&reply).expect("every reply is msgpack");
             // A secret the request itself carries may come back (the
             // `_auth` reply echoes the nonce, say): only one the peer did
@@ -326,7 +326,7 @@ pub mod channel {
                 ("id", Value::from(MINION)),
             ])
             .to_network();
-            let reply = s.chan.handle(&env);
+            let reply = s.chan.handle(&env, "127.0.0.1");
             Value::decode(&reply).expect("every reply is msgpack");
             // `revoke_auth` deletes the minion's key: put it back so the
             // next input runs as an accepted minion again.

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use brine_proto::crypto::{new_nonce, Crypticle, PrivateKey};
 use brine_proto::Value;
+use common::attack::Watch;
 use common::*;
 
 fn ask(env: &Env, frames: &[Vec<u8>]) -> Vec<u8> {
@@ -78,6 +79,7 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
     let env = Env::with_extra(3, "request_max_size: 1048576\nrequest_server_ttl: 60\n");
     let mut m = env.start();
     m.wait_ready();
+    let watch = Watch::start(&env, &m);
     let argv = format!("{BIN} -c {}", env.conf_dir.display());
     let rs = m.named_children(m.pid, &argv)["ReqServer_ProcessManager"];
     let workers_before = children_of(rs);
@@ -360,6 +362,7 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
         "{}",
         read(&env.log_file())
     );
+    watch.finish();
     m.remember_tree();
 }
 
@@ -383,6 +386,7 @@ fn syndic_return(order_masters: bool) {
     );
     let mut m = env.start();
     m.wait_ready();
+    let watch = Watch::start(&env, &m);
     let syndic = accepted_minion(&env, "syn1");
     let jid = "20250101000000000001";
     let ts = SystemTime::now()
@@ -441,6 +445,7 @@ fn syndic_return(order_masters: bool) {
         assert!(!env.root().join("cache/syndics/syn1").exists());
         assert!(wait_until(Duration::from_secs(2), || read(&env.log_file())
             .contains("order_masters is False): refused")));
+        watch.finish();
         m.remember_tree();
         return;
     }
@@ -451,5 +456,6 @@ fn syndic_return(order_masters: bool) {
     assert!(dir.join(".load.p").exists(), "the syndic's job load saved");
     assert!(env.root().join("cache/syndics/syn1").exists(), "syndic registered");
     assert!(!dir.join("../evil").exists() && !env.root().join("cache/jobs/evil").exists());
+    watch.finish();
     m.remember_tree();
 }
