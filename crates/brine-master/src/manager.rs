@@ -42,13 +42,14 @@ pub fn run(
     let aes = Rc::new(brine_proc::shm::SharedCell::new(256).context("cannot map shared memory")?);
     aes.store(brine_proto::crypto::Crypticle::generate_key_string().as_bytes(), 0)?;
 
+    let stats = roles::reqserver::ReqStats::new(cfg.worker_threads).context("cannot map shared memory")?;
     let specs = vec![
         roles::logging::spec(logging, log_rx.clone()),
         roles::publisher::spec(cfg.clone(), aes.clone(), keys.clone()),
         roles::events::spec(cfg.clone()),
         roles::maintenance::spec(cfg.clone(), aes.clone()),
         roles::reactor::spec(cfg.clone()),
-        roles::reqserver::spec(cfg.clone(), aes.clone(), keys),
+        roles::reqserver::spec(cfg.clone(), aes.clone(), keys, stats.clone()),
     ];
     let mut sup = Supervisor::new(names::PROCESS_MANAGER, specs)?;
     sup.close_in_child(pidfile.raw_fd());
@@ -62,6 +63,7 @@ pub fn run(
     let mut hooks = ManagerHooks {
         dump_path: cfg.cachedir.join("salt-master.state"),
         ports: (cfg.publish_port, cfg.ret_port),
+        stats,
         notifier,
         watchdog,
         next_watchdog: Instant::now(),
@@ -83,6 +85,8 @@ struct ManagerHooks {
     dump_path: std::path::PathBuf,
     /// publish_port and ret_port, whose connections the dump counts.
     ports: (u16, u16),
+    /// Request counts MWorkerQueue and the MWorkers keep.
+    stats: roles::reqserver::ReqStats,
     notifier: Option<Notifier>,
     watchdog: Option<Duration>,
     next_watchdog: Instant,
@@ -117,7 +121,7 @@ impl Hooks for ManagerHooks {
     }
 
     fn dump(&mut self, sup: &Supervisor) {
-        let mut text = state_dump(sup, self.started.elapsed());
+        let mut text = state_dump(sup, self.started.elapsed(), &self.stats);
         let (publish, ret) = self.ports;
         text += &format!(
             "\nconnections (established TCP, from /proc/net/tcp and tcp6)\n               publish_port {publish}: {} (minions subscribed to jobs)\n  ret_port {ret}: {}\n",
@@ -150,7 +154,7 @@ impl Hooks for ManagerHooks {
 /// The tree as `kill -USR1 <ProcessManager>` reports it: every role with
 /// its pid, uptime, restarts and back-off count, and the processes under
 /// ReqServer_ProcessManager (MWorkerQueue, the MWorkers) read from /proc.
-fn state_dump(sup: &Supervisor, up: Duration) -> String {
+fn state_dump(sup: &Supervisor, up: Duration, stats: &roles::reqserver::ReqStats) -> String {
     let mut out = format!(
         "salt-master (Brine {}) ProcessManager pid {}, up {} s\n\n{:<30} {:>8} {:>10} {:>6} {:>9} {:>8}\n",
         env!("CARGO_PKG_VERSION"),
@@ -173,12 +177,38 @@ fn state_dump(sup: &Supervisor, up: Duration) -> String {
         if c.name == names::REQ_SERVER {
             if let Some(p) = c.pid {
                 for (child, title) in children_titles(p.as_raw()) {
-                    out += &format!("  {title:<28} {child:>8}\n");
+                    out += &format!("  {title:<28} {child:>8}");
+                    if let Some(i) = title.strip_prefix(names::WORKER_PREFIX).and_then(|i| i.parse().ok()) {
+                        let (handled, since) = stats.worker(i);
+                        let busy = if since == 0 {
+                            "idle".to_string()
+                        } else {
+                            format!("busy for {} ms", now_ms().saturating_sub(since))
+                        };
+                        out += &format!("   {handled} requests handled, {busy}");
+                    }
+                    out += "\n";
                 }
             }
         }
     }
+    // What the MWorkers hold is the requests in hand; the rest of what
+    // was received and not yet answered waits in the queue.
+    let (received, answered) = stats.totals();
+    let open = received.saturating_sub(answered);
+    let in_hand = stats.busy();
+    out += &format!(
+        "\nrequests on ret_port: {received} received, {answered} answered, {} in the MWorkers, {} queued\n",
+        in_hand.min(open),
+        open.saturating_sub(in_hand)
+    );
     out
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Established TCP connections whose local port is `port`, IPv4 and IPv6.

@@ -192,6 +192,16 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
         .iter()
         .map(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).unwrap())
         .collect();
+    // One request answered, for the dump's counts.
+    let ping = brine_proto::Value::map([
+        ("enc", brine_proto::Value::from("clear")),
+        (
+            "load",
+            brine_proto::Value::map([("cmd", brine_proto::Value::from("ping"))]),
+        ),
+        ("version", brine_proto::Value::Int(3)),
+    ]);
+    common::aes::ask(env.ret_port, &[ping.to_network()]);
     std::thread::sleep(Duration::from_millis(200));
     for sig in [Signal::SIGUSR2, Signal::SIGUSR1] {
         for pid in before.iter().copied().chain([m.pid]) {
@@ -219,6 +229,12 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
         "{text}"
     );
     assert!(text.contains(&format!("ret_port {}: 1\n", env.ret_port)), "{text}");
+    assert!(
+        text.contains("requests on ret_port: 1 received, 1 answered, 0 in the MWorkers, 0 queued"),
+        "{text}"
+    );
+    assert_eq!(text.matches("1 requests handled, idle").count(), 1, "{text}");
+    assert_eq!(text.matches("0 requests handled, idle").count(), 2, "{text}");
     drop(peers);
     for name in [
         "MultiprocessingLoggingQueue",

@@ -8,9 +8,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use brine_config::MasterConfig;
-use brine_proc::shm::SharedCell;
+use brine_proc::shm::{SharedCell, SharedCounters};
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 
 use super::retmonitor::RetMonitor;
@@ -19,14 +20,60 @@ use crate::channel::ReqServerChannel;
 use crate::names;
 use crate::zmqutil::{bind, bind_retry, bind_tcp};
 
-pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys) -> ChildSpec {
+/// Request counts in memory shared with the ProcessManager (for its
+/// SIGUSR1 state dump): what MWorkerQueue took in on ret_port and sent
+/// back, and per MWorker the requests it handled and since when it has
+/// been busy with the current one.
+#[derive(Clone)]
+pub struct ReqStats(Rc<SharedCounters>, usize);
+
+impl ReqStats {
+    const RECEIVED: usize = 0;
+    const ANSWERED: usize = 1;
+
+    /// Map the counters for `workers` MWorkers (before the first fork).
+    pub fn new(workers: usize) -> std::io::Result<ReqStats> {
+        Ok(ReqStats(Rc::new(SharedCounters::new(2 + 2 * workers + 1)?), workers))
+    }
+
+    /// How many MWorkers have a request in hand.
+    pub fn busy(&self) -> u64 {
+        (0..self.1).filter(|i| self.worker(*i).1 != 0).count() as u64
+    }
+
+    fn slot(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        self.0.get(i)
+    }
+
+    /// Requests received on ret_port and replies sent back, since start.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.slot(Self::RECEIVED).load(Relaxed),
+            self.slot(Self::ANSWERED).load(Relaxed),
+        )
+    }
+
+    /// MWorker `i`: requests handled, and the time (ms since the epoch)
+    /// it started the one in hand, 0 when idle.
+    pub fn worker(&self, i: usize) -> (u64, u64) {
+        (self.slot(2 + 2 * i).load(Relaxed), self.slot(3 + 2 * i).load(Relaxed))
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys, stats: ReqStats) -> ChildSpec {
     role(names::REQ_SERVER, move |ctx| {
         // Children of a respawned ReqServer may race their dying
         // predecessors for the port: let them retry.
         let respawned = ctx.incarnation;
-        let mut specs = vec![queue_spec(cfg.clone(), respawned)];
+        let mut specs = vec![queue_spec(cfg.clone(), respawned, stats.clone())];
         for i in 0..cfg.worker_threads {
-            specs.push(worker_spec(cfg.clone(), aes.clone(), keys.clone(), i));
+            specs.push(worker_spec(cfg.clone(), aes.clone(), keys.clone(), i, stats.clone()));
         }
         let mut sup = Supervisor::new(names::REQ_SERVER, specs)?;
         sup.close_in_child(ctx.status_fd());
@@ -46,7 +93,7 @@ impl Hooks for ReadyUpstream<'_> {
     }
 }
 
-fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
+fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -> ChildSpec {
     role(names::WORKER_QUEUE, move |ctx| {
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
@@ -83,10 +130,12 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
                 monitor.turn()?;
             }
             if f {
-                forward(&front, &back, &mut msg, Some(&mut addr))?;
+                let n = forward(&front, &back, &mut msg, Some(&mut addr))?;
+                stats.slot(ReqStats::RECEIVED).fetch_add(n, Relaxed);
             }
             if b {
-                forward(&back, &front, &mut msg, None)?;
+                let n = forward(&back, &front, &mut msg, None)?;
+                stats.slot(ReqStats::ANSWERED).fetch_add(n, Relaxed);
             }
         }
     })
@@ -97,17 +146,19 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
 /// message: the TCP address it came from (ZeroMQ's `Peer-Address`
 /// property of the last frame, empty if it has none), so that the MWorker
 /// can name the peer. The REP socket of the MWorker strips the routing
-/// envelope and hands over the request's frames, then this one.
+/// envelope and hands over the request's frames, then this one. Returns
+/// how many whole messages moved.
 fn forward(
     from: &zmq::Socket,
     to: &zmq::Socket,
     msg: &mut zmq::Message,
     mut peer_addr: Option<&mut Vec<u8>>,
-) -> Result<(), RoleError> {
+) -> Result<u64, RoleError> {
+    let mut moved = 0;
     loop {
         match from.recv(msg, zmq::DONTWAIT) {
             Ok(()) => {}
-            Err(zmq::Error::EAGAIN) => return Ok(()),
+            Err(zmq::Error::EAGAIN) => return Ok(moved),
             Err(zmq::Error::EINTR) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -129,6 +180,7 @@ fn forward(
                 to.send(addr, 0)?;
             }
             if !more {
+                moved += 1;
                 break;
             }
             from.recv(msg, 0)?;
@@ -136,7 +188,13 @@ fn forward(
     }
 }
 
-fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys, index: usize) -> ChildSpec {
+fn worker_spec(
+    cfg: Rc<MasterConfig>,
+    aes: Rc<SharedCell>,
+    keys: crate::pki::MasterKeys,
+    index: usize,
+    stats: ReqStats,
+) -> ChildSpec {
     role(format!("{}{index}", names::WORKER_PREFIX), move |ctx| {
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
@@ -144,6 +202,9 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
         rep.set_linger(0)?;
         rep.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
         let mut handler = ReqServerChannel::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
+        // A predecessor that died mid-request left its busy mark.
+        let (handled, busy) = (stats.slot(2 + 2 * index), stats.slot(3 + 2 * index));
+        busy.store(0, Relaxed);
         ctx.ready();
         let mut msg = zmq::Message::new();
         let mut last = zmq::Message::new();
@@ -176,6 +237,7 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
                 } else {
                     ""
                 };
+                busy.store(now_ms(), Relaxed);
                 let reply = if frames <= 2 {
                     handler.handle(&msg, peer)
                 } else {
@@ -185,6 +247,8 @@ fn worker_spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Mas
                     );
                     crate::channel::bad_load()
                 };
+                busy.store(0, Relaxed);
+                handled.fetch_add(1, Relaxed);
                 rep.send(reply, 0)?;
             }
         }
