@@ -297,7 +297,7 @@ fn cve_2020_11651_unexposed_methods() {
     }
     a.assert_never_fired(JID);
     assert!(!job_cached(&a.env, JID), "the forged job was stored");
-    a.logged(r#"clear request refused: unknown or unexposed command "_prep_auth_info""#);
+    a.logged(r#"("_prep_auth_info") at 127.0.0.1 refused: unknown or unexposed command "_prep_auth_info""#);
     a.logged(r#"hostile: AES request refused: unknown or unexposed command "_send_pub""#);
     a.logged(r#"publish from user "root" refused: bad or missing key"#);
     a.finish();
