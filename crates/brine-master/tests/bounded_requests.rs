@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use brine_proto::crypto::{new_nonce, PrivateKey};
 use brine_proto::Value;
-use common::aes::{ask, ask_within};
+use common::aes::{ask, ask_within, clear};
 use common::attack::{Watch, BYSTANDER};
 use common::*;
 
@@ -32,15 +32,6 @@ fn vm_hwm(pid: i32) -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("VmHWM")
-}
-
-fn clear(load: Value) -> Vec<u8> {
-    Value::map([
-        ("enc", Value::from("clear")),
-        ("load", load),
-        ("version", Value::Int(3)),
-    ])
-    .to_network()
 }
 
 /// A clear `_auth` for `id` with `pem`; the `ret` of the signed answer.

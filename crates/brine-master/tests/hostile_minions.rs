@@ -106,20 +106,34 @@ fn ids_with_control_characters_are_refused_at_auth() {
     watch.finish();
 }
 
+/// A master with `extra` config and its bystander, a subscription to its
+/// event bus made after the bystander signed in (its `salt/auth` and
+/// `salt/key` are legitimate), and the hostile minion.
+fn on_the_bus(
+    extra: &str,
+) -> (
+    common::Env,
+    common::Master,
+    Watch,
+    brine_client::EventBus,
+    common::aes::AesMinion,
+) {
+    let env = env_with_tree(1, extra);
+    let mut master = env.start();
+    master.wait_ready();
+    let watch = Watch::start(&env, &master);
+    let cfg = brine_config::MasterConfig::load(&env.conf_dir).unwrap();
+    let bus = brine_client::EventBus::subscribe(&brine_client::BusAddr::from_config(&cfg)).unwrap();
+    let m = accepted_minion(&env, "hostile");
+    (env, master, watch, bus, m)
+}
+
 /// `_minion_event` from a hostile minion: reserved tags given whole, built
 /// with `pretag`, or naming another minion reach nothing on the master's
 /// bus; the minion's own tags do.
 #[test]
 fn forged_events_never_reach_the_bus() {
-    let env = env_with_tree(1, "");
-    let mut master = env.start();
-    master.wait_ready();
-    // Before the bus subscription: the bystander's own sign-in fires
-    // `salt/auth` and `salt/key` legitimately.
-    let watch = Watch::start(&env, &master);
-    let cfg = brine_config::MasterConfig::load(&env.conf_dir).unwrap();
-    let mut bus = brine_client::EventBus::subscribe(&brine_client::BusAddr::from_config(&cfg)).unwrap();
-    let m = accepted_minion(&env, "hostile");
+    let (env, _master, watch, mut bus, m) = on_the_bus("");
     let ev = |tag: &str| {
         Value::map([
             ("tag", Value::from(tag)),
@@ -203,13 +217,7 @@ fn forged_events_never_reach_the_bus() {
 /// request, the rest dropped and logged.
 #[test]
 fn big_events_are_trimmed_and_counted() {
-    let env = env_with_tree(1, "max_event_size: 65536\n");
-    let mut master = env.start();
-    master.wait_ready();
-    let watch = Watch::start(&env, &master);
-    let cfg = brine_config::MasterConfig::load(&env.conf_dir).unwrap();
-    let mut bus = brine_client::EventBus::subscribe(&brine_client::BusAddr::from_config(&cfg)).unwrap();
-    let m = accepted_minion(&env, "hostile");
+    let (env, _master, watch, mut bus, m) = on_the_bus("max_event_size: 65536\n");
     let big = "x".repeat(1 << 20);
     m.call(
         env.ret_port,

@@ -193,15 +193,8 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
         .map(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).unwrap())
         .collect();
     // One request answered, for the dump's counts.
-    let ping = brine_proto::Value::map([
-        ("enc", brine_proto::Value::from("clear")),
-        (
-            "load",
-            brine_proto::Value::map([("cmd", brine_proto::Value::from("ping"))]),
-        ),
-        ("version", brine_proto::Value::Int(3)),
-    ]);
-    common::aes::ask(env.ret_port, &[ping.to_network()]);
+    let ping = brine_proto::Value::map([("cmd", brine_proto::Value::from("ping"))]);
+    common::aes::ask(env.ret_port, &[common::aes::clear(ping)]);
     std::thread::sleep(Duration::from_millis(200));
     for sig in [Signal::SIGUSR2, Signal::SIGUSR1] {
         for pid in before.iter().copied().chain([m.pid]) {

@@ -19,7 +19,7 @@ use brine_client::{BusAddr, Event, EventBus};
 use brine_proto::commands::AesCmd;
 use brine_proto::crypto::{new_nonce, Crypticle, EncAlgo, PrivateKey};
 use brine_proto::Value;
-use common::aes::{accepted_minion, ask, ask_within, AesMinion};
+use common::aes::{accepted_minion, ask, ask_within, clear, AesMinion};
 use common::attack::{Watch, BYSTANDER};
 use common::requests::{env_with_tree, load, s, strs};
 use common::{read, wait_until, Env, Master};
@@ -125,15 +125,6 @@ impl Attack {
         self.events();
         self.seen
     }
-}
-
-fn clear(load: Value) -> Vec<u8> {
-    Value::map([
-        ("enc", Value::from("clear")),
-        ("load", load),
-        ("version", Value::Int(3)),
-    ])
-    .to_network()
 }
 
 fn now() -> i64 {

@@ -10,6 +10,16 @@ use brine_proto::Value;
 
 use super::Env;
 
+/// The body of a clear request carrying `load` (protocol v3).
+pub fn clear(load: Value) -> Vec<u8> {
+    Value::map([
+        ("enc", Value::from("clear")),
+        ("load", load),
+        ("version", Value::Int(3)),
+    ])
+    .to_network()
+}
+
 /// One request/reply on ret_port (REQ socket, 10 s timeout).
 pub fn ask(port: u16, frames: &[Vec<u8>]) -> Vec<u8> {
     ask_within(port, frames, 10_000).expect("every request gets a reply")
