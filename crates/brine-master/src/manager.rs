@@ -125,8 +125,8 @@ impl Hooks for ManagerHooks {
         let (publish, ret) = self.ports;
         text += &format!(
             "\nconnections (established TCP, from /proc/net/tcp and tcp6)\n               publish_port {publish}: {} (minions subscribed to jobs)\n  ret_port {ret}: {}\n",
-            established(publish),
-            established(ret)
+            crate::channel::presence::connections_to(publish),
+            crate::channel::presence::connections_to(ret)
         );
         match brine_cache::fs::write_atomic(&self.dump_path, text.as_bytes(), 0o600) {
             Ok(()) => info!(
@@ -209,27 +209,6 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Established TCP connections whose local port is `port`, IPv4 and IPv6.
-fn established(port: u16) -> usize {
-    let want = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .map(|table| {
-            table
-                .lines()
-                .skip(1)
-                .filter(|l| {
-                    let mut f = l.split_whitespace();
-                    let local = f.nth(1).unwrap_or("");
-                    // state is the fourth field: 01 is ESTABLISHED.
-                    local.ends_with(&want) && f.nth(1) == Some("01")
-                })
-                .count()
-        })
-        .sum()
 }
 
 /// The children of `parent` and the last word of their process titles.

@@ -7,7 +7,7 @@
 //! malformed gets Salt's `"bad load"` and one log line naming the peer.
 
 mod auth;
-mod presence;
+pub mod presence;
 mod sessions;
 
 use std::rc::Rc;

@@ -62,7 +62,13 @@ enum End {
 /// Remote addresses of the ESTABLISHED TCP connections on `port` (an
 /// IPv4-mapped IPv6 address as IPv4).
 fn remotes_on(port: u16, end: End) -> HashSet<String> {
-    let mut out = HashSet::new();
+    established(port, end).into_iter().collect()
+}
+
+/// The remote address of each ESTABLISHED TCP connection on `port`, one
+/// entry per connection, IPv4 and IPv6.
+fn established(port: u16, end: End) -> Vec<String> {
+    let mut out = Vec::new();
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
@@ -70,6 +76,11 @@ fn remotes_on(port: u16, end: End) -> HashSet<String> {
         out.extend(text.lines().skip(1).filter_map(|l| parse_tcp_line(l, port, end)));
     }
     out
+}
+
+/// How many ESTABLISHED TCP connections this host accepted on `port`.
+pub fn connections_to(port: u16) -> usize {
+    established(port, End::Local).len()
 }
 
 /// One line of /proc/net/tcp{,6}: `sl local rem st …`, addresses as
