@@ -183,7 +183,7 @@ fn state_dump(sup: &Supervisor, up: Duration, stats: &roles::reqserver::ReqStats
                         let busy = if since == 0 {
                             "idle".to_string()
                         } else {
-                            format!("busy for {} ms", now_ms().saturating_sub(since))
+                            format!("busy for {} ms", roles::reqserver::now_ms().saturating_sub(since))
                         };
                         out += &format!("   {handled} requests handled, {busy}");
                     }
@@ -203,12 +203,6 @@ fn state_dump(sup: &Supervisor, up: Duration, stats: &roles::reqserver::ReqStats
         open.saturating_sub(in_hand)
     );
     out
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The children of `parent` and the last word of their process titles.

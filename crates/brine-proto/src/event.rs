@@ -20,13 +20,18 @@ pub fn pack_event_with(tag: &str, data: &Value, trim: Option<(usize, Trim)>) -> 
     if data.is_map() && data.get("_stamp").is_none() {
         data.set("_stamp", Value::Str(utc_stamp(std::time::SystemTime::now())));
     }
+    // Encoded once; only an event over the limit (Python's getsizeof of
+    // the bytes: 33 + their length) is trimmed and encoded again.
+    let mut body = data.to_file();
     if let Some((max, trim)) = trim {
-        trim(&mut data, max);
+        if body.len() + 33 > max && trim(&mut data, max) {
+            body = data.to_file();
+        }
     }
-    let mut out = Vec::with_capacity(tag.len() + 64);
+    let mut out = Vec::with_capacity(tag.len() + 2 + body.len());
     out.extend_from_slice(tag.as_bytes());
     out.extend_from_slice(b"\n\n");
-    out.extend_from_slice(&data.to_file());
+    out.extend_from_slice(&body);
     out
 }
 

@@ -60,7 +60,8 @@ impl ReqStats {
     }
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the epoch (the busy marks of the MWorkers).
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
