@@ -18,6 +18,26 @@ struct Header {
     len: AtomicU64,
 }
 
+/// `len` zero-filled bytes of anonymous `MAP_SHARED` memory: what a
+/// process maps before forking, its children see and write too.
+fn map_shared(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: anonymous shared mapping, checked for failure.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p as *mut u8)
+}
+
 /// Shared bytes (up to `capacity`) plus a shared counter.
 pub struct SharedCell {
     base: *mut u8,
@@ -33,22 +53,8 @@ impl SharedCell {
     /// Map a new cell; create it before forking the processes that share it.
     pub fn new(capacity: usize) -> io::Result<SharedCell> {
         let map_len = std::mem::size_of::<Header>() + capacity;
-        // SAFETY: anonymous shared mapping, checked for failure.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         Ok(SharedCell {
-            base: p as *mut u8,
+            base: map_shared(map_len)?,
             capacity,
             map_len,
         })
@@ -140,22 +146,8 @@ impl SharedCounters {
     /// share it.
     pub fn new(len: usize) -> io::Result<SharedCounters> {
         let bytes = len.max(1) * std::mem::size_of::<AtomicU64>();
-        // SAFETY: anonymous shared mapping (zero-filled), checked for failure.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         Ok(SharedCounters {
-            base: p as *mut AtomicU64,
+            base: map_shared(bytes)? as *mut AtomicU64,
             len: len.max(1),
         })
     }
