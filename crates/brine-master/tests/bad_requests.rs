@@ -124,11 +124,13 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
         one(&env, clear(Value::map([("cmd", Value::from("mk_token"))]))),
         Value::from("").to_network()
     );
-    let err_name = |load: Value| {
+    let err = |load: Value| {
         let reply = Value::decode(&one(&env, clear(load))).unwrap();
         let e = reply.get("error").unwrap_or_else(|| panic!("no error in {reply:?}"));
-        e.get("name").and_then(Value::as_str).unwrap().to_string()
+        let field = |k: &str| e.get(k).and_then(Value::as_str).unwrap().to_string();
+        (field("name"), field("message"))
     };
+    let err_name = |load: Value| err(load).0;
     for cmd in ["wheel", "runner"] {
         let load = Value::map([
             ("cmd", Value::from(cmd)),
@@ -143,7 +145,17 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
             ("username", Value::from("u")),
             ("password", Value::from("p")),
         ]);
-        assert_eq!(err_name(load), "EauthAuthenticationError");
+        // Salt's words exactly (clients and tests compare them); why it
+        // was refused is in the log.
+        assert_eq!(
+            err(load),
+            (
+                "EauthAuthenticationError".to_string(),
+                "Authentication failure of type \"eauth\" occurred for user u.".to_string()
+            )
+        );
+        let why = format!("{cmd} key.list_all: eauth \"pam\" for \"u\" refused");
+        assert!(wait_until(Duration::from_secs(5), || read(&env.log_file()).contains(&why)));
     }
     // With the master's user key (as WheelClient/RunnerClient send it).
     let key = std::fs::read_to_string(env.root().join("cache/.root_key")).unwrap();
@@ -171,7 +183,15 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
         "kwargs",
         Value::map([("eauth", Value::from("auto")), ("username", Value::from("u"))]),
     );
-    assert_eq!(err_name(by_eauth), "EauthAuthenticationError");
+    assert_eq!(
+        err(by_eauth),
+        (
+            "EauthAuthenticationError".to_string(),
+            "Authentication failure of type \"eauth\" occurred for user u.".to_string()
+        )
+    );
+    assert!(wait_until(Duration::from_secs(5), || read(&env.log_file())
+        .contains("publish by eauth/token user \"u\" refused")));
     assert_eq!(err_name(with_key("wheel", "config.values")), "SaltMasterError");
     let weird = Value::map([
         ("enc", Value::from("rot13")),

@@ -32,22 +32,25 @@ pub(super) fn publish(ctx: &mut Ctx, push: &zmq::Socket, load: &Value) -> Result
     let extra = load.get("kwargs").unwrap_or(&Value::Nil);
     if extra.get("eauth").is_some() || extra.get("token").is_some() {
         // Salt authenticates these by eauth/token (not the key) and
-        // applies the publisher ACL, which Brine does not implement: say so
-        // to the CLI rather than a bare authentication failure.
+        // applies the publisher ACL, which Brine does not implement: the
+        // answer is Salt's authentication failure, word for word, and the
+        // reason goes to the log.
         let who = extra.get("username").and_then(Value::as_str).unwrap_or("UNKNOWN");
-        warn!("publish by eauth/token user {who:?} refused: not implemented in Brine");
-        let (name, kind) = if extra.get("token").is_some() {
-            ("TokenAuthenticationError", "token")
-        } else {
-            ("EauthAuthenticationError", "eauth")
-        };
-        return Ok(crate::low::error(
-                name,
-                &format!(
-                    "Authentication failure of type \"{kind}\" occurred for user {who}. (Brine publishes only for the master's user key; eauth/token publishing is not implemented.)"
-                ),
+        warn!(
+            "publish by eauth/token user {who:?} refused: Brine publishes only for the master's user key (eauth/token publishing is not implemented)"
+        );
+        let (name, message) = if extra.get("token").is_some() {
+            (
+                "TokenAuthenticationError",
+                "Authentication failure of type \"token\" occurred.".to_string(),
             )
-            .to_network());
+        } else {
+            (
+                "EauthAuthenticationError",
+                format!("Authentication failure of type \"eauth\" occurred for user {who}."),
+            )
+        };
+        return Ok(crate::low::error(name, &message).to_network());
     }
     if !user_key_ok(ctx, &user, &key) {
         warn!("publish from user {user:?} refused: bad or missing key");
