@@ -2,7 +2,9 @@
 //! the configuration and prepared the environment. It forks the roles and
 //! supervises them, telling systemd how it goes (`sd_notify`).
 
+use std::io::Write;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -134,6 +136,28 @@ impl Hooks for ManagerHooks {
                 self.dump_path.display()
             ),
             Err(e) => warn!("SIGUSR1: cannot write {}: {e}", self.dump_path.display()),
+        }
+        // Where Salt's SIGUSR1 handler writes its debug output
+        // (salt.utils.debug: `salt-debug-<unix time>.log` in the temporary
+        // directory), which operators and Salt's tests look for. Created
+        // new and 0600: a file or link someone planted under that name in
+        // a shared /tmp is never followed nor overwritten.
+        let debug = std::env::temp_dir().join(format!(
+            "salt-debug-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        ));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&debug)
+            .and_then(|mut f| f.write_all(text.as_bytes()));
+        match written {
+            Ok(()) => info!("SIGUSR1: wrote {}", debug.display()),
+            Err(e) => warn!("SIGUSR1: cannot write {}: {e}", debug.display()),
         }
     }
 

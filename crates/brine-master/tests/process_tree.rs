@@ -180,11 +180,14 @@ fn sighup_keeps_children_and_reopens_the_log() {
 /// SIGUSR1 and SIGUSR2 kill a process by default; Salt's master carries
 /// on. Sent to every process of the tree, none dies or is replaced, and
 /// SIGUSR1 to the ProcessManager writes the tree's state where the log
-/// says.
+/// says, and where Salt writes its debug output (`salt-debug-<time>.log`
+/// in the temporary directory).
 #[test]
 fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
     let env = Env::new(3);
-    let mut m = env.start();
+    let tmp = env.root().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut m = env.start_with(&env.args(), &[("TMPDIR", tmp.to_str().unwrap())]);
     m.wait_ready();
     let before = descendants(m.pid);
     // Two peers on publish_port, one on ret_port, for the dump to count.
@@ -239,6 +242,21 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
         assert!(text.contains(name), "{name} missing from the dump:\n{text}");
     }
     assert!(text.contains(&m.pid.to_string()), "{text}");
+    let debug: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            name.starts_with("salt-debug-") && name.ends_with(".log")
+        })
+        .collect();
+    assert_eq!(debug.len(), 1, "{debug:?}");
+    assert_eq!(read(&debug[0]), text);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&debug[0]).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
