@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use brine_proto::Value;
-use common::minion::{run_cli, Minion, READY};
+use common::minion::{run_cli, venv, Minion, READY};
 use common::*;
 
 fn salt(env: &Env, args: &[&str]) -> (String, String, i32) {
@@ -143,6 +143,32 @@ fn jobs_reach_real_minions_and_come_back() {
     assert_eq!(load.get("fun").and_then(Value::as_str), Some("test.ping"));
     assert_eq!(read(&dir.join("jid")), jid);
 
+    // `salt-call` sends its own return to the master with the jid "req":
+    // as Salt's master, Brine gives it a new jid, a glob target naming the
+    // minion, and stores load and return.
+    for x in [&a, &b] {
+        let out = std::process::Command::new(venv(&x.version).join("bin/salt-call"))
+            .arg("-c")
+            .arg(&x.conf_dir)
+            .args(["test.echo", "from-salt-call", "--out", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let id = x.id.as_str();
+        let found = wait_until(Duration::from_secs(20), || {
+            find_job(&env, "test.echo", id).is_some_and(|(_, dir)| dir.join(id).join("return.p").exists())
+        });
+        assert!(found, "no job of {id}'s salt-call in the job cache");
+        let (load, dir) = find_job(&env, "test.echo", id).unwrap();
+        let jid = load.get("jid").and_then(Value::as_str).unwrap().to_string();
+        assert!(brine_cache::jobs::is_jid(&jid), "{load:?}");
+        assert_eq!(load.get("tgt_type").and_then(Value::as_str), Some("glob"));
+        assert_eq!(load.get("arg"), Some(&Value::Array(vec![Value::from("from-salt-call")])));
+        let ret = Value::decode(&std::fs::read(dir.join(id).join("return.p")).unwrap()).unwrap();
+        assert_eq!(ret.get("return").and_then(Value::as_str), Some("from-salt-call"));
+    }
+    assert!(!read(&env.log_file()).contains("invalid jid"), "{}", read(&env.log_file()));
+
     // No match, and a minion that does not answer.
     let (_, err, code) = salt(&env, &["nomatch*", "test.ping"]);
     assert_eq!((code, err.trim()), (2, "ERROR: No return received"));
@@ -154,6 +180,28 @@ fn jobs_reach_real_minions_and_come_back() {
         "{out}"
     );
     m.remember_tree();
+}
+
+/// The job in the job cache whose load has `fun` and targets `tgt`:
+/// its load and its directory.
+fn find_job(env: &Env, fun: &str, tgt: &str) -> Option<(Value, std::path::PathBuf)> {
+    let jobs = env.root().join("cache/jobs");
+    for top in std::fs::read_dir(jobs).ok()?.flatten() {
+        for dir in std::fs::read_dir(top.path()).ok()?.flatten() {
+            let Ok(bytes) = std::fs::read(dir.path().join(".load.p")) else {
+                continue;
+            };
+            let Ok(load) = Value::decode(&bytes) else {
+                continue;
+            };
+            if load.get("fun").and_then(Value::as_str) == Some(fun)
+                && load.get("tgt").and_then(Value::as_str) == Some(tgt)
+            {
+                return Some((load, dir.path()));
+            }
+        }
+    }
+    None
 }
 
 #[test]

@@ -166,7 +166,30 @@ pub(super) fn job_return(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Valu
         warn!("{id}: return for {jid} without a return value");
         return Value::Nil;
     }
-    let Some(jid) = Jid::parse(&jid) else {
+    let jid = if jid == "req" {
+        // A job the minion ran on its own (`salt-call --return`, a
+        // returner set on `event.send`): as Salt's store_job, it gets a
+        // new jid, a glob target naming the minion, and the return load
+        // saved as the job's load.
+        let jid = Jid::generate();
+        let arg = load
+            .get("arg")
+            .or_else(|| load.get("fun_args"))
+            .cloned()
+            .unwrap_or(Value::Array(vec![]));
+        load.set("arg", arg);
+        load.set("tgt_type", Value::from("glob"));
+        load.set("tgt", Value::from(id));
+        load.set("jid", Value::from(&jid));
+        load.set("id", Value::from(id));
+        match ctx.jobs.save_load(&jid, load, &[id.to_string()]) {
+            Ok(()) => alarm::ok(Store::JobLoad),
+            Err(e) => alarm::failed(Store::JobLoad, e.io_kind(), &e),
+        }
+        jid
+    } else if let Some(jid) = Jid::parse(&jid) {
+        jid
+    } else {
         warn!("{id}: return with an invalid jid {jid:?}");
         return Value::Nil;
     };
