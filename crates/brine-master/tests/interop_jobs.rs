@@ -163,11 +163,18 @@ fn jobs_reach_real_minions_and_come_back() {
         let jid = load.get("jid").and_then(Value::as_str).unwrap().to_string();
         assert!(brine_cache::jobs::is_jid(&jid), "{load:?}");
         assert_eq!(load.get("tgt_type").and_then(Value::as_str), Some("glob"));
-        assert_eq!(load.get("arg"), Some(&Value::Array(vec![Value::from("from-salt-call")])));
+        assert_eq!(
+            load.get("arg"),
+            Some(&Value::Array(vec![Value::from("from-salt-call")]))
+        );
         let ret = Value::decode(&std::fs::read(dir.join(id).join("return.p")).unwrap()).unwrap();
         assert_eq!(ret.get("return").and_then(Value::as_str), Some("from-salt-call"));
     }
-    assert!(!read(&env.log_file()).contains("invalid jid"), "{}", read(&env.log_file()));
+    assert!(
+        !read(&env.log_file()).contains("invalid jid"),
+        "{}",
+        read(&env.log_file())
+    );
 
     // No match, and a minion that does not answer.
     let (_, err, code) = salt(&env, &["nomatch*", "test.ping"]);

@@ -90,6 +90,12 @@ pub struct ReqServerChannel {
 /// and command of a clear one, then the TCP address the request came from
 /// (`addr`, empty when unknown); Debug formatting escapes control
 /// characters. Made only for the log line of a refusal.
+/// A command name a peer sent, as a log line shows it: Salt prints it
+/// bare; at most 128 characters (the log escapes control characters).
+fn shown_cmd(cmd: &str) -> String {
+    cmd.chars().take(128).collect()
+}
+
 fn describe_peer(env: Option<&Value>, addr: &str) -> String {
     let at = if addr.is_empty() {
         String::new()
@@ -236,10 +242,12 @@ impl ReqServerChannel {
                 match cmd.parse::<ClearCmd>() {
                     Ok(ClearCmd::Auth) => self.auth(load, version),
                     Ok(c) => self.services.clear(c, load),
-                    // Salt answers an unknown clear command with {}.
+                    // Salt answers an unknown clear command with {} and
+                    // logs "Requested method not exposed" (an error).
                     Err(e) => {
-                        warn!(
-                            "clear request from {} refused: {e}",
+                        log::error!(
+                            "Requested method not exposed: {} (clear request from {} refused: {e})",
+                            shown_cmd(cmd),
                             describe_peer(Some(env), &self.peer)
                         );
                         Ok(Value::Map(Vec::new()).to_network())
@@ -320,7 +328,12 @@ impl ReqServerChannel {
         let ret = match cmd.parse::<AesCmd>() {
             Ok(c) => self.services.aes(c, &id, &mut inner),
             Err(e) => {
-                warn!("{id}: AES request refused: {e}{}", describe_addr(&self.peer));
+                // Salt's words (an error in its log), then who asked.
+                log::error!(
+                    "Requested method not exposed: {} (AES request from {} refused: {e})",
+                    shown_cmd(cmd),
+                    describe_peer(Some(env), &self.peer)
+                );
                 Reply::Send(Value::Map(Vec::new()))
             }
         };

@@ -60,7 +60,9 @@ fn refused_tag(id: &str, tag: &str) -> Option<String> {
 /// Fire `tag` for the minion `id` unless it is refused (logged, escaped).
 fn fire_for(ctx: &mut Ctx, id: &MinionId, tag: &str, data: &Value) {
     match refused_tag(id, tag) {
-        Some(why) => warn!("minion {id:?}: event {tag:?} refused: {why}"),
+        // Salt's words for a refused tag ("Filtering blacklisted event
+        // tag"), which operators grep for, then Brine's reason.
+        Some(why) => warn!("minion {id:?}: Filtering blacklisted event tag {tag:?}: refused: {why}"),
         None => {
             let _ = ctx.events.fire(tag, data);
         }
