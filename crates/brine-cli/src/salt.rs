@@ -147,77 +147,6 @@ pub fn nested(v: &Value, indent: usize, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-/// PyYAML's `safe_dump(default_flow_style=False)` shape, for the common cases.
-fn yaml(v: &Value, indent: usize, out: &mut Vec<String>) {
-    let pad = " ".repeat(indent);
-    match v {
-        Value::Map(pairs) if !pairs.is_empty() => {
-            let mut sorted: Vec<&(Value, Value)> = pairs.iter().collect();
-            sorted.sort_by_key(|(k, _)| scalar(k));
-            for (k, val) in sorted {
-                match val {
-                    Value::Map(m) if !m.is_empty() => {
-                        out.push(format!("{pad}{}:", yaml_scalar(k)));
-                        yaml(val, indent + 2, out);
-                    }
-                    Value::Array(a) if !a.is_empty() => {
-                        out.push(format!("{pad}{}:", yaml_scalar(k)));
-                        yaml(val, indent, out);
-                    }
-                    _ => out.push(format!("{pad}{}: {}", yaml_scalar(k), yaml_scalar(val))),
-                }
-            }
-        }
-        Value::Array(items) if !items.is_empty() => {
-            for item in items {
-                match item {
-                    Value::Map(m) if !m.is_empty() => {
-                        let mut sub = Vec::new();
-                        yaml(item, indent + 2, &mut sub);
-                        if let Some(first) = sub.first_mut() {
-                            *first = format!("{pad}- {}", first.trim_start());
-                        }
-                        out.extend(sub);
-                    }
-                    Value::Array(a) if !a.is_empty() => {
-                        out.push(format!("{pad}-"));
-                        yaml(item, indent + 2, out);
-                    }
-                    _ => out.push(format!("{pad}- {}", yaml_scalar(item))),
-                }
-            }
-        }
-        other => out.push(format!("{pad}{}", yaml_scalar(other))),
-    }
-}
-
-fn yaml_scalar(v: &Value) -> String {
-    match v {
-        Value::Nil => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Map(_) => "{}".into(),
-        Value::Array(_) => "[]".into(),
-        Value::Str(s) => {
-            let plain = !s.is_empty()
-                && !s.contains(": ")
-                && !s.contains(" #")
-                && !s.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`~ ".contains(c))
-                && !s.ends_with(' ')
-                && !s.contains('\n')
-                && matches!(
-                    brine_py::parse_yaml(s, std::path::Path::new("")),
-                    Ok(serde_json::Value::String(_))
-                );
-            if plain {
-                s.clone()
-            } else {
-                format!("'{}'", s.replace('\'', "''"))
-            }
-        }
-        other => scalar(other),
-    }
-}
-
 /// Python's `str()` of a scalar.
 fn scalar(v: &Value) -> String {
     match v {
@@ -269,11 +198,11 @@ fn print_ret(out: &str, id: &str, ret: &Value) {
             println!("{}", crate::json_pretty(&to_json(&one)));
         }
         "raw" => println!("{}", to_json(&one)),
-        "yaml" => {
-            let mut lines = Vec::new();
-            yaml(&one, 0, &mut lines);
-            println!("{}", lines.join("\n"));
-        }
+        // Salt's yaml outputter: safe_dump, block style.
+        "yaml" => match brine_py::yaml_safe_dump(&one) {
+            Ok(text) => print!("{text}"),
+            Err(e) => eprintln!("cannot write the return of {id} as YAML: {e}"),
+        },
         "txt" => println!("{id}: {}", scalar(ret)),
         _ => {
             let mut lines = Vec::new();

@@ -5,64 +5,7 @@
 use minijinja::value::{Value as Mj, ValueKind};
 
 use brine_py::{bytes_repr, float_repr, str_repr};
-
-/// PyYAML's `write_double_quoted` (no line folding): `"…"` with YAML
-/// escapes; non-ASCII kept only with `allow_unicode`.
-pub fn yaml_dquote(s: &str, allow_unicode: bool) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        let esc = match c {
-            '\0' => Some('0'),
-            '\x07' => Some('a'),
-            '\x08' => Some('b'),
-            '\t' => Some('t'),
-            '\n' => Some('n'),
-            '\x0b' => Some('v'),
-            '\x0c' => Some('f'),
-            '\r' => Some('r'),
-            '\x1b' => Some('e'),
-            '"' => Some('"'),
-            '\\' => Some('\\'),
-            '\u{85}' => Some('N'),
-            '\u{a0}' => Some('_'),
-            '\u{2028}' => Some('L'),
-            '\u{2029}' => Some('P'),
-            _ => None,
-        };
-        if let Some(e) = esc {
-            out.push('\\');
-            out.push(e);
-            continue;
-        }
-        let n = c as u32;
-        let plain = (0x20..=0x7e).contains(&n)
-            || (allow_unicode
-                && ((0xa0..=0xd7ff).contains(&n) || ((0xe000..=0xfffd).contains(&n) && n != 0xfeff) || n >= 0x10000));
-        if plain {
-            out.push(c);
-        } else if n <= 0xff {
-            out.push_str(&format!("\\x{n:02X}"));
-        } else if n <= 0xffff {
-            out.push_str(&format!("\\u{n:04X}"));
-        } else {
-            out.push_str(&format!("\\U{n:08X}"));
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// PyYAML's `write_single_quoted` for text without line breaks (with
-/// them, the double-quoted form, which reads back the same).
-pub fn yaml_squote(s: &str) -> String {
-    if s.chars()
-        .any(|c| matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}'))
-    {
-        return yaml_dquote(s, true);
-    }
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub use brine_py::{yaml_dquote, yaml_float, yaml_squote, yaml_str};
 
 /// Salt's `_yaml_safe_repr`: strings with a newline, CR or tab become a
 /// YAML double-quoted scalar, others their Python `repr`.
@@ -155,63 +98,6 @@ fn printable_dict(v: &Mj, value: fn(&Mj) -> String) -> String {
         })
         .collect();
     format!("{{{}}}", parts.join(", "))
-}
-
-/// Does PyYAML emit `s` as a plain scalar in flow context? A
-/// conservative take on its `analyze_scalar`: anything it might quote is
-/// quoted, which reads back the same.
-fn yaml_plain_ok(s: &str) -> bool {
-    if s.is_empty() || s.trim() != s {
-        return false;
-    }
-    let first = s.chars().next().unwrap_or(' ');
-    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
-        return false;
-    }
-    if s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.chars().any(|c| ",[]{}".contains(c)) {
-        return false;
-    }
-    if s.chars()
-        .any(|c| (c as u32) < 0x20 || (0x7f..=0x9f).contains(&(c as u32)))
-    {
-        return false;
-    }
-    // It must read back as this very string (not a bool, number, null…).
-    matches!(
-        brine_py::parse_yaml(s, std::path::Path::new("<scalar>")),
-        Ok(serde_json::Value::String(ref t)) if t == s
-    )
-}
-
-/// A YAML scalar for a string, as PyYAML's safe_dump would choose it.
-pub fn yaml_str(s: &str) -> String {
-    if yaml_plain_ok(s) {
-        s.to_string()
-    } else if s
-        .chars()
-        .all(|c| !(c as u32 <= 0x1f || c == '\u{7f}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}'))
-    {
-        yaml_squote(s)
-    } else {
-        yaml_dquote(s, true)
-    }
-}
-
-/// PyYAML's `represent_float`.
-pub fn yaml_float(f: f64) -> String {
-    if f.is_nan() {
-        return ".nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { ".inf".into() } else { "-.inf".into() };
-    }
-    let r = float_repr(f).to_lowercase();
-    if !r.contains('.') && r.contains('e') {
-        // PyYAML writes `1.0e+20` where repr gives `1e+20`.
-        r.replacen('e', ".0e", 1)
-    } else {
-        r
-    }
 }
 
 /// `yaml.safe_dump(value, default_flow_style=True)` without the

@@ -9,8 +9,10 @@
 //! * `fnmatch.fnmatch` ([`fnmatch`], [`Glob`]) and `glob.glob` ([`glob`]).
 //! * `posixpath` (`normpath`, `join`, `split`, `dirname`, `abspath`,
 //!   `expanduser`), `urlparse(...).scheme`, `salt.utils.path.join`.
-//! * Salt's YAML loader (`salt.utils.yaml.safe_load`, YAML 1.1 scalars),
-//!   and `salt.utils.args` (`yamlify_arg`, `parse_kwarg`, `parse_input`).
+//! * Salt's YAML loader (`salt.utils.yaml.safe_load`, YAML 1.1 scalars)
+//!   and dumper (`safe_dump`, block style), and `salt.utils.args`
+//!   (`yamlify_arg`, `parse_kwarg`, `parse_input`).
+//! * `salt.utils.stringutils.is_binary`; `str()` of an `OSError`.
 //! * Salt's `clean_key` for PEM public keys.
 //! * `salt.utils.dicttrim.trim_dict` and `sys.getsizeof` ([`dicttrim`]).
 //!
@@ -25,17 +27,21 @@ mod glob;
 mod keys;
 mod path;
 mod repr;
+mod stringutils;
 mod value;
 mod yaml;
+mod yaml_dump;
 
 pub use args::{parse_input, parse_kwarg, yamlify, yamlify_arg};
 pub use fnmatch::{fnmatch, Glob};
 pub use glob::{glob, has_magic};
 pub use keys::clean_key;
 pub use path::{abspath, dirname, expanduser, join, normpath, salt_join, split, url_scheme};
-pub use repr::{bytes_repr, float_repr, str_repr};
+pub use repr::{bytes_repr, float_repr, os_error, str_repr};
+pub use stringutils::is_binary;
 pub use value::{eq, int, int_str, repr, text, to_str, truthy, type_name, Key, PyValue, View};
 pub use yaml::parse_yaml;
+pub use yaml_dump::{safe_dump as yaml_safe_dump, yaml_dquote, yaml_float, yaml_squote, yaml_str};
 
 /// What Salt's Python code raises here.
 #[derive(Debug, thiserror::Error)]
@@ -48,4 +54,7 @@ pub enum Error {
         col: usize,
         msg: String,
     },
+    /// What PyYAML's representer refuses (`str()` of its RepresenterError).
+    #[error("{0}")]
+    Represent(String),
 }

@@ -1,4 +1,4 @@
-//! `repr()` of Python's floats, strings and bytes.
+//! `repr()` of Python's floats, strings and bytes; `str()` of an `OSError`.
 
 /// `repr(float)`: shortest round-trip digits, fixed notation for decimal
 /// exponents -4..16, else `1e+16` style.
@@ -84,6 +84,23 @@ pub fn str_repr(s: &str) -> String {
     }
     out.push(q);
     out
+}
+
+/// `str()` of the `OSError` Python raises for `e` on `path`:
+/// `[Errno 13] Permission denied: '/etc/x'` (the message alone when `e`
+/// carries no errno).
+pub fn os_error(e: &std::io::Error, path: &str) -> String {
+    match e.raw_os_error() {
+        Some(code) => {
+            let text = std::io::Error::from_raw_os_error(code).to_string();
+            let strerror = text
+                .strip_suffix(&format!(" (os error {code})"))
+                .unwrap_or(&text)
+                .to_string();
+            format!("[Errno {code}] {strerror}: {}", str_repr(path))
+        }
+        None => e.to_string(),
+    }
 }
 
 /// `repr(bytes)`.
