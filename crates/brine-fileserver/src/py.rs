@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use brine_py::{abspath, join, normpath, split, url_scheme};
+use brine_py::{abspath, dirname, join, normpath, split, url_scheme};
 
 /// `os.path.isabs`.
 pub fn isabs(p: &str) -> bool {
@@ -121,9 +121,10 @@ pub fn relpath(path: &str, start: &str) -> String {
     }
 }
 
-/// `salt.utils.verify.clean_path(root, path, subdir=True, realpath=...)`:
-/// whether `path` stays under `root` (symlinks resolved when `resolve`).
-pub fn clean_path(cwd: &str, root: &str, path: &str, resolve: bool) -> bool {
+/// `root` and `path` as `salt.utils.verify.clean_path` compares them:
+/// absolute (against `cwd`), normalised, and with symlinks resolved when
+/// `resolve`.
+fn clean_pair(cwd: &str, root: &str, path: &str, resolve: bool) -> (String, String) {
     let root = if isabs(root) { root.to_string() } else { join(cwd, root) };
     let mut normroot = normpath(&root);
     let path = if isabs(path) {
@@ -136,7 +137,28 @@ pub fn clean_path(cwd: &str, root: &str, path: &str, resolve: bool) -> bool {
         normroot = realpath(&normroot);
         norm = realpath(&norm);
     }
+    (normroot, norm)
+}
+
+/// `salt.utils.verify.clean_path(root, path, subdir=True, realpath=...)`:
+/// whether `path` stays under `root` (symlinks resolved when `resolve`).
+pub fn clean_path(cwd: &str, root: &str, path: &str, resolve: bool) -> bool {
+    let (normroot, norm) = clean_pair(cwd, root, path, resolve);
     commonpath(&norm, &normroot) == normroot
+}
+
+/// What `salt.utils.verify.clean_path(root, path, subdir)` returns with
+/// `realpath=True`: `path` with symlinks resolved if it lies under `root`
+/// (directly in it unless `subdir`), else `None`. Reading or writing
+/// that path, rather than `path` as given, touches what was checked.
+pub fn clean_real(cwd: &str, root: &str, path: &str, subdir: bool) -> Option<String> {
+    let (normroot, norm) = clean_pair(cwd, root, path, true);
+    let inside = if subdir {
+        commonpath(&norm, &normroot) == normroot
+    } else {
+        dirname(&norm) == normroot
+    };
+    inside.then_some(norm)
 }
 
 /// `os.path.isfile` (a NUL in the path is simply "no").

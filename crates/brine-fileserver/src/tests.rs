@@ -554,6 +554,23 @@ fn python_path_semantics() {
         !py::clean_path("/", "//srv", "//srv/x", false),
         "Python's commonpath drops the double slash"
     );
+    // What clean_path returns: the real path, under the root or directly
+    // in it.
+    let (root, real) = (t.p("real"), py::realpath(&t.p("real")));
+    let child = |p: &str| py::clean_real("/", &root, p, false);
+    assert_eq!(child(&format!("{root}/good.conf")), Some(format!("{real}/good.conf")));
+    assert_eq!(child(&format!("{root}/../evil.conf")), None);
+    assert_eq!(child(&format!("{root}/sub/deeper.conf")), None);
+    assert_eq!(child(&root), None);
+    assert_eq!(
+        py::clean_real("/", &t.p("link"), &format!("{root}/x"), false),
+        Some(format!("{real}/x"))
+    );
+    assert_eq!(
+        py::clean_real("/", &t.p("link"), "sub/x", true),
+        Some(format!("{real}/sub/x"))
+    );
+    assert_eq!(py::clean_real("/", &root, "../link/../x", true), None);
     assert_eq!(py::relpath("/srv/./salt/x", "/srv/salt/"), "x");
     assert_eq!(py::relpath("/srv/x", "/srv/salt"), "../x");
     assert!(py::is_escaped("|x") && py::is_escaped("salt://|x") && !py::is_escaped("c:|x"));
