@@ -6,8 +6,9 @@
 //! (`RunnerClient.cmd_sync`) waits for it.
 //!
 //! Served: `jobs.list_jobs`, `jobs.list_job`, `jobs.lookup_jid`,
-//! `jobs.print_job`, `manage.up`, `manage.down`, `manage.status`. Outputs
-//! are what Python's runners print against the same job cache.
+//! `jobs.print_job`, `manage.up`, `manage.down`, `manage.status`,
+//! `match.compound_matches`. Outputs are what Python's runners print
+//! against the same job cache and minion data cache.
 //! `manage.*` publish `test.ping` through the master's own request port,
 //! with the master user's key, as Salt's runner LocalClient does.
 
@@ -20,11 +21,12 @@ use brine_py::{fnmatch, text};
 use log::{info, warn};
 
 use brine_cache::{Jid, JobCache};
+use brine_keys::{FsKeyStore, KeyState, KeyStore};
 
 use crate::backends::job_cache;
 use crate::low::{error, CallArgs};
 
-pub const RUNNER_FUNCS: [&str; 7] = [
+pub const RUNNER_FUNCS: [&str; 8] = [
     "jobs.list_jobs",
     "jobs.list_job",
     "jobs.lookup_jid",
@@ -32,6 +34,7 @@ pub const RUNNER_FUNCS: [&str; 7] = [
     "manage.up",
     "manage.down",
     "manage.status",
+    "match.compound_matches",
 ];
 
 /// Check and start a runner call; the reply for the requester.
@@ -235,7 +238,56 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
                 _ => Value::map([("up", list(&up)), ("down", list(&down))]),
             })
         }
+        "match.compound_matches" => {
+            let expr = args.get(0, "expr").ok_or("missing argument: expr")?;
+            let minion_id = args.get(1, "minion_id").ok_or("missing argument: minion_id")?;
+            Ok(compound_matches(cfg, expr, minion_id))
+        }
         other => Err(format!("{other} is not implemented")),
+    }
+}
+
+/// Salt's `match.compound_matches` runner: `{"res": minion_id}` when the
+/// compound expression matches that minion by the minion data cache,
+/// else `{"res": False}`. Unlike a publication's targeting it is not
+/// greedy (a minion without cached data matches no grain or pillar
+/// expression) and pillar expressions match exactly (`I@name:ali*` is
+/// no glob), so a minion asking through `publish.runner` cannot
+/// enumerate others' pillar. Without `minion_data_cache`, or for an
+/// invalid id, the answer is False.
+fn compound_matches(cfg: &MasterConfig, expr: &Value, minion_id: &Value) -> Value {
+    let no = || Value::map([("res", Value::Bool(false))]);
+    if !cfg.get_bool("minion_data_cache").unwrap_or(true) {
+        warn!("Minion data cache is disabled. Cannot evaluate compound matcher expression.");
+        return no();
+    }
+    let Some(id) = minion_id.as_str().filter(|id| brine_keys::valid_id(&cfg.pki_dir, id)) else {
+        warn!(
+            "match.compound_matches: invalid minion id {}",
+            brine_py::repr(minion_id)
+        );
+        return no();
+    };
+    if expr.as_str().is_none() && !matches!(expr, Value::Array(_)) {
+        warn!(
+            "match.compound_matches: the expression {} is not text",
+            brine_py::repr(expr)
+        );
+        return no();
+    }
+    let accepted = FsKeyStore::new(&cfg.pki_dir)
+        .list(KeyState::Accepted)
+        .unwrap_or_default();
+    let ck = brine_targeting::CkMinions::from_config(cfg, accepted);
+    if ck
+        .check_minions(expr, "compound_pillar_exact", ":", false)
+        .minions
+        .iter()
+        .any(|m| m == id)
+    {
+        Value::map([("res", Value::from(id))])
+    } else {
+        no()
     }
 }
 
