@@ -192,7 +192,7 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
     );
     assert!(wait_until(Duration::from_secs(5), || read(&env.log_file())
         .contains("publish by eauth/token user \"u\" refused")));
-    assert_eq!(err_name(with_key("wheel", "config.values")), "SaltMasterError");
+    assert_eq!(err_name(with_key("wheel", "config.apply")), "SaltMasterError");
     let weird = Value::map([
         ("enc", Value::from("rot13")),
         ("load", Value::Map(vec![])),

@@ -299,37 +299,64 @@ fn cve_2020_11651_unexposed_methods() {
 /// CVE-2020-11652: with the root key from CVE-2020-11651, Salt's wheel
 /// `file_roots.write`/`read` joined a caller's path onto the root
 /// unchecked (any file read or written as the master's user), and
-/// `get_token`'s token was a file name. Brine's wheel has the key module
-/// only, and its key functions take ids, never paths: names that climb
-/// out of the pki dir read, move and delete nothing. Tokens are not
-/// files Brine reads at all.
+/// `get_token`'s token was a file name. Brine's `file_roots` and
+/// `pillar_roots` check every path against its root (`..`, absolute,
+/// symlinks out): writes answer Salt's "Invalid path" texts, reads find
+/// nothing. Its key functions take ids, never paths: names that climb out
+/// of the pki dir read, move and delete nothing. Tokens are not files
+/// Brine reads at all.
 #[test]
 fn cve_2020_11652_wheel_and_token_paths() {
-    let mut a = Attack::start(1, "");
+    let holder = tempfile::Builder::new().prefix("brine").tempdir_in("/tmp").unwrap();
+    let pillar = holder.path().join("pillar");
+    std::fs::create_dir_all(&pillar).unwrap();
+    let mut a = Attack::start(1, &format!("pillar_roots:\n  base:\n    - {}\n", pillar.display()));
     let key = user_key(&a.env);
     let secret = a.env.root().join("secret.txt");
+    std::os::unix::fs::symlink(&secret, pillar.join("leak")).unwrap();
     let wheel = |fun: &str, pairs: &[(&str, Value)]| {
         let mut l = load("wheel", &[("fun", s(fun)), ("key", s(&key)), ("user", s("root"))]);
         for (k, v) in pairs {
             l.set(k, v.clone());
         }
-        a.clear(l)
+        let r = a.clear(l);
+        let data = r.get("data").cloned().unwrap_or_else(|| panic!("{fun}: {r:?}"));
+        assert_eq!(data.get("success"), Some(&Value::Bool(true)), "{fun}: {r:?}");
+        data.get("return").cloned().unwrap()
     };
     let climb = "../../secret.txt";
+    let write_to = "../../../cve-2020-11652.sls";
+    let write = |fun: &str, path: &str| wheel(fun, &[("path", s(path)), ("data", s("owned")), ("saltenv", s("base"))]);
+    assert_eq!(
+        write("file_roots.write", write_to),
+        s(&format!("Invalid path: {write_to}"))
+    );
+    assert_eq!(write("pillar_roots.write", write_to), s("Invalid path"));
+    let abs = a.env.root().join("cve-2020-11652-abs.sls").display().to_string();
     for fun in ["file_roots.write", "pillar_roots.write"] {
-        let r = wheel(
-            fun,
-            &[
-                ("path", s("../../../cve-2020-11652.sls")),
-                ("data", s("owned")),
-                ("saltenv", s("base")),
-            ],
+        assert_eq!(
+            write(fun, &abs),
+            s(&format!(
+                "The path passed in {abs} is not relative to the environment base"
+            ))
         );
-        assert_eq!(error_name(&r), "SaltMasterError", "{fun}");
+        assert!(
+            matches!(write(fun, "leak"), Value::Str(t) if t.starts_with("Invalid path")),
+            "{fun}"
+        );
     }
-    for fun in ["file_roots.read", "pillar_roots.read", "file_roots.find"] {
-        let r = wheel(fun, &[("path", s(climb)), ("saltenv", s("base"))]);
-        assert_eq!(error_name(&r), "SaltMasterError", "{fun}");
+    let secret_path = secret.display().to_string();
+    for fun in [
+        "file_roots.read",
+        "pillar_roots.read",
+        "file_roots.find",
+        "pillar_roots.find",
+    ] {
+        // Up and out, absolute, through the links to the secret.
+        for path in [climb, "../../../secret.txt", &secret_path, "leak", "web/leak2"] {
+            let r = wheel(fun, &[("path", s(path)), ("saltenv", s("base"))]);
+            assert_eq!(r, Value::Array(vec![]), "{fun} {path}");
+        }
     }
     // Key functions with ids that climb out of the pki dir, as globs and
     // in the dict form (names taken as given).
@@ -356,10 +383,15 @@ fn cve_2020_11652_wheel_and_token_paths() {
     }
     assert_no_marker(&a.env, "cve-2020-11652");
     assert!(
+        listing(holder.path()).iter().all(|p| !p.contains("cve-2020-11652")),
+        "written beside the pillar root"
+    );
+    assert!(
         listing(&a.env.root().join("pki")).iter().all(|p| !p.contains("secret")),
         "a file outside was moved into the pki dir"
     );
-    a.logged("wheel file_roots.write: not implemented in Brine; refused");
+    a.logged(r#"wheel file_roots.write: "../../../cve-2020-11652.sls" leads out of the root"#);
+    a.logged(r#"wheel pillar_roots.find: "leak" leads out of the root"#);
     a.logged("get_token refused");
     a.assert_never_fired("salt/key");
     a.finish();
@@ -420,40 +452,69 @@ fn cve_2021_25281_wheel_without_credentials() {
 /// CVE-2021-25282: Salt's wheel `pillar_roots.write` joined the caller's
 /// path onto the pillar root unchecked: an eauth user with `@wheel` (or
 /// anyone, through CVE-2021-25281) wrote any file the master's user
-/// could. Brine's wheel has no `pillar_roots` or `file_roots` module: the
-/// call is refused by name, logged, and writes nothing.
+/// could. Brine's `pillar_roots.write` and `file_roots.write` answer
+/// Salt's refusals for paths that climb out or are absolute, write
+/// nothing there, and still write inside the root.
 #[test]
 fn cve_2021_25282_pillar_roots_write_traversal() {
-    let pillar = "pillar_roots:\n  base:\n    - {root}/pillar\n";
+    let holder = tempfile::Builder::new().prefix("brine").tempdir_in("/tmp").unwrap();
+    let pillar = holder.path().join("pillar");
     let extra = format!(
-        "external_auth:\n  auto:\n    alice:\n      - '@wheel'\n{}",
-        pillar.replace("{root}", "/nonexistent-until-set")
+        "external_auth:\n  auto:\n    alice:\n      - '@wheel'\npillar_roots:\n  base:\n    - {}\n",
+        pillar.display()
     );
-    let mut a = Attack::start(1, &extra);
+    let a = Attack::start(1, &extra);
+    let write = |fun: &str, path: &str| {
+        let l = load(
+            "wheel",
+            &[
+                ("fun", s(fun)),
+                ("eauth", s("auto")),
+                ("username", s("alice")),
+                ("password", s("x")),
+                ("path", s(path)),
+                ("data", s("pwned: True")),
+                ("saltenv", s("base")),
+            ],
+        );
+        let r = a.clear(l);
+        r.get("data")
+            .and_then(|d| d.get("return"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{r:?}"))
+    };
+    let abs = format!("{}/cve-2021-25282-c", a.env.root().display());
     for path in [
         "../../../../cve-2021-25282-a",
         "../cve-2021-25282-b.sls",
-        &format!("{}/cve-2021-25282-c", a.env.root().display()),
+        "x/../../cve-2021-25282-d",
     ] {
-        for fun in ["pillar_roots.write", "file_roots.write"] {
-            let l = load(
-                "wheel",
-                &[
-                    ("fun", s(fun)),
-                    ("eauth", s("auto")),
-                    ("username", s("alice")),
-                    ("password", s("x")),
-                    ("path", s(path)),
-                    ("data", s("pwned: True")),
-                    ("saltenv", s("base")),
-                ],
-            );
-            assert_eq!(error_name(&a.clear(l)), "SaltMasterError", "{fun} {path}");
-        }
+        assert_eq!(write("pillar_roots.write", path), s("Invalid path"), "{path}");
+        assert_eq!(
+            write("file_roots.write", path),
+            s(&format!("Invalid path: {path}")),
+            "{path}"
+        );
+    }
+    for fun in ["pillar_roots.write", "file_roots.write"] {
+        assert_eq!(
+            write(fun, &abs),
+            s(&format!(
+                "The path passed in {abs} is not relative to the environment base"
+            ))
+        );
     }
     assert_no_marker(&a.env, "cve-2021-25282");
-    a.logged("wheel pillar_roots.write: not implemented in Brine; refused");
-    a.assert_never_fired("salt/wheel/");
+    assert!(
+        listing(holder.path()).iter().all(|p| !p.contains("cve-2021-25282")),
+        "written beside the pillar root"
+    );
+    assert_eq!(
+        write("pillar_roots.write", "sub/ok.sls"),
+        s(&format!("Wrote data to file {}/sub/ok.sls", pillar.display()))
+    );
+    assert_eq!(read(&pillar.join("sub/ok.sls")), "pwned: True");
+    a.logged(r#"wheel pillar_roots.write: "../cve-2021-25282-b.sls" leads out of the root"#);
     a.finish();
 }
 

@@ -1,21 +1,36 @@
-//! The wheel functions Brine serves (Salt's `wheel.key`), run in the
-//! MWorker on [`brine_keys::Keys`]: a call answers `{tag, data}` at once,
-//! with `salt/wheel/<jid>/new` and `…/ret` fired around it. A function
-//! Brine does not implement is refused up front with a `SaltMasterError`
-//! naming it, so the Python client prints it and exits rather than waiting
-//! for a return that never comes.
+//! The wheel functions Brine serves, run in the MWorker: a call answers
+//! `{tag, data}` at once (`data` = `{fun, jid, tag, user, return,
+//! success}`, which Salt's WheelClient reads), with `salt/wheel/<jid>/new`
+//! and `…/ret` fired around it. A function Brine does not implement is
+//! refused up front with a `SaltMasterError` naming it, so the Python
+//! client prints it and exits rather than waiting for a return that never
+//! comes.
+//!
+//! * [`key`]: Salt's `wheel.key` (the key operations of `salt-key`).
+//! * [`config`]: `config.values`, `config.update_config`.
+//! * [`roots`]: `file_roots.*` and `pillar_roots.*` (find, list_env,
+//!   list_roots, read, write), never outside a root.
+//!
+//! A function's answer for bad input is Salt's where Salt answers (the
+//! "Invalid path" texts are data, with `success: True`); where Salt's
+//! function raises, the return is `Exception occurred in wheel <fun>: …`
+//! with `success: False`.
+
+mod config;
+mod key;
+mod roots;
 
 use brine_cache::Jid;
-use brine_keys::{Detail, Keys, Listing, Match};
 use brine_proto::Value;
-use brine_py::text;
 use log::{info, warn};
 
 use super::Ctx;
-use crate::low::{error, strs, CallArgs};
+use crate::low::{error, CallArgs};
 
-/// The wheel functions served (Salt's `wheel.key`).
-pub const WHEEL_FUNCS: [&str; 16] = [
+pub(super) use key::key_ops;
+
+/// The wheel functions served.
+pub const WHEEL_FUNCS: [&str; 28] = [
     "key.list",
     "key.list_all",
     "key.name_match",
@@ -32,15 +47,19 @@ pub const WHEEL_FUNCS: [&str; 16] = [
     "key.master_key_str",
     "key.list_status",
     "key.all_keys",
+    "config.values",
+    "config.update_config",
+    "file_roots.find",
+    "file_roots.list_env",
+    "file_roots.list_roots",
+    "file_roots.read",
+    "file_roots.write",
+    "pillar_roots.find",
+    "pillar_roots.list_env",
+    "pillar_roots.list_roots",
+    "pillar_roots.read",
+    "pillar_roots.write",
 ];
-
-/// A key-match argument: a glob, a comma-separated list, or a list.
-fn match_list(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a.iter().filter_map(text).collect(),
-        other => brine_keys::globs(&text(other).unwrap_or_default()),
-    }
-}
 
 /// A wheel call: `{tag, data}` with the return, events around it.
 pub(super) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> Value {
@@ -49,7 +68,7 @@ pub(super) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
         f => f,
     };
     if !WHEEL_FUNCS.contains(&fun) {
-        warn!("wheel {fun}: not implemented in Brine; refused");
+        warn!("wheel {}: not implemented in Brine; refused", fun.escape_debug());
         return error(
             "SaltMasterError",
             &format!(
@@ -68,118 +87,64 @@ pub(super) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
     ]);
     let _ = ctx.events.fire(&format!("{tag}/new"), &data);
     let args = CallArgs::from_load(load);
-    let (ret, success) = match wheel_key(ctx, fun, &args) {
+    let (ret, success) = match call(ctx, fun, &args) {
         Ok(v) => (v, true),
-        Err(e) => (Value::from(format!("Exception occurred in wheel {fun}: {e}")), false),
+        Err(e) => {
+            warn!("wheel {fun}: {}", e.escape_debug());
+            (Value::from(format!("Exception occurred in wheel {fun}: {e}")), false)
+        }
     };
-    info!("wheel {fun} by {username}: success={success}");
+    info!("wheel {fun} by {}: success={success}", username.escape_debug());
     data.set("return", ret);
     data.set("success", Value::Bool(success));
     let _ = ctx.events.fire(&format!("{tag}/ret"), &data);
     Value::map([("tag", Value::from(tag.as_str())), ("data", data)])
 }
 
-/// Key management as Salt's `salt.key.Key`.
-pub(super) fn key_ops(ctx: &Ctx) -> Keys {
-    Keys::new(&ctx.cfg)
-}
-
-fn wheel_key(ctx: &mut Ctx, fun: &str, args: &CallArgs) -> Result<Value, String> {
-    let listing = |l: Listing| Value::Map(l.into_iter().map(|(s, ids)| (Value::from(s), strs(&ids))).collect());
-    let detail = |d: Detail| {
-        Value::Map(
-            d.into_iter()
-                .map(|(s, items)| {
-                    let items = items.into_iter().map(|(k, v)| (Value::from(k), Value::from(v)));
-                    (Value::from(s), Value::Map(items.collect()))
-                })
-                .collect(),
-        )
-    };
-    let keys = key_ops(ctx);
-    let pattern = || args.get(0, "match").map(match_list).ok_or("missing argument: match");
-    let dict_arg = |v: &Value| -> Listing {
-        match v {
-            Value::Map(pairs) => pairs
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), match_list(v))))
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let flag = |i: usize, name: &str| args.get(i, name).and_then(Value::as_bool).unwrap_or(false);
-    let hash_type = |i: usize| {
-        args.get(i, "hash_type")
-            .and_then(text)
-            .unwrap_or_else(|| ctx.cfg.hash_type().to_string())
-    };
-    let failed = |e: brine_keys::KeyError| e.to_string();
-    match fun {
-        "key.list_all" | "key.all_keys" => Ok(listing(keys.all_keys().map_err(failed)?)),
-        "key.list" | "key.list_status" => {
-            let m = args.get(0, "match").and_then(text).ok_or("missing argument: match")?;
-            Ok(listing(keys.list_status(&m).map_err(failed)?))
-        }
-        "key.name_match" => Ok(listing(keys.name_match(&pattern()?, false).map_err(failed)?)),
-        "key.accept" | "key.accept_dict" | "key.reject" | "key.reject_dict" | "key.delete" | "key.delete_dict" => {
-            let m = if fun.ends_with("_dict") {
-                Match::Dict(args.get(0, "match").map(dict_arg).unwrap_or_default())
-            } else {
-                Match::Globs(pattern()?)
-            };
-            let verb = fun.trim_start_matches("key.").trim_end_matches("_dict");
-            let out = match verb {
-                "accept" => keys.accept(
-                    &mut ctx.events,
-                    &m,
-                    flag(1, "include_rejected"),
-                    flag(2, "include_denied"),
-                ),
-                "reject" => keys.reject(
-                    &mut ctx.events,
-                    &m,
-                    flag(1, "include_accepted"),
-                    flag(2, "include_denied"),
-                ),
-                _ => keys.delete_key(&mut ctx.events, &m),
-            };
-            for id in &out.changed {
-                info!("wheel key.{verb}: {id}");
-            }
-            for id in &out.invalid {
-                warn!("wheel key.{verb}: {id} is not a valid public key; not accepted");
-            }
-            for e in &out.errors {
-                warn!("wheel key.{verb}: {e}");
-            }
-            Ok(listing(out.keys))
-        }
-        "key.key_str" => Ok(detail(keys.key_str(&pattern()?).map_err(failed)?)),
-        "key.finger" => Ok(detail(keys.finger(&pattern()?, &hash_type(1)).map_err(failed)?)),
-        "key.finger_master" | "key.master_key_str" => {
-            let path = ctx.cfg.pki_dir.join("master.pub");
-            let pem = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let v = if fun == "key.finger_master" {
-                brine_keys::fingerprint(&pem, &hash_type(0)).unwrap_or_default()
-            } else {
-                pem
-            };
-            Ok(Value::map([("local", Value::map([("master.pub", Value::from(v))]))]))
-        }
-        other => Err(format!("{other} is not implemented")),
+/// One of [`WHEEL_FUNCS`]: its return, or the text of what Salt's
+/// function would raise.
+fn call(ctx: &mut Ctx, fun: &str, args: &CallArgs) -> Result<Value, String> {
+    match fun.split_once('.') {
+        Some(("key", _)) => key::call(ctx, fun, args),
+        Some(("config", f)) => config::call(ctx, f, args),
+        Some(("file_roots", f)) => roots::call(ctx, roots::Tree::Files, f, args),
+        Some(("pillar_roots", f)) => roots::call(ctx, roots::Tree::Pillar, f, args),
+        _ => Err(format!("{fun} is not implemented")),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn match_arguments_split_on_commas() {
-        assert_eq!(match_list(&Value::from("a,b")), ["a", "b"]);
-        assert_eq!(
-            match_list(&Value::Array(vec![Value::from("a"), Value::Int(2)])),
-            ["a", "2"]
-        );
+/// A text argument (`str` in Salt's function), or what Python raises for
+/// another type.
+fn text_arg<'a>(args: &'a CallArgs, i: usize, name: &str) -> Result<&'a str, String> {
+    match args.get(i, name) {
+        Some(Value::Str(s)) => Ok(s),
+        Some(other) => Err(format!(
+            "TypeError: {name} must be str, not {}",
+            brine_py::type_name(other)
+        )),
+        None => Err(format!("missing argument: {name}")),
     }
+}
+
+/// Write `data` to `path`, a path `clean_real` resolved (no symlink left
+/// in it), with `O_NOFOLLOW`: a symlink put in its place since the check
+/// fails the write instead of being followed.
+fn write_checked(path: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(data)
+}
+
+/// The working directory relative roots are taken against (Python's
+/// `os.getcwd()` in `clean_path`).
+fn cwd() -> String {
+    std::env::current_dir()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "/".into())
 }
