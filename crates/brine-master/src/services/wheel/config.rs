@@ -36,7 +36,13 @@ pub(super) fn call(ctx: &Ctx, fun: &str, args: &CallArgs) -> Result<Value, Strin
 /// `salt.config.master_config(conf_file)`: the files read again, Salt's
 /// defaults applied.
 fn values(cfg: &MasterConfig) -> Result<Value, String> {
-    let now = MasterConfig::load(&cfg.conf_dir).map_err(|e| e.to_string())?;
+    let mut now = MasterConfig::load(&cfg.conf_dir).map_err(|e| e.to_string())?;
+    // `__cli` is the program's name, which the loader takes from argv:
+    // the MWorker's argv area now holds its process title, so keep the
+    // name read at start.
+    if let Some(cli) = cfg.get("__cli") {
+        now.raw.insert("__cli".into(), cli.clone());
+    }
     Ok(brine_proto::json::from_json(&brine_config::Value::Object(now.raw)))
 }
 
