@@ -88,8 +88,12 @@ pub fn str_repr(s: &str) -> String {
 
 /// `str()` of the `OSError` Python raises for `e` on `path`:
 /// `[Errno 13] Permission denied: '/etc/x'` (the message alone when `e`
-/// carries no errno).
+/// carries no errno). A path with a NUL never reaches the system: Python
+/// raises `ValueError: embedded null byte` for it.
 pub fn os_error(e: &std::io::Error, path: &str) -> String {
+    if path.contains('\0') {
+        return "embedded null byte".into();
+    }
     match e.raw_os_error() {
         Some(code) => {
             let text = std::io::Error::from_raw_os_error(code).to_string();
@@ -165,5 +169,17 @@ mod tests {
         assert_eq!(str_repr("\u{7f}\u{a0}\u{2028}é"), "'\\x7f\\xa0\\u2028é'");
         assert_eq!(bytes_repr(b"\x00a'"), "b\"\\x00a'\"");
         assert_eq!(bytes_repr("é".as_bytes()), "b'\\xc3\\xa9'");
+    }
+
+    #[test]
+    fn os_errors_as_python_prints_them() {
+        let denied = std::io::Error::from_raw_os_error(13);
+        assert_eq!(os_error(&denied, "/etc/x"), "[Errno 13] Permission denied: '/etc/x'");
+        let missing = std::io::Error::from_raw_os_error(2);
+        assert_eq!(
+            os_error(&missing, "/a'b"),
+            "[Errno 2] No such file or directory: \"/a'b\""
+        );
+        assert_eq!(os_error(&missing, "a\0b"), "embedded null byte");
     }
 }

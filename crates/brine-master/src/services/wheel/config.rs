@@ -82,6 +82,6 @@ fn update_config(cfg: &MasterConfig, file_name: &Value, contents: &Value) -> Res
     if let Err(e) = write_checked(&target, yaml.as_bytes()) {
         return Ok(os_error(&e, &file_path));
     }
-    info!("wheel config.update_config: wrote {target}");
+    info!("wheel config.update_config: wrote {target:?}");
     Ok(format!("Wrote {file_name}"))
 }
