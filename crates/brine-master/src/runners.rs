@@ -416,6 +416,70 @@ mod tests {
     use super::*;
 
     #[test]
+    fn compound_matches_is_exact_and_not_greedy() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = |cache: bool| {
+            let o = serde_json::json!({
+                "pki_dir": t.path().join("pki").display().to_string(),
+                "cachedir": t.path().join("cache").display().to_string(),
+                "minion_data_cache": cache,
+                "nodegroups": {"webs": "G@role:web", "alis": "I@name:ali*"},
+            });
+            let serde_json::Value::Object(o) = o else {
+                unreachable!()
+            };
+            MasterConfig::from_overrides(std::path::Path::new("/etc/salt"), o).unwrap()
+        };
+        let on = cfg(true);
+        std::fs::create_dir_all(on.pki_dir.join("minions")).unwrap();
+        for id in ["alice", "bob", "carol"] {
+            std::fs::write(on.pki_dir.join("minions").join(id), "key").unwrap();
+        }
+        let cache = brine_cache::MinionCache::new(&on.cachedir);
+        for (id, role, name) in [("alice", "web", "alice"), ("bob", "db", "bob")] {
+            let data = Value::map([
+                ("grains", Value::map([("role", Value::from(role))])),
+                ("pillar", Value::map([("name", Value::from(name))])),
+            ]);
+            cache.store(id, "data", &data).unwrap();
+        }
+        let ask = |cfg: &MasterConfig, expr: Value, id: &str| {
+            compound_matches(cfg, &expr, &Value::from(id))
+                .get("res")
+                .cloned()
+                .unwrap()
+        };
+        let yes = |id: &str| Value::from(id);
+        let no = Value::Bool(false);
+        for (expr, id, want) in [
+            ("G@role:web", "alice", yes("alice")),
+            ("G@role:w*", "alice", yes("alice")),
+            ("G@role:web", "bob", no.clone()),
+            ("I@name:alice", "alice", yes("alice")),
+            ("I@name:ali*", "alice", no.clone()),
+            ("N@webs", "alice", yes("alice")),
+            ("N@alis", "alice", no.clone()),
+            // carol has no cached data: only id matchers name her.
+            ("L@alice,carol", "carol", yes("carol")),
+            ("G@role:*", "carol", no.clone()),
+            // `not` starts from every accepted minion, as in Salt.
+            ("not G@role:db", "carol", yes("carol")),
+            ("not G@role:db", "bob", no.clone()),
+            ("*", "../carol", no.clone()),
+            ("*", "a/b", no.clone()),
+            ("*", "nobody", no.clone()),
+        ] {
+            assert_eq!(ask(&on, Value::from(expr), id), want, "{expr} {id}");
+        }
+        assert_eq!(ask(&on, Value::Int(1), "alice"), no);
+        assert_eq!(
+            ask(&on, Value::Array(vec![Value::from("G@role:web")]), "alice"),
+            yes("alice")
+        );
+        assert_eq!(ask(&cfg(false), Value::from("L@alice"), "alice"), no);
+    }
+
+    #[test]
     fn jid_to_time_is_salts() {
         assert_eq!(jid_to_time("20261125103000123456"), "2026, Nov 25 10:30:00.123456");
         assert_eq!(jid_to_time("bad"), "");
