@@ -40,7 +40,7 @@ pub use path::{abspath, dirname, expanduser, join, normpath, salt_join, split, u
 pub use repr::{bytes_repr, float_repr, os_error, str_repr};
 pub use stringutils::is_binary;
 pub use value::{eq, int, int_str, repr, text, to_str, truthy, type_name, Key, PyValue, View};
-pub use yaml::parse_yaml;
+pub use yaml::{parse_yaml, parse_yaml_value};
 pub use yaml_dump::{safe_dump as yaml_safe_dump, yaml_dquote, yaml_float, yaml_squote, yaml_str};
 
 /// What Salt's Python code raises here.

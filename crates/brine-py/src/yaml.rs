@@ -17,19 +17,24 @@
 //!   compared with Python's `==` (`1`, `1.0` and `True` are the same key);
 //! * merge keys `<<` as Salt flattens them: merged pairs go first, explicit
 //!   keys win, and a key coming from two merge sources is a conflict;
-//! * non-string keys become their Python `str()` (`4505`, `True`, `None`).
+//! * mapping keys keep their type (`4505:` is an integer key) in
+//!   [`parse_yaml_value`].
 //!
 //! Only a single document is accepted, as `yaml.load` does.
 //!
-//! JSON cannot hold some Python values: `.inf`/`.nan` floats and integers
-//! beyond 64 bits are kept as their source text, `!!binary` as its base64
-//! text, `!!set` as a list of its members, `!!omap`/`!!pairs` as a list of
+//! [`parse_yaml_value`] returns the Python objects as msgpack carries them
+//! (what a master sends a minion); [`parse_yaml`] their JSON projection,
+//! for configuration: non-string keys become their Python `str()`
+//! (`4505`, `True`, `None`), `.inf`/`.nan` floats their source text,
+//! `!!binary` its base64 text. In both, integers beyond 64 bits are their
+//! source text, `!!set` a list of its members, `!!omap`/`!!pairs` a list of
 //! `[key, value]` lists.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use serde_json::{Map, Number, Value};
+use brine_proto::Value as Msg;
+use serde_json::Value;
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -83,8 +88,23 @@ fn err(path: &Path, mark: &Marker, msg: impl Into<String>) -> Error {
 }
 
 /// Parse `text` (the contents of `path`, which only names it in errors)
-/// as Salt does; an empty document is `Value::Null`.
+/// as Salt does, to the JSON projection of the document (see the module
+/// documentation); an empty document is `Value::Null`.
 pub fn parse_yaml(text: &str, path: &Path) -> Result<Value, Error> {
+    Ok(brine_proto::json::to_json(&load(text, path, Mode::Json)?))
+}
+
+/// Parse `text` as Salt does, to the Python objects `safe_load` returns
+/// as msgpack carries them: mapping keys keep their type (`4505:` is the
+/// integer 4505, `true:` the boolean), `.inf`/`.nan` are floats,
+/// `!!binary` is bytes. Integers beyond 64 bits are their text, `!!set`
+/// a list of its members, `!!omap`/`!!pairs` a list of `[key, value]`
+/// lists. An empty document is `Nil`.
+pub fn parse_yaml_value(text: &str, path: &Path) -> Result<Msg, Error> {
+    load(text, path, Mode::Python)
+}
+
+fn load(text: &str, path: &Path, mode: Mode) -> Result<Msg, Error> {
     // PyYAML's reader drops a byte order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut c = Composer {
@@ -95,8 +115,8 @@ pub fn parse_yaml(text: &str, path: &Path) -> Result<Value, Error> {
     };
     let root = c.single_document()?;
     match root {
-        Some(node) => Constructor { path }.construct(node),
-        None => Ok(Value::Null),
+        Some(node) => Constructor { path, mode }.construct(node),
+        None => Ok(Msg::Nil),
     }
 }
 
@@ -241,8 +261,18 @@ impl Composer<'_> {
     }
 }
 
+/// What the constructor builds: Python's objects as msgpack can carry
+/// them ([`Mode::Python`]), or the JSON-safe projection [`parse_yaml`]
+/// has always returned ([`Mode::Json`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Python,
+    Json,
+}
+
 struct Constructor<'a> {
     path: &'a Path,
+    mode: Mode,
 }
 
 impl Constructor<'_> {
@@ -254,14 +284,14 @@ impl Constructor<'_> {
         )
     }
 
-    fn construct(&self, node: Node) -> Result<Value, Error> {
+    fn construct(&self, node: Node) -> Result<Msg, Error> {
         let tag = node.tag.clone().filter(|t| t != "!");
         match node.kind {
             Kind::Scalar { ref text, .. } => self.scalar(&node, text, &scalar_tag(&node)),
             Kind::Seq(items) => {
                 let t = tag.as_deref().unwrap_or("tag:yaml.org,2002:seq");
                 match t.strip_prefix(T) {
-                    Some("seq") => Ok(Value::Array(
+                    Some("seq") => Ok(Msg::Array(
                         items.into_iter().map(|n| self.construct(n)).collect::<Result<_, _>>()?,
                     )),
                     Some("omap" | "pairs") => {
@@ -282,9 +312,9 @@ impl Constructor<'_> {
                                 ));
                             }
                             let (k, v) = pairs.into_iter().next().expect("one pair");
-                            out.push(Value::Array(vec![self.construct(k)?, self.construct(v)?]));
+                            out.push(Msg::Array(vec![self.construct(k)?, self.construct(v)?]));
                         }
-                        Ok(Value::Array(out))
+                        Ok(Msg::Array(out))
                     }
                     _ => Err(self.no_constructor(&node_stub(&node.mark), t)),
                 }
@@ -292,32 +322,39 @@ impl Constructor<'_> {
             Kind::Map(pairs) => {
                 let t = tag.as_deref().unwrap_or("tag:yaml.org,2002:map");
                 match t.strip_prefix(T) {
-                    Some("map") => self.mapping(pairs, &node.mark).map(Value::Object),
-                    Some("set") => Ok(Value::Array(
-                        self.mapping(pairs, &node.mark)?
-                            .into_iter()
-                            .map(|(k, _)| Value::String(k))
-                            .collect(),
-                    )),
+                    Some("map") => self.mapping(pairs).map(Msg::Map),
+                    Some("set") => Ok(Msg::Array(self.mapping(pairs)?.into_iter().map(|(k, _)| k).collect())),
                     _ => Err(self.no_constructor(&node_stub(&node.mark), t)),
                 }
             }
         }
     }
 
-    fn scalar(&self, node: &Node, text: &str, tag: &str) -> Result<Value, Error> {
+    fn scalar(&self, node: &Node, text: &str, tag: &str) -> Result<Msg, Error> {
         let bad = |what: &str| err(self.path, &node.mark, format!("invalid {what} scalar: {text:?}"));
         match tag.strip_prefix(T) {
-            Some("str" | "python/unicode" | "timestamp") => Ok(Value::String(text.to_string())),
-            Some("null") => Ok(Value::Null),
+            Some("str" | "python/unicode" | "timestamp") => Ok(Msg::from(text)),
+            Some("null") => Ok(Msg::Nil),
             Some("bool") => match text.to_ascii_lowercase().as_str() {
-                "yes" | "true" | "on" => Ok(Value::Bool(true)),
-                "no" | "false" | "off" => Ok(Value::Bool(false)),
+                "yes" | "true" | "on" => Ok(Msg::Bool(true)),
+                "no" | "false" | "off" => Ok(Msg::Bool(false)),
                 _ => Err(bad("bool")),
             },
             Some("int") => construct_int(text).ok_or_else(|| bad("int")),
-            Some("float") => construct_float(text).ok_or_else(|| bad("float")),
-            Some("binary") => Ok(Value::String(text.split_whitespace().collect())),
+            Some("float") => construct_float(text, self.mode).ok_or_else(|| bad("float")),
+            Some("binary") => {
+                let b64: String = text.split_whitespace().collect();
+                match self.mode {
+                    Mode::Json => Ok(Msg::Str(b64)),
+                    Mode::Python => {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64.as_bytes())
+                            .map(Msg::Bytes)
+                            .map_err(|e| err(self.path, &node.mark, format!("failed to decode base64 data: {e}")))
+                    }
+                }
+            }
             _ => Err(self.no_constructor(node, tag)),
         }
     }
@@ -374,8 +411,8 @@ impl Constructor<'_> {
         Ok(out)
     }
 
-    fn mapping(&self, pairs: Vec<(Node, Node)>, _mark: &Marker) -> Result<Map<String, Value>, Error> {
-        let mut map = Map::new();
+    fn mapping(&self, pairs: Vec<(Node, Node)>) -> Result<Vec<(Msg, Msg)>, Error> {
+        let mut map: Vec<(Msg, Msg)> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         for (mut k, v) in self.flatten(pairs)? {
             // A `=` key is the YAML 1.1 "value" key: Salt reads it as a string.
@@ -404,7 +441,11 @@ impl Constructor<'_> {
             if !seen.insert(id) {
                 return Err(err(self.path, &kmark, format!("found conflicting ID '{name}'")));
             }
-            map.insert(name, value);
+            let key = match self.mode {
+                Mode::Python => key,
+                Mode::Json => Msg::Str(name),
+            };
+            map.push((key, value));
         }
         Ok(map)
     }
@@ -456,18 +497,29 @@ fn scalar_text(n: &Node) -> Option<String> {
 
 /// What makes two keys the same Python dict key (`hash` + `==`);
 /// `None` for unhashable keys (lists, dicts).
-fn key_id(v: &Value) -> Option<String> {
+fn key_id(v: &Msg) -> Option<String> {
+    let float = |f: f64| {
+        if f.fract() == 0.0 && f.abs() < 1e18 {
+            format!("i{}", f as i64)
+        } else {
+            format!("f{}", float_repr(f))
+        }
+    };
     Some(match v {
-        Value::Null => "n".into(),
-        Value::String(s) => format!("s{s}"),
-        Value::Bool(b) => format!("i{}", u8::from(*b)),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e18 => format!("i{}", f as i64),
-            Some(f) if n.is_f64() => format!("f{}", float_repr(f)),
-            _ => format!("i{n}"),
-        },
-        Value::Array(_) | Value::Object(_) => return None,
+        Msg::Nil => "n".into(),
+        Msg::Str(s) => format!("s{s}"),
+        Msg::Bytes(b) => format!("b{}", hex_text(b)),
+        Msg::Bool(b) => format!("i{}", u8::from(*b)),
+        Msg::Int(i) => format!("i{i}"),
+        Msg::UInt(u) => format!("i{u}"),
+        Msg::F32(f) => float(f64::from(*f)),
+        Msg::F64(f) => float(*f),
+        Msg::Array(_) | Msg::Map(_) | Msg::Ext(..) => return None,
     })
+}
+
+fn hex_text(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 // ---------------------------------------------------------------- resolver
@@ -593,19 +645,20 @@ fn is_timestamp(t: &str) -> bool {
     b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
 }
 
-fn number(i: i128, text: &str) -> Value {
+/// A Python int as msgpack carries it; beyond 64 bits, its text.
+fn number(i: i128, text: &str) -> Msg {
     if let Ok(v) = i64::try_from(i) {
-        Value::Number(v.into())
+        Msg::Int(v)
     } else if let Ok(v) = u64::try_from(i) {
-        Value::Number(v.into())
+        Msg::UInt(v)
     } else {
-        Value::String(text.to_string())
+        Msg::from(text)
     }
 }
 
 /// `SaltYamlSafeLoader.construct_scalar` (leading zeros stripped) then
 /// PyYAML's `construct_yaml_int`.
-fn construct_int(text: &str) -> Option<Value> {
+fn construct_int(text: &str) -> Option<Msg> {
     let mut v = text.to_string();
     if v != "0" && v.starts_with('0') && !v.starts_with("0b") && !v.starts_with("0x") {
         v = v.trim_start_matches('0').to_string();
@@ -635,24 +688,30 @@ fn construct_int(text: &str) -> Option<Value> {
     Some(number(if neg { -mag } else { mag }, text))
 }
 
-/// PyYAML's `construct_yaml_float`.
-fn construct_float(text: &str) -> Option<Value> {
+/// PyYAML's `construct_yaml_float`; `.inf`/`.nan` stay their text in
+/// the JSON projection, which has no such numbers.
+fn construct_float(text: &str, mode: Mode) -> Option<Msg> {
     let v = text.replace('_', "").to_ascii_lowercase();
     let (neg, body) = match v.as_bytes().first() {
         Some(b'-') => (true, &v[1..]),
         Some(b'+') => (false, &v[1..]),
         _ => (false, v.as_str()),
     };
-    if body == ".inf" || body == ".nan" {
-        return Some(Value::String(text.to_string()));
-    }
-    let f = if body.contains(':') {
-        body.split(':')
-            .try_fold(0f64, |acc, p| Some(acc * 60.0 + p.parse::<f64>().ok()?))?
-    } else {
-        body.parse::<f64>().ok()?
+    let f = match body {
+        ".inf" | ".nan" if mode == Mode::Json => return Some(Msg::from(text)),
+        ".inf" => f64::INFINITY,
+        ".nan" => f64::NAN,
+        _ if body.contains(':') => body
+            .split(':')
+            .try_fold(0f64, |acc, p| Some(acc * 60.0 + p.parse::<f64>().ok()?))?,
+        _ => body.parse::<f64>().ok()?,
     };
-    Number::from_f64(if neg { -f } else { f }).map(Value::Number)
+    let f = if neg { -f } else { f };
+    // `float()` of an over-long literal is inf in Python; JSON has none.
+    if mode == Mode::Json && !f.is_finite() {
+        return None;
+    }
+    Some(Msg::F64(f))
 }
 
 #[cfg(test)]
@@ -802,6 +861,44 @@ mod tests {
         // A string and an int are different keys in Python.
         assert_eq!(p("'1': a\n2: b\n"), json!({"1": "a", "2": "b"}));
         assert!(e("? [a]\n: b\n").contains("line 1, column 3: found unacceptable key"));
+    }
+
+    #[test]
+    fn python_objects_keep_key_types() {
+        let v = parse_yaml_value(
+            "12345:\n  code: [luggage]\n'12345': s\ntrue: b\n~: n\n1.5: f\n.inf: i\nk: !!binary aGVs\n  bG8=\nn: .NaN\nbig: 18446744073709551616\n",
+            Path::new("/x"),
+        )
+        .unwrap();
+        let Msg::Map(pairs) = &v else { panic!("{v:?}") };
+        let keys: Vec<&Msg> = pairs.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys[..5],
+            [
+                &Msg::Int(12345),
+                &Msg::from("12345"),
+                &Msg::Bool(true),
+                &Msg::Nil,
+                &Msg::F64(1.5)
+            ]
+        );
+        assert_eq!(keys[5], &Msg::F64(f64::INFINITY));
+        assert_eq!(pairs[0].1, Msg::map([("code", Msg::Array(vec![Msg::from("luggage")]))]));
+        assert_eq!(v.get("k"), Some(&Msg::Bytes(b"hello".to_vec())));
+        assert!(matches!(v.get("n"), Some(Msg::F64(f)) if f.is_nan()));
+        assert_eq!(v.get("big"), Some(&Msg::from("18446744073709551616")));
+        // The same conflicts as the JSON projection: 1 == 1.0 == True.
+        let e = parse_yaml_value("1: a\ntrue: b\n", Path::new("/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("conflicting ID 'True'"), "{e}");
+        let e = parse_yaml_value("k: !!binary '@@'\n", Path::new("/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("failed to decode base64 data"), "{e}");
+        // The projection of the same document is what parse_yaml returns.
+        let j = parse_yaml("4505: a\nyes: b\n.inf: c\n", Path::new("/x")).unwrap();
+        assert_eq!(j, json!({"4505": "a", "True": "b", "inf": "c"}));
     }
 
     #[test]
