@@ -34,7 +34,7 @@ fn minions_get_their_pillar() {
     let write = |rel: &str, text: &str| std::fs::write(pillar.join(rel), text).unwrap();
     write(
         "top.sls",
-        "base:\n  '*':\n    - match: glob\n    - common\n  'p3007':\n    - match: glob\n    - app\n  'kernel:Linux':\n    - match: grain\n    - linux\n",
+        "base:\n  '*':\n    - match: glob\n    - common\n    - ints\n  'p3007':\n    - match: glob\n    - app\n  'kernel:Linux':\n    - match: grain\n    - linux\n",
     );
     write(
         "common.sls",
@@ -43,6 +43,8 @@ fn minions_get_their_pillar() {
     write("app/init.sls", "include:\n  - .db\napp: {{ sls }}\n");
     write("app/db.sls", "db: {{ tpldir }}\nnested: {b: 2}\n");
     write("linux.sls", "linux: true\n");
+    // Salt's test_pillar_get_integer_key: the key is the integer 12345.
+    write("ints.sls", "12345:\n  code:\n    - luggage\n'678': text\n");
     // A state whose template reads the pillar (rendered by the minion).
     let states = env.root().join("states");
     std::fs::create_dir_all(&states).unwrap();
@@ -103,6 +105,15 @@ fn minions_get_their_pillar() {
     // pillar.get reads the pillar the minion holds (compiled at start).
     let got = salt_json(&env, &["p*", "pillar.get", "nested:a"]);
     assert_eq!(got, serde_json::json!({"p3006": 1, "p3007": 1}));
+    // The minion finds an integer key only if the master sent one: its
+    // traverse_dict_and_list looks up `12345`, the int the CLI's argument
+    // became. The text key `'678'` is therefore not found that way (the
+    // default, "", as with Salt's master).
+    let got = salt_json(&env, &["p*", "pillar.get", "12345"]);
+    let luggage = serde_json::json!({"code": ["luggage"]});
+    assert_eq!(got, serde_json::json!({"p3006": luggage, "p3007": luggage}));
+    let got = salt_json(&env, &["p*", "pillar.get", "678"]);
+    assert_eq!(got, serde_json::json!({"p3006": "", "p3007": ""}));
 
     // A change on the master reaches the minions after refresh_pillar.
     write(
@@ -143,4 +154,11 @@ fn minions_get_their_pillar() {
     let pillar = data.get("pillar").unwrap();
     assert_eq!(pillar.get("linux"), Some(&Value::from("changed")));
     assert_eq!(pillar.get("app"), Some(&Value::from("app")));
+    let Value::Map(pairs) = pillar else {
+        panic!("{pillar:?}")
+    };
+    assert!(
+        pairs.iter().any(|(k, _)| *k == Value::Int(12345)),
+        "the data cache keeps the integer key: {pillar:?}"
+    );
 }

@@ -30,10 +30,6 @@
 //!   errors). Jinja limits (no `%` formatting, mutation only of values kept
 //!   in `set` variables, a few execution-module functions) are listed in
 //!   [`jinja`].
-//! * YAML mapping keys that are not strings (`80:`, `true:`) become
-//!   strings (`"80"`, `"True"`), as `brine_py::parse_yaml` returns
-//!   JSON; Salt sends them as integers/booleans. The comparison with
-//!   Python cannot see this (its JSON output stringifies keys too).
 //! * A top file or include that would make Salt raise a Python exception
 //!   (and fail the whole `_pillar` request, e.g. an included SLS that
 //!   renders to a list) is an `_errors` entry or a logged skip instead.
@@ -57,6 +53,7 @@ use std::sync::Once;
 use brine_config::MasterConfig;
 use brine_proto::json::{from_json, to_json};
 use brine_proto::Value;
+use brine_py::dict::{self, Pairs};
 use brine_py::fnmatch;
 use log::{debug, error, warn};
 use serde_json::{Map, Value as Json};
@@ -77,7 +74,7 @@ pub fn compile(cfg: &MasterConfig, id: &str, grains: &Value, load: &Value) -> Va
         }
     });
     let pillarenv = text("pillarenv");
-    let over = load.get("pillar_override").map(to_json);
+    let over = load.get("pillar_override");
     if load.get("ext").is_some_and(|e| !e.is_nil()) {
         static EXT: Once = Once::new();
         EXT.call_once(|| warn!("on-demand ext_pillar (pillar.ext) is not implemented by Brine: ignored"));
@@ -91,11 +88,11 @@ pub fn compile(cfg: &MasterConfig, id: &str, grains: &Value, load: &Value) -> Va
         grains,
         saltenv: saltenv.as_deref(),
         pillarenv: pillarenv.as_deref(),
-        pillar_override: over.as_ref(),
+        pillar_override: over,
     };
     // A bug must not take the MWorker down with it.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_pillar(&cfg.raw, &req))) {
-        Ok(p) => from_json(&Json::Object(p)),
+        Ok(p) => Value::Map(p),
         Err(_) => {
             error!("pillar compilation for {id} panicked");
             Value::map([(
@@ -112,20 +109,22 @@ pub struct Request<'a> {
     pub grains: &'a Value,
     pub saltenv: Option<&'a str>,
     pub pillarenv: Option<&'a str>,
-    pub pillar_override: Option<&'a Json>,
+    pub pillar_override: Option<&'a Value>,
 }
 
 /// A top file's entry for one target: `match`/`order` dicts and SLS names.
 #[derive(Debug, Clone)]
 enum TopItem {
-    Dict(Map<String, Json>),
+    Dict(Pairs),
     Sls(String),
 }
 
-type Top = Vec<(String, Vec<(String, Vec<TopItem>)>)>;
+/// Environments, each with its targets (as the top file wrote them: a
+/// YAML key may be a number) and what they list.
+type Top = Vec<(String, Vec<(Value, Vec<TopItem>)>)>;
 
 /// A rendered SLS as Salt keeps it in `mods` (`None` when it failed).
-type Mods = HashMap<String, Option<Json>>;
+type Mods = HashMap<String, Option<Value>>;
 
 struct Pillar<'a> {
     opts: Map<String, Json>,
@@ -140,7 +139,7 @@ struct Pillar<'a> {
     shared: JinjaShared,
     /// What the master's matchers see as the minion's pillar.
     match_pillar: Value,
-    pillar_override: Map<String, Json>,
+    pillar_override: Pairs,
 }
 
 fn opt_str<'o>(opts: &'o Map<String, Json>, key: &str) -> Option<&'o str> {
@@ -153,21 +152,13 @@ fn opt_true(opts: &Map<String, Json>, key: &str) -> bool {
 
 /// The text of a Python value as `str()` gives it (for names in top
 /// files and includes that YAML read as numbers).
-fn py_text(v: &Json) -> String {
-    match v {
-        Json::String(s) => s.clone(),
-        other => pyfmt::py_str(&jinja::to_mj(other)),
-    }
+fn py_text<V: brine_py::PyValue>(v: &V) -> String {
+    brine_py::to_str(v)
 }
 
 /// Python's `int()` of a top file's `order`, 0 when it fails.
-fn order_of(v: &Json) -> i64 {
-    match v {
-        Json::Bool(b) => i64::from(*b),
-        Json::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f.trunc() as i64)).unwrap_or(0),
-        Json::String(s) => s.trim().parse().unwrap_or(0),
-        _ => 0,
-    }
+fn order_of(v: &Value) -> i64 {
+    brine_py::int(v).and_then(|i| i64::try_from(i).ok()).unwrap_or(0)
 }
 
 /// `pillar_roots` as the config has it, `__env__` resolved for `env`
@@ -266,15 +257,12 @@ impl<'a> Pillar<'a> {
             opts.insert("pillarenv".into(), req.saltenv.map_or(Json::Null, Json::from));
         }
         opts.insert("file_client".into(), Json::from("local"));
-        let grains_json = to_json(req.grains);
-        opts.insert(
-            "grains".into(),
-            if brine_py::truthy(&grains_json) {
-                grains_json.clone()
-            } else {
-                Json::Object(Map::new())
-            },
-        );
+        let grains = if brine_py::truthy(req.grains) {
+            req.grains.clone()
+        } else {
+            Value::Map(Vec::new())
+        };
+        opts.insert("grains".into(), to_json(&grains));
         if let Some(s) = req.saltenv {
             opts.insert("saltenv".into(), Json::from(s));
         } else if !opts.contains_key("saltenv") {
@@ -337,23 +325,21 @@ impl<'a> Pillar<'a> {
         };
         let merge_lists = opt_true(&opts, "pillar_merge_lists");
         let pillar_override = match req.pillar_override {
-            None | Some(Json::Null) => Map::new(),
-            Some(Json::Object(m)) => m.clone(),
-            Some(other) if !brine_py::truthy(other) => Map::new(),
+            None | Some(Value::Nil) => Vec::new(),
+            Some(Value::Map(m)) => m.clone(),
+            Some(other) if !brine_py::truthy(other) => Vec::new(),
             Some(_) => {
                 error!("Pillar data must be a dictionary");
-                Map::new()
+                Vec::new()
             }
         };
         // The renderers' and matchers' `__pillar__`: the options' `pillar`
         // (absent on a master, so `{}`).
-        let pillar = opts.get("pillar").cloned().unwrap_or_else(|| Json::Object(Map::new()));
-        let shared = JinjaShared::new(
-            Json::Object(opts.clone()),
-            opts["grains"].clone(),
-            pillar.clone(),
-            roots.clone(),
-        );
+        let pillar = opts
+            .get("pillar")
+            .map(from_json)
+            .unwrap_or_else(|| Value::Map(Vec::new()));
+        let shared = JinjaShared::new(Json::Object(opts.clone()), grains, pillar.clone(), roots.clone());
         Pillar {
             opts,
             req,
@@ -363,7 +349,7 @@ impl<'a> Pillar<'a> {
             merge_lists,
             ignored: HashMap::new(),
             shared,
-            match_pillar: from_json(&pillar),
+            match_pillar: pillar,
             pillar_override,
         }
     }
@@ -397,7 +383,7 @@ impl<'a> Pillar<'a> {
         None
     }
 
-    fn merge(&self, a: Map<String, Json>, b: Map<String, Json>) -> Map<String, Json> {
+    fn merge(&self, a: Pairs, b: Pairs) -> Pairs {
         merge::merge(a, b, self.strategy, self.merge_lists)
     }
 
@@ -410,9 +396,9 @@ impl<'a> Pillar<'a> {
         sls: &str,
         env: &str,
         mods: &mut Mods,
-        defaults: &Map<String, Json>,
+        defaults: &Pairs,
         depth: usize,
-    ) -> (Option<Json>, Vec<String>) {
+    ) -> (Option<Value>, Vec<String>) {
         let mut errors = Vec::new();
         let found = self.get_state(sls, env);
         let Some((path, source)) = found else {
@@ -425,8 +411,8 @@ impl<'a> Pillar<'a> {
                 error!("{msg}");
                 errors.push(msg);
                 // Salt goes on with no file: an empty state, remembered.
-                mods.insert(sls.to_string(), Some(Json::Object(Map::new())));
-                return (Some(Json::Object(Map::new())), errors);
+                mods.insert(sls.to_string(), Some(Value::Map(Vec::new())));
+                return (Some(Value::Map(Vec::new())), errors);
             }
             debug!(
                 "Specified SLS '{sls}' in environment '{env}' was not found. This could be because SLS '{sls}' is in an environment other than '{env}', but '{env}' is included in that environment's Pillar top file. It could also be due to environment '{env}' not being defined in 'pillar_roots'."
@@ -456,17 +442,18 @@ impl<'a> Pillar<'a> {
             mods.insert(sls.to_string(), Some(state.clone()));
             return (Some(state), errors);
         }
-        let Json::Object(mut state) = state else {
+        let Value::Map(mut state) = state else {
             let msg = format!("SLS '{sls}' does not render to a dictionary");
             error!("{msg}");
             errors.push(msg);
             mods.insert(sls.to_string(), Some(state.clone()));
             return (Some(state), errors);
         };
-        let includes = match state.get("include") {
+        let include = Value::from("include");
+        let includes = match dict::get(&state, &include) {
             None => None,
-            Some(Json::Array(_)) => match state.shift_remove("include") {
-                Some(Json::Array(a)) => Some(a),
+            Some(Value::Array(_)) => match dict::remove(&mut state, &include) {
+                Some(Value::Array(a)) => Some(a),
                 _ => None,
             },
             Some(_) => {
@@ -476,31 +463,31 @@ impl<'a> Pillar<'a> {
                 None
             }
         };
-        mods.insert(sls.to_string(), Some(Json::Object(state.clone())));
+        mods.insert(sls.to_string(), Some(Value::Map(state.clone())));
         let Some(includes) = includes else {
-            return (Some(Json::Object(state)), errors);
+            return (Some(Value::Map(state)), errors);
         };
         if depth > 64 {
             errors.push(format!("Include depth exceeded in SLS '{sls}'"));
-            return (Some(Json::Object(state)), errors);
+            return (Some(Value::Map(state)), errors);
         }
         let override_sls = opt_true(&self.opts, "pillar_includes_override_sls");
-        let mut include_states: Vec<Map<String, Json>> = Vec::new();
+        let mut include_states: Vec<Pairs> = Vec::new();
         let mut defaults = defaults.clone();
         // Salt's `err` outlives each iteration: a cached include re-adds
         // the previous include's errors.
         let mut err: Vec<String> = Vec::new();
         for sub in includes {
             let (sub_sls, key) = match sub {
-                Json::Object(m) => {
+                Value::Map(m) => {
                     let Some((name, v)) = m.into_iter().next() else {
                         continue;
                     };
                     defaults = match v.get("defaults") {
-                        Some(Json::Object(d)) => d.clone(),
-                        _ => Map::new(),
+                        Some(Value::Map(d)) => d.clone(),
+                        _ => Vec::new(),
                     };
-                    (name, v.get("key").filter(|k| !k.is_null()).map(py_text))
+                    (py_text(&name), v.get("key").filter(|k| !k.is_nil()).map(py_text))
                 }
                 other => (py_text(&other), None),
             };
@@ -540,16 +527,17 @@ impl<'a> Pillar<'a> {
                 if let Some(mut n) = nstate.filter(brine_py::truthy) {
                     if let Some(key) = &key {
                         for frag in key.split(':').rev() {
-                            let mut w = Map::new();
-                            w.insert(frag.to_string(), n);
-                            n = Json::Object(w);
+                            n = Value::Map(vec![(Value::from(frag), n)]);
                         }
                     }
                     match n {
-                        Json::Object(n) if override_sls => state = self.merge(state, n),
-                        Json::Object(n) => include_states.push(n),
+                        Value::Map(n) if override_sls => state = self.merge(state, n),
+                        Value::Map(n) => include_states.push(n),
                         other => {
-                            let msg = format!("SLS '{m}' included from '{sls}' is not a dictionary: {other}");
+                            let msg = format!(
+                                "SLS '{m}' included from '{sls}' is not a dictionary: {}",
+                                brine_py::repr(&other)
+                            );
                             error!("{msg}");
                         }
                     }
@@ -566,17 +554,12 @@ impl<'a> Pillar<'a> {
             }
             state = merged;
         }
-        (Some(Json::Object(state)), errors)
+        (Some(Value::Map(state)), errors)
     }
 
     /// `render_pillar`: every matched SLS, merged in order, on top of
     /// `base` (the `pillar_override` copy Salt starts from).
-    fn render_pillar(
-        &self,
-        matches: &[(String, Vec<String>)],
-        base: Map<String, Json>,
-        errors: &mut Vec<String>,
-    ) -> Map<String, Json> {
+    fn render_pillar(&self, matches: &[(String, Vec<String>)], base: Pairs, errors: &mut Vec<String>) -> Pairs {
         let mut pillar = base;
         let env_order: Vec<String> = match self.opts.get("env_order") {
             Some(Json::Array(a)) => a.iter().map(py_text).collect(),
@@ -611,10 +594,10 @@ impl<'a> Pillar<'a> {
             }
             let mut mods = Mods::new();
             for sls in files {
-                let (pstate, err) = self.render_pstate(&sls, env, &mut mods, &Map::new(), 0);
+                let (pstate, err) = self.render_pstate(&sls, env, &mut mods, &Vec::new(), 0);
                 errors.extend(err);
                 match pstate {
-                    Some(Json::Object(m)) => pillar = self.merge(pillar, m),
+                    Some(Value::Map(m)) => pillar = self.merge(pillar, m),
                     Some(_) => {
                         error!(
                             "The rendered pillar sls file, '{sls}' state did not return the expected data format. This is a sign of a malformed pillar sls file. Returned errors: {}",
@@ -629,7 +612,7 @@ impl<'a> Pillar<'a> {
     }
 
     /// `ext_pillar`: the option checked; no module exists in Brine.
-    fn ext_pillar(&self, mut pillar: Map<String, Json>, errors: &mut Vec<String>) -> Map<String, Json> {
+    fn ext_pillar(&self, mut pillar: Pairs, errors: &mut Vec<String>) -> Pairs {
         let Some(ext) = self.opts.get("ext_pillar") else {
             return pillar;
         };
@@ -647,7 +630,7 @@ impl<'a> Pillar<'a> {
                 let msg = "The \"ext_pillar\" option is malformed".to_string();
                 error!("{msg}");
                 errors.push(msg);
-                return Map::new();
+                return Vec::new();
             };
             for key in run.keys() {
                 static ONCE: Once = Once::new();
@@ -659,20 +642,21 @@ impl<'a> Pillar<'a> {
     }
 
     /// `compile_pillar(ext=True)`.
-    fn compile(&mut self) -> Map<String, Json> {
+    fn compile(&mut self) -> Pairs {
         let (top, top_errors) = self.get_top();
         let mut errors = Vec::new();
         let mut pillar = if opt_true(&self.opts, "ext_pillar_first") {
             let first = self.ext_pillar(self.pillar_override.clone(), &mut errors);
             // The renderers and matchers now see this as the pillar.
-            self.opts.insert("pillar".into(), Json::Object(first.clone()));
+            let first_v = Value::Map(first.clone());
+            self.opts.insert("pillar".into(), to_json(&first_v));
             self.shared = JinjaShared::new(
                 Json::Object(self.opts.clone()),
-                self.opts["grains"].clone(),
-                Json::Object(first.clone()),
+                self.shared.grains.as_ref().clone(),
+                first_v.clone(),
                 self.roots.clone(),
             );
-            self.match_pillar = from_json(&Json::Object(first.clone()));
+            self.match_pillar = first_v;
             let matches = self.top_matches(&top);
             let rendered = self.render_pillar(&matches, self.pillar_override.clone(), &mut errors);
             self.merge(first, rendered)
@@ -686,20 +670,23 @@ impl<'a> Pillar<'a> {
             let mut mopts = self.opts.clone();
             mopts.shift_remove("grains");
             mopts.insert("saltversion".into(), Json::from(SALT_VERSION));
-            pillar.insert("master".into(), Json::Object(mopts));
+            dict::insert(&mut pillar, Value::from("master"), from_json(&Json::Object(mopts)));
         }
-        if let Some(Json::Object(first)) = self.opts.get("pillar") {
-            if opt_true(&self.opts, "ssh_merge_pillar") {
-                pillar = self.merge(first.clone(), pillar);
+        if opt_true(&self.opts, "ssh_merge_pillar") {
+            if let Value::Map(first) = self.match_pillar.clone() {
+                if self.opts.get("pillar").is_some_and(Json::is_object) {
+                    pillar = self.merge(first, pillar);
+                }
             }
         }
         if !errors.is_empty() {
             for e in &errors {
                 error!("Pillar render error: {e}");
             }
-            pillar.insert(
-                "_errors".into(),
-                Json::Array(errors.into_iter().map(Json::from).collect()),
+            dict::insert(
+                &mut pillar,
+                Value::from("_errors"),
+                Value::Array(errors.into_iter().map(Value::from).collect()),
             );
         }
         if !self.pillar_override.is_empty() {
@@ -707,9 +694,13 @@ impl<'a> Pillar<'a> {
         }
         let decrypt = self.decrypt_errors(&pillar);
         if !decrypt.is_empty() {
-            let slot = pillar.entry("_errors").or_insert_with(|| Json::Array(Vec::new()));
-            if let Json::Array(a) = slot {
-                a.extend(decrypt.into_iter().map(Json::from));
+            let key = Value::from("_errors");
+            if dict::get(&pillar, &key).is_none() {
+                pillar.push((key.clone(), Value::Array(Vec::new())));
+            }
+            let i = dict::position(&pillar, &key).expect("just added");
+            if let Value::Array(a) = &mut pillar[i].1 {
+                a.extend(decrypt.into_iter().map(Value::from));
             }
         }
         pillar
@@ -717,7 +708,7 @@ impl<'a> Pillar<'a> {
 
     /// `decrypt_pillar`: Brine has no decryption renderer, so each
     /// configured key present in the pillar is an error.
-    fn decrypt_errors(&self, pillar: &Map<String, Json>) -> Vec<String> {
+    fn decrypt_errors(&self, pillar: &Pairs) -> Vec<String> {
         let Some(conf) = self.opts.get("decrypt_pillar").filter(|v| brine_py::truthy(*v)) else {
             return Vec::new();
         };
@@ -737,9 +728,9 @@ impl<'a> Pillar<'a> {
             return vec!["decrypt_pillar config option is malformed".into()];
         }
         let delim = opt_str(&self.opts, "decrypt_pillar_delimiter").unwrap_or(":");
-        let data = Json::Object(pillar.clone());
+        let data = Value::Map(pillar.clone());
         keys.into_iter()
-            .filter(|k| jinja::traverse(&data, k, delim).is_some_and(|v| !v.is_null()))
+            .filter(|k| brine_targeting::traverse(&data, k, delim).is_some_and(|v| !v.is_nil()))
             .map(|k| format!("Failed to decrypt pillar key '{k}': decryption is not supported by Brine"))
             .collect()
     }
@@ -762,7 +753,7 @@ fn envs(roots: &[(String, Vec<PathBuf>)]) -> Vec<String> {
 /// Compile a pillar from the master options `opts` (Salt's
 /// `Pillar(opts, grains, id, saltenv, pillar_override=…, pillarenv=…)
 /// .compile_pillar()`).
-pub fn compile_pillar(opts: &Map<String, Json>, req: &Request) -> Map<String, Json> {
+pub fn compile_pillar(opts: &Map<String, Json>, req: &Request) -> Pairs {
     let mut p = Pillar::new(opts, req);
     p.compile()
 }

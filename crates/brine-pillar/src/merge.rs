@@ -2,8 +2,9 @@
 //! `pillar_override` are combined (`pillar_source_merging_strategy`,
 //! `pillar_merge_lists`).
 
+use brine_proto::Value;
+use brine_py::dict::{self, Index, Pairs};
 use log::warn;
-use serde_json::{Map, Value};
 
 /// The strategies of `dictupdate.merge`. `smart` is resolved by
 /// [`Strategy::resolve`] against the `renderer` option.
@@ -53,26 +54,28 @@ impl Strategy {
 }
 
 /// `merge(a, b, strategy, renderer, merge_lists)` for two maps.
-pub fn merge(
-    a: Map<String, Value>,
-    b: Map<String, Value>,
-    strategy: Strategy,
-    merge_lists: bool,
-) -> Map<String, Value> {
+pub fn merge(a: Pairs, b: Pairs, strategy: Strategy, merge_lists: bool) -> Pairs {
     match strategy {
         Strategy::Recurse => update(a, b, merge_lists),
         Strategy::None => update(a, b, false),
         Strategy::Aggregate | Strategy::Overwrite => {
             let mut out = a;
+            let mut ix = Index::new(&out);
             for (k, v) in b {
-                out.insert(k, v);
+                match ix.find(&out, &k) {
+                    Some(i) => out[i].1 = v,
+                    None => {
+                        ix.add(&k, out.len());
+                        out.push((k, v));
+                    }
+                }
             }
             out
         }
         Strategy::List => {
             let mut b = b;
             a.into_iter()
-                .map(|(k, v)| match b.remove(&k) {
+                .map(|(k, v)| match dict::remove(&mut b, &k) {
                     Some(w) => (k, Value::Array(vec![v, w])),
                     None => (k, v),
                 })
@@ -84,60 +87,50 @@ pub fn merge(
 /// `dictupdate.update(dest, upd, merge_lists)`: nested maps merged, lists
 /// of both sides appended without the second's members already in the
 /// first (Python `==`) when `merge_lists`, everything else replaced. New
-/// keys go last, existing keys keep their place.
-pub fn update(mut dest: Map<String, Value>, upd: Map<String, Value>, merge_lists: bool) -> Map<String, Value> {
+/// keys go last, existing keys keep their place (and their own type:
+/// `{1: a}` updated with `{True: b}` keeps the key `1`, as a dict does).
+pub fn update(mut dest: Pairs, upd: Pairs, merge_lists: bool) -> Pairs {
+    let mut ix = Index::new(&dest);
     for (key, val) in upd {
-        let merged = match (dest.get_mut(&key), val) {
-            (Some(Value::Object(d)), Value::Object(u)) => Value::Object(update(std::mem::take(d), u, merge_lists)),
-            (Some(Value::Array(d)), Value::Array(u)) if merge_lists => {
-                let mut merged = std::mem::take(d);
-                let fresh: Vec<Value> = u.into_iter().filter(|x| !merged.iter().any(|m| py_eq(m, x))).collect();
-                merged.extend(fresh);
-                Value::Array(merged)
+        let Some(i) = ix.find(&dest, &key) else {
+            ix.add(&key, dest.len());
+            dest.push((key, val));
+            continue;
+        };
+        let slot = &mut dest[i].1;
+        *slot = match (std::mem::replace(slot, Value::Nil), val) {
+            (Value::Map(d), Value::Map(u)) => Value::Map(update(d, u, merge_lists)),
+            (Value::Array(mut d), Value::Array(u)) if merge_lists => {
+                let fresh: Vec<Value> = u.into_iter().filter(|x| !d.iter().any(|m| py_eq(m, x))).collect();
+                d.extend(fresh);
+                Value::Array(d)
             }
             (_, val) => val,
         };
-        dest.insert(key, merged);
     }
     dest
 }
 
-/// Python's `==` between two plain values (`1 == 1.0 == True`).
+/// Python's `==` between two values (`1 == 1.0 == True`).
 pub fn py_eq(a: &Value, b: &Value) -> bool {
-    fn num(v: &Value) -> Option<f64> {
-        match v {
-            Value::Bool(b) => Some(f64::from(u8::from(*b))),
-            Value::Number(n) => n.as_f64(),
-            _ => None,
-        }
-    }
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) if !(x.is_f64() || y.is_f64()) => x == y,
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
-        }
-        _ => match (num(a), num(b)) {
-            (Some(x), Some(y)) => x == y,
-            _ => a == b,
-        },
-    }
+    brine_py::eq(a, b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use brine_proto::json::{from_json, to_json};
+    use serde_json::{json, Value as Json};
 
-    fn m(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
+    fn m(v: Json) -> Pairs {
+        match from_json(&v) {
+            Value::Map(m) => m,
             _ => panic!("not a map"),
         }
     }
 
-    fn run(a: Value, b: Value, s: Strategy, lists: bool) -> Value {
-        Value::Object(merge(m(a), m(b), s, lists))
+    fn run(a: Json, b: Json, s: Strategy, lists: bool) -> Json {
+        to_json(&Value::Map(merge(m(a), m(b), s, lists)))
     }
 
     #[test]
@@ -184,6 +177,36 @@ mod tests {
             serde_json::to_string(&out).unwrap(),
             r#"{"b":2,"a":{"y":1,"x":1},"c":1}"#
         );
+    }
+
+    #[test]
+    fn keys_keep_their_type() {
+        let a = vec![(Value::Int(12345), Value::map([("x", Value::Int(1))]))];
+        let b = vec![
+            (Value::Int(12345), Value::map([("y", Value::Int(2))])),
+            (Value::from("12345"), Value::Int(3)),
+            (Value::Bool(true), Value::Int(4)),
+        ];
+        let out = merge(a, b, Strategy::Recurse, false);
+        assert_eq!(
+            out,
+            vec![
+                (
+                    Value::Int(12345),
+                    Value::map([("x", Value::Int(1)), ("y", Value::Int(2))])
+                ),
+                (Value::from("12345"), Value::Int(3)),
+                (Value::Bool(true), Value::Int(4)),
+            ]
+        );
+        // `1` and `True` are one key: the first one's type stays.
+        let out = merge(
+            vec![(Value::Int(1), Value::from("a"))],
+            vec![(Value::Bool(true), Value::from("b"))],
+            Strategy::Overwrite,
+            false,
+        );
+        assert_eq!(out, vec![(Value::Int(1), Value::from("b"))]);
     }
 
     #[test]

@@ -8,8 +8,11 @@
 
 use std::path::Path;
 
+use brine_proto::json::{from_json, to_json};
+use brine_proto::Value;
+use brine_py::dict::Pairs;
 use log::{debug, error, warn};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::jinja::{self, JinjaShared};
 
@@ -81,7 +84,7 @@ fn render_pipe(pipe: &str, opts: &Json) -> Option<Vec<(String, String)>> {
 /// What a renderer hands the next one.
 enum Data {
     Text(String),
-    Value(Json),
+    Value(Value),
 }
 
 /// Render the file `path` (SLS `sls` of `saltenv`; `""` for a top file)
@@ -92,24 +95,24 @@ pub fn compile_template(
     path: &Path,
     saltenv: &str,
     sls: &str,
-    defaults: &Map<String, Json>,
-) -> Result<Json, String> {
+    defaults: &Pairs,
+) -> Result<Value, String> {
     debug!("compile template: {}", path.display());
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
             error!("Template does not exist: {} ({e})", path.display());
-            return Ok(Json::Object(Map::new()));
+            return Ok(Value::Map(Vec::new()));
         }
     };
     if bytes.is_empty() {
         debug!("Template is an empty file: {}", path.display());
-        return Ok(Json::Object(Map::new()));
+        return Ok(Value::Map(Vec::new()));
     }
     let text = String::from_utf8(bytes).map_err(|e| format!("'utf-8' codec can't decode {}: {e}", path.display()))?;
     if text.trim().is_empty() {
         error!("Template is nothing but whitespace: {}", path.display());
-        return Ok(Json::Object(Map::new()));
+        return Ok(Value::Map(Vec::new()));
     }
     let first = text.lines().next().unwrap_or("");
     let default = shared
@@ -123,7 +126,7 @@ pub fn compile_template(
         default.to_string()
     };
     let Some(pipe) = render_pipe(&pipe, &shared.opts) else {
-        return Ok(Json::Object(Map::new()));
+        return Ok(Value::Map(Vec::new()));
     };
     let mut data = Data::Text(text);
     for (name, argline) in pipe {
@@ -134,7 +137,7 @@ pub fn compile_template(
                 }
                 let src = match data {
                     Data::Text(t) => t,
-                    Data::Value(v) => v.as_str().map(String::from).unwrap_or_else(|| v.to_string()),
+                    Data::Value(v) => v.as_str().map(String::from).unwrap_or_else(|| to_json(&v).to_string()),
                 };
                 Data::Text(jinja::render(shared, &src, path, saltenv, sls, defaults)?)
             }
@@ -143,7 +146,7 @@ pub fn compile_template(
             ("gpg", data) => {
                 let has_pgp = match &data {
                     Data::Text(t) => t.contains("-----BEGIN PGP MESSAGE-----"),
-                    Data::Value(v) => v.to_string().contains("-----BEGIN PGP MESSAGE-----"),
+                    Data::Value(v) => to_json(v).to_string().contains("-----BEGIN PGP MESSAGE-----"),
                 };
                 if has_pgp {
                     return Err("the gpg renderer is not supported by Brine: cannot decrypt PGP messages".into());
@@ -157,29 +160,31 @@ pub fn compile_template(
     Ok(match data {
         Data::Value(v) => v,
         // A pipe ending in text (e.g. `#!jinja`): not data.
-        Data::Text(t) => Json::String(t),
+        Data::Text(t) => Value::Str(t),
     })
 }
 
 /// Salt's yaml renderer: falsy documents are `{}`.
-fn render_yaml(text: &str, path: &Path) -> Result<Json, String> {
-    let v = brine_py::parse_yaml(text, path).map_err(|e| e.to_string())?;
+fn render_yaml(text: &str, path: &Path) -> Result<Value, String> {
+    let v = brine_py::parse_yaml_value(text, path).map_err(|e| e.to_string())?;
     Ok(if brine_py::truthy(&v) {
         v
     } else {
-        Json::Object(Map::new())
+        Value::Map(Vec::new())
     })
 }
 
 /// Salt's json renderer: a leading `#!` line dropped, blank is `{}`.
-fn render_json(text: &str) -> Result<Json, String> {
+fn render_json(text: &str) -> Result<Value, String> {
     let body = if text.starts_with("#!") {
         text.split_once('\n').map_or("", |(_, rest)| rest)
     } else {
         text
     };
     if body.trim().is_empty() {
-        return Ok(Json::Object(Map::new()));
+        return Ok(Value::Map(Vec::new()));
     }
-    serde_json::from_str(body).map_err(|e| e.to_string())
+    serde_json::from_str::<Json>(body)
+        .map(|j| from_json(&j))
+        .map_err(|e| e.to_string())
 }

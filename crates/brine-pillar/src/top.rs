@@ -5,11 +5,11 @@ use super::*;
 
 impl<'a> Pillar<'a> {
     /// `get_tops`: each environment's rendered top file, and its includes.
-    fn get_tops(&self) -> (Vec<(String, Vec<Json>)>, Vec<String>) {
-        let mut tops: Vec<(String, Vec<Json>)> = Vec::new();
+    fn get_tops(&self) -> (Vec<(String, Vec<Value>)>, Vec<String>) {
+        let mut tops: Vec<(String, Vec<Value>)> = Vec::new();
         let mut errors = Vec::new();
         let push =
-            |tops: &mut Vec<(String, Vec<Json>)>, env: &str, v: Json| match tops.iter_mut().find(|(e, _)| e == env) {
+            |tops: &mut Vec<(String, Vec<Value>)>, env: &str, v: Value| match tops.iter_mut().find(|(e, _)| e == env) {
                 Some((_, l)) => l.push(v),
                 None => tops.push((env.to_string(), vec![v])),
             };
@@ -41,7 +41,7 @@ impl<'a> Pillar<'a> {
             let Some(path) = self.find_file(env, &rel) else {
                 continue;
             };
-            match render::compile_template(&self.shared, &path, env, "", &Map::new()) {
+            match render::compile_template(&self.shared, &path, env, "", &Vec::new()) {
                 Ok(v) => push(&mut tops, env, v),
                 Err(e) => {
                     errors.push(format!("Rendering Primary Top file failed, render error:\n{e}"));
@@ -55,12 +55,14 @@ impl<'a> Pillar<'a> {
         let mut include: Vec<(String, Vec<String>)> = Vec::new();
         for (env, ctops) in tops.iter_mut() {
             for ctop in ctops.iter_mut() {
-                let Json::Object(m) = ctop else { continue };
-                let Some(inc) = m.shift_remove("include") else { continue };
+                let Value::Map(m) = ctop else { continue };
+                let Some(inc) = dict::remove(m, &Value::from("include")) else {
+                    continue;
+                };
                 let names: Vec<String> = match inc {
-                    Json::Array(a) => a.iter().map(py_text).collect(),
-                    Json::String(s) => s.chars().map(String::from).collect(),
-                    Json::Object(o) => o.keys().cloned().collect(),
+                    Value::Array(a) => a.iter().map(py_text).collect(),
+                    Value::Str(s) => s.chars().map(String::from).collect(),
+                    Value::Map(o) => o.iter().map(|(k, _)| py_text(k)).collect(),
                     _ => Vec::new(),
                 };
                 match include.iter_mut().find(|(e, _)| e == env) {
@@ -76,13 +78,13 @@ impl<'a> Pillar<'a> {
                     continue;
                 }
                 match self.get_state(&sls, &env) {
-                    Some((path, _)) => match render::compile_template(&self.shared, &path, &env, "", &Map::new()) {
+                    Some((path, _)) => match render::compile_template(&self.shared, &path, &env, "", &Vec::new()) {
                         Ok(v) => push(&mut tops, &env, v),
                         Err(e) => errors.push(format!("Rendering Top file {sls} failed, render error:\n{e}")),
                     },
                     None => {
                         error!("Template was specified incorrectly: False");
-                        push(&mut tops, &env, Json::Object(Map::new()));
+                        push(&mut tops, &env, Value::Map(Vec::new()));
                     }
                 }
                 done.push(sls);
@@ -93,22 +95,24 @@ impl<'a> Pillar<'a> {
 
     /// `merge_tops` + `sort_top_targets`; `Err` where Salt's would raise
     /// (a malformed top file).
-    fn merge_tops(&mut self, tops: &[(String, Vec<Json>)]) -> Result<Top, ()> {
+    fn merge_tops(&mut self, tops: &[(String, Vec<Value>)]) -> Result<Top, ()> {
         let mut top: Top = Vec::new();
-        let mut orders: HashMap<(String, String), i64> = HashMap::new();
+        // Each target's `order`, by environment and position in `top`.
+        let mut orders: HashMap<(String, usize), i64> = HashMap::new();
         for (_, ctops) in tops {
             for ctop in ctops {
-                let Json::Object(ctop) = ctop else { return Err(()) };
+                let Value::Map(ctop) = ctop else { return Err(()) };
                 for (saltenv, targets) in ctop {
-                    if saltenv == "include" {
+                    if saltenv.as_str() == Some("include") {
                         continue;
                     }
-                    let Json::Object(targets) = targets else { return Err(()) };
+                    let saltenv = py_text(saltenv);
+                    let Value::Map(targets) = targets else { return Err(()) };
                     for (tgt, comps) in targets {
-                        let comps: Vec<Json> = match comps {
-                            Json::Array(a) => a.clone(),
-                            Json::String(s) => s.chars().map(|c| Json::String(c.to_string())).collect(),
-                            Json::Object(o) => o.keys().map(|k| Json::String(k.clone())).collect(),
+                        let comps: Vec<Value> = match comps {
+                            Value::Array(a) => a.clone(),
+                            Value::Str(s) => s.chars().map(|c| Value::from(c.to_string())).collect(),
+                            Value::Map(o) => o.iter().map(|(k, _)| k.clone()).collect(),
                             _ => return Err(()),
                         };
                         let mut matches = Vec::new();
@@ -117,22 +121,21 @@ impl<'a> Pillar<'a> {
                         let mut ignore_missing = false;
                         for comp in comps {
                             match comp {
-                                Json::Object(d) => {
-                                    if d.contains_key("order") {
-                                        order = order_of(&d["order"]);
+                                Value::Map(d) => {
+                                    if let Some(o) = dict::get_str(&d, "order") {
+                                        order = order_of(o);
                                     }
-                                    if d.get("ignore_missing").is_some_and(brine_py::truthy) {
+                                    if dict::get_str(&d, "ignore_missing").is_some_and(brine_py::truthy) {
                                         ignore_missing = true;
                                     }
-                                    if d.contains_key("match") {
+                                    if dict::get_str(&d, "match").is_some() {
                                         matches.push(TopItem::Dict(d));
                                     }
                                 }
-                                Json::String(s) if !states.contains(&s) => states.push(s),
+                                Value::Str(s) if !states.contains(&s) => states.push(s),
                                 _ => {}
                             }
                         }
-                        orders.insert((saltenv.clone(), tgt.clone()), order);
                         if ignore_missing {
                             self.ignored
                                 .entry(saltenv.clone())
@@ -141,23 +144,36 @@ impl<'a> Pillar<'a> {
                         }
                         let mut items = matches;
                         items.extend(states.into_iter().map(TopItem::Sls));
-                        let env_body = match top.iter_mut().position(|(e, _)| e == saltenv) {
+                        let env_body = match top.iter_mut().position(|(e, _)| *e == saltenv) {
                             Some(i) => &mut top[i].1,
                             None => {
                                 top.push((saltenv.clone(), Vec::new()));
                                 &mut top.last_mut().expect("pushed").1
                             }
                         };
-                        match env_body.iter_mut().find(|(t, _)| t == tgt) {
-                            Some(slot) => slot.1 = items,
-                            None => env_body.push((tgt.clone(), items)),
-                        }
+                        let at = match env_body.iter().position(|(t, _)| dict::same_key(t, tgt)) {
+                            Some(i) => {
+                                env_body[i].1 = items;
+                                i
+                            }
+                            None => {
+                                env_body.push((tgt.clone(), items));
+                                env_body.len() - 1
+                            }
+                        };
+                        orders.insert((saltenv.clone(), at), order);
                     }
                 }
             }
         }
         for (env, body) in top.iter_mut() {
-            body.sort_by_key(|(tgt, _)| orders.get(&(env.clone(), tgt.clone())).copied().unwrap_or(0));
+            let mut keyed: Vec<(i64, (Value, Vec<TopItem>))> = std::mem::take(body)
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (orders.get(&(env.clone(), i)).copied().unwrap_or(0), t))
+                .collect();
+            keyed.sort_by_key(|(o, _)| *o);
+            *body = keyed.into_iter().map(|(_, t)| t).collect();
         }
         Ok(top)
     }
@@ -176,17 +192,17 @@ impl<'a> Pillar<'a> {
 
     /// `confirm_top`: the last `match:` names the matcher (`compound`
     /// when none does).
-    fn confirm_top(&self, tgt: &str, data: &[TopItem]) -> bool {
-        let mut matcher = Json::from("compound");
+    fn confirm_top(&self, tgt: &Value, data: &[TopItem]) -> bool {
+        let mut matcher = Value::from("compound");
         for item in data {
             if let TopItem::Dict(d) = item {
-                if let Some(m) = d.get("match") {
+                if let Some(m) = dict::get_str(d, "match") {
                     matcher = m.clone();
                 }
             }
         }
         let Some(matcher) = matcher.as_str() else {
-            error!("Attempting to match with unknown matcher: {matcher}");
+            error!("Attempting to match with unknown matcher: {}", py_text(&matcher));
             return false;
         };
         let nodegroups = self.opts.get("nodegroups").map(from_json).unwrap_or(Value::Nil);
@@ -195,7 +211,7 @@ impl<'a> Pillar<'a> {
             grains: self.req.grains,
             pillar: &self.match_pillar,
         };
-        minion_matches(&m, &Value::from(tgt), matcher, ":", &nodegroups)
+        minion_matches(&m, tgt, matcher, ":", &nodegroups)
     }
 
     /// `top_matches`: env → SLS names for this minion.

@@ -415,3 +415,41 @@ fn top_file_features_and_include_edges() {
     with_list.retain(|(p, t)| !(p.ends_with("/inc.sls") && t.contains("missing_inc")));
     compare(&Tree::new("", &with_list), &[case("web1", web_grains())]);
 }
+
+#[test]
+fn typed_keys_and_values() {
+    // What YAML makes of keys and values stays Python's: `12345:` is an
+    // integer key (the minion's `pillar.get 12345` finds it only so),
+    // merged with the same key of another file but not with `'12345'`.
+    let files: &[(&str, &str)] = &[
+        (
+            "srv/pillar/top.sls",
+            "base:\n  '*':\n    - ints\n    - more\n  12345:\n    - never\n  'web*':\n    - match: glob\n    - jinja_keys\n    - inc\n",
+        ),
+        (
+            "srv/pillar/ints.sls",
+            "12345:\n  code:\n    - luggage\n'12345': text\ntrue: bool_key\n~: none_key\n1.5: float_key\n0x10: hex_key\n\
+             binary: !!binary aGVsbG8=\ninf: .inf\nbig: 18446744073709551616\nnested:\n  1: one\n  2: {3: three}\n",
+        ),
+        (
+            "srv/pillar/more.sls",
+            "12345:\n  code:\n    - more\n  extra: 1\nnested:\n  1.0: uno\n  '1': str_one\n",
+        ),
+        ("srv/pillar/never.sls", "never: 1\n"),
+        (
+            "srv/pillar/jinja_keys.sls",
+            "{% set d = {1: 'a', 'b': {2: 'c'}} %}\nfrom_yaml_filter: {{ d | yaml }}\nprinted: {{ d }}\n\
+             traversed: {{ {12345: {'a': 1}} | traverse('12345:a') }}\nloaded: {{ ('{7: x}' | load_yaml)[7] }}\n\
+             json_keys: {{ {1: 'x'} | json }}\n",
+        ),
+        ("srv/pillar/inc.sls", "include:\n  - ints:\n      key: under\n"),
+    ];
+    let tree = Tree::new("", files);
+    let cases = [case("web1", web_grains()), case("db1", db_grains())];
+    compare(&tree, &cases);
+    let tree = Tree::new(
+        "pillar_merge_lists: True\npillar_source_merging_strategy: overwrite\n",
+        files,
+    );
+    compare(&tree, &cases);
+}

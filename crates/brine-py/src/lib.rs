@@ -14,6 +14,7 @@
 //!   (`yamlify_arg`, `parse_kwarg`, `parse_input`).
 //! * `salt.utils.stringutils.is_binary`; `str()` of an `OSError`.
 //! * Salt's `clean_key` for PEM public keys.
+//! * Python's `dict` over msgpack map pairs ([`dict`]).
 //! * `salt.utils.dicttrim.trim_dict` and `sys.getsizeof` ([`dicttrim`]).
 //!
 //! POSIX flavour, as CPython 3.11 implements these functions.
@@ -21,6 +22,7 @@
 use std::path::PathBuf;
 
 mod args;
+pub mod dict;
 pub mod dicttrim;
 mod fnmatch;
 mod glob;

@@ -39,7 +39,7 @@ use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::value::to_str;
-use crate::{float_repr, Error};
+use crate::Error;
 
 const T: &str = "tag:yaml.org,2002:";
 
@@ -427,7 +427,7 @@ impl Constructor<'_> {
                 // NaN keys are never equal to one another.
                 Some("nan") => Some(format!("nan{}", seen.len())),
                 Some(s) => Some(format!("f{s}")),
-                None => key_id(&key),
+                None => crate::dict::key_id(&key),
             };
             let Some(id) = id else {
                 return Err(err(
@@ -493,33 +493,6 @@ fn scalar_text(n: &Node) -> Option<String> {
         Kind::Scalar { text, .. } => Some(text.clone()),
         _ => None,
     }
-}
-
-/// What makes two keys the same Python dict key (`hash` + `==`);
-/// `None` for unhashable keys (lists, dicts).
-fn key_id(v: &Msg) -> Option<String> {
-    let float = |f: f64| {
-        if f.fract() == 0.0 && f.abs() < 1e18 {
-            format!("i{}", f as i64)
-        } else {
-            format!("f{}", float_repr(f))
-        }
-    };
-    Some(match v {
-        Msg::Nil => "n".into(),
-        Msg::Str(s) => format!("s{s}"),
-        Msg::Bytes(b) => format!("b{}", hex_text(b)),
-        Msg::Bool(b) => format!("i{}", u8::from(*b)),
-        Msg::Int(i) => format!("i{i}"),
-        Msg::UInt(u) => format!("i{u}"),
-        Msg::F32(f) => float(f64::from(*f)),
-        Msg::F64(f) => float(*f),
-        Msg::Array(_) | Msg::Map(_) | Msg::Ext(..) => return None,
-    })
-}
-
-fn hex_text(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 // ---------------------------------------------------------------- resolver

@@ -1,9 +1,10 @@
 //! Python methods, Salt's and Jinja2's filters, tests and globals for
 //! pillar templates, with Python semantics.
 
+use brine_proto::Value as Msg;
 use minijinja::value::{from_args, Kwargs, Value as Mj, ValueKind};
 use minijinja::{Environment, Error, State};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::*;
 
@@ -176,8 +177,8 @@ fn to_bool(v: &Mj) -> bool {
 }
 
 fn load_yaml_text(s: &str) -> Result<Mj, Error> {
-    brine_py::parse_yaml(s, Path::new("<load_yaml>"))
-        .map(|v| to_mj(&v))
+    brine_py::parse_yaml_value(s, Path::new("<load_yaml>"))
+        .map(|v| from_msg(&v))
         .map_err(|e| err(format!("Encountered error loading yaml: {e}")))
 }
 
@@ -442,10 +443,12 @@ pub(super) fn add_filters(env: &mut Environment) {
     env.add_filter(
         "traverse",
         |v: Mj, key: String, default: Option<Mj>, delimiter: Option<String>| -> Result<Mj, Error> {
-            let data = from_mj(&v)?;
-            Ok(traverse(&data, &key, delimiter.as_deref().unwrap_or(":"))
-                .map(to_mj)
-                .unwrap_or_else(|| default.unwrap_or(Mj::from(()))))
+            let data = to_msg(&v)?;
+            Ok(
+                brine_targeting::traverse(&data, &key, delimiter.as_deref().unwrap_or(":"))
+                    .map(from_msg)
+                    .unwrap_or_else(|| default.unwrap_or(Mj::from(()))),
+            )
         },
     );
     env.add_filter("path_join", |parts: minijinja::value::Rest<String>| {
@@ -594,11 +597,11 @@ pub(super) fn add_filters(env: &mut Environment) {
         env.add_filter(
             name,
             move |d: Mj, keys: String, value: Mj, delimiter: Option<String>| -> Result<Mj, Error> {
-                let mut data = from_mj(&d)?;
-                let value = from_mj(&value)?;
+                let mut data = to_msg(&d)?;
+                let value = to_msg(&value)?;
                 let delim = delimiter.unwrap_or_else(|| ":".into());
                 dict_key_op(name, &mut data, &keys, value, &delim).map_err(err)?;
-                Ok(to_mj(&data))
+                Ok(from_msg(&data))
             },
         );
     }
@@ -606,44 +609,54 @@ pub(super) fn add_filters(env: &mut Environment) {
 
 /// Salt's `set_dict_key_value` family, on a copy (minijinja values are
 /// immutable: the filter's result is what changed).
-fn dict_key_op(op: &str, data: &mut Json, keys: &str, value: Json, delim: &str) -> Result<(), String> {
+fn dict_key_op(op: &str, data: &mut Msg, keys: &str, value: Msg, delim: &str) -> Result<(), String> {
+    use brine_py::dict;
+    /// `d[key]`, set to `init` first unless it already satisfies `keep`.
+    fn slot<'a>(d: &'a mut Msg, key: &str, keep: fn(&Msg) -> bool, init: Msg) -> Result<&'a mut Msg, String> {
+        let Msg::Map(m) = d else {
+            return Err("not a dict".into());
+        };
+        let key = Msg::from(key);
+        let i = match dict::position(m, &key) {
+            Some(i) => {
+                if !keep(&m[i].1) {
+                    m[i].1 = init;
+                }
+                i
+            }
+            None => {
+                m.push((key, init));
+                m.len() - 1
+            }
+        };
+        Ok(&mut m[i].1)
+    }
     let parts: Vec<&str> = keys.split(delim).collect();
     let (last, path) = parts.split_last().ok_or("no key")?;
     let mut ptr = data;
     for p in path {
-        let m = ptr.as_object_mut().ok_or("not a dict")?;
-        if !m.get(*p).is_some_and(Json::is_object) {
-            m.insert((*p).to_string(), Json::Object(Map::new()));
-        }
-        ptr = m.get_mut(*p).ok_or("missing")?;
+        ptr = slot(ptr, p, Msg::is_map, Msg::Map(Vec::new()))?;
     }
-    let m = ptr.as_object_mut().ok_or("not a dict")?;
     match op {
         "set_dict_key_value" => {
-            m.insert((*last).to_string(), value);
+            *slot(ptr, last, |_| false, Msg::Nil)? = value;
         }
         "update_dict_key_value" => {
-            let slot = m.entry((*last).to_string()).or_insert(Json::Null);
-            if slot.is_null() {
-                *slot = Json::Object(Map::new());
-            }
-            let (Json::Object(t), Json::Object(v)) = (slot, value) else {
+            let target = slot(ptr, last, |v| !v.is_nil(), Msg::Map(Vec::new()))?;
+            let (Msg::Map(t), Msg::Map(v)) = (target, value) else {
                 return Err("The last key contains a non-dict, which cannot update.".into());
             };
             for (k, x) in v {
-                t.insert(k, x);
+                dict::insert(t, k, x);
             }
         }
         _ => {
-            let slot = m.entry((*last).to_string()).or_insert(Json::Null);
-            if slot.is_null() {
-                *slot = Json::Array(Vec::new());
-            }
-            let Json::Array(t) = slot else {
+            let target = slot(ptr, last, |v| !v.is_nil(), Msg::Array(Vec::new()))?;
+            let Msg::Array(t) = target else {
                 return Err("The last key contains a non-list, which cannot append.".into());
             };
             match (op, value) {
-                ("extend_dict_key_value", Json::Array(v)) => t.extend(v),
+                ("extend_dict_key_value", Msg::Array(v)) => t.extend(v),
                 ("extend_dict_key_value", _) => return Err("Cannot extend a list with a non-list".into()),
                 (_, v) => t.push(v),
             }

@@ -3,22 +3,25 @@
 
 use std::sync::Arc;
 
+use brine_proto::Value as Msg;
+use brine_py::dict::Pairs;
+use brine_targeting::traverse;
 use minijinja::value::{Kwargs, Object, Value as Mj};
 use minijinja::{Error, ErrorKind, State};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::*;
 
 #[derive(Debug)]
 pub(super) struct FuncData {
     pub(super) opts: Arc<Json>,
-    pub(super) grains: Arc<Json>,
-    pub(super) pillar: Arc<Json>,
-    /// For `match.*`: the minion as the matchers see it.
+    /// The options as `config.get` reads them.
+    pub(super) opts_v: Msg,
+    pub(super) grains: Arc<Msg>,
+    pub(super) pillar: Arc<Msg>,
+    /// For `match.*`: the minion's id.
     pub(super) id: String,
-    pub(super) grains_v: brine_proto::Value,
-    pub(super) pillar_v: brine_proto::Value,
-    pub(super) nodegroups: brine_proto::Value,
+    pub(super) nodegroups: Msg,
 }
 
 /// The `salt` variable: `salt['mod.fun'](…)` and `salt.mod.fun(…)`.
@@ -157,29 +160,6 @@ pub(super) fn bind(name: &str, names: &[&str], args: &[Mj]) -> Result<Vec<Option
     Ok(out)
 }
 
-/// Salt's `traverse_dict_and_list`.
-pub fn traverse<'a>(data: &'a Json, key: &str, delimiter: &str) -> Option<&'a Json> {
-    let mut ptr = data;
-    for each in key.split(delimiter) {
-        ptr = match ptr {
-            Json::Array(items) => {
-                let embedded = items.iter().filter_map(|x| x.as_object()).find_map(|m| m.get(each));
-                match (embedded, each.parse::<i64>()) {
-                    (Some(v), _) => v,
-                    (None, Ok(i)) => {
-                        let idx = if i < 0 { items.len() as i64 + i } else { i };
-                        items.get(usize::try_from(idx).ok()?)?
-                    }
-                    (None, Err(_)) => return None,
-                }
-            }
-            Json::Object(m) => m.get(each)?,
-            _ => return None,
-        };
-    }
-    Some(ptr)
-}
-
 fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
     let text = |v: &Option<Mj>, default: &str| -> String {
         v.as_ref()
@@ -228,11 +208,10 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
             let default = a[1].clone().unwrap_or_else(|| Mj::from(""));
             let delim_idx = names.iter().position(|n| *n == "delimiter");
             let delimiter = delim_idx.map(|i| text(&a[i], ":")).unwrap_or_else(|| ":".into());
-            let sources: Vec<&Json> = match name {
+            let sources: Vec<&Msg> = match name {
                 "grains.get" => vec![&data.grains],
                 "pillar.get" => vec![&data.pillar],
-                "config.option" => vec![&data.opts, &data.grains, &data.pillar],
-                _ => vec![&data.opts, &data.grains, &data.pillar],
+                _ => vec![&data.opts_v, &data.grains, &data.pillar],
             };
             if name == "pillar.get" && a[2].as_ref().is_some_and(|m| m.is_true()) {
                 return pillar_get_merge(&data.pillar, &key, &default, &delimiter, &data.opts);
@@ -244,7 +223,7 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
                     traverse(src, &key, &delimiter)
                 };
                 if let Some(v) = found {
-                    return Ok(to_mj(v));
+                    return Ok(from_msg(v));
                 }
             }
             Ok(default)
@@ -260,21 +239,17 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
                 .as_ref()
                 .and_then(|k| k.get::<Option<String>>("delimiter").ok().flatten())
                 .unwrap_or_else(|| ":".into());
-            let mut out = Map::new();
+            let mut out: Pairs = Vec::new();
             for k in pos {
+                let key = to_msg(&k)?;
                 let k = pyfmt::py_str(&k);
-                let v = traverse(src, &k, &delimiter).cloned();
-                match v {
-                    Some(v) => {
-                        out.insert(k, v);
-                    }
-                    None if name == "grains.item" => {
-                        out.insert(k, Json::String(String::new()));
-                    }
+                match traverse(src, &k, &delimiter) {
+                    Some(v) => brine_py::dict::insert(&mut out, key, v.clone()),
+                    None if name == "grains.item" => brine_py::dict::insert(&mut out, key, Msg::from("")),
                     None => {}
                 }
             }
-            Ok(to_mj(&Json::Object(out)))
+            Ok(from_msg(&Msg::Map(out)))
         }
         "grains.filter_by" | "pillar.filter_by" => {
             let names: &[&str] = if name == "grains.filter_by" {
@@ -283,8 +258,8 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
                 &["lookup_dict", "pillar", "merge", "default", "base"]
             };
             let a = bind(name, names, args)?;
-            let lookup = a[0].as_ref().map(from_mj).transpose()?.unwrap_or(Json::Null);
-            let Json::Object(lookup) = lookup else {
+            let lookup = a[0].as_ref().map(to_msg).transpose()?.unwrap_or(Msg::Nil);
+            let Msg::Map(lookup) = lookup else {
                 return Err(err(format!("{name}: lookup_dict must be a dictionary")));
             };
             let key = text(&a[1], if name == "grains.filter_by" { "os_family" } else { "" });
@@ -293,10 +268,10 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
             } else {
                 &data.pillar
             };
-            let merge = a[2].as_ref().filter(|m| !m.is_none()).map(from_mj).transpose()?;
-            let default = text(&a[3], "default");
-            let base = a[4].as_ref().and_then(|b| b.as_str().map(String::from));
-            filter_by(&lookup, &key, src, merge, &default, base.as_deref()).map(|v| to_mj(&v))
+            let merge = a[2].as_ref().map(to_msg).transpose()?.unwrap_or(Msg::Nil);
+            let default = a[3].as_ref().map(to_msg).transpose()?.unwrap_or(Msg::from("default"));
+            let base = a[4].as_ref().map(to_msg).transpose()?.unwrap_or(Msg::Nil);
+            filter_by(&lookup, &key, src, &merge, &default, &base).map(|v| from_msg(&v))
         }
         m if m.starts_with("match.") => {
             let kind = &m[6..];
@@ -307,7 +282,7 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
             };
             let a = bind(name, names, args)?;
             let tgt = a[0].clone().unwrap_or(Mj::from(""));
-            let tgt = brine_proto::json::from_json(&from_mj(&tgt)?);
+            let tgt = to_msg(&tgt)?;
             let delimiter = if names.contains(&"delimiter") {
                 text(&a[1], ":")
             } else {
@@ -320,8 +295,8 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
             .unwrap_or_else(|| data.id.clone());
             let m = brine_targeting::MinionData {
                 id: &id,
-                grains: &data.grains_v,
-                pillar: &data.pillar_v,
+                grains: &data.grains,
+                pillar: &data.pillar,
             };
             Ok(Mj::from(brine_targeting::minion_matches(
                 &m,
@@ -331,89 +306,85 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
                 &data.nodegroups,
             )))
         }
-        "grains.items" => Ok(to_mj(&data.grains)),
-        "pillar.items" | "pillar.raw" => Ok(to_mj(&data.pillar)),
+        "grains.items" => Ok(from_msg(&data.grains)),
+        "pillar.items" | "pillar.raw" => Ok(from_msg(&data.pillar)),
         other => Err(unavailable(other)),
     }
 }
 
-/// Salt's `salt.utils.data.filter_by`: the entry of `lookup` whose key
-/// matches (exactly or as a glob) the value at `key` in `src` (each member
-/// of a list value in turn), else `lookup[default]`; `base` merged under
-/// it, `merge` over it.
-fn filter_by(
-    lookup: &Map<String, Json>,
-    key: &str,
-    src: &Json,
-    merge: Option<Json>,
-    default: &str,
-    base: Option<&str>,
-) -> Result<Json, Error> {
-    let val = traverse(src, key, ":").cloned().unwrap_or(Json::Array(Vec::new()));
-    let candidates: Vec<Json> = match val {
-        Json::Array(a) => a,
+/// Salt's `salt.utils.data.filter_by`: the first entry of `lookup` whose
+/// key (as text) is the value at `key` in `src`, or matches it as a
+/// case-sensitive glob, for each member of a list value in turn; else
+/// `lookup[default]`. `base`'s entry goes under it, `merge` over it.
+fn filter_by(lookup: &Pairs, key: &str, src: &Msg, merge: &Msg, default: &Msg, base: &Msg) -> Result<Msg, Error> {
+    use brine_py::dict;
+    let val = traverse(src, key, ":").cloned().unwrap_or(Msg::Array(Vec::new()));
+    let candidates: Vec<Msg> = match val {
+        Msg::Array(a) => a,
         other => vec![other],
     };
-    let mut ret: Option<Json> = None;
-    'outer: for each in &candidates {
-        let each = match each {
-            Json::String(s) => s.clone(),
-            other => pyfmt::py_str(&to_mj(other)),
-        };
+    let mut ret: Option<Msg> = None;
+    for each in &candidates {
+        let each = brine_py::to_str(each);
         for (k, v) in lookup {
-            if each == *k || brine_py::fnmatch(&each, k) {
+            let k = brine_py::to_str(k);
+            if each == k || brine_py::fnmatch(&each, &k) {
                 ret = Some(v.clone());
-                break 'outer;
+                break;
             }
         }
+        // A match whose value is None goes on to the next member.
+        if ret.as_ref().is_some_and(|r| !r.is_nil()) {
+            break;
+        }
     }
-    if ret.is_none() {
-        ret = lookup.get(default).cloned();
+    let mut ret = ret
+        .filter(|r| !r.is_nil())
+        .or_else(|| dict::get(lookup, default).cloned());
+    if brine_py::truthy(base) {
+        if let Some(b) = dict::get(lookup, base) {
+            ret = match (ret, b) {
+                (None | Some(Msg::Nil), b) => Some(b.clone()),
+                (Some(Msg::Map(r)), Msg::Map(bm)) => Some(Msg::Map(crate::merge::update(bm.clone(), r, false))),
+                (Some(_), Msg::Map(_)) => {
+                    return Err(err("filter_by default and look-up values must both be dictionaries."))
+                }
+                (r, _) => r,
+            };
+        }
     }
-    if let Some(b) = base.and_then(|b| lookup.get(b)) {
-        ret = match (ret, b) {
-            (None, b) => Some(b.clone()),
-            (Some(Json::Object(r)), Json::Object(bm)) => Some(Json::Object(crate::merge::update(bm.clone(), r, false))),
-            (Some(_), Json::Object(_)) => {
-                return Err(err("filter_by default and look-up values must both be dictionaries."))
-            }
-            (r, _) => r,
-        };
-    }
-    if let Some(m) = merge {
-        let Json::Object(mm) = m else {
+    if brine_py::truthy(merge) {
+        let Msg::Map(mm) = merge else {
             return Err(err("filter_by merge argument must be a dictionary."));
         };
         ret = match ret {
-            None => Some(Json::Object(mm)),
-            Some(Json::Object(r)) => Some(Json::Object(crate::merge::update(r, mm, false))),
+            None | Some(Msg::Nil) => Some(merge.clone()),
+            Some(Msg::Map(r)) => Some(Msg::Map(crate::merge::update(r, mm.clone(), false))),
             Some(_) => return Err(err("filter_by: the looked-up value is not a dictionary to merge into")),
         };
     }
-    Ok(ret.unwrap_or(Json::Null))
+    Ok(ret.unwrap_or(Msg::Nil))
 }
 
 /// `pillar.get(key, default, merge=True)`.
-fn pillar_get_merge(pillar: &Json, key: &str, default: &Mj, delimiter: &str, opts: &Json) -> Result<Mj, Error> {
+fn pillar_get_merge(pillar: &Msg, key: &str, default: &Mj, delimiter: &str, opts: &Json) -> Result<Mj, Error> {
     let merge_lists = opts.get("pillar_merge_lists").is_some_and(brine_py::truthy);
     let found = traverse(pillar, key, delimiter);
-    match (from_mj(default)?, found) {
-        (Json::Object(d), Some(Json::Object(f))) => {
-            Ok(to_mj(&Json::Object(crate::merge::update(d, f.clone(), merge_lists))))
-        }
-        (Json::Object(_), None) | (Json::Array(_), None) => Ok(default.clone()),
-        (Json::Array(mut d), Some(Json::Array(f))) => {
-            let fresh: Vec<Json> = f
+    match (to_msg(default)?, found) {
+        (Msg::Map(d), Some(Msg::Map(f))) => Ok(from_msg(&Msg::Map(crate::merge::update(d, f.clone(), merge_lists)))),
+        (Msg::Map(_), None) | (Msg::Array(_), None) => Ok(default.clone()),
+        (Msg::Array(mut d), Some(Msg::Array(f))) => {
+            let fresh: Vec<Msg> = f
                 .iter()
                 .filter(|x| !d.iter().any(|m| crate::merge::py_eq(m, x)))
                 .cloned()
                 .collect();
             d.extend(fresh);
-            Ok(to_mj(&Json::Array(d)))
+            Ok(from_msg(&Msg::Array(d)))
         }
         (_, found) => {
             log::error!("pillar.get: Default is not a dict or list matching the pillar value; merge skipped");
-            Ok(found.map(to_mj).unwrap_or_else(|| default.clone()))
+            Ok(found.map(from_msg).unwrap_or_else(|| default.clone()))
         }
     }
 }

@@ -44,10 +44,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use brine_proto::Value as Msg;
+use brine_py::dict::Pairs;
+use indexmap::IndexMap;
 use log::debug;
 use minijinja::value::{Value as Mj, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::pyfmt;
 
@@ -55,14 +58,13 @@ mod filters;
 mod funcs;
 
 use filters::{add_filters, add_globals, add_tests, py_methods};
-pub use funcs::traverse;
 use funcs::{split_args, FuncData, SaltFuncs};
 
 /// What every template of one minion's compilation shares.
 pub struct JinjaShared {
     pub opts: Arc<Json>,
-    pub grains: Arc<Json>,
-    pub pillar: Arc<Json>,
+    pub grains: Arc<Msg>,
+    pub pillar: Arc<Msg>,
     /// `pillar_roots` (after `__env__` handling), env → directories.
     pub roots: Arc<Vec<(String, Vec<PathBuf>)>>,
     pub opts_mj: Mj,
@@ -72,19 +74,18 @@ pub struct JinjaShared {
 }
 
 impl JinjaShared {
-    pub fn new(opts: Json, grains: Json, pillar: Json, roots: Vec<(String, Vec<PathBuf>)>) -> JinjaShared {
+    pub fn new(opts: Json, grains: Msg, pillar: Msg, roots: Vec<(String, Vec<PathBuf>)>) -> JinjaShared {
         let opts = Arc::new(opts);
         let grains = Arc::new(grains);
         let pillar = Arc::new(pillar);
         let salt_mj = Mj::from_object(SaltFuncs {
             data: Arc::new(FuncData {
                 id: opts.get("id").and_then(Json::as_str).unwrap_or_default().to_string(),
-                grains_v: brine_proto::json::from_json(&grains),
-                pillar_v: brine_proto::json::from_json(&pillar),
                 nodegroups: opts
                     .get("nodegroups")
                     .map(brine_proto::json::from_json)
-                    .unwrap_or(brine_proto::Value::Nil),
+                    .unwrap_or(Msg::Nil),
+                opts_v: brine_proto::json::from_json(&opts),
                 opts: opts.clone(),
                 grains: grains.clone(),
                 pillar: pillar.clone(),
@@ -92,8 +93,8 @@ impl JinjaShared {
         });
         JinjaShared {
             opts_mj: to_mj(&opts),
-            grains_mj: to_mj(&grains),
-            pillar_mj: to_mj(&pillar),
+            grains_mj: from_msg(&grains),
+            pillar_mj: from_msg(&pillar),
             salt_mj,
             opts,
             grains,
@@ -107,12 +108,75 @@ impl JinjaShared {
     }
 }
 
+/// A JSON value (the master's options) as a template sees it.
 pub fn to_mj(v: &Json) -> Mj {
     Mj::from(minijinja::value::Serde(v))
 }
 
+/// A template's value as JSON, as Python's `json.dumps` writes it (map
+/// keys as text).
 pub fn from_mj(v: &Mj) -> Result<Json, Error> {
     serde_json::to_value(v).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+}
+
+/// A msgpack value (grains, pillar data) as a template sees it: maps keep
+/// the type of their keys (`pillar[12345]`), bytes stay bytes.
+pub fn from_msg(v: &Msg) -> Mj {
+    match v {
+        Msg::Nil | Msg::Ext(..) => Mj::from(()),
+        Msg::Bool(b) => Mj::from(*b),
+        Msg::Int(i) => Mj::from(*i),
+        Msg::UInt(u) => Mj::from(*u),
+        Msg::F32(f) => Mj::from(f64::from(*f)),
+        Msg::F64(f) => Mj::from(*f),
+        Msg::Str(s) => Mj::from(s.as_str()),
+        Msg::Bytes(b) => Mj::from_bytes(b.clone()),
+        Msg::Array(a) => Mj::from(a.iter().map(from_msg).collect::<Vec<Mj>>()),
+        Msg::Map(pairs) => Mj::from_object(
+            pairs
+                .iter()
+                .map(|(k, v)| (from_msg(k), from_msg(v)))
+                .collect::<IndexMap<Mj, Mj>>(),
+        ),
+    }
+}
+
+/// A template's value as msgpack: the Python object Salt would keep
+/// (map keys keep their type; undefined is None).
+pub fn to_msg(v: &Mj) -> Result<Msg, Error> {
+    Ok(match v.kind() {
+        ValueKind::Undefined | ValueKind::None => Msg::Nil,
+        ValueKind::Bool => Msg::Bool(v.is_true()),
+        ValueKind::Number if v.is_integer() => {
+            if let Ok(i) = i64::try_from(v.clone()) {
+                Msg::Int(i)
+            } else if let Ok(u) = u64::try_from(v.clone()) {
+                Msg::UInt(u)
+            } else {
+                Msg::Str(v.to_string())
+            }
+        }
+        ValueKind::Number => Msg::F64(f64::try_from(v.clone())?),
+        ValueKind::String => Msg::Str(v.as_str().unwrap_or_default().to_string()),
+        ValueKind::Bytes => Msg::Bytes(v.as_bytes().unwrap_or_default().to_vec()),
+        ValueKind::Map => {
+            let mut out = Vec::new();
+            for k in v.try_iter()? {
+                let item = v.get_item(&k)?;
+                out.push((to_msg(&k)?, to_msg(&item)?));
+            }
+            Msg::Map(out)
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            Msg::Array(v.try_iter()?.map(|x| to_msg(&x)).collect::<Result<_, _>>()?)
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::BadSerialization,
+                format!("cannot keep a {} as data", v.kind()),
+            ))
+        }
+    })
 }
 
 fn err(msg: impl Into<String>) -> Error {
@@ -211,7 +275,7 @@ pub fn render(
     tmplpath: &Path,
     saltenv: &str,
     sls: &str,
-    extra: &Map<String, Json>,
+    extra: &Pairs,
 ) -> Result<String, String> {
     let mut env = Environment::new();
     env.set_syntax(syntax(shared, !sls.is_empty()));
@@ -314,7 +378,7 @@ pub fn render(
         ("_pillar_rend".into(), Mj::from(true)),
     ];
     for (k, v) in extra {
-        set(&mut ctx, k, to_mj(v));
+        set(&mut ctx, &brine_py::to_str(k), from_msg(v));
     }
     for (k, v) in sls_context(tmplpath, sls) {
         if !ctx.iter().any(|(n, _)| n == k) {

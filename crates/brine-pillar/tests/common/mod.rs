@@ -1,9 +1,10 @@
 //! The oracle for pillar compilation: the same `pillar_roots` trees, config
 //! and minions compiled by Brine's `pillar::compile` and by Python Salt's own
 //! `salt.pillar.Pillar(...).compile_pillar()` (run by the venv's python on
-//! the same master config), compared as JSON, key order and `_errors`
-//! included. `PILLAR_LOG` shows both sides' logs, `PILLAR_DUMP` Salt's
-//! answers.
+//! the same master config), compared as the msgpack Salt's master sends
+//! (`salt.payload.dumps`: map keys keep their types, bytes are bytes), key
+//! order and `_errors` included. `PILLAR_LOG` shows both sides' logs,
+//! `PILLAR_DUMP` Salt's answers.
 
 #![allow(dead_code)]
 
@@ -18,7 +19,7 @@ use serde_json::{json, Value as Json};
 const ORACLE: &str = r#"
 import json, sys, logging
 if "PILLAR_LOG" not in __import__("os").environ: logging.disable(logging.CRITICAL)
-import salt.config, salt.pillar
+import salt.config, salt.pillar, salt.payload
 args = json.load(open(sys.argv[1]))
 opts = salt.config.master_config(args["conf"])
 out = []
@@ -27,12 +28,13 @@ for c in args["cases"]:
     grains["id"] = c["id"]
     p = salt.pillar.Pillar(dict(opts), grains, c["id"], c.get("saltenv"),
                            pillar_override=c.get("pillar_override"),
-                           pillarenv=c.get("pillarenv"))
+                           pillarenv=c.get("pillarenv"),
+                           extra_minion_data=c.get("extra_minion_data"))
     try:
         out.append(p.compile_pillar())
     except Exception as exc:
         out.append({"__exception__": type(exc).__name__})
-print(json.dumps(out))
+sys.stdout.buffer.write(salt.payload.dumps(out, use_bin_type=True))
 "#;
 
 pub struct Tree {
@@ -79,6 +81,7 @@ pub struct Case {
     pub saltenv: Option<&'static str>,
     pub pillarenv: Option<&'static str>,
     pub pillar_override: Option<Json>,
+    pub extra_minion_data: Option<Json>,
 }
 
 pub fn case(id: &'static str, grains: Json) -> Case {
@@ -88,16 +91,17 @@ pub fn case(id: &'static str, grains: Json) -> Case {
         saltenv: None,
         pillarenv: None,
         pillar_override: None,
+        extra_minion_data: None,
     }
 }
 
-pub fn python(version: &str, tree: &Tree, cases: &[Case]) -> Vec<Json> {
+pub fn python(version: &str, tree: &Tree, cases: &[Case]) -> Vec<Value> {
     let venv = brine_testutil::salt_venv(version);
     let args = json!({
         "conf": tree.conf_dir().join("master"),
         "cases": cases.iter().map(|c| json!({
             "id": c.id, "grains": c.grains, "saltenv": c.saltenv, "pillarenv": c.pillarenv,
-            "pillar_override": c.pillar_override,
+            "pillar_override": c.pillar_override, "extra_minion_data": c.extra_minion_data,
         })).collect::<Vec<_>>(),
     });
     let argf = tree.dir.path().join("oracle.json");
@@ -118,8 +122,10 @@ pub fn python(version: &str, tree: &Tree, cases: &[Case]) -> Vec<Json> {
         "oracle failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("oracle output: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+    match Value::decode(&out.stdout) {
+        Ok(Value::Array(a)) => a,
+        other => panic!("oracle output: {other:?}"),
+    }
 }
 
 struct StderrLog;
@@ -136,7 +142,7 @@ impl log::Log for StderrLog {
     fn flush(&self) {}
 }
 
-pub fn brine(tree: &Tree, c: &Case) -> Json {
+pub fn brine(tree: &Tree, c: &Case) -> Value {
     if std::env::var_os("PILLAR_LOG").is_some() {
         let _ = log::set_logger(&StderrLog);
         log::set_max_level(log::LevelFilter::Error);
@@ -154,7 +160,33 @@ pub fn brine(tree: &Tree, c: &Case) -> Json {
     if let Some(o) = &c.pillar_override {
         load.set("pillar_override", from_json(o));
     }
-    to_json(&brine_pillar::compile(&cfg, c.id, &grains, &load))
+    if let Some(o) = &c.extra_minion_data {
+        load.set("extra_minion_data", from_json(o));
+    }
+    brine_pillar::compile(&cfg, c.id, &grains, &load)
+}
+
+/// A msgpack value as JSON for comparing and showing: a map key that is
+/// not text is written `<type> repr` (`<int> 12345`), bytes `<bytes> repr`.
+pub fn typed(v: &Value) -> Json {
+    match v {
+        Value::Bytes(_) => Json::from(format!("<bytes> {}", brine_py::repr(v))),
+        Value::F64(f) if !f.is_finite() => Json::from(format!("<float> {}", brine_py::repr(v))),
+        Value::Array(a) => Json::Array(a.iter().map(typed).collect()),
+        Value::Map(pairs) => Json::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Value::Str(s) => s.clone(),
+                        other => format!("<{}> {}", brine_py::type_name(other), brine_py::repr(other)),
+                    };
+                    (key, typed(v))
+                })
+                .collect(),
+        ),
+        other => to_json(other),
+    }
 }
 
 /// `_errors` entries are compared whole, except render errors that carry
@@ -181,7 +213,8 @@ pub fn compare_with(tree: &Tree, cases: &[Case], versions: &[&str]) {
     for &version in versions {
         let want = python(version, tree, cases);
         for (c, want) in cases.iter().zip(want) {
-            let got = normalize(brine(tree, c));
+            let got = normalize(typed(&brine(tree, c)));
+            let want = typed(&want);
             if std::env::var_os("PILLAR_DUMP").is_some() {
                 eprintln!("{} {version}: {}", c.id, serde_json::to_string_pretty(&want).unwrap());
             }
