@@ -10,10 +10,13 @@
 //!   respawns them with the same title and backs off crash loops.
 //! * [`pidfile`] holds an exclusive lock on the pidfile while the master runs.
 //! * [`notify`] speaks systemd's `sd_notify` datagram protocol.
+//! * [`command`] runs an external command within a deadline and an output
+//!   bound, killing its process group when one is passed.
 //!
 //! Everything here is written for a single-threaded process that forks
 //! before any thread or ZeroMQ context exists.
 
+pub mod command;
 pub mod notify;
 pub mod pidfile;
 pub mod shm;

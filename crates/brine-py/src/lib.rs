@@ -7,6 +7,7 @@
 //!   `str()`, `repr()`, `type(v).__name__`, `int()`; `repr` of floats,
 //!   strings and bytes.
 //! * `fnmatch.fnmatch` ([`fnmatch`], [`Glob`]) and `glob.glob` ([`glob`]).
+//! * `shlex.split` ([`shlex_split`]).
 //! * `posixpath` (`normpath`, `join`, `split`, `dirname`, `abspath`,
 //!   `expanduser`), `urlparse(...).scheme`, `salt.utils.path.join`.
 //! * Salt's YAML loader (`salt.utils.yaml.safe_load`, YAML 1.1 scalars)
@@ -29,6 +30,7 @@ mod glob;
 mod keys;
 mod path;
 mod repr;
+mod shlex;
 mod stringutils;
 mod value;
 mod yaml;
@@ -40,6 +42,7 @@ pub use glob::{glob, has_magic};
 pub use keys::clean_key;
 pub use path::{abspath, dirname, expanduser, join, normpath, salt_join, split, url_scheme};
 pub use repr::{bytes_repr, float_repr, os_error, str_repr};
+pub use shlex::shlex_split;
 pub use stringutils::is_binary;
 pub use value::{eq, int, int_str, repr, text, to_str, truthy, type_name, Key, PyValue, View};
 pub use yaml::{parse_yaml, parse_yaml_value};
@@ -59,4 +62,7 @@ pub enum Error {
     /// What PyYAML's representer refuses (`str()` of its RepresenterError).
     #[error("{0}")]
     Represent(String),
+    /// `shlex.split`'s `ValueError`.
+    #[error("{0}")]
+    Shlex(&'static str),
 }
