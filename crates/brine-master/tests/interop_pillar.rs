@@ -53,12 +53,20 @@ fn minions_get_their_pillar() {
         "show_pillar:\n  test.succeed_without_changes:\n    - name: {{ pillar['who'] }}-{{ salt['pillar.get']('nested:a') }}-{{ pillar.get('app', 'none') }}\n",
     )
     .unwrap();
+    // An external pillar as Salt's test master has it (cmd_yaml), with a
+    // per-minion file through `%s`.
+    let ext = env.root().join("ext");
+    std::fs::create_dir_all(&ext).unwrap();
+    std::fs::write(ext.join("ext.yaml"), "ext_spam: eggs\n").unwrap();
+    std::fs::write(ext.join("p3007.yaml"), "only_3007: 1\n").unwrap();
     let conf = env.conf_dir.join("master");
     let mut text = std::fs::read_to_string(&conf).unwrap();
     text.push_str(&format!(
-        "pillar_roots:\n  base:\n    - {}\nfile_roots:\n  base:\n    - {}\n",
+        "pillar_roots:\n  base:\n    - {}\nfile_roots:\n  base:\n    - {}\n\
+         ext_pillar:\n  - cmd_yaml: cat {ext}/ext.yaml\n  - cmd_yaml: cat {ext}/%s.yaml 2>/dev/null\n",
         pillar.display(),
-        states.display()
+        states.display(),
+        ext = ext.display(),
     ));
     std::fs::write(&conf, text).unwrap();
 
@@ -80,6 +88,10 @@ fn minions_get_their_pillar() {
         assert!(p.get("_errors").is_none(), "{items}");
     }
     assert_eq!(items["p3007"]["app"], "app");
+    assert_eq!(items["p3006"]["ext_spam"], "eggs", "{items}");
+    assert_eq!(items["p3007"]["ext_spam"], "eggs", "{items}");
+    assert_eq!(items["p3007"]["only_3007"], 1, "{items}");
+    assert!(items["p3006"].get("only_3007").is_none(), "{items}");
     assert_eq!(items["p3007"]["db"], "app");
     assert_eq!(items["p3007"]["nested"]["b"], 2);
     assert!(items["p3006"].get("app").is_none(), "{items}");

@@ -18,10 +18,16 @@
 //! * `pillar_override` merged last, `pillar_opts`, `decrypt_pillar`
 //!   (reported as an error: Brine decrypts nothing).
 //!
+//! * `ext_pillar` with the modules that need no Python (`cmd_yaml`,
+//!   `cmd_json`, `file_tree`, `extra_minion_data_in_pillar`, see [`ext`]),
+//!   `ext_pillar_first`, `exclude_ext_pillar`, the request's
+//!   `extra_minion_data`.
+//!
 //! Differences, on purpose or by necessity:
-//! * `ext_pillar`: no external pillar module exists in Brine; each
-//!   configured one is logged as unavailable (as Salt logs a missing
-//!   module) and contributes nothing. `on_demand_ext_pillar` likewise.
+//! * Other `ext_pillar` modules are logged as unavailable (as Salt logs a
+//!   missing module) and contribute nothing; `on_demand_ext_pillar`
+//!   (`pillar.ext`) is not run. Commands have a deadline and an output
+//!   bound (see [`ext`]).
 //! * Environments are processed in `_get_envs` order (base, then
 //!   `pillar_roots` order) as 3006.30 does; 3007.17 iterates a Python set
 //!   (order depends on the hash seed).
@@ -39,6 +45,7 @@
 //!   PGP blocks (see [`render`]).
 //! * `pillar_cache` is not implemented (every request compiles).
 
+mod ext;
 pub mod jinja;
 pub mod merge;
 pub mod mutable;
@@ -63,8 +70,16 @@ use jinja::JinjaShared;
 use merge::Strategy;
 
 /// The pillar of minion `id` with `grains`, for the `_pillar` request
-/// `load` (saltenv, pillarenv, pillar_override).
-pub fn compile(cfg: &MasterConfig, id: &str, grains: &Value, load: &Value) -> Value {
+/// `load` (saltenv, pillarenv, pillar_override, extra_minion_data).
+/// `accepted` lists the accepted minions, for the node groups of
+/// `file_tree` (called only then).
+pub fn compile(
+    cfg: &MasterConfig,
+    id: &str,
+    grains: &Value,
+    load: &Value,
+    accepted: &dyn Fn() -> Vec<String>,
+) -> Value {
     let text = |k: &str| load.get(k).and_then(Value::as_str).map(String::from);
     let saltenv = text("saltenv").or_else(|| {
         if load.get("saltenv").is_none() {
@@ -89,6 +104,8 @@ pub fn compile(cfg: &MasterConfig, id: &str, grains: &Value, load: &Value) -> Va
         saltenv: saltenv.as_deref(),
         pillarenv: pillarenv.as_deref(),
         pillar_override: over,
+        extra_minion_data: load.get("extra_minion_data"),
+        accepted: Some(accepted),
     };
     // A bug must not take the MWorker down with it.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_pillar(&cfg.raw, &req))) {
@@ -110,6 +127,10 @@ pub struct Request<'a> {
     pub saltenv: Option<&'a str>,
     pub pillarenv: Option<&'a str>,
     pub pillar_override: Option<&'a Value>,
+    /// What the minion sent for the ext_pillar modules that take it.
+    pub extra_minion_data: Option<&'a Value>,
+    /// The accepted minions (file_tree's node groups); none when `None`.
+    pub accepted: Option<&'a dyn Fn() -> Vec<String>>,
 }
 
 /// A top file's entry for one target: `match`/`order` dicts and SLS names.
@@ -140,6 +161,8 @@ struct Pillar<'a> {
     /// What the master's matchers see as the minion's pillar.
     match_pillar: Value,
     pillar_override: Pairs,
+    /// The master's own `id` (what ext_pillar modules see as `id`).
+    master_id: Option<String>,
 }
 
 fn opt_str<'o>(opts: &'o Map<String, Json>, key: &str) -> Option<&'o str> {
@@ -279,6 +302,7 @@ impl<'a> Pillar<'a> {
                 pillarenv = opt_str(&opts, "pillarenv").map(String::from);
             }
         }
+        let master_id = opt_str(&opts, "id").map(String::from);
         opts.insert("id".into(), Json::from(req.id));
         let top = opt_str(&opts, "state_top").unwrap_or("top.sls").to_string();
         let top = if top.starts_with("salt://") {
@@ -324,6 +348,12 @@ impl<'a> Pillar<'a> {
             None => Strategy::resolve("smart", &renderer),
         };
         let merge_lists = opt_true(&opts, "pillar_merge_lists");
+        if req
+            .extra_minion_data
+            .is_some_and(|e| !e.is_map() && brine_py::truthy(e))
+        {
+            error!("Extra minion data must be a dictionary");
+        }
         let pillar_override = match req.pillar_override {
             None | Some(Value::Nil) => Vec::new(),
             Some(Value::Map(m)) => m.clone(),
@@ -333,13 +363,26 @@ impl<'a> Pillar<'a> {
                 Vec::new()
             }
         };
-        // The renderers' and matchers' `__pillar__`: the options' `pillar`
-        // (absent on a master, so `{}`).
+        // The renderers' `__pillar__`: the options' `pillar` (absent on a
+        // master, so `{}`).
         let pillar = opts
             .get("pillar")
             .map(from_json)
             .unwrap_or_else(|| Value::Map(Vec::new()));
-        let shared = JinjaShared::new(Json::Object(opts.clone()), grains, pillar.clone(), roots.clone());
+        // Salt's pillar matcher reads `opts["pillar"]`, else (logged) the
+        // `ext_pillar` option itself; with neither it raises: no match.
+        let match_pillar = opts
+            .get("pillar")
+            .or_else(|| opts.get("ext_pillar"))
+            .map(from_json)
+            .unwrap_or(Value::Nil);
+        let shared = JinjaShared::new(
+            Json::Object(opts.clone()),
+            grains,
+            pillar,
+            match_pillar.clone(),
+            roots.clone(),
+        );
         Pillar {
             opts,
             req,
@@ -349,8 +392,9 @@ impl<'a> Pillar<'a> {
             merge_lists,
             ignored: HashMap::new(),
             shared,
-            match_pillar: pillar,
+            match_pillar,
             pillar_override,
+            master_id,
         }
     }
 
@@ -611,36 +655,6 @@ impl<'a> Pillar<'a> {
         pillar
     }
 
-    /// `ext_pillar`: the option checked; no module exists in Brine.
-    fn ext_pillar(&self, mut pillar: Pairs, errors: &mut Vec<String>) -> Pairs {
-        let Some(ext) = self.opts.get("ext_pillar") else {
-            return pillar;
-        };
-        let Json::Array(runs) = ext else {
-            let msg = "The \"ext_pillar\" option is malformed".to_string();
-            error!("{msg}");
-            errors.push(msg);
-            return pillar;
-        };
-        if !self.pillar_override.is_empty() {
-            pillar = self.merge(pillar, self.pillar_override.clone());
-        }
-        for run in runs {
-            let Json::Object(run) = run else {
-                let msg = "The \"ext_pillar\" option is malformed".to_string();
-                error!("{msg}");
-                errors.push(msg);
-                return Vec::new();
-            };
-            for key in run.keys() {
-                static ONCE: Once = Once::new();
-                ONCE.call_once(|| warn!("ext_pillar is not implemented by Brine: external pillars contribute nothing"));
-                error!("Specified ext_pillar interface {key} is unavailable");
-            }
-        }
-        pillar
-    }
-
     /// `compile_pillar(ext=True)`.
     fn compile(&mut self) -> Pairs {
         let (top, top_errors) = self.get_top();
@@ -650,10 +664,13 @@ impl<'a> Pillar<'a> {
             // The renderers and matchers now see this as the pillar.
             let first_v = Value::Map(first.clone());
             self.opts.insert("pillar".into(), to_json(&first_v));
+            // The execution modules keep the options they were loaded with;
+            // the top file's matchers are loaded again.
             self.shared = JinjaShared::new(
                 Json::Object(self.opts.clone()),
                 self.shared.grains.as_ref().clone(),
                 first_v.clone(),
+                self.shared.match_pillar().clone(),
                 self.roots.clone(),
             );
             self.match_pillar = first_v;
@@ -673,8 +690,8 @@ impl<'a> Pillar<'a> {
             dict::insert(&mut pillar, Value::from("master"), from_json(&Json::Object(mopts)));
         }
         if opt_true(&self.opts, "ssh_merge_pillar") {
-            if let Value::Map(first) = self.match_pillar.clone() {
-                if self.opts.get("pillar").is_some_and(Json::is_object) {
+            if let Some(Json::Object(first)) = self.opts.get("pillar") {
+                if let Value::Map(first) = from_json(&Json::Object(first.clone())) {
                     pillar = self.merge(first, pillar);
                 }
             }

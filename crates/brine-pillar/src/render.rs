@@ -54,31 +54,57 @@ fn old_style(pipe: &str) -> Option<&'static str> {
     })
 }
 
-/// `check_render_pipe_str`: the renderers of a pipe, `None` when one is
-/// unknown (Salt renders nothing then).
-fn render_pipe(pipe: &str, opts: &Json) -> Option<Vec<(String, String)>> {
-    let list = |k: &str| -> Vec<String> {
-        match opts.get(k) {
-            Some(Json::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
-            _ => Vec::new(),
+/// Which renderers run a template: the pipe used without a `#!` line, and
+/// `renderer_whitelist` / `renderer_blacklist`.
+pub struct Renderers {
+    /// `None`: no renderer (Salt's `check_render_pipe_str(None)`).
+    pub default: Option<String>,
+    pub whitelist: Vec<String>,
+    pub blacklist: Vec<String>,
+}
+
+impl Renderers {
+    /// The master's `renderer` (default `jinja|yaml`) and lists.
+    pub fn from_opts(opts: &Json) -> Renderers {
+        let list = |k: &str| -> Vec<String> {
+            match opts.get(k) {
+                Some(Json::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                _ => Vec::new(),
+            }
+        };
+        Renderers {
+            default: Some(
+                opts.get("renderer")
+                    .and_then(Json::as_str)
+                    .unwrap_or("jinja|yaml")
+                    .to_string(),
+            ),
+            whitelist: list("renderer_whitelist"),
+            blacklist: list("renderer_blacklist"),
         }
-    };
-    let (white, black) = (list("renderer_whitelist"), list("renderer_blacklist"));
-    let pipe = old_style(pipe).unwrap_or(pipe);
-    let mut out = Vec::new();
-    for part in pipe.split('|').map(str::trim) {
-        let (name, argline) = part.split_once(' ').unwrap_or((part, ""));
-        if (!white.is_empty() && !white.iter().any(|w| w == name)) || black.iter().any(|b| b == name) {
-            warn!("The renderer \"{name}\" is disallowed by configuration and will be skipped.");
-            continue;
-        }
-        if !SUPPORTED.contains(&name) && !UNSUPPORTED.contains(&name) {
-            error!("The renderer \"{pipe}\" is not available");
-            return None;
-        }
-        out.push((name.to_string(), argline.trim().to_string()));
     }
-    Some(out)
+
+    /// `check_render_pipe_str`: the renderers of a pipe, `None` when one
+    /// is unknown (Salt renders nothing then).
+    fn pipe(&self, pipe: &str) -> Option<Vec<(String, String)>> {
+        let pipe = old_style(pipe).unwrap_or(pipe);
+        let mut out = Vec::new();
+        for part in pipe.split('|').map(str::trim) {
+            let (name, argline) = part.split_once(' ').unwrap_or((part, ""));
+            if (!self.whitelist.is_empty() && !self.whitelist.iter().any(|w| w == name))
+                || self.blacklist.iter().any(|b| b == name)
+            {
+                warn!("The renderer \"{name}\" is disallowed by configuration and will be skipped.");
+                continue;
+            }
+            if !SUPPORTED.contains(&name) && !UNSUPPORTED.contains(&name) {
+                error!("The renderer \"{pipe}\" is not available");
+                return None;
+            }
+            out.push((name.to_string(), argline.trim().to_string()));
+        }
+        Some(out)
+    }
 }
 
 /// What a renderer hands the next one.
@@ -88,8 +114,8 @@ enum Data {
 }
 
 /// Render the file `path` (SLS `sls` of `saltenv`; `""` for a top file)
-/// to data: `{}` for an empty or blank file or an unknown renderer, as
-/// Salt. `Err` is the render error text.
+/// to data with the master's renderers: `{}` for an empty or blank file
+/// or an unknown renderer, as Salt. `Err` is the render error text.
 pub fn compile_template(
     shared: &JinjaShared,
     path: &Path,
@@ -105,29 +131,46 @@ pub fn compile_template(
             return Ok(Value::Map(Vec::new()));
         }
     };
+    let renderers = Renderers::from_opts(&shared.opts);
+    compile_bytes(shared, &bytes, path, saltenv, sls, defaults, &renderers)
+}
+
+/// Salt's `compile_template` of the contents `bytes` of `path` with
+/// `renderers`: a text when the pipe ends in one (`#!jinja`), data
+/// otherwise; `{}` for nothing to render.
+pub fn compile_bytes(
+    shared: &JinjaShared,
+    bytes: &[u8],
+    path: &Path,
+    saltenv: &str,
+    sls: &str,
+    defaults: &Pairs,
+    renderers: &Renderers,
+) -> Result<Value, String> {
     if bytes.is_empty() {
         debug!("Template is an empty file: {}", path.display());
         return Ok(Value::Map(Vec::new()));
     }
-    let text = String::from_utf8(bytes).map_err(|e| format!("'utf-8' codec can't decode {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|e| utf8_error(bytes, e.utf8_error()))?;
     if text.trim().is_empty() {
         error!("Template is nothing but whitespace: {}", path.display());
         return Ok(Value::Map(Vec::new()));
     }
     let first = text.lines().next().unwrap_or("");
-    let default = shared
-        .opts
-        .get("renderer")
-        .and_then(Json::as_str)
-        .unwrap_or("jinja|yaml");
     let pipe = if first.starts_with("#!") && !first.starts_with("#!/") {
-        first.trim()[2..].to_string()
+        renderers.pipe(&first.trim()[2..])
     } else {
-        default.to_string()
+        match &renderers.default {
+            Some(d) => renderers.pipe(d),
+            None => Some(Vec::new()),
+        }
     };
-    let Some(pipe) = render_pipe(&pipe, &shared.opts) else {
-        return Ok(Value::Map(Vec::new()));
+    let pipe = match pipe {
+        Some(p) if !p.is_empty() => p,
+        // No renderer to run: Salt's `compile_template` returns its `{}`.
+        _ => return Ok(Value::Map(Vec::new())),
     };
+    let windows_newline = text.contains("\r\n");
     let mut data = Data::Text(text);
     for (name, argline) in pipe {
         data = match (name.as_str(), data) {
@@ -159,9 +202,25 @@ pub fn compile_template(
     }
     Ok(match data {
         Data::Value(v) => v,
-        // A pipe ending in text (e.g. `#!jinja`): not data.
+        // A pipe ending in text (e.g. `#!jinja`): not data; Salt puts back
+        // Windows line ends the renderers dropped.
+        Data::Text(t) if windows_newline && !t.contains("\r\n") => Value::Str(t.replace('\n', "\r\n")),
         Data::Text(t) => Value::Str(t),
     })
+}
+
+/// Python's `UnicodeDecodeError` text for `bytes.decode()`.
+fn utf8_error(bytes: &[u8], e: std::str::Utf8Error) -> String {
+    let at = e.valid_up_to();
+    let why = match (e.error_len(), bytes[at]) {
+        (None, _) => "unexpected end of data",
+        (Some(_), 0xc2..=0xf4) => "invalid continuation byte",
+        _ => "invalid start byte",
+    };
+    format!(
+        "'utf-8' codec can't decode byte 0x{:02x} in position {at}: {why}",
+        bytes[at]
+    )
 }
 
 /// Salt's yaml renderer: falsy documents are `{}`.

@@ -46,6 +46,8 @@ impl Fixture {
             saltenv: None,
             pillarenv: None,
             pillar_override: None,
+            extra_minion_data: None,
+            accepted: None,
         };
         to_json(&Value::Map(compile_pillar(&self.opts(extra), &req)))
     }
@@ -177,7 +179,7 @@ fn top_file_order_and_ignore_missing() {
 }
 
 #[test]
-fn ext_pillar_contributes_nothing_and_checks_the_option() {
+fn unavailable_ext_pillar_modules_contribute_nothing() {
     let f = one("a: 1\n");
     assert_eq!(f.compile(json!({"ext_pillar": [{"git": "x"}]})), json!({"a": 1}));
     let p = f.compile(json!({"ext_pillar": "cmd_yaml"}));
@@ -220,6 +222,8 @@ fn env_placeholder_roots() {
         saltenv: None,
         pillarenv: Some("dev"),
         pillar_override: None,
+        extra_minion_data: None,
+        accepted: None,
     };
     let p = compile_pillar(&f.opts(roots), &req);
     assert_eq!(to_json(&Value::Map(p)), json!({"env": "dev"}));
@@ -280,6 +284,94 @@ fn compile_reads_the_request() {
         ("saltenv", Value::Nil),
         ("pillar_override", Value::map([("extra", Value::Int(1))])),
     ]);
-    let p = compile(&cfg, "m9", &grains, &load);
+    let p = compile(&cfg, "m9", &grains, &load, &Vec::new);
     assert_eq!(to_json(&p), json!({"extra": 1, "env": "base", "id": "m9"}));
+}
+
+/// An `ext_pillar` list for `Fixture::compile` options.
+fn ext(entries: Json) -> Json {
+    json!({ "ext_pillar": entries })
+}
+
+#[test]
+fn ext_pillar_commands_are_bounded() {
+    let f = one("a: 1\n");
+    // A command past its deadline is killed, with what it started.
+    let marker = f.dir.path().join("late");
+    let cmd = format!("sleep 1 && touch {} & sleep 30", marker.display());
+    let mut opts = ext(json!([{"cmd_yaml": cmd}]));
+    opts["ext_pillar_cmd_timeout"] = json!(0.3);
+    let t = std::time::Instant::now();
+    let p = f.compile(opts);
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+    let e = errors(&p);
+    assert_eq!(e.len(), 1, "{p}");
+    assert!(
+        e[0].starts_with("Failed to load ext_pillar cmd_yaml: ") && e[0].contains("did not finish within"),
+        "{e:?}"
+    );
+    assert_eq!(p["a"], 1, "the rest of the pillar is there: {p}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!marker.exists(), "the background job was killed too");
+    // Output past 16 MiB.
+    let p = f.compile(ext(json!([{"cmd_json": "yes"}])));
+    let e = errors(&p);
+    assert!(e.len() == 1 && e[0].contains("wrote more than 16777216 bytes"), "{e:?}");
+}
+
+#[test]
+fn ext_pillar_commands_never_take_a_hostile_id() {
+    let f = Fixture::new(&[
+        ("pillar/top.sls", TOP),
+        ("pillar/s.sls", "a: 1\n"),
+        ("ext_web-1.example.com.yaml", "mine: yes\n"),
+    ]);
+    let cmd = format!("cat {}/ext_%s.yaml", f.dir.path().display());
+    let p = f.compile_for("web-1.example.com", ext(json!([{"cmd_yaml": cmd}])));
+    assert_eq!(p["mine"], true, "{p}");
+    let marker = f.dir.path().join("pwned");
+    let hostile = format!("x;touch {}", marker.display());
+    let p = f.compile_for(&hostile, ext(json!([{"cmd_yaml": cmd}, {"cmd_json": cmd}])));
+    assert!(!marker.exists());
+    let e = errors(&p);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e.iter().all(|x| x.contains("is not safe in a command line")), "{e:?}");
+    // Without `%s` the command does not involve the id: it runs.
+    let cmd = format!("cat {}/ext_web-1.example.com.yaml", f.dir.path().display());
+    let p = f.compile_for(&hostile, ext(json!([{"cmd_yaml": cmd}])));
+    assert_eq!(p["mine"], true, "{p}");
+}
+
+#[test]
+fn file_tree_stays_in_its_root() {
+    let f = Fixture::new(&[
+        ("pillar/top.sls", TOP),
+        ("pillar/s.sls", "a: 1\n"),
+        ("tree/hosts/m1/file", "f\n"),
+        ("tree/hosts/secret", "not a host\n"),
+        ("tree/outside", "outside\n"),
+    ]);
+    let root = f.dir.path().join("tree");
+    std::fs::create_dir_all(root.join("shared")).unwrap();
+    std::fs::write(root.join("shared/x"), "x").unwrap();
+    std::os::unix::fs::symlink(root.join("shared"), root.join("hosts/m1/linked")).unwrap();
+    // A link back to a directory being walked is not walked again.
+    std::os::unix::fs::symlink(root.join("hosts/m1"), root.join("hosts/m1/again")).unwrap();
+    let conf = |follow: bool| ext(json!([{"file_tree": {"root_dir": root, "follow_dir_links": follow}}]));
+    let p = f.compile_for("m1", conf(true));
+    assert_eq!(p["file"], json!("f"), "{p}");
+    assert_eq!(p["linked"], json!({"x": "x"}), "{p}");
+    assert_eq!(p["again"], json!({}), "{p}");
+    let p = f.compile_for("m1", conf(false));
+    assert_eq!(
+        p["linked"],
+        json!({}),
+        "a link not followed is an empty dict, as os.walk lists it: {p}"
+    );
+    // Ids that would leave hosts/.
+    for id in ["..", "."] {
+        let p = f.compile_for(id, conf(false));
+        assert!(p.get("outside").is_none() && p.get("secret").is_none(), "{id}: {p}");
+        assert_eq!(p["a"], 1, "{p}");
+    }
 }

@@ -453,3 +453,169 @@ fn typed_keys_and_values() {
     );
     compare(&tree, &cases);
 }
+
+/// A tree with an ext_pillar configuration `ext` (YAML list items).
+fn ext_tree(ext: &str, extra_conf: &str, files: &[(&str, &str)]) -> Tree {
+    let mut all: Vec<(&str, &str)> = vec![
+        (
+            "srv/pillar/top.sls",
+            "base:\n  '*':\n    - common\n  'web*':\n    - match: glob\n    - reads_pillar\n",
+        ),
+        (
+            "srv/pillar/common.sls",
+            "shared: {from: sls, list: [1]}\nsls_only: 1\n12345: {from: sls}\n",
+        ),
+        (
+            "srv/pillar/reads_pillar.sls",
+            "seen: {{ pillar.get('ext_spam', 'none') }}\nmatched: {{ salt['match.pillar']('ext_spam:eggs') }}\n",
+        ),
+        (
+            "ext.yaml",
+            "# the external pillar\next_spam: eggs\nshared: {from: ext, list: [2]}\n12345: {code: [luggage]}\n",
+        ),
+        ("ext_web1.yaml", "per_minion: web1\n"),
+        ("ext_db1.yaml", "per_minion: db1\n"),
+        (
+            "ext.json",
+            "{\"json_key\": {\"a\": [1, 2.5, null, true]}, \"shared\": {\"from\": \"json\"}}\n",
+        ),
+        ("list.yaml", "- not\n- a dict\n"),
+        ("bad.yaml", "a: [unclosed\n"),
+        // Accepted keys, for file_tree's node groups (CkMinions).
+        ("etc/salt/pki/master/minions/web1", "key"),
+        ("etc/salt/pki/master/minions/db1", "key"),
+    ];
+    all.extend_from_slice(files);
+    let conf = format!("{extra_conf}ext_pillar:\n{ext}");
+    Tree::new(&conf, &all)
+}
+
+fn ext_cases() -> Vec<Case> {
+    vec![
+        case("web1", web_grains()),
+        case("db1", db_grains()),
+        Case {
+            pillar_override: Some(json!({"shared": {"from": "override"}, "ov": 1})),
+            ..case("web1", web_grains())
+        },
+    ]
+}
+
+#[test]
+fn ext_pillar_cmd_yaml_and_cmd_json() {
+    // Salt's own test master: `cmd_yaml: cat …/ext.yaml`.
+    let ext = "  - cmd_yaml: cat {root}/ext.yaml\n  - cmd_yaml: 'cat {root}/ext_%s.yaml'\n  - cmd_json: cat {root}/ext.json\n  \
+               - cmd_yaml: cat {root}/bad.yaml\n  - cmd_json: sh -c 'echo warning >&2; cat {root}/ext.json'\n  \
+               - cmd_yaml: 'echo \"from_shell: $((6 * 7))\" | cat'\n  - cmd_yaml: nosuchcommand --x\n  \
+               - cmd_json: nosuchcommand --x\n  - cmd_json: \"cat '{root}/unclosed\"\n  - git: whatever\n  \
+               - cmd_yaml: [a, b]\n  - cmd_json: {cmd: x}\n  - cmd_yaml: {}\n  - cmd_yaml: 12\n  - cmd_json: 12\n";
+    let cases = ext_cases();
+    for conf in [
+        "",
+        "ext_pillar_first: True\n",
+        "pillar_source_merging_strategy: overwrite\n",
+        "pillar_merge_lists: True\n",
+        "exclude_ext_pillar: [cmd_json, nope]\n",
+    ] {
+        eprintln!("config: {conf}");
+        compare(&ext_tree(ext, conf, &[]), &cases);
+    }
+    // Not a list, and an entry that is not a dict (the whole pillar is
+    // then `{}` with the error).
+    compare(&ext_tree("    cmd_yaml: x\n", "", &[]), &cases);
+    compare(
+        &ext_tree("  - cmd_yaml: cat {root}/ext.yaml\n  - nope\n", "", &[]),
+        &cases,
+    );
+    // Data that is not a dict: Salt's merge raises (no pillar at all),
+    // Brine gives an error entry.
+    compare(&ext_tree("  - cmd_yaml: cat {root}/list.yaml\n", "", &[]), &cases[..1]);
+}
+
+#[test]
+fn ext_pillar_file_tree() {
+    let files: &[(&str, &str)] = &[
+        ("tree/hosts/web1/plain", "text\n"),
+        ("tree/hosts/web1/two_newlines", "text\n\n"),
+        ("tree/hosts/web1/binary", "\u{0}\u{1}bin"),
+        ("tree/hosts/web1/empty", ""),
+        ("tree/hosts/web1/sub/deeper/leaf", "leaf\n"),
+        ("tree/hosts/web1/sub/kept.conf", "keep me\n"),
+        ("tree/hosts/web1/apache/config.d/site", "site\n"),
+        (
+            "ttree/hosts/web1/tmpl",
+            "#!jinja|yaml\nid: {{ grains['id'] }}\nos: {{ grains.os }}\n12: twelve\n",
+        ),
+        ("ttree/hosts/web1/tmpl_text", "#!jinja\n{{ grains['id'] }} text\n"),
+        (
+            "ttree/hosts/web1/tmpl_default",
+            "k: {{ 1 + 1 }}\nm: {{ salt['match.glob']('web*') }}\n",
+        ),
+        ("ttree/hosts/web1/tmpl_blank", "  \n"),
+        ("ttree/hosts/web1/tmpl_empty", ""),
+        ("ttree/hosts/web1/plain", "text\n"),
+        ("ttree/nodegroups/webs/in_group", "#!yaml\n[1, 2]\n"),
+        ("tree/hosts/db1/only_db", "db\n"),
+        ("tree/nodegroups/webs/group_file", "from group\n"),
+        ("tree/nodegroups/webs/plain", "group plain\n"),
+        ("tree/nodegroups/dbs/db_group", "dbs\n"),
+        ("tree/nodegroups/unknown/x", "never\n"),
+        ("other/hosts/web1/second_root", "2\n"),
+        ("srv/pillar/rel/hosts/web1/relative", "rel\n"),
+    ];
+    let nodegroups = "nodegroups:\n  webs: 'web*'\n  dbs: 'L@db1,db2'\n";
+    let cases = &ext_cases()[..2];
+    for (ext, conf) in [
+        ("  - file_tree: {root_dir: '{root}/tree'}\n", ""),
+        ("  - file_tree: {root_dir: '{root}/tree', keep_newline: True}\n", nodegroups),
+        (
+            "  - file_tree: {root_dir: '{root}/tree', keep_newline: ['sub/*', 'apache/config.d/*', './plain']}\n",
+            nodegroups,
+        ),
+        (
+            "  - file_tree: {root_dir: '{root}/ttree', template: True, render_default: 'jinja|yaml'}\n",
+            nodegroups,
+        ),
+        (
+            "  - file_tree: {root_dir: '{root}/ttree', template: True, renderer_whitelist: [jinja]}\n",
+            "",
+        ),
+        (
+            "  - file_tree: {root_dir: '{root}/ttree', template: True, render_default: 'jinja|yaml', renderer_blacklist: [yaml]}\n",
+            nodegroups,
+        ),
+        ("  - file_tree: {root_dir: '{root}/ttree', template: True}\n", nodegroups),
+        ("  - file_tree: {root_dir: '{root}/tree', keep_newline: 'bad'}\n", ""),
+        ("  - file_tree: ['{root}/tree', True, True]\n  - file_tree: '{root}/other'\n", ""),
+        ("  - file_tree: {root_dir: rel}\n", "pillarenv: base\n"),
+        ("  - file_tree: {root_dir: rel}\n", ""),
+        ("  - file_tree: {root_dir: '{root}/missing'}\n  - file_tree: {}\n  - file_tree: {root: x}\n", ""),
+    ] {
+        eprintln!("ext_pillar: {ext}config: {conf}");
+        compare(&ext_tree(ext, conf, files), cases);
+    }
+}
+
+#[test]
+fn ext_pillar_extra_minion_data() {
+    let with_extra = |extra: Json| Case {
+        extra_minion_data: Some(extra),
+        ..case("web1", web_grains())
+    };
+    let cases = [
+        with_extra(json!({"hi": "there", "deep": {"a": 1, "b": {"c": 2}}})),
+        with_extra(json!({})),
+        with_extra(json!(["not", "a dict"])),
+        case("db1", db_grains()),
+    ];
+    for ext in [
+        "  - extra_minion_data_in_pillar: '*'\n",
+        "  - extra_minion_data_in_pillar: {include: '<all>'}\n",
+        "  - extra_minion_data_in_pillar: {include: ['deep:b:c', 'hi', 'deep:nope', 'nope:x']}\n",
+        "  - extra_minion_data_in_pillar: {include: ['hi'], extra_minion_data: {x: 1}}\n",
+        "  - extra_minion_data_in_pillar: [['hi'], {x: 1}]\n",
+    ] {
+        eprintln!("ext_pillar: {ext}");
+        compare(&ext_tree(ext, "", &[]), &cases);
+    }
+}

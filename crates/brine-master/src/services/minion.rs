@@ -76,7 +76,9 @@ pub(super) fn pillar(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Value {
         return Value::Map(Vec::new());
     };
     grains.set("id", Value::from(id));
-    let pillar = brine_pillar::compile(&ctx.cfg, id, &grains, load);
+    let keys = &ctx.keys;
+    let accepted = || keys.list(KeyState::Accepted).unwrap_or_default();
+    let pillar = brine_pillar::compile(&ctx.cfg, id, &grains, load, &accepted);
     if ctx.cfg.get_bool("minion_data_cache").unwrap_or(true) {
         let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
         match MinionCache::new(&ctx.cfg.cachedir).store(id, "data", &data) {

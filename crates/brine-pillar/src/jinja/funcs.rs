@@ -19,6 +19,8 @@ pub(super) struct FuncData {
     pub(super) opts_v: Msg,
     pub(super) grains: Arc<Msg>,
     pub(super) pillar: Arc<Msg>,
+    /// What `match.pillar`/`match.pillar_pcre` match.
+    pub(super) match_pillar: Arc<Msg>,
     /// For `match.*`: the minion's id.
     pub(super) id: String,
     pub(super) nodegroups: Msg,
@@ -296,7 +298,7 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
             let m = brine_targeting::MinionData {
                 id: &id,
                 grains: &data.grains,
-                pillar: &data.pillar,
+                pillar: &data.match_pillar,
             };
             Ok(Mj::from(brine_targeting::minion_matches(
                 &m,

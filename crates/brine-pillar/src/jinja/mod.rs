@@ -71,27 +71,47 @@ pub struct JinjaShared {
     pub grains_mj: Mj,
     pub pillar_mj: Mj,
     pub salt_mj: Mj,
+    salt_data: Arc<FuncData>,
 }
 
 impl JinjaShared {
-    pub fn new(opts: Json, grains: Msg, pillar: Msg, roots: Vec<(String, Vec<PathBuf>)>) -> JinjaShared {
+    /// `pillar` is the templates' `pillar` (and `salt['pillar.*']`'s);
+    /// `match_pillar` what `salt['match.pillar']` and friends match, the
+    /// `__opts__["pillar"]` Salt's execution modules were loaded with.
+    pub fn new(
+        opts: Json,
+        grains: Msg,
+        pillar: Msg,
+        match_pillar: Msg,
+        roots: Vec<(String, Vec<PathBuf>)>,
+    ) -> JinjaShared {
         let opts = Arc::new(opts);
         let grains = Arc::new(grains);
         let pillar = Arc::new(pillar);
+        let salt_data = Arc::new(FuncData {
+            // The minion's: Pillar's options have it as `minion_id` (and as
+            // `id`, but for the ext_pillar modules' options).
+            id: opts
+                .get("minion_id")
+                .or_else(|| opts.get("id"))
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            nodegroups: opts
+                .get("nodegroups")
+                .map(brine_proto::json::from_json)
+                .unwrap_or(Msg::Nil),
+            opts_v: brine_proto::json::from_json(&opts),
+            opts: opts.clone(),
+            grains: grains.clone(),
+            pillar: pillar.clone(),
+            match_pillar: Arc::new(match_pillar),
+        });
         let salt_mj = Mj::from_object(SaltFuncs {
-            data: Arc::new(FuncData {
-                id: opts.get("id").and_then(Json::as_str).unwrap_or_default().to_string(),
-                nodegroups: opts
-                    .get("nodegroups")
-                    .map(brine_proto::json::from_json)
-                    .unwrap_or(Msg::Nil),
-                opts_v: brine_proto::json::from_json(&opts),
-                opts: opts.clone(),
-                grains: grains.clone(),
-                pillar: pillar.clone(),
-            }),
+            data: salt_data.clone(),
         });
         JinjaShared {
+            salt_data,
             opts_mj: to_mj(&opts),
             grains_mj: from_msg(&grains),
             pillar_mj: from_msg(&pillar),
@@ -101,6 +121,11 @@ impl JinjaShared {
             pillar,
             roots: Arc::new(roots),
         }
+    }
+
+    /// What the `match.*` functions match as the pillar.
+    pub fn match_pillar(&self) -> &Msg {
+        &self.salt_data.match_pillar
     }
 
     fn opt_bool(&self, key: &str) -> bool {

@@ -163,7 +163,21 @@ pub fn brine(tree: &Tree, c: &Case) -> Value {
     if let Some(o) = &c.extra_minion_data {
         load.set("extra_minion_data", from_json(o));
     }
-    brine_pillar::compile(&cfg, c.id, &grains, &load)
+    let pki = cfg.get_str("pki_dir").unwrap_or_default().to_string();
+    let accepted = move || accepted_ids(&pki);
+    brine_pillar::compile(&cfg, c.id, &grains, &load, &accepted)
+}
+
+/// The names under `pki_dir/minions` (what Salt's CkMinions reads).
+fn accepted_ids(pki_dir: &str) -> Vec<String> {
+    std::fs::read_dir(std::path::Path::new(pki_dir).join("minions"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A msgpack value as JSON for comparing and showing: a map key that is
