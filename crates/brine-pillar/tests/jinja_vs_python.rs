@@ -315,3 +315,114 @@ fn jinja_semantics() {
     let tree = Tree::new("allow_undefined: True\n", JINJA_FILES);
     compare(&tree, &[case("web1", web_grains())]);
 }
+
+/// `salt['match.*']` and `salt['grains.filter_by']` as a pillar SLS calls
+/// them on the master, for the minion being compiled.
+const MATCH_FILES: &[(&str, &str)] = &[
+    ("srv/pillar/top.sls", "base:\n  '*':\n    - m.*\n"),
+    (
+        "srv/pillar/m/salt_suite.sls",
+        // Salt's test_pillar_match_filter_by_minion_id, its three SLS.
+        r#"{% set as_documented = salt['match.filter_by']({
+    'web*': ['app', 'caching'],
+    grains['id'] ~ '*': ['db'],
+}, default='web*') %}
+{% set with_minion_id = salt['match.filter_by']({
+    'web*': ['app', 'caching'],
+    grains['id'] ~ '*': ['db'],
+}, minion_id=grains['id'], default='web*') %}
+{% set regex_compound = salt['match.filter_by']({
+    'web*': ['app', 'caching'],
+    'E@' ~ grains['id']: ['db'],
+}, minion_id=grains['id'], default='web*') %}
+roles_as_documented: {{ as_documented | yaml() }}
+roles_with_minion_id: {{ with_minion_id | yaml() }}
+roles_regex_compound: {{ regex_compound | yaml() }}
+"#,
+    ),
+    (
+        "srv/pillar/m/filter_by.sls",
+        r#"filter_by:
+  glob: {{ salt['match.filter_by']({'db*': 1, 'web*': 2}, tgt_type='glob') }}
+  pcre: {{ salt['match.filter_by']({'^db': 1, '^web\d': 2}, tgt_type='pcre') }}
+  grain: {{ salt['match.filter_by']({'os:RedHat': 1, 'os:Debian': 2}, tgt_type='grain') }}
+  list: {{ salt['match.filter_by']({'a,b': 1, 'web1,db1': 2}, tgt_type='list_') }}
+  other_minion: {{ salt['match.filter_by']({'db*': 1, 'web*': 2}, minion_id='db7') }}
+  compound: {{ salt['match.filter_by']({'G@os:Debian and not web*': 1, 'G@os:Debian and web*': 2}) }}
+  nodegroup: {{ salt['match.filter_by']({'N@dbs': 1, 'N@webs': 2}) }}
+  default: {{ salt['match.filter_by']({'x*': 1, 'default': 'dflt'}) }}
+  no_default: {{ salt['match.filter_by']({'x*': 1}) }}
+  other_default: {{ salt['match.filter_by']({'x*': 1, 'fallback': 3}, default='fallback') }}
+  merged: {{ salt['match.filter_by']({'web*': {'a': 1, 'l': [1]}}, merge={'b': 2, 'l': [2]}) }}
+  merged_lists: {{ salt['match.filter_by']({'web*': {'l': [1]}}, merge={'l': [1, 2]}, merge_lists=True) }}
+  merged_none: {{ salt['match.filter_by']({'web*': None}, merge={'b': 2}) }}
+  first_match: {{ salt['match.filter_by']({'*': 'star', 'web1': 'exact'}) }}
+  int_key: {{ salt['match.filter_by']({1: 'one', 'web1': 'id'}) }}
+  grain_delim: {{ salt['match.filter_by']({'nested|a|b|1': 'deep'}, tgt_type='grain', minion_id='|') }}
+search_by:
+  found: {{ salt['match.search_by']({'web': ['web*', 'G@os:Debian'], 'db': ['db*'], 'all': ['*']}) }}
+  none: {{ salt['match.search_by']({'db': ['db*']}) }}
+  glob: {{ salt['match.search_by']({'w': ['w*']}, tgt_type='glob') }}
+ifelse:
+  first: {{ salt['match.ifelse']('web*', 'web', 'db*', 'db', 'other') }}
+  default: {{ salt['match.ifelse']('x*', 'x', 'other') }}
+  true_false: {{ salt['match.ifelse'](False, 'never', True, 'always', 'other') }}
+  one: {{ salt['match.ifelse']('only') }}
+  grain: {{ salt['match.ifelse']('os:Debian', 'deb', 'other', tgt_type='grain') }}
+matchers:
+  glob_other_id: {{ salt['match.glob']('db*', minion_id='db2') }}
+  pcre: {{ salt['match.pcre']('w.b\d') }}
+  list: {{ salt['match.list']('x,web1') }}
+  list_other: {{ salt['match.list'](['db9'], minion_id='db9') }}
+  grain: {{ salt['match.grain']('roles:web') }}
+  grain_delim: {{ salt['match.grain']('nested/a/b/1', delimiter='/') }}
+  grain_pcre: {{ salt['match.grain_pcre']('fqdn:web\d\.example') }}
+  ipcidr: {{ salt['match.ipcidr']('10.0.0.0/24') }}
+  ipcidr_bad: {{ salt['match.ipcidr']('not an ip') }}
+  compound: {{ salt['match.compound']('G@virtual:kvm and L@web1,web2') }}
+  compound_other: {{ salt['match.compound']('db* or N@webs', minion_id='db3') }}
+  pillar: {{ salt['match.pillar']('any:thing') }}
+  data_list: {{ salt['match.data']('roles:WEB') }}
+  data_dict: {{ salt['match.data']('conf:k') }}
+  data_text: {{ salt['match.data']('env:pro*') }}
+  data_missing: {{ salt['match.data']('nope:x') }}
+  data_int: {{ salt['match.data']('count:1') }}
+"#,
+    ),
+    (
+        "srv/pillar/m/grains_filter_by.sls",
+        r#"grains_filter_by:
+  os_family: {{ salt['grains.filter_by']({'Debian': 'deb', 'RedHat': 'rh', 'default': 'd'}) }}
+  grain: {{ salt['grains.filter_by']({'web*': 'w', 'db*': 'd'}, grain='fqdn') }}
+  list_grain: {{ salt['grains.filter_by']({'db': 'is db', 'web': 'is web'}, grain='roles') }}
+  none_value_goes_on: {{ salt['grains.filter_by']({'web': None, 'db': 'db'}, grain='roles') }}
+  default: {{ salt['grains.filter_by']({'x': 1, 'default': 'dflt'}, grain='os') }}
+  other_default: {{ salt['grains.filter_by']({'x': 1, 'alt': 2}, grain='os', default='alt') }}
+  missing: {{ salt['grains.filter_by']({'x': 1}, grain='os') }}
+  base: {{ salt['grains.filter_by']({'Debian': {'a': 1}, 'common': {'a': 0, 'b': 0}}, base='common') }}
+  base_only: {{ salt['grains.filter_by']({'x': {'a': 1}, 'common': {'b': 0}}, base='common') }}
+  merge: {{ salt['grains.filter_by']({'Debian': {'a': 1, 'n': {'x': 1}}}, merge={'n': {'y': 2}}) }}
+  merge_none: {{ salt['grains.filter_by']({'x': 1}, merge={'m': 1}) }}
+  int_grain: {{ salt['grains.filter_by']({2: 'two', 8: 'eight'}, grain='num_cpus') }}
+  nested: {{ salt['grains.filter_by']({1: 'one', 2: 'two'}, grain='nested:a:b') }}
+  glob_chars: {{ salt['grains.filter_by']({'web[0-9]*': 'glob', 'x': 1}, grain='fqdn') }}
+  positional: {{ salt['grains.filter_by']({'Debian': {'a': 1}}, 'os_family', {'b': 2}) }}
+"#,
+    ),
+];
+
+#[test]
+fn matchers_in_pillar_templates() {
+    let conf = "nodegroups:\n  webs: 'web*'\n  dbs: ['db1', 'db2']\n";
+    let tree = Tree::new(conf, MATCH_FILES);
+    // A `data` module store on the master: Salt's match.data still
+    // answers False (its matcher calls a function the module lost).
+    let store = brine_proto::Value::map([
+        ("roles", brine_proto::Value::Array(vec!["web".into(), "app".into()])),
+        ("conf", brine_proto::Value::map([("k", brine_proto::Value::Int(1))])),
+        ("env", "production".into()),
+        ("count", brine_proto::Value::Int(1)),
+    ]);
+    tree.write_bytes("var/cache/salt/master/datastore", &store.to_file());
+    compare(&tree, &[case("web1", web_grains()), case("db1", common::db_grains())]);
+}

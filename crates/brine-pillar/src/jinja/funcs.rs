@@ -54,6 +54,10 @@ const FUNCS: &[&str] = &[
     "match.pillar_pcre",
     "match.compound",
     "match.ipcidr",
+    "match.data",
+    "match.filter_by",
+    "match.search_by",
+    "match.ifelse",
 ];
 
 impl Object for SaltFuncs {
@@ -275,6 +279,95 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
             let base = a[4].as_ref().map(to_msg).transpose()?.unwrap_or(Msg::Nil);
             filter_by(&lookup, &key, src, &merge, &default, &base).map(|v| from_msg(&v))
         }
+        "match.filter_by" => {
+            let a = bind(
+                name,
+                &["lookup", "tgt_type", "minion_id", "merge", "merge_lists", "default"],
+                args,
+            )?;
+            let lookup = a[0].as_ref().map(to_msg).transpose()?.unwrap_or(Msg::Nil);
+            let default = a[5].as_ref().map(to_msg).transpose()?.unwrap_or(Msg::from("default"));
+            match_filter_by(data, lookup, &a[1], &a[2], &a[3], &a[4], &default).map(|v| from_msg(&v))
+        }
+        "match.search_by" => {
+            let a = bind(name, &["lookup", "tgt_type", "minion_id"], args)?;
+            let Some(Msg::Map(lookup)) = a[0].as_ref().map(to_msg).transpose()? else {
+                return Err(err("search_by: lookup must be a dictionary"));
+            };
+            let mut matches = Vec::new();
+            for (key, targets) in &lookup {
+                let targets: Vec<Msg> = match targets {
+                    Msg::Array(t) => t.clone(),
+                    Msg::Str(t) => t.chars().map(|c| Msg::from(c.to_string())).collect(),
+                    Msg::Map(t) => t.iter().map(|(k, _)| k.clone()).collect(),
+                    other => return Err(err(format!("'{}' object is not iterable", brine_py::type_name(other)))),
+                };
+                for target in targets {
+                    if match_by(data, &a[1], &target, &a[2])? {
+                        matches.push(key.clone());
+                    }
+                }
+            }
+            Ok(if matches.is_empty() {
+                Mj::from(())
+            } else {
+                from_msg(&Msg::Array(matches))
+            })
+        }
+        "match.ifelse" => {
+            let (pos, kw) = split_args(args)?;
+            let kw_get = |k: &str| -> Result<Option<Mj>, Error> {
+                match &kw {
+                    Some(kw) if kw.has(k) => kw.get::<Mj>(k).map(Some),
+                    _ => Ok(None),
+                }
+            };
+            if let Some(kw) = &kw {
+                for k in kw.args() {
+                    if !["tgt_type", "minion_id", "merge", "merge_lists"].contains(&k) {
+                        return Err(err(format!("ifelse() got an unexpected keyword argument '{k}'")));
+                    }
+                }
+            }
+            if pos.len() % 2 == 0 {
+                return Err(err("The ifelse function must have an odd number of arguments!"));
+            }
+            if pos.len() == 1 {
+                return Ok(pos[0].clone());
+            }
+            let default_key = Msg::from("SALT_IFELSE_FUNCTION_DEFAULT");
+            let mut lookup: Pairs = Vec::new();
+            for pair in pos[..pos.len() - 1].chunks(2) {
+                let key = match to_msg(&pair[0])? {
+                    Msg::Bool(true) => Msg::from("*"),
+                    Msg::Bool(false) => Msg::from("SALT_IFELSE_MATCH_NOTHING"),
+                    k => k,
+                };
+                brine_py::dict::insert(&mut lookup, key, to_msg(&pair[1])?);
+            }
+            brine_py::dict::insert(&mut lookup, default_key.clone(), to_msg(&pos[pos.len() - 1])?);
+            match_filter_by(
+                data,
+                Msg::Map(lookup),
+                &kw_get("tgt_type")?,
+                &kw_get("minion_id")?,
+                &kw_get("merge")?,
+                &kw_get("merge_lists")?,
+                &default_key,
+            )
+            .map(|v| from_msg(&v))
+        }
+        "match.data" => {
+            // Salt's data matcher calls `data.getval`, which its `data`
+            // module no longer has (3006, 3007): the KeyError is caught and
+            // the answer is False, whatever the store holds.
+            let a = bind(name, &["tgt"], args)?;
+            log::error!(
+                "match.data({}): 'data.getval' is not available",
+                a[0].as_ref().map(pyfmt::py_repr).unwrap_or_default()
+            );
+            Ok(Mj::from(false))
+        }
         m if m.starts_with("match.") => {
             let kind = &m[6..];
             let names: &[&str] = match kind {
@@ -285,15 +378,26 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
             let a = bind(name, names, args)?;
             let tgt = a[0].clone().unwrap_or(Mj::from(""));
             let tgt = to_msg(&tgt)?;
+            if kind == "ipcidr" && tgt.as_str().and_then(brine_targeting::IpTarget::parse).is_none() {
+                // Salt's ipcidr matcher answers `[]` for a target that is
+                // neither an address nor a network.
+                log::error!("Invalid IP/CIDR target: {}", brine_py::to_str(&tgt));
+                return Ok(Mj::from(Vec::<Mj>::new()));
+            }
             let delimiter = if names.contains(&"delimiter") {
-                text(&a[1], ":")
+                a[1].as_ref().map(pyfmt::py_str).unwrap_or_else(|| ":".into())
             } else {
                 ":".to_string()
             };
+            // `str()` of a given id; an empty one is the minion's own.
             let id = match names.get(1) {
-                Some(&"minion_id") => a[1].as_ref().and_then(|v| v.as_str().map(String::from)),
+                Some(&"minion_id") => a[1]
+                    .as_ref()
+                    .filter(|v| !v.is_none() && !v.is_undefined())
+                    .map(pyfmt::py_str),
                 _ => None,
             }
+            .filter(|id| !id.is_empty())
             .unwrap_or_else(|| data.id.clone());
             let m = brine_targeting::MinionData {
                 id: &id,
@@ -312,6 +416,66 @@ fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
         "pillar.items" | "pillar.raw" => Ok(from_msg(&data.pillar)),
         other => Err(unavailable(other)),
     }
+}
+
+/// Does `target` match with the `match` module's function named
+/// `tgt_type` (`compound` by default), called as `match.filter_by` calls
+/// it: `(target, minion_id)` when a minion id is given, else `(target,)`.
+fn match_by(data: &FuncData, tgt_type: &Option<Mj>, target: &Msg, minion_id: &Option<Mj>) -> Result<bool, Error> {
+    let tgt_type = tgt_type
+        .as_ref()
+        .filter(|t| !t.is_none())
+        .map(pyfmt::py_str)
+        .unwrap_or_else(|| "compound".into());
+    // The module's functions by their Python names (`list_` is `list`).
+    let func = match tgt_type.as_str() {
+        "compound" | "ipcidr" | "pillar_pcre" | "pillar" | "data" | "grain_pcre" | "grain" | "pcre" | "glob" => {
+            format!("match.{tgt_type}")
+        }
+        "list_" => "match.list".into(),
+        other => return Err(err(format!("KeyError: '{other}'"))),
+    };
+    let mut args = vec![from_msg(target)];
+    if let Some(id) = minion_id.as_ref().filter(|m| m.is_true()) {
+        args.push(id.clone());
+    }
+    Ok(call(data, &func, &args)?.is_true())
+}
+
+/// Salt's `match.filter_by`: the value of the first key of `lookup` that
+/// matches this minion (see [`match_by`]), `merge` merged into it; else
+/// `lookup[default]`.
+fn match_filter_by(
+    data: &FuncData,
+    lookup: Msg,
+    tgt_type: &Option<Mj>,
+    minion_id: &Option<Mj>,
+    merge: &Option<Mj>,
+    merge_lists: &Option<Mj>,
+    default: &Msg,
+) -> Result<Msg, Error> {
+    let Msg::Map(lookup) = lookup else {
+        return Err(err("filter_by: lookup must be a dictionary"));
+    };
+    let merge = merge.as_ref().map(to_msg).transpose()?.unwrap_or(Msg::Nil);
+    let merge_lists = merge_lists.as_ref().is_some_and(|m| m.is_true());
+    for (key, value) in &lookup {
+        if !match_by(data, tgt_type, key, minion_id)? {
+            continue;
+        }
+        if !brine_py::truthy(&merge) {
+            return Ok(value.clone());
+        }
+        let Msg::Map(m) = &merge else {
+            return Err(err("filter_by merge argument must be a dictionary."));
+        };
+        return match value {
+            Msg::Nil => Ok(merge.clone()),
+            Msg::Map(v) => Ok(Msg::Map(crate::merge::update(v.clone(), m.clone(), merge_lists))),
+            _ => Err(err("Cannot update using non-dict types in dictupdate.update()")),
+        };
+    }
+    Ok(brine_py::dict::get(&lookup, default).cloned().unwrap_or(Msg::Nil))
 }
 
 /// Salt's `salt.utils.data.filter_by`: the first entry of `lookup` whose

@@ -7,8 +7,11 @@
 //!
 //! `salt[...]` offers `grains.get/item/items/filter_by`, `pillar.get/item/
 //! items/raw/filter_by`, `config.get/option` and `match.glob/pcre/list/
-//! grain/grain_pcre/pillar/pillar_pcre/compound/ipcidr`; any other function
-//! is a render error (Salt would run the module on the master).
+//! grain/grain_pcre/pillar/pillar_pcre/compound/ipcidr/data/filter_by/
+//! search_by/ifelse`, for the minion being compiled (its id, grains; the
+//! pillar matchers see the options' `pillar` as Salt's loaded modules do);
+//! any other function is a render error (Salt would run the module on the
+//! master).
 //! `salt['pillar.items']()` returns the template's `pillar` (`{}`), where
 //! Salt recompiles the pillar (and recurses without end).
 //!

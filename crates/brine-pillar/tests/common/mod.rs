@@ -68,6 +68,13 @@ impl Tree {
         Tree { dir }
     }
 
+    /// Write `bytes` at `rel` under the tree's root.
+    pub fn write_bytes(&self, rel: &str, bytes: &[u8]) {
+        let p = self.dir.path().join("root").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
     pub fn conf_dir(&self) -> PathBuf {
         self.dir.path().join("conf")
     }
