@@ -363,7 +363,12 @@ impl Pillar<'_> {
                 error!(critical = true; "JSON data from {command:?} failed to parse ({e})");
                 return Ok(Value::Map(Vec::new()));
             }
-            Err(e) => return Err(format!("{command:?}: {e}")),
+            // The `_errors` entry reaches the minion: the command line (it
+            // may hold a secret) stays in the master's log.
+            Err(e) => {
+                error!("ext_pillar command {command:?} for minion {id:?}: {e}");
+                return Err(e.to_string());
+            }
         };
         if !out.stderr.is_empty() {
             debug!(
@@ -478,9 +483,17 @@ impl Pillar<'_> {
             if names.is_empty() && o.debug {
                 debug!("file_tree: no nodegroups found in file tree directory {names:?}, skipping...");
             }
+            // The master's view of its minions, read once for all groups.
+            let mut ck = None;
             for group in names {
                 let Some(expr) = groups.get(&group) else { continue };
-                if !self.nodegroup_names_minion(expr) {
+                let ck = ck.get_or_insert_with(|| self.ckminions());
+                let named = ck
+                    .check_minions(&from_json(expr), "compound", ":", true)
+                    .minions
+                    .iter()
+                    .any(|m| m == self.req.id);
+                if !named {
                     continue;
                 }
                 let tree = self.construct(&nodegroups_dir.join(&group), o)?;
@@ -512,12 +525,11 @@ impl Pillar<'_> {
         Ok(merge::merge(ngroup_pillar, host_pillar, Strategy::Recurse, false))
     }
 
-    /// Does the node group `expr` (a compound target) name this minion,
-    /// as the master's `CkMinions.check_minions(expr, "compound")` sees
-    /// its minions (accepted keys, data cache)?
-    fn nodegroup_names_minion(&self, expr: &Json) -> bool {
+    /// Salt's `CkMinions(__opts__)`: the accepted keys and the minion data
+    /// cache, for `check_minions(nodegroup, "compound")`.
+    fn ckminions(&self) -> brine_targeting::CkMinions {
         let accepted = self.req.accepted.map(|f| f()).unwrap_or_default();
-        let ck = brine_targeting::CkMinions::new(
+        brine_targeting::CkMinions::new(
             accepted,
             super::opt_str(&self.opts, "cachedir").unwrap_or("/var/cache/salt/master"),
             self.opts.get("minion_data_cache").is_none_or(brine_py::truthy),
@@ -525,11 +537,7 @@ impl Pillar<'_> {
                 .get("nodegroups")
                 .map(from_json)
                 .unwrap_or(Value::Map(Vec::new())),
-        );
-        ck.check_minions(&from_json(expr), "compound", ":", true)
-            .minions
-            .iter()
-            .any(|m| m == self.req.id)
+        )
     }
 
     /// `_construct_pillar`: the tree under `top` as dicts of file contents.
