@@ -475,7 +475,8 @@ impl Pillar<'_> {
             _ => Map::new(),
         };
         if nodegroups_dir.exists() && !groups.is_empty() {
-            let entries = std::fs::read_dir(&nodegroups_dir).map_err(|e| os_error(&e, &nodegroups_dir))?;
+            let entries = std::fs::read_dir(&nodegroups_dir)
+                .map_err(|e| brine_py::os_error(&e, &nodegroups_dir.to_string_lossy()))?;
             let names: Vec<String> = entries
                 .filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -680,16 +681,6 @@ fn text_list(v: &Value) -> Vec<String> {
     match v {
         Value::Array(a) => a.iter().map(brine_py::to_str).collect(),
         _ => Vec::new(),
-    }
-}
-
-/// Python's `OSError` text.
-fn os_error(e: &std::io::Error, path: &Path) -> String {
-    let msg = e.to_string();
-    let msg = msg.split(" (os error").next().unwrap_or(&msg).to_string();
-    match e.raw_os_error() {
-        Some(n) => format!("[Errno {n}] {msg}: '{}'", path.display()),
-        None => msg,
     }
 }
 
