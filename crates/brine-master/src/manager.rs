@@ -142,19 +142,29 @@ impl Hooks for ManagerHooks {
         // directory), which operators and Salt's tests look for. Created
         // new and 0600: a file or link someone planted under that name in
         // a shared /tmp is never followed nor overwritten.
-        let debug = std::env::temp_dir().join(format!(
-            "salt-debug-{}.log",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        ));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&debug)
-            .and_then(|mut f| f.write_all(text.as_bytes()));
+        // Salt names the file by the second alone, so a minion's and the
+        // master's dump in the same second share a name (Salt overwrites
+        // the first); Brine then adds its pid rather than lose either.
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let create = |name: String| {
+            let path = std::env::temp_dir().join(name);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            (path, file)
+        };
+        let (debug, file) = match create(format!("salt-debug-{secs}.log")) {
+            (_, Err(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                create(format!("salt-debug-{secs}-{}.log", std::process::id()))
+            }
+            other => other,
+        };
+        let written = file.and_then(|mut f| f.write_all(text.as_bytes()));
         match written {
             Ok(()) => info!("SIGUSR1: wrote {}", debug.display()),
             Err(e) => warn!("SIGUSR1: cannot write {}: {e}", debug.display()),

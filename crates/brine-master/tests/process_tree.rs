@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use nix::sys::signal::{kill, Signal};
@@ -199,6 +199,12 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
     let ping = brine_proto::Value::map([("cmd", brine_proto::Value::from("ping"))]);
     common::aes::ask(env.ret_port, &[common::aes::clear(ping)]);
     std::thread::sleep(Duration::from_millis(200));
+    // A file already under Salt's name for this second (a minion's dump,
+    // or one planted in a shared /tmp) is neither overwritten nor lost.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    for t in now - 1..now + 30 {
+        std::fs::write(tmp.join(format!("salt-debug-{t}.log")), "planted").unwrap();
+    }
     for sig in [Signal::SIGUSR2, Signal::SIGUSR1] {
         for pid in before.iter().copied().chain([m.pid]) {
             let _ = kill(Pid::from_raw(pid), sig);
@@ -247,10 +253,14 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
-            name.starts_with("salt-debug-") && name.ends_with(".log")
+            name.starts_with("salt-debug-") && name.ends_with(".log") && read(p) != "planted"
         })
         .collect();
     assert_eq!(debug.len(), 1, "{debug:?}");
+    assert!(
+        debug[0].to_string_lossy().ends_with(&format!("-{}.log", m.pid)),
+        "{debug:?}"
+    );
     assert_eq!(read(&debug[0]), text);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
