@@ -15,7 +15,7 @@ use brine_proto::Value;
 use common::aes::{ask_within, clear};
 use common::minion::venv;
 use common::pysalt::{PyMaster, Side};
-use common::requests::{env_with_roots, s};
+use common::requests::{canon, env_with_roots, s};
 use common::*;
 
 const VERSION: &str = "3007.17";
@@ -175,19 +175,6 @@ fn cases(root: &str) -> Vec<(String, Value, Expect)> {
         Expect::Same,
     );
     out
-}
-
-/// Maps in key order (list_env follows the directory's order).
-fn canon(v: Value) -> Value {
-    match v {
-        Value::Map(kv) => {
-            let mut kv: Vec<(Value, Value)> = kv.into_iter().map(|(k, v)| (k, canon(v))).collect();
-            kv.sort_by_key(|a| a.0.to_network());
-            Value::Map(kv)
-        }
-        Value::Array(a) => Value::Array(a.into_iter().map(canon).collect()),
-        other => other,
-    }
 }
 
 /// `(return, success)` of a wheel answer.

@@ -110,21 +110,23 @@ pub enum Expect {
     BrineRefuses,
 }
 
+/// Maps in key order, at every depth.
+pub fn canon(v: Value) -> Value {
+    match v {
+        Value::Map(kv) => {
+            let mut kv: Vec<(Value, Value)> = kv.into_iter().map(|(k, v)| (k, canon(v))).collect();
+            kv.sort_by_key(|a| a.0.to_network());
+            Value::Map(kv)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(canon).collect()),
+        other => other,
+    }
+}
+
 /// Maps in key order, `_file_envs` sorted (Salt's order is a set's), atime
 /// masked (reading a file may update it), gzip chunks decompressed with
 /// their header bytes but the timestamp kept.
 pub fn norm(cmd: &str, v: Value) -> Value {
-    fn canon(v: Value) -> Value {
-        match v {
-            Value::Map(kv) => {
-                let mut kv: Vec<(Value, Value)> = kv.into_iter().map(|(k, v)| (k, canon(v))).collect();
-                kv.sort_by_key(|a| a.0.to_network());
-                Value::Map(kv)
-            }
-            Value::Array(a) => Value::Array(a.into_iter().map(canon).collect()),
-            other => other,
-        }
-    }
     fn mask_stat(st: &mut Value) {
         if let Value::Array(a) = st {
             if a.len() == 10 {
