@@ -379,6 +379,8 @@ mod tests {
         assert_eq!(yaml_dquote("é\n\"", false), "\"\\xE9\\n\\\"\"");
         assert_eq!(yaml_dquote("é", true), "\"é\"");
         assert_eq!(yaml_str("plain text"), "plain text");
+        assert_eq!(yaml_str("yes"), "'yes'");
+        assert_eq!(yaml_str("12"), "'12'");
         assert_eq!(yaml_str("a: b"), "'a: b'");
         assert_eq!(yaml_str("multi\nline"), "\"multi\\nline\"");
         assert_eq!(yaml_float(1e20), "1.0e+20");

@@ -321,7 +321,7 @@ pub(super) fn add_filters(env: &mut Environment) {
     env.add_filter("python", |v: Mj| Mj::from_safe_string(pyfmt::py_repr(&v)));
     env.add_filter("yaml_encode", |v: Mj| -> Result<Mj, Error> {
         Ok(Mj::from(match v.kind() {
-            ValueKind::String => pyfmt::yaml_dquote(v.as_str().unwrap_or_default(), false),
+            ValueKind::String => brine_py::yaml_dquote(v.as_str().unwrap_or_default(), false),
             ValueKind::None | ValueKind::Undefined => "null".into(),
             ValueKind::Bool | ValueKind::Number => pyfmt::yaml_flow(&v).map_err(err)?,
             _ => {
@@ -333,9 +333,11 @@ pub(super) fn add_filters(env: &mut Environment) {
         }))
     });
     env.add_filter("yaml_dquote", |v: Mj| {
-        Mj::from(pyfmt::yaml_dquote(&pyfmt::py_str(&v), false))
+        Mj::from(brine_py::yaml_dquote(&pyfmt::py_str(&v), false))
     });
-    env.add_filter("yaml_squote", |v: Mj| Mj::from(pyfmt::yaml_squote(&pyfmt::py_str(&v))));
+    env.add_filter("yaml_squote", |v: Mj| {
+        Mj::from(brine_py::yaml_squote(&pyfmt::py_str(&v)))
+    });
     env.add_filter("load_yaml", |v: Mj| load_yaml_text(&pyfmt::py_str(&v)));
     env.add_filter("load_json", |v: Mj| -> Result<Mj, Error> {
         let s = pyfmt::py_str(&v);
