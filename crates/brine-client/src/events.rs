@@ -2,6 +2,7 @@
 //! reading events framed as `brine_proto::event` writes them.
 
 use std::io::{ErrorKind, Read};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -63,22 +64,52 @@ impl EventBus {
         })
     }
 
+    /// The next event already received or readable now, without waiting:
+    /// for a caller that polls [`AsRawFd::as_raw_fd`] with other
+    /// descriptors.
+    pub fn next_now(&mut self) -> Result<Option<Event>, ClientError> {
+        loop {
+            if let Some(ev) = self.take_buffered()? {
+                return Ok(Some(ev));
+            }
+            self.sock.set_nonblocking(true).map_err(ClientError::BusRead)?;
+            let read = self.sock.read(&mut self.chunk);
+            self.sock.set_nonblocking(false).map_err(ClientError::BusRead)?;
+            match read {
+                Ok(0) => return Err(ClientError::BusClosed),
+                Ok(n) => self.buf.extend_from_slice(&self.chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::BusRead(e)),
+            }
+        }
+    }
+
+    /// An event from the frames received so far; an error when what was
+    /// received cannot be events.
+    fn take_buffered(&mut self) -> Result<Option<Event>, ClientError> {
+        while let Some(frame) = brine_proto::event::take_frame(&mut self.buf, self.prefixed) {
+            if let Ok((tag, data)) = brine_proto::event::unpack_frame(&frame) {
+                return Ok(Some(Event { tag, data }));
+            }
+        }
+        if !self.prefixed {
+            if let Err(e) = brine_proto::msgpack::value_len(&self.buf) {
+                return Err(ClientError::BusGarbage(format!("a frame that is not msgpack ({e})")));
+            }
+        }
+        if self.buf.len() > MAX_PENDING {
+            return Err(ClientError::BusGarbage(format!("a frame over {MAX_PENDING} bytes")));
+        }
+        Ok(None)
+    }
+
     /// The next event, or `None` once `deadline` has passed. Frames that
     /// are not events are skipped.
     pub fn next(&mut self, deadline: Instant) -> Result<Option<Event>, ClientError> {
         loop {
-            while let Some(frame) = brine_proto::event::take_frame(&mut self.buf, self.prefixed) {
-                if let Ok((tag, data)) = brine_proto::event::unpack_frame(&frame) {
-                    return Ok(Some(Event { tag, data }));
-                }
-            }
-            if !self.prefixed {
-                if let Err(e) = brine_proto::msgpack::value_len(&self.buf) {
-                    return Err(ClientError::BusGarbage(format!("a frame that is not msgpack ({e})")));
-                }
-            }
-            if self.buf.len() > MAX_PENDING {
-                return Err(ClientError::BusGarbage(format!("a frame over {MAX_PENDING} bytes")));
+            if let Some(ev) = self.take_buffered()? {
+                return Ok(Some(ev));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -95,5 +126,11 @@ impl EventBus {
                 Err(e) => return Err(ClientError::BusRead(e)),
             }
         }
+    }
+}
+
+impl AsRawFd for EventBus {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
 }

@@ -5,7 +5,7 @@
 //! `salt/run/<jid>/ret` on the event bus, where the caller
 //! (`RunnerClient.cmd_sync`) waits for it.
 //!
-//! Served: `jobs.list_jobs`, `jobs.list_job`, `jobs.lookup_jid`,
+//! Served: `event.send`, `jobs.list_jobs`, `jobs.list_job`, `jobs.lookup_jid`,
 //! `jobs.print_job`, `manage.up`, `manage.down`, `manage.status`,
 //! `match.compound_matches`. Outputs are what Python's runners print
 //! against the same job cache and minion data cache.
@@ -26,7 +26,8 @@ use brine_keys::{FsKeyStore, KeyState, KeyStore};
 use crate::backends::job_cache;
 use crate::low::{error, CallArgs};
 
-pub const RUNNER_FUNCS: [&str; 8] = [
+pub const RUNNER_FUNCS: [&str; 9] = [
+    "event.send",
     "jobs.list_jobs",
     "jobs.list_job",
     "jobs.lookup_jid",
@@ -75,7 +76,7 @@ pub fn start(cfg: &MasterConfig, fun: &str, load: &Value, username: &str) -> Val
 /// Run a runner function now (a minion's `publish.runner`, Salt's
 /// `Runner.run` inside `minion_runner`): its return, or the error text
 /// Salt's gives for a function it lacks.
-pub(crate) fn run_now(cfg: &MasterConfig, fun: &str, low: &Value, user: &str) -> Value {
+pub fn run_now(cfg: &MasterConfig, fun: &str, low: &Value, user: &str) -> Value {
     if !RUNNER_FUNCS.contains(&fun) {
         warn!("runner {fun} for {user}: not implemented in Brine");
         return Value::from(format!("'{fun}' is not available."));
@@ -237,6 +238,20 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
                 "manage.down" => list(&down),
                 _ => Value::map([("up", list(&up)), ("down", list(&down))]),
             })
+        }
+        "event.send" => {
+            // Salt's event.send: `data` (a dict, default {}) fired under
+            // `tag` as is, with no runner namespace on the tag.
+            let tag = args.get(0, "tag").and_then(text).ok_or("missing argument: tag")?;
+            let data = match args.get(1, "data") {
+                None => Value::Map(Vec::new()),
+                Some(d @ Value::Map(_)) => d.clone(),
+                Some(other) => return Err(format!("event data must be a dict, not {}", brine_py::type_name(other))),
+            };
+            crate::event_sender(cfg)
+                .fire(&tag, &data)
+                .map_err(|e| format!("cannot fire {}: {e}", tag.escape_debug()))?;
+            Ok(Value::Bool(true))
         }
         "match.compound_matches" => {
             let expr = args.get(0, "expr").ok_or("missing argument: expr")?;

@@ -21,5 +21,5 @@ pub mod render;
 
 pub use compile::{compile_high_data, verify_high, Chunk};
 pub use map::{ReactorMap, Settings};
-pub use reaction::{Reaction, EVENT_USER};
+pub use reaction::{reaction, Reaction, EVENT_USER};
 pub use render::Renderer;

@@ -120,6 +120,11 @@ impl ReactorMap {
         self.entries.is_empty()
     }
 
+    /// How many `{tag glob: paths}` entries the map has.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The paths for `tag`: Salt's `list_reactors`.
     pub fn reactors(&self, tag: &str) -> Vec<&str> {
         self.entries

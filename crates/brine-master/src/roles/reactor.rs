@@ -1,41 +1,77 @@
-//! Reactor: subscribes to the master event bus (`master_event_pub.ipc`) and
-//! follows every event, reconnecting when the EventPublisher restarts.
-//! Matching events against the `reactor:` configuration and running the
-//! reaction SLS comes with a later issue.
+//! Reactor: Salt's reactor process. It follows the master event bus
+//! (`master_event_pub.ipc`, reconnecting when the EventPublisher
+//! restarts), and for each event whose tag the `reactor:` map selects it
+//! queues the event for a pool of `reactor_worker_threads` threads
+//! (`reactor_worker_hwm` events at most; when full the event is dropped
+//! and logged, so the bus is always read). A thread renders the reaction
+//! files (`brine_reactor`), compiles them into ordered chunks and runs
+//! them: `local` publishes at once (as `LocalClient`, through the
+//! master's request port with the master user's key), `runner` and
+//! `wheel` reactions are queued again as their own tasks and run as user
+//! `Reactor` (runners in `crate::runners`, wheel in the same functions as
+//! the `wheel` command). Events whose data says `user: Reactor` start no
+//! reaction.
+//!
+//! It also answers the `reactor` runner's management events
+//! (`salt/reactors/manage/{is_leader,set_leader,add,delete,list}`),
+//! which must carry the master user's key; a reactor that is not the
+//! leader takes no action.
 
-use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use brine_client::{BusAddr, EventBus, LocalClient, Publish, UserKey};
 use brine_config::MasterConfig;
 use brine_proc::supervisor::{poll_fds, ChildSpec};
-use log::{debug, info};
+use brine_proto::Value;
+use brine_reactor::{compile_high_data, reaction, verify_high, Reaction, ReactorMap, Renderer, Settings, EVENT_USER};
+use log::{debug, error, info, warn};
 
 use super::{role, stop_signals, stopping, RoleError};
+use crate::loglimit::LogLimiter;
 use crate::names;
 
 /// How long the Reactor waits for the event bus at start before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a reactor map kept in a file is checked for changes.
+const MAP_CHECK: Duration = Duration::from_secs(1);
+/// How long a reaction's publish waits for the master's answer.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Work for the pool.
+enum Task {
+    /// Render and run the reactions of one event.
+    Event {
+        tag: String,
+        data: Value,
+        reactors: Vec<String>,
+    },
+    /// A runner or wheel reaction.
+    Run { tag: String, reaction: Reaction },
+}
 
 pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
     role(names::REACTOR, move |ctx| {
         let sig = stop_signals()?;
-        let path = cfg.sock_dir.join("master_event_pub.ipc");
+        let settings = Settings::from_config(&cfg);
+        if let Some(n) = settings.niceness {
+            info!("Reactor setting niceness to {n}");
+            // SAFETY: nice(2) only changes this process's priority.
+            unsafe { libc::nice(n) };
+        }
+        let addr = BusAddr::from_config(&cfg);
+        let mut reactor = Reactor::new(&cfg, &settings);
         let mut ready = false;
-        let mut received: u64 = 0;
-        let mut buf = vec![0u8; 256 * 1024];
         let started = Instant::now();
         loop {
-            let mut stream = match UnixStream::connect(&path) {
-                Ok(s) => s,
+            let mut bus = match EventBus::subscribe(&addr) {
+                Ok(b) => b,
                 Err(e) => {
                     if !ready && started.elapsed() > CONNECT_TIMEOUT {
-                        return Err(RoleError::Failed(format!(
-                            "cannot subscribe to the event bus at {}: {e}",
-                            path.display()
-                        )));
+                        return Err(RoleError::Failed(format!("cannot subscribe to the event bus: {e}")));
                     }
                     poll_fds(&[sig.fd()], Some(Duration::from_millis(20)))?;
                     sig.drain();
@@ -51,26 +87,346 @@ pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
             } else {
                 info!("re-subscribed to the event bus");
             }
-            stream.set_nonblocking(true)?;
             'conn: loop {
-                poll_fds(&[sig.fd(), stream.as_raw_fd()], None)?;
+                poll_fds(&[sig.fd(), bus.as_raw_fd()], Some(MAP_CHECK))?;
                 sig.drain();
                 if stopping() {
                     return Ok(());
                 }
+                reactor.tick();
                 loop {
-                    match stream.read(&mut buf) {
-                        Ok(0) => break 'conn,
-                        Ok(n) => {
-                            received += n as u64;
-                            debug!("event bus: {n} bytes ({received} in all)");
+                    match bus.next_now() {
+                        Ok(Some(ev)) => reactor.handle(&ev.tag, ev.data),
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!("event bus: {e}; subscribing again");
+                            break 'conn;
                         }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        Err(_) => break 'conn,
                     }
                 }
             }
         }
     })
+}
+
+/// The Reactor's own state: the map, leadership, the pool's queue.
+struct Reactor {
+    cfg: MasterConfig,
+    map: ReactorMap,
+    leader: bool,
+    queue: SyncSender<Task>,
+    hwm: usize,
+    events: brine_proto::event::EventSender,
+    last_check: Instant,
+    dropped_log: LogLimiter,
+}
+
+impl Reactor {
+    fn new(cfg: &MasterConfig, settings: &Settings) -> Reactor {
+        let (tx, rx) = sync_channel::<Task>(settings.worker_hwm);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..settings.worker_threads {
+            let (cfg, rx, tx) = (cfg.clone(), rx.clone(), tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("reactor-{i}"))
+                .spawn(move || Worker::new(cfg, tx).run(&rx));
+            if let Err(e) = spawned {
+                error!("cannot start reactor worker thread {i}: {e}");
+            }
+        }
+        let map = ReactorMap::from_config(cfg);
+        if !map.is_empty() {
+            info!(
+                "reactor: {} map entries, {} worker threads, queue of {}",
+                map.len(),
+                settings.worker_threads,
+                settings.worker_hwm
+            );
+        }
+        Reactor {
+            cfg: cfg.clone(),
+            map,
+            leader: true,
+            queue: tx,
+            hwm: settings.worker_hwm,
+            events: crate::event_sender(cfg),
+            last_check: Instant::now(),
+            dropped_log: LogLimiter::new(5, Duration::from_secs(60)),
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.last_check.elapsed() >= MAP_CHECK {
+            self.map.refresh();
+            self.last_check = Instant::now();
+        }
+    }
+
+    /// One event off the bus (Salt's `Reactor.run` loop body).
+    fn handle(&mut self, tag: &str, data: Value) {
+        if data.get("user").and_then(Value::as_str) == Some(EVENT_USER) {
+            return;
+        }
+        if tag.contains("salt/reactors/manage") {
+            if !self.master_key_ok(&data) {
+                error!("received salt/reactors/manage event without matching master_key. discarding");
+                return;
+            }
+            if tag.ends_with("salt/reactors/manage/is_leader") {
+                self.fire_leader();
+            }
+            if tag.ends_with("salt/reactors/manage/set_leader") {
+                let id = self.cfg.master_id();
+                if data.get("id").and_then(Value::as_str) == Some(id.as_str()) {
+                    self.leader = data.get("value").map(brine_py::truthy).unwrap_or(true);
+                    info!("reactor leadership set to {}", self.leader);
+                }
+                self.fire_leader();
+            }
+            if tag.ends_with("salt/reactors/manage/add") {
+                let glob = data.get("event").map(brine_py::to_str).unwrap_or_default();
+                let paths = match data.get("reactors") {
+                    Some(Value::Array(a)) => a.iter().map(brine_py::to_str).collect(),
+                    Some(v) => vec![brine_py::to_str(v)],
+                    None => Vec::new(),
+                };
+                let res = self.map.add(&glob, paths);
+                self.fire_manage("salt/reactors/manage/add-complete", res, "Reactor added.");
+                return;
+            } else if tag.ends_with("salt/reactors/manage/delete") {
+                let glob = data.get("event").map(brine_py::to_str).unwrap_or_default();
+                let res = self.map.delete(&glob);
+                self.fire_manage("salt/reactors/manage/delete-complete", res, "Reactor deleted.");
+                return;
+            } else if tag.ends_with("salt/reactors/manage/list") {
+                let data = Value::map([("reactors", self.map.to_value())]);
+                let _ = self.events.fire("salt/reactors/manage/list-results", &data);
+                return;
+            }
+        }
+        if !self.leader {
+            return;
+        }
+        let reactors: Vec<String> = self.map.reactors(tag).into_iter().map(String::from).collect();
+        if reactors.is_empty() {
+            return;
+        }
+        debug!(
+            "Gathering reactors for tag {}: {}",
+            tag.escape_debug(),
+            reactors.join(", ")
+        );
+        let task = Task::Event {
+            tag: tag.to_string(),
+            data,
+            reactors,
+        };
+        match self.queue.try_send(task) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if let Some(held) = self.dropped_log.allow() {
+                    error!(
+                        "Reactor: {} events already queued (reactor_worker_hwm); the event {} is dropped ({held} more dropped since the last report). Consider tuning reactor_worker_threads and/or reactor_worker_hwm",
+                        self.hwm,
+                        tag.escape_debug()
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => error!(
+                "Reactor: no worker threads; the event {} is dropped",
+                tag.escape_debug()
+            ),
+        }
+    }
+
+    /// Salt's check: the event carries the key of the master's user.
+    fn master_key_ok(&self, data: &Value) -> bool {
+        let Some(sent) = data.get("key").and_then(Value::as_str) else {
+            return false;
+        };
+        let user = if self.cfg.user == "root" {
+            "root"
+        } else {
+            self.cfg.user.as_str()
+        };
+        UserKey::of_user(&self.cfg, user).is_ok_and(|k| k.matches(sent))
+    }
+
+    fn fire_leader(&mut self) {
+        let data = Value::map([("result", Value::Bool(self.leader))]);
+        let _ = self.events.fire("salt/reactors/manage/leader/value", &data);
+    }
+
+    fn fire_manage(&mut self, tag: &str, res: Result<(), &str>, ok: &str) {
+        let result = match res {
+            Ok(()) => Value::map([("status", Value::Bool(true)), ("comment", Value::from(ok))]),
+            Err(why) => Value::map([("status", Value::Bool(false)), ("comment", Value::from(why))]),
+        };
+        let data = Value::map([("reactors", self.map.to_value()), ("result", result)]);
+        let _ = self.events.fire(tag, &data);
+    }
+}
+
+/// One pool thread: its renderer, its client of the request port, its
+/// wheel context (each thread its own: nothing shared but the queue).
+struct Worker {
+    cfg: MasterConfig,
+    queue: SyncSender<Task>,
+    renderer: Option<Renderer>,
+    local: Option<LocalClient>,
+    wheel: Option<crate::services::Ctx>,
+}
+
+impl Worker {
+    fn new(cfg: MasterConfig, queue: SyncSender<Task>) -> Worker {
+        Worker {
+            cfg,
+            queue,
+            renderer: None,
+            local: None,
+            wheel: None,
+        }
+    }
+
+    fn run(mut self, rx: &Mutex<Receiver<Task>>) {
+        loop {
+            let task = {
+                let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                rx.recv()
+            };
+            match task {
+                Ok(Task::Event { tag, data, reactors }) => self.react(&tag, &data, &reactors),
+                Ok(Task::Run { tag, reaction }) => self.run_master_side(&tag, reaction),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Salt's `Reactor.reactions` + `call_reactions` for one event.
+    fn react(&mut self, tag: &str, data: &Value, reactors: &[String]) {
+        let renderer = self.renderer.get_or_insert_with(|| Renderer::new(&self.cfg));
+        let mut high = Value::Map(Vec::new());
+        for r in reactors {
+            renderer.render_reaction(r, tag, data, &mut high);
+        }
+        if !brine_py::truthy(&high) {
+            debug!("no reactions for {}", tag.escape_debug());
+            return;
+        }
+        let errors = verify_high(&high);
+        if !errors.is_empty() {
+            error!(
+                "Unable to render reactions for event {} due to errors ({}) in one or more of the sls files ({})",
+                tag.escape_debug(),
+                errors.join("; ").escape_debug(),
+                reactors.join(", ").escape_debug()
+            );
+            return;
+        }
+        for chunk in compile_high_data(&high) {
+            match reaction(&chunk) {
+                Err(e) => error!("{} (event {})", e.escape_debug(), tag.escape_debug()),
+                Ok(r @ Reaction::Local { .. }) => self.publish(tag, &r),
+                Ok(r) => {
+                    let (id, kind, fun) = (r.id().to_string(), r.kind(), r.fun().to_string());
+                    let task = Task::Run {
+                        tag: tag.to_string(),
+                        reaction: r,
+                    };
+                    if self.queue.try_send(task).is_err() {
+                        error!(
+                            "Reactor '{}' failed to execute {kind} '{}': TaskPool queue is full! Consider tuning reactor_worker_threads and/or reactor_worker_hwm",
+                            id.escape_debug(),
+                            fun.escape_debug()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A `local` reaction: publish and move on (no waiting for returns).
+    fn publish(&mut self, tag: &str, r: &Reaction) {
+        let Reaction::Local {
+            id,
+            fun,
+            tgt,
+            tgt_type,
+            arg,
+            ret,
+            jid,
+            kwargs,
+        } = r
+        else {
+            return;
+        };
+        if self.local.is_none() {
+            match UserKey::current(&self.cfg) {
+                Ok(key) => {
+                    self.local = Some(LocalClient::from_config(&self.cfg, key).request_timeout(PUBLISH_TIMEOUT));
+                }
+                Err(e) => {
+                    error!("Reactor '{}' failed to execute local '{fun}': {e}", id.escape_debug());
+                    return;
+                }
+            }
+        }
+        let job = Publish {
+            tgt: tgt.clone(),
+            fun: fun.clone(),
+            arg: arg.clone(),
+            tgt_type: tgt_type.clone(),
+            ret: ret.clone(),
+            jid: jid.clone(),
+            kwargs: kwargs.clone(),
+        };
+        let client = self.local.as_mut().expect("set above");
+        match client.publish(&job) {
+            Ok(Some(job)) => info!(
+                "Reactor '{}' (event {}): local {fun} on {} → job {} for {} minion(s)",
+                id.escape_debug(),
+                tag.escape_debug(),
+                brine_py::to_str(tgt).escape_debug(),
+                job.jid,
+                job.minions.len()
+            ),
+            Ok(None) => info!(
+                "Reactor '{}' (event {}): local {fun}: no minion matches {}",
+                id.escape_debug(),
+                tag.escape_debug(),
+                brine_py::to_str(tgt).escape_debug()
+            ),
+            Err(e) => {
+                error!("Reactor '{}' failed to execute local '{fun}': {e}", id.escape_debug());
+                // A fresh connection for the next one.
+                self.local = None;
+            }
+        }
+    }
+
+    /// A `runner` or `wheel` reaction, as user `Reactor`.
+    fn run_master_side(&mut self, tag: &str, r: Reaction) {
+        match r {
+            Reaction::Runner { id, fun, low } => {
+                info!(
+                    "Reactor '{}' (event {}): runner {fun}",
+                    id.escape_debug(),
+                    tag.escape_debug()
+                );
+                crate::runners::run_now(&self.cfg, &fun, &low, EVENT_USER);
+            }
+            Reaction::Wheel { id, fun, low } => {
+                info!(
+                    "Reactor '{}' (event {}): wheel {fun}",
+                    id.escape_debug(),
+                    tag.escape_debug()
+                );
+                let ctx = self
+                    .wheel
+                    .get_or_insert_with(|| crate::services::Ctx::new(Rc::new(self.cfg.clone())));
+                crate::services::wheel::wheel(ctx, &fun, &low, EVENT_USER);
+            }
+            Reaction::Local { .. } => self.publish(tag, &r),
+        }
+    }
 }

@@ -26,7 +26,7 @@ mod mine;
 mod minion;
 mod peer;
 mod publish;
-mod wheel;
+pub(crate) mod wheel;
 
 use std::rc::Rc;
 

@@ -62,7 +62,7 @@ pub const WHEEL_FUNCS: [&str; 28] = [
 ];
 
 /// A wheel call: `{tag, data}` with the return, events around it.
-pub(super) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> Value {
+pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> Value {
     let fun = match fun {
         "key.print" => "key.key_str",
         f => f,
