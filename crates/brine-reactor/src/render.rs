@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use brine_config::{MasterConfig, Value as Json};
 use brine_pillar::jinja::JinjaShared;
 use brine_pillar::render::compile_template;
-use brine_proto::json::from_json;
 use brine_proto::Value;
 use log::{debug, error};
 
@@ -21,7 +20,6 @@ use crate::compile::pad_funcs;
 /// `file_roots` for `salt://` paths and Jinja imports.
 pub struct Renderer {
     shared: JinjaShared,
-    opts: Value,
     file_roots: Vec<(String, Vec<PathBuf>)>,
 }
 
@@ -41,18 +39,16 @@ impl Renderer {
                 .collect(),
             _ => Vec::new(),
         };
-        let opts = Json::Object(cfg.raw.clone());
-        Renderer {
-            opts: from_json(&opts),
-            shared: JinjaShared::new(
-                opts,
-                Value::Map(Vec::new()),
-                Value::Map(Vec::new()),
-                Value::Nil,
-                file_roots.clone(),
-            ),
-            file_roots,
-        }
+        let mut shared = JinjaShared::new(
+            Json::Object(cfg.raw.clone()),
+            Value::Map(Vec::new()),
+            Value::Map(Vec::new()),
+            Value::Nil,
+            file_roots.clone(),
+        );
+        // Salt's reactor templates see the options as `opts` and `__opts__`.
+        shared.globals.push(("__opts__".into(), shared.opts_mj.clone()));
+        Renderer { shared, file_roots }
     }
 
     /// The file a `salt://path[?saltenv=env]` URL names: the first
@@ -99,7 +95,6 @@ impl Renderer {
         let extra = vec![
             (Value::from("tag"), Value::from(tag)),
             (Value::from("data"), data.clone()),
-            (Value::from("__opts__"), self.opts.clone()),
         ];
         for file in files {
             let rendered = compile_template(&self.shared, &file, "base", "", &extra);

@@ -74,6 +74,9 @@ pub struct JinjaShared {
     pub grains_mj: Mj,
     pub pillar_mj: Mj,
     pub salt_mj: Mj,
+    /// More variables every template sees, made once (the reactor's
+    /// `__opts__`), before the per-render ones.
+    pub globals: Vec<(String, Mj)>,
     salt_data: Arc<FuncData>,
 }
 
@@ -119,6 +122,7 @@ impl JinjaShared {
             grains_mj: from_msg(&grains),
             pillar_mj: from_msg(&pillar),
             salt_mj,
+            globals: Vec::new(),
             opts,
             grains,
             pillar,
@@ -405,6 +409,9 @@ pub fn render(
         ("proxy".into(), to_mj(&serde_json::json!({}))),
         ("_pillar_rend".into(), Mj::from(true)),
     ];
+    for (k, v) in &shared.globals {
+        set(&mut ctx, k, v.clone());
+    }
     for (k, v) in extra {
         set(&mut ctx, &brine_py::to_str(k), from_msg(v));
     }
