@@ -25,8 +25,21 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The `reactor_*` options; a `reactor` entry of `engines:` (Salt
+    /// 3007's way to run the reactor) overrides them with its
+    /// `refresh_interval`, `worker_threads` and `worker_hwm`.
     pub fn from_config(cfg: &MasterConfig) -> Settings {
-        let num = |k: &str, default: u64| cfg.get(k).and_then(brine_py::int).map_or(default, |n| n.max(0) as u64);
+        let engine = match cfg.get("engines") {
+            Some(Json::Array(list)) => list.iter().find_map(|e| e.get("reactor").and_then(Json::as_object)),
+            _ => None,
+        };
+        let num = |k: &str, default: u64| {
+            engine
+                .and_then(|e| e.get(k.trim_start_matches("reactor_")))
+                .or_else(|| cfg.get(k))
+                .and_then(brine_py::int)
+                .map_or(default, |n| n.max(0) as u64)
+        };
         Settings {
             refresh_interval: Duration::from_secs(num("reactor_refresh_interval", 60)),
             worker_threads: num("reactor_worker_threads", 10).clamp(1, 1024) as usize,
@@ -319,5 +332,19 @@ mod tests {
         let s = Settings::from_config(&cfg);
         assert_eq!(s.refresh_interval, Duration::from_secs(60));
         assert_eq!((s.worker_threads, s.worker_hwm, s.niceness), (10, 10_000, None));
+        let cfg = MasterConfig::from_overrides(
+            d.path(),
+            serde_json::from_value(json!({
+                "root_dir": d.path().to_str().unwrap(),
+                "reactor_worker_threads": 3,
+                "reactor_niceness": 5,
+                "engines": ["pytest", {"reactor": {"worker_hwm": 50, "refresh_interval": 7}}],
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let s = Settings::from_config(&cfg);
+        assert_eq!(s.refresh_interval, Duration::from_secs(7));
+        assert_eq!((s.worker_threads, s.worker_hwm, s.niceness), (3, 50, Some(5)));
     }
 }
