@@ -470,7 +470,12 @@ mod tests {
         write(new.join("jid"), "20990101000000000000").unwrap();
         // The pass runs "two days from now": `new` was written then.
         let later = SystemTime::now() + Duration::from_secs(2 * 86_400);
-        File::options().write(true).open(new.join("jid")).unwrap().set_modified(later).unwrap();
+        File::options()
+            .write(true)
+            .open(new.join("jid"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
         let done = c.clean_old_jobs_at(Duration::from_secs(86_400), later);
         assert_eq!(done.removed, 2, "old and corrupt removed");
         assert!(done.failed.is_empty(), "{:?}", done.failed);
@@ -493,7 +498,8 @@ mod tests {
         assert!(fresh.exists() && jobs.join("02").exists());
         // Through the trait, a job saved now is kept and expires later.
         let jid = Jid::parse("20240101120000123456").unwrap();
-        c.save_load(&jid, &Value::map([("fun", Value::from("test.ping"))]), &[]).unwrap();
+        c.save_load(&jid, &Value::map([("fun", Value::from("test.ping"))]), &[])
+            .unwrap();
         let cache: &dyn JobCache = &c;
         assert_eq!(cache.clean_old_jobs(Duration::from_secs(3600)).removed, 0);
         assert!(c.load(&jid).is_some());
@@ -501,7 +507,12 @@ mod tests {
         assert!(c.load(&jid).is_none());
         // No jobs directory at all: nothing to do.
         let none = tempfile::tempdir().unwrap();
-        assert_eq!(LocalCache::new(none.path(), "sha256").clean_old_jobs(Duration::ZERO).removed, 0);
+        assert_eq!(
+            LocalCache::new(none.path(), "sha256")
+                .clean_old_jobs(Duration::ZERO)
+                .removed,
+            0
+        );
     }
 
     /// Readers take a job directory with files missing (a job saved in

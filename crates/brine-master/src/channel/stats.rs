@@ -91,7 +91,9 @@ mod tests {
         assert_eq!(cmds, ["_return", "publish", "_pillar"], "first-run order");
         let ret = stats.get("_return").unwrap();
         assert_eq!(ret.get("runs"), Some(&Value::Int(3)));
-        let Some(Value::F64(mean)) = ret.get("mean") else { panic!() };
+        let Some(Value::F64(mean)) = ret.get("mean") else {
+            panic!()
+        };
         assert!((mean - 0.020).abs() < 1e-9, "{mean}");
         assert_eq!(stats.get("_pillar").unwrap().get("runs"), Some(&Value::Int(1)));
         // Counting starts again from the event.

@@ -223,7 +223,8 @@ fn strings(ids: &[String]) -> Value {
 }
 
 fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// `cachedir/presence-data`.
@@ -288,7 +289,10 @@ fn handle_presence(cfg: &MasterConfig, presence: &mut Presence, events: &mut Eve
         let data = Value::map([("new", strings(new)), ("lost", strings(lost))]);
         let _ = events.fire("salt/presence/change", &data);
     }
-    let _ = events.fire("salt/presence/present", &Value::map([("present", strings(&pass.present))]));
+    let _ = events.fire(
+        "salt/presence/present",
+        &Value::map([("present", strings(&pass.present))]),
+    );
     let path = presence_data_path(&cfg.cachedir);
     let data = presence_data(&pass.present, SystemTime::now());
     if let Err(e) = write_atomic(&path, &data.to_file(), 0o644) {
@@ -446,7 +450,12 @@ mod tests {
             "past the TTL"
         );
         // The older format: the data alone, timed by the file's mtime.
-        write_atomic(&path, &Value::map([("present", strings(&ids(&["c3"])))]).to_file(), 0o644).unwrap();
+        write_atomic(
+            &path,
+            &Value::map([("present", strings(&ids(&["c3"])))]).to_file(),
+            0o644,
+        )
+        .unwrap();
         assert_eq!(read_presence_data(&path, SystemTime::now()).len(), 1);
         // Garbage and a wrong shape: nothing.
         std::fs::write(&path, b"\xc1garbage").unwrap();
