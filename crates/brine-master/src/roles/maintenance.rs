@@ -17,8 +17,9 @@
 //! * **AES rotation**: Salt's `handle_key_rotate`. When `salt-key` leaves
 //!   `cachedir/.dfn` (mode 0400, content = the master's id as 3007 writes
 //!   it, or empty as 3006 does), and every `publish_session` seconds
-//!   (3006's rotate clock: from the start of this process, restarted by
-//!   every rotation; 0 turns it off): a new key in the shared cell, the
+//!   as 3006 does it ([`RotateClock`]: restarted by every rotation and
+//!   every `maintenance_interval`, so never with Salt's defaults; 3007
+//!   does not rotate on `publish_session` outside cluster mode): a new key in the shared cell, the
 //!   publication serial back to 0, the event `key`
 //!   `{"rotate_aes_key": True}`. Minions notice at their next publication
 //!   and re-authenticate. With `ping_on_rotate: True` a `test.ping` goes
@@ -107,27 +108,49 @@ pub fn rotate_aes(aes: &SharedCell, events: &mut EventSender) -> std::io::Result
 }
 
 /// The periodic rotation's clock (`publish_session`), as Salt 3006's
-/// Maintenance keeps it: started when the process starts, due once
-/// `publish_session` seconds have passed since the last rotation of any
-/// kind. Salt 3007 rotates on `publish_session` only in cluster mode (by
-/// the age of the cluster's `.aes` file); a 3007 master alone keeps its
-/// key until `salt-key` asks.
+/// Maintenance keeps it: due once `publish_session` seconds have passed
+/// since the last rotation of any kind, or since the process started.
+/// Salt's Maintenance process ends itself every `maintenance_interval`
+/// seconds (3600) and its ProcessManager starts a new one, whose clock
+/// starts over: so 3006 rotates only when `publish_session` is shorter
+/// than `maintenance_interval`, never with the defaults (86400 and 3600).
+/// This process lives on, and its clock starts over at the same
+/// boundaries, so that a Brine master rotates when a 3006 master would.
+/// Salt 3007 rotates on `publish_session` only in cluster mode (by the age
+/// of the cluster's `.aes` file); a 3007 master alone keeps its key until
+/// `salt-key` asks.
 #[derive(Debug, Clone)]
 pub struct RotateClock {
     period: Option<Duration>,
+    restart: Option<Duration>,
+    started: Instant,
     last: Instant,
 }
 
 impl RotateClock {
-    /// `publish_session` seconds (0 or unset: never due), from `start`.
-    pub fn new(publish_session: Option<u64>, start: Instant) -> RotateClock {
+    /// `publish_session` seconds (0 or unset: never due), from `start`,
+    /// starting over every `maintenance_interval` seconds (0 or unset:
+    /// never).
+    pub fn new(publish_session: Option<u64>, maintenance_interval: Option<u64>, start: Instant) -> RotateClock {
+        let secs = |s: Option<u64>| s.filter(|s| *s > 0).map(Duration::from_secs);
         RotateClock {
-            period: publish_session.filter(|s| *s > 0).map(Duration::from_secs),
+            period: secs(publish_session),
+            restart: secs(maintenance_interval),
+            started: start,
             last: start,
         }
     }
 
-    pub fn due(&self, now: Instant) -> bool {
+    /// Whether a periodic rotation is due at `now` (a pass of the loop).
+    pub fn due(&mut self, now: Instant) -> bool {
+        if self
+            .restart
+            .is_some_and(|r| now.saturating_duration_since(self.started) >= r)
+        {
+            // Where Salt's Maintenance process would have been replaced.
+            self.started = now;
+            self.last = now;
+        }
         self.period
             .is_some_and(|p| now.saturating_duration_since(self.last) >= p)
     }
@@ -307,7 +330,11 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
         let jobs = crate::backends::job_cache(&cfg);
         let master_id = cfg.master_id();
         let mut events = crate::event_sender(&cfg);
-        let mut clock = RotateClock::new(cfg.get_u64("publish_session"), Instant::now());
+        let mut clock = RotateClock::new(
+            cfg.get_u64("publish_session"),
+            cfg.get_u64("maintenance_interval"),
+            Instant::now(),
+        );
         let presence_on = presence_enabled(&cfg);
         let mut presence = Presence::new(read_presence_data(
             &presence_data_path(&cfg.cachedir),
@@ -387,16 +414,32 @@ mod tests {
     fn the_rotate_clock_runs_from_the_last_rotation() {
         let start = Instant::now();
         let s = Duration::from_secs;
-        let mut c = RotateClock::new(Some(86_400), start);
+        let mut c = RotateClock::new(Some(1000), Some(3600), start);
         assert!(!c.due(start));
+        assert!(!c.due(start + s(999)));
+        assert!(c.due(start + s(1000)));
+        c.rotated(start + s(1000));
+        // A rotation asked for with .dfn restarts the clock too.
+        c.rotated(start + s(1500));
+        assert!(!c.due(start + s(2000)));
+        assert!(c.due(start + s(2500)));
+        c.rotated(start + s(2500));
+        // Salt's Maintenance is replaced at 3600 s: its clock starts over.
+        assert!(!c.due(start + s(3600)));
+        assert!(!c.due(start + s(4599)));
+        assert!(c.due(start + s(4600)));
+        // The defaults: the clock starts over before it is ever due.
+        let mut c = RotateClock::new(Some(86_400), Some(3600), start);
+        assert!((0..=30 * 24).all(|h| !c.due(start + s(h * 3600))));
+        // Without maintenance_interval, every publish_session.
+        let mut c = RotateClock::new(Some(86_400), Some(0), start);
         assert!(!c.due(start + s(86_399)));
         assert!(c.due(start + s(86_400)));
-        // A rotation asked for with .dfn restarts the clock too.
-        c.rotated(start + s(1000));
-        assert!(!c.due(start + s(86_400)));
-        assert!(c.due(start + s(87_400)));
         // publish_session 0 (or unset): never.
-        for off in [RotateClock::new(Some(0), start), RotateClock::new(None, start)] {
+        for mut off in [
+            RotateClock::new(Some(0), None, start),
+            RotateClock::new(None, None, start),
+        ] {
             assert!(!off.due(start + s(10 * 86_400)));
         }
     }
