@@ -16,11 +16,11 @@
 //!   Python master and Brine read each other's file.
 //! * **AES rotation**: Salt's `handle_key_rotate`. When `salt-key` leaves
 //!   `cachedir/.dfn` (mode 0400, content = the master's id as 3007 writes
-//!   it, or empty as 3006 does), and every `publish_session` seconds
-//!   as 3006 does it ([`RotateClock`]: restarted by every rotation and
-//!   every `maintenance_interval`, so never with Salt's defaults; 3007
-//!   does not rotate on `publish_session` outside cluster mode): a new key in the shared cell, the
-//!   publication serial back to 0, the event `key`
+//!   it, or empty as 3006 does), and every `publish_session` seconds as
+//!   3006 does it ([`RotateClock`]: restarted by every rotation and every
+//!   `maintenance_interval`, so never with Salt's defaults; 3007 does not
+//!   rotate on `publish_session` outside cluster mode): a new key in the
+//!   shared cell, the publication serial back to 0, the event `key`
 //!   `{"rotate_aes_key": True}`. Minions notice at their next publication
 //!   and re-authenticate. With `ping_on_rotate: True` a `test.ping` goes
 //!   to the connected minions right away (Salt's
