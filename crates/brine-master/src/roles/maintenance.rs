@@ -376,6 +376,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keep_jobs_seconds_wins_unless_only_keep_jobs_changed() {
+        let keep = |o: serde_json::Value| {
+            let serde_json::Value::Object(o) = o else {
+                unreachable!()
+            };
+            keep_jobs(&MasterConfig::from_overrides(Path::new("/etc/salt"), o).unwrap())
+        };
+        let h = |n: u64| Some(Duration::from_secs(n * 3600));
+        assert_eq!(keep(serde_json::json!({})), h(24), "Salt's default: 86400 s");
+        assert_eq!(
+            keep(serde_json::json!({"keep_jobs_seconds": 60})),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            keep(serde_json::json!({"keep_jobs": 2})),
+            h(2),
+            "the older option, alone"
+        );
+        assert_eq!(
+            keep(serde_json::json!({"keep_jobs": 2, "keep_jobs_seconds": 90})),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(keep(serde_json::json!({"keep_jobs_seconds": 0})), None, "0: forever");
+        assert_eq!(keep(serde_json::json!({"keep_jobs": 0})), None);
+    }
+
+    #[test]
     fn dropfile_needs_mode_0400_and_the_master_id() {
         use std::os::unix::fs::PermissionsExt;
         let t = tempfile::tempdir().unwrap();
