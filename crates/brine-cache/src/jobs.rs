@@ -6,6 +6,7 @@
 //! masters implements [`JobCache`] too, and callers do not change.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use brine_proto::Value;
 use brine_py::text;
@@ -62,7 +63,7 @@ pub fn is_jid(jid: &str) -> bool {
 
 /// What the master keeps of its jobs (Salt's returner interface for
 /// `master_job_cache`: `save_load`, `returner`, `get_load`, `get_jid`,
-/// `get_jids`).
+/// `get_jids`, `clean_old_jobs`).
 ///
 /// A write that fails (the store is full or read-only) returns the error,
 /// which says where and why, and leaves nothing half-written: the job or
@@ -84,6 +85,21 @@ pub trait JobCache {
     fn get_jid(&self, jid: &Jid) -> Value;
     /// Salt's `get_jids`: every job's load, with its jid.
     fn get_jids(&self) -> Vec<(Jid, Value)>;
+    /// Salt's `clean_old_jobs`, which the master's Maintenance process
+    /// calls every `loop_interval`: forget the jobs older than `keep`
+    /// (the caller turns `keep_jobs_seconds`, or the older `keep_jobs`
+    /// hours, into `keep`; Salt's 0, keep forever, is not a call).
+    fn clean_old_jobs(&self, keep: Duration) -> Cleaned;
+}
+
+/// What one [`JobCache::clean_old_jobs`] pass did.
+#[derive(Debug, Default)]
+pub struct Cleaned {
+    /// Jobs removed.
+    pub removed: usize,
+    /// Jobs (or directories) that were due but could not be removed; the
+    /// pass went on with the others, as Salt's does.
+    pub failed: Vec<CacheError>,
 }
 
 /// Salt's default `master_job_cache`, the one Brine keeps.
@@ -117,6 +133,65 @@ impl LocalCache {
             openssl::hash::MessageDigest::from_name(&self.hash_type).unwrap_or(openssl::hash::MessageDigest::sha256());
         let h = hex::encode(openssl::hash::hash(md, jid.as_str().as_bytes()).expect("hash"));
         self.jobs.join(&h[..2]).join(&h[2..])
+    }
+}
+
+impl LocalCache {
+    /// [`JobCache::clean_old_jobs`] as of `now`, as Salt's local_cache
+    /// does it: under `jobs/<h[:2]>/`, a job directory whose `jid` file
+    /// was modified more than `keep` ago goes (mtime, which a `chown -R`
+    /// of the cache does not reset); one without a `jid` file is a corrupt
+    /// entry and goes too (Salt removes it at once; here only once it is
+    /// a minute old, since `save_load` and `store_return` create the
+    /// directory before they write `jid`); a hash-prefix directory that is
+    /// empty when the pass reaches it goes once its own mtime is older
+    /// than `keep` (a fresh one may be about to receive a job).
+    pub fn clean_old_jobs_at(&self, keep: Duration, now: SystemTime) -> Cleaned {
+        const UNFINISHED: Duration = Duration::from_secs(60);
+        let older = |path: &Path, than: Duration| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > than))
+        };
+        let mut done = Cleaned::default();
+        let Ok(tops) = std::fs::read_dir(&self.jobs) else {
+            return done;
+        };
+        for top in tops.flatten() {
+            let top = top.path();
+            if !top.is_dir() {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&top) else {
+                continue;
+            };
+            let mut empty = true;
+            for e in entries.flatten() {
+                empty = false;
+                let dir = e.path();
+                if !dir.is_dir() {
+                    continue;
+                }
+                let jid = dir.join("jid");
+                let expired = if jid.is_file() {
+                    older(&jid, keep)
+                } else {
+                    older(&dir, UNFINISHED)
+                };
+                if expired {
+                    match std::fs::remove_dir_all(&dir) {
+                        Ok(()) => done.removed += 1,
+                        Err(e) => done.failed.push(CacheError::write(&dir)(e)),
+                    }
+                }
+            }
+            if empty && older(&top, keep) {
+                if let Err(e) = std::fs::remove_dir(&top) {
+                    done.failed.push(CacheError::write(&top)(e));
+                }
+            }
+        }
+        done
     }
 }
 
@@ -259,6 +334,10 @@ impl JobCache for LocalCache {
         }
         out
     }
+
+    fn clean_old_jobs(&self, keep: Duration) -> Cleaned {
+        self.clean_old_jobs_at(keep, SystemTime::now())
+    }
 }
 
 #[cfg(test)]
@@ -372,6 +451,68 @@ mod tests {
         assert!(c.save_load(&other, &load, &[]).is_err());
         assert_eq!(c.get_jids().len(), 1);
         assert!(c.get_jid(&jid).get("m2").is_none());
+    }
+
+    #[test]
+    fn clean_old_jobs_removes_expired_and_corrupt_jobs() {
+        use std::fs::{create_dir_all, write, File};
+        let t = tempfile::tempdir().unwrap();
+        let c = LocalCache::new(t.path(), "sha256");
+        let jobs = t.path().join("jobs");
+        let old = jobs.join("ab/cdef");
+        let new = jobs.join("ab/0123");
+        let corrupt = jobs.join("cd/4567");
+        let empty_old = jobs.join("ef");
+        for d in [&old, &new, &corrupt, &empty_old] {
+            create_dir_all(d).unwrap();
+        }
+        write(old.join("jid"), "20240101000000000000").unwrap();
+        write(new.join("jid"), "20990101000000000000").unwrap();
+        // The pass runs "two days from now": `new` was written then.
+        let later = SystemTime::now() + Duration::from_secs(2 * 86_400);
+        File::options()
+            .write(true)
+            .open(new.join("jid"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let done = c.clean_old_jobs_at(Duration::from_secs(86_400), later);
+        assert_eq!(done.removed, 2, "old and corrupt removed");
+        assert!(done.failed.is_empty(), "{:?}", done.failed);
+        assert!(!old.exists() && !corrupt.exists());
+        assert!(new.exists(), "a job younger than keep stays");
+        assert!(!empty_old.exists(), "an empty prefix dir older than keep goes");
+        // `cd` was emptied by this pass: it goes at the next one.
+        assert!(jobs.join("cd").exists());
+        let done = c.clean_old_jobs_at(Duration::from_secs(86_400), later);
+        assert_eq!(done.removed, 0);
+        assert!(!jobs.join("cd").exists());
+
+        // Just now: a job dir without its jid file yet, and an empty
+        // prefix dir, are being written and stay.
+        let fresh = jobs.join("01/2345");
+        create_dir_all(&fresh).unwrap();
+        create_dir_all(jobs.join("02")).unwrap();
+        let done = c.clean_old_jobs(Duration::from_secs(86_400));
+        assert_eq!(done.removed, 0);
+        assert!(fresh.exists() && jobs.join("02").exists());
+        // Through the trait, a job saved now is kept and expires later.
+        let jid = Jid::parse("20240101120000123456").unwrap();
+        c.save_load(&jid, &Value::map([("fun", Value::from("test.ping"))]), &[])
+            .unwrap();
+        let cache: &dyn JobCache = &c;
+        assert_eq!(cache.clean_old_jobs(Duration::from_secs(3600)).removed, 0);
+        assert!(c.load(&jid).is_some());
+        assert_eq!(c.clean_old_jobs_at(Duration::from_secs(3600), later).removed, 2);
+        assert!(c.load(&jid).is_none());
+        // No jobs directory at all: nothing to do.
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(
+            LocalCache::new(none.path(), "sha256")
+                .clean_old_jobs(Duration::ZERO)
+                .removed,
+            0
+        );
     }
 
     /// Readers take a job directory with files missing (a job saved in

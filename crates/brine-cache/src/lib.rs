@@ -11,7 +11,7 @@ pub mod fs;
 pub mod jobs;
 pub mod minions;
 
-pub use jobs::{Jid, JobCache, LocalCache, LOCAL_CACHE};
+pub use jobs::{Cleaned, Jid, JobCache, LocalCache, LOCAL_CACHE};
 pub use minions::MinionCache;
 
 /// A cache file that could not be read, decoded or written.

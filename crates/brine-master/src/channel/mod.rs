@@ -9,6 +9,7 @@
 mod auth;
 pub mod presence;
 mod sessions;
+pub mod stats;
 
 use std::rc::Rc;
 
@@ -83,6 +84,8 @@ pub struct ReqServerChannel {
     /// `max_pending_keys` (0: no limit) and its refusals' log lines.
     max_pending_keys: u64,
     pending_log: crate::loglimit::LogLimiter,
+    /// `master_stats`: counts per command, None when off.
+    stats: Option<stats::MasterStats>,
 }
 
 /// The sender as its request names it (never trusted, only logged) and
@@ -167,10 +170,35 @@ impl ReqServerChannel {
             pending_log: crate::loglimit::LogLimiter::new(10, std::time::Duration::from_secs(60)),
             aes: AesKey::new(aes),
             services: Services::new(cfg.clone(), zctx)?,
+            stats: None,
             master_key,
             master_pub,
             cfg,
         })
+    }
+
+    /// Count the commands this channel runs (`master_stats: True`) as the
+    /// MWorker `worker` (`MWorker-0`, …), with a stats event every
+    /// `master_stats_event_iter` seconds at most.
+    pub fn master_stats(&mut self, worker: &str) {
+        let every = self.cfg.get_u64("master_stats_event_iter").unwrap_or(60);
+        self.stats = Some(stats::MasterStats::new(worker, every, std::time::Instant::now()));
+    }
+
+    /// Run `cmd` with the services, counted when `master_stats` is on
+    /// (the command's own work, as Salt times it: not the decryption of
+    /// the request nor the sealing of the reply).
+    fn run<T>(&mut self, cmd: &str, f: impl FnOnce(&mut Services) -> T) -> T {
+        let Some(stats) = self.stats.as_mut() else {
+            return f(&mut self.services);
+        };
+        let start = std::time::Instant::now();
+        let out = f(&mut self.services);
+        let end = std::time::Instant::now();
+        if let Some((tag, data)) = stats.record(cmd, end - start, end) {
+            let _ = self.services.events().fire(&tag, &data);
+        }
+        out
     }
 
     /// Handle one request body from `peer` (its TCP address as
@@ -241,7 +269,7 @@ impl ReqServerChannel {
                 }
                 match cmd.parse::<ClearCmd>() {
                     Ok(ClearCmd::Auth) => self.auth(load, version),
-                    Ok(c) => self.services.clear(c, load),
+                    Ok(c) => self.run(c.as_str(), |s| s.clear(c, load)),
                     // Salt answers an unknown clear command with {} and
                     // logs "Requested method not exposed" (an error).
                     Err(e) => {
@@ -326,7 +354,7 @@ impl ReqServerChannel {
         }
         let cmd = inner.get("cmd").and_then(Value::as_str).unwrap_or("");
         let ret = match cmd.parse::<AesCmd>() {
-            Ok(c) => self.services.aes(c, &id, &mut inner),
+            Ok(c) => self.run(c.as_str(), |s| s.aes(c, &id, &mut inner)),
             Err(e) => {
                 // Salt's words (an error in its log), then who asked.
                 log::error!(

@@ -203,6 +203,9 @@ fn worker_spec(
         rep.set_linger(0)?;
         rep.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
         let mut handler = ReqServerChannel::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
+        if cfg.get_bool("master_stats").unwrap_or(false) {
+            handler.master_stats(&format!("{}{index}", names::WORKER_PREFIX));
+        }
         // A predecessor that died mid-request left its busy mark.
         let (handled, busy) = (stats.slot(2 + 2 * index), stats.slot(3 + 2 * index));
         busy.store(0, Relaxed);

@@ -13,11 +13,18 @@ pub struct PyMaster(Child);
 
 impl PyMaster {
     pub fn start(env: &Env, version: &str) -> PyMaster {
+        PyMaster::start_with(env, version, &[])
+    }
+
+    /// With more environment variables (`SALT_MASTER_CONFIG`, for the
+    /// LocalClient the master itself makes without a config path).
+    pub fn start_with(env: &Env, version: &str, vars: &[(&str, &str)]) -> PyMaster {
         let log = std::fs::File::create(env.root().join("py-master.stderr")).unwrap();
         let child = Command::new(venv(version).join("bin/salt-master"))
             .arg("-c")
             .arg(&env.conf_dir)
             .args(["-l", "warning"])
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
