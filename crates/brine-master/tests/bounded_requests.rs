@@ -248,18 +248,6 @@ fn max_minions_answers_full() {
     assert!(env.root().join("pki/minions").join(BYSTANDER).exists());
 }
 
-/// A TCP connection to 127.0.0.1:`port` from `source`.
-fn connect_from(source: &str, port: u16) -> std::net::TcpStream {
-    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-    use std::os::fd::{AsRawFd, OwnedFd};
-    let fd: OwnedFd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
-    let src: std::net::SocketAddrV4 = format!("{source}:0").parse().unwrap();
-    bind(fd.as_raw_fd(), &SockaddrIn::from(src)).unwrap();
-    let dst: std::net::SocketAddrV4 = format!("127.0.0.1:{port}").parse().unwrap();
-    connect(fd.as_raw_fd(), &SockaddrIn::from(dst)).unwrap();
-    std::net::TcpStream::from(fd)
-}
-
 /// The log once it holds `needle` (within 10 s).
 fn wait_log_line(env: &Env, needle: &str) -> String {
     let found = wait_until(Duration::from_secs(10), || read(&env.log_file()).contains(needle));

@@ -15,14 +15,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brine_client::{BusAddr, EventBus};
 use brine_proto::Value;
-use common::minion::{venv, Minion, READY};
+use common::minion::{Minion, READY};
 use common::pysalt::{py, PyMaster};
 use common::*;
 
@@ -96,19 +95,9 @@ fn prepare(env: &Env) {
     );
 }
 
-fn salt_call(minion: &Minion, version: &str, args: &[&str]) {
-    let out = Command::new(venv(version).join("bin/salt-call"))
-        .arg("-c")
-        .arg(&minion.conf_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "salt-call {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn salt_call(minion: &Minion, args: &[&str]) {
+    let (code, out) = minion.salt_call(args);
+    assert_eq!(code, 0, "salt-call {args:?}: {out}");
 }
 
 /// What one master did: the files the reactions wrote, and the jobs,
@@ -202,14 +191,9 @@ fn side(python: bool, version: &str) -> (Seen, String) {
             && out("started-r2").exists()),
         "python={python}: no state.apply on start"
     );
-    salt_call(
-        &minions[0],
-        version,
-        &["event.send", "myapp/deploy", r#"{"version": "1.2"}"#],
-    );
+    salt_call(&minions[0], &["event.send", "myapp/deploy", r#"{"version": "1.2"}"#]);
     salt_call(
         &minions[1],
-        version,
         &["event.fire_master", r#"{"version": "2.0"}"#, "myapp/fire"],
     );
     let want = ["deployed-r1-deploy", "deployed-r2-fire", "chained-r1", "chained-r2"];

@@ -120,19 +120,6 @@ fn accept_key(env: &Env, id: &str) {
     std::fs::write(pki.join("minions").join(id), rsa.public_key_to_pem().unwrap()).unwrap();
 }
 
-/// A TCP connection from `source` (a 127.0.0.x address) to the master's
-/// publish_port, standing for a minion's SUB socket there.
-fn connect_from(source: &str, port: u16) -> std::net::TcpStream {
-    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-    use std::os::fd::{AsRawFd, OwnedFd};
-    let fd: OwnedFd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
-    let src: std::net::SocketAddrV4 = format!("{source}:0").parse().unwrap();
-    bind(fd.as_raw_fd(), &SockaddrIn::from(src)).unwrap();
-    let dst: std::net::SocketAddrV4 = format!("127.0.0.1:{port}").parse().unwrap();
-    connect(fd.as_raw_fd(), &SockaddrIn::from(dst)).unwrap();
-    std::net::TcpStream::from(fd)
-}
-
 /// One master, Brine's or Python's of `version`, started on `env`.
 enum Running {
     Brine(#[allow(dead_code)] Master),

@@ -7,32 +7,13 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::minion::{venv, Minion, READY};
+use common::minion::{Minion, READY};
 use common::pysalt::PyMaster;
 use common::*;
 
 const VERSION: &str = "3007.17";
-
-/// `salt-call` on the minion: (exit status, stdout + stderr).
-fn salt_call(minion: &Minion, args: &[&str]) -> (i32, String) {
-    let out = Command::new(venv(VERSION).join("bin/salt-call"))
-        .arg("-c")
-        .arg(&minion.conf_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// One master's side: the trees, a minion, and what `salt-call` gave for
 /// a state whose pillar fails to render, for a state that itself fails
@@ -79,13 +60,13 @@ fn side(python: bool) -> Vec<(i32, bool, bool)> {
 
     let mut seen = Vec::new();
     for sls in ["uses_pillar", "broken"] {
-        let (code, out) = salt_call(&minion, &["state.sls", sls, "--out", "json"]);
+        let (code, out) = minion.salt_call(&["state.sls", sls, "--out", "json"]);
         let reported = out.contains("Rendering SLS") || out.contains("failed to render");
         seen.push((code, target.exists(), reported));
     }
     // Fixed pillar: the state applies the pillar's value (the control).
     write("pillar/values.sls", "foobar: from-pillar\n");
-    let (code, out) = salt_call(&minion, &["state.sls", "uses_pillar", "--out", "json"]);
+    let (code, out) = minion.salt_call(&["state.sls", "uses_pillar", "--out", "json"]);
     let applied = std::fs::read_to_string(&target).unwrap_or_default();
     seen.push((code, applied.trim() == "from-pillar", !out.contains("state default")));
     seen

@@ -120,6 +120,26 @@ impl Minion {
         read(&self.pki().join("minion.pub"))
     }
 
+    /// `salt-call` of this minion's version with its config: (exit
+    /// status, stdout + stderr).
+    pub fn salt_call(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(venv(&self.version).join("bin/salt-call"))
+            .arg("-c")
+            .arg(&self.conf_dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         wait_until(timeout, || self.log().contains(needle))
     }

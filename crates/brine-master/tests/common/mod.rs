@@ -313,3 +313,17 @@ pub fn stderr_of(env: &Env) -> String {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+/// A TCP connection from `source` (a 127.0.0.x address) to
+/// 127.0.0.1:`port`: a minion's connection as the master sees it (its
+/// remote address is `source`).
+pub fn connect_from(source: &str, port: u16) -> std::net::TcpStream {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let fd: OwnedFd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    let src: std::net::SocketAddrV4 = format!("{source}:0").parse().unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::from(src)).unwrap();
+    let dst: std::net::SocketAddrV4 = format!("127.0.0.1:{port}").parse().unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::from(dst)).unwrap();
+    std::net::TcpStream::from(fd)
+}
