@@ -13,7 +13,24 @@ thread_local! {
 /// `fnmatch.fnmatch(name, pat)`, the compiled pattern kept for the next
 /// call with the same pattern.
 pub fn fnmatch(name: &str, pat: &str) -> bool {
-    Glob::cached(pat).matches(name)
+    // Matched in place: a cloned Regex starts with empty match caches,
+    // which costs more than the match itself on the event hot path.
+    with_cached(pat, |g| g.matches(name))
+}
+
+/// `f` with this thread's compiled `pat` (compiled and kept on first use).
+fn with_cached<T>(pat: &str, f: impl FnOnce(&Glob) -> T) -> T {
+    COMPILED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(g) = cache.get(pat) {
+            return f(g);
+        }
+        if cache.len() >= 512 {
+            cache.clear();
+        }
+        let g = cache.entry(pat.to_string()).or_insert_with(|| Glob::new(pat));
+        f(g)
+    })
 }
 
 /// A compiled `fnmatch` pattern, for matching many names (one regex
@@ -34,18 +51,7 @@ impl Glob {
     /// first use), so a pattern repeated many times, as in a long compound
     /// target, is compiled once.
     pub fn cached(pat: &str) -> Glob {
-        COMPILED.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if let Some(g) = cache.get(pat) {
-                return g.clone();
-            }
-            if cache.len() >= 512 {
-                cache.clear();
-            }
-            let g = Glob::new(pat);
-            cache.insert(pat.to_string(), g.clone());
-            g
-        })
+        with_cached(pat, Glob::clone)
     }
 
     /// `fnmatch.fnmatch(name, pattern)`.
