@@ -84,11 +84,9 @@ impl UserKey {
         &self.user
     }
 
-    /// Whether `other` is this key (compared in constant time: a peer
-    /// guessing the master's key learns nothing from the timing).
+    /// Whether `other` is this key (compared in constant time).
     pub fn matches(&self, other: &str) -> bool {
-        let (a, b) = (self.key.as_bytes(), other.trim().as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        brine_proto::crypto::secret_eq(self.key.as_bytes(), other.trim().as_bytes())
     }
 
     pub(crate) fn key(&self) -> &str {

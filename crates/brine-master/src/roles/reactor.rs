@@ -244,12 +244,8 @@ impl Reactor {
         let Some(sent) = data.get("key").and_then(Value::as_str) else {
             return false;
         };
-        let user = if self.cfg.user == "root" {
-            "root"
-        } else {
-            self.cfg.user.as_str()
-        };
-        UserKey::of_user(&self.cfg, user).is_ok_and(|k| k.matches(sent))
+        // Salt's get_master_key("root"): the key of the master's user.
+        UserKey::of_user(&self.cfg, &self.cfg.user).is_ok_and(|k| k.matches(sent))
     }
 
     fn fire_leader(&mut self) {

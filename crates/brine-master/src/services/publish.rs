@@ -181,11 +181,8 @@ pub(super) fn user_key_ok(ctx: &Ctx, user: &str, key: &str) -> bool {
         return false;
     }
     ["root", master_user].iter().any(|u| {
-        std::fs::read_to_string(ctx.cfg.cachedir.join(format!(".{u}_key"))).is_ok_and(|k| {
-            let (a, b) = (k.trim().as_bytes(), key.trim().as_bytes());
-            // memcmp::eq is constant-time but asserts equal lengths.
-            !a.is_empty() && a.len() == b.len() && openssl::memcmp::eq(a, b)
-        })
+        std::fs::read_to_string(ctx.cfg.cachedir.join(format!(".{u}_key")))
+            .is_ok_and(|k| brine_proto::crypto::secret_eq(k.trim().as_bytes(), key.trim().as_bytes()))
     })
 }
 

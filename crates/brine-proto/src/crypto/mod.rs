@@ -67,6 +67,15 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     b
 }
 
+/// Whether two secrets (a user key, a token) are the same, compared in
+/// constant time so that a peer guessing learns nothing from the timing
+/// (only the lengths are compared plainly). An empty secret matches
+/// nothing.
+pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+    // memcmp::eq is constant-time but asserts equal lengths.
+    !a.is_empty() && a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(openssl::sha::sha256(data))
