@@ -200,6 +200,13 @@ impl LocalClient {
         }
     }
 
+    /// The master's client of itself (runners, reactions, the ping after
+    /// a key rotation): its own request port and event bus, as the
+    /// master's `user` with that user's key from cachedir.
+    pub fn of_master(cfg: &MasterConfig) -> Result<LocalClient, ClientError> {
+        Ok(LocalClient::from_config(cfg, UserKey::of_user(cfg, &cfg.user)?))
+    }
+
     /// A client of the request port at `addr` only (publish without waiting
     /// for returns, runner and wheel calls).
     pub fn new(addr: MasterAddr, key: UserKey) -> LocalClient {

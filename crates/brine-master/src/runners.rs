@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use brine_client::{LocalClient, Publish, UserKey};
+use brine_client::{LocalClient, Publish};
 use brine_config::MasterConfig;
 use brine_proto::Value;
 use brine_py::{fnmatch, text};
@@ -407,8 +407,7 @@ fn ping(
     timeout: i64,
     _gather_job_timeout: i64,
 ) -> Result<(Vec<String>, Vec<String>), String> {
-    let key = UserKey::of_user(cfg, &cfg.user).map_err(|e| e.to_string())?;
-    let mut client = LocalClient::from_config(cfg, key);
+    let mut client = LocalClient::of_master(cfg).map_err(|e| e.to_string())?;
     let job = Publish::new(tgt, "test.ping")
         .tgt_type(tgt_type)
         .kwarg("delimiter", ":");

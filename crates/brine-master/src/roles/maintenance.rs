@@ -44,6 +44,7 @@ use log::{debug, error, info, warn};
 
 use super::{role, stop_signals, stopping};
 use crate::channel::presence::connected_ids;
+use crate::low::strs;
 use crate::names;
 
 /// How long job cache entries are kept; None = forever (Salt: 0).
@@ -179,12 +180,10 @@ fn ping_all_connected_minions(cfg: &MasterConfig) {
             } else {
                 (Value::from("*"), "glob")
             };
-            let key = match brine_client::UserKey::of_user(&cfg, &cfg.user) {
-                Ok(k) => k,
+            let mut client = match brine_client::LocalClient::of_master(&cfg) {
+                Ok(c) => c.request_timeout(PING_TIMEOUT),
                 Err(e) => return warn!("ping_on_rotate: {e}"),
             };
-            let mut client = brine_client::LocalClient::new(brine_client::MasterAddr::ret_port(&cfg), key)
-                .request_timeout(PING_TIMEOUT);
             let job = brine_client::Publish::new(tgt, "test.ping").tgt_type(tgt_type);
             match client.publish(&job) {
                 Ok(Some(job)) => debug!("ping_on_rotate: job {} to {} minions", job.jid, job.minions.len()),
@@ -241,10 +240,6 @@ impl Presence {
     }
 }
 
-fn strings(ids: &[String]) -> Value {
-    Value::Array(ids.iter().map(|s| Value::from(s.as_str())).collect())
-}
-
 fn unix(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -260,7 +255,7 @@ pub fn presence_data_path(cachedir: &Path) -> PathBuf {
 /// {"present": <unix time, float>}}`, msgpack with bin types.
 pub fn presence_data(present: &[String], now: SystemTime) -> Value {
     Value::map([
-        ("CacheDisk_data", Value::map([("present", strings(present))])),
+        ("CacheDisk_data", Value::map([("present", strs(present))])),
         ("CacheDisk_cachetime", Value::map([("present", Value::F64(unix(now)))])),
     ])
 }
@@ -309,13 +304,10 @@ pub fn presence_enabled(cfg: &MasterConfig) -> bool {
 fn handle_presence(cfg: &MasterConfig, presence: &mut Presence, events: &mut EventSender) {
     let pass = presence.pass(connected_ids(cfg));
     if let Some((new, lost)) = &pass.change {
-        let data = Value::map([("new", strings(new)), ("lost", strings(lost))]);
+        let data = Value::map([("new", strs(new)), ("lost", strs(lost))]);
         let _ = events.fire("salt/presence/change", &data);
     }
-    let _ = events.fire(
-        "salt/presence/present",
-        &Value::map([("present", strings(&pass.present))]),
-    );
+    let _ = events.fire("salt/presence/present", &Value::map([("present", strs(&pass.present))]));
     let path = presence_data_path(&cfg.cachedir);
     let data = presence_data(&pass.present, SystemTime::now());
     if let Err(e) = write_atomic(&path, &data.to_file(), 0o644) {
@@ -520,12 +512,7 @@ mod tests {
             "past the TTL"
         );
         // The older format: the data alone, timed by the file's mtime.
-        write_atomic(
-            &path,
-            &Value::map([("present", strings(&ids(&["c3"])))]).to_file(),
-            0o644,
-        )
-        .unwrap();
+        write_atomic(&path, &Value::map([("present", strs(&ids(&["c3"])))]).to_file(), 0o644).unwrap();
         assert_eq!(read_presence_data(&path, SystemTime::now()).len(), 1);
         // Garbage and a wrong shape: nothing.
         std::fs::write(&path, b"\xc1garbage").unwrap();

@@ -357,10 +357,8 @@ impl Worker {
             return;
         };
         if self.local.is_none() {
-            match UserKey::current(&self.cfg) {
-                Ok(key) => {
-                    self.local = Some(LocalClient::from_config(&self.cfg, key).request_timeout(PUBLISH_TIMEOUT));
-                }
+            match LocalClient::of_master(&self.cfg) {
+                Ok(client) => self.local = Some(client.request_timeout(PUBLISH_TIMEOUT)),
                 Err(e) => {
                     error!("Reactor '{}' failed to execute local '{fun}': {e}", id.escape_debug());
                     return;
