@@ -163,23 +163,30 @@ fn str_list(v: Option<&brine_config::Value>) -> Vec<String> {
     }
 }
 
-impl Fileserver {
-    pub fn new(cfg: &MasterConfig) -> Fileserver {
-        let mut file_roots = Vec::new();
-        if let Some(brine_config::Value::Object(m)) = cfg.get("file_roots") {
-            for (env, dirs) in m {
-                let mut roots = Vec::new();
-                if let brine_config::Value::Array(a) = dirs {
-                    for d in a {
-                        match d.as_str() {
-                            Some(s) => roots.push(s.to_string()),
-                            None => warn!("file_roots: {env}: {d} is not a path; ignored"),
-                        }
+/// `file_roots`: each saltenv with its directories, in configuration
+/// order (an entry that is not a path is logged and skipped).
+pub fn file_roots(cfg: &MasterConfig) -> Vec<(String, Vec<String>)> {
+    let mut file_roots = Vec::new();
+    if let Some(brine_config::Value::Object(m)) = cfg.get("file_roots") {
+        for (env, dirs) in m {
+            let mut roots = Vec::new();
+            if let brine_config::Value::Array(a) = dirs {
+                for d in a {
+                    match d.as_str() {
+                        Some(s) => roots.push(s.to_string()),
+                        None => warn!("file_roots: {env}: {d} is not a path; ignored"),
                     }
                 }
-                file_roots.push((env.clone(), roots));
             }
+            file_roots.push((env.clone(), roots));
         }
+    }
+    file_roots
+}
+
+impl Fileserver {
+    pub fn new(cfg: &MasterConfig) -> Fileserver {
+        let file_roots = file_roots(cfg);
         let backends: Vec<String> = match cfg.get("fileserver_backend") {
             Some(brine_config::Value::String(s)) => s.split(',').map(|b| b.trim().to_string()).collect(),
             v => str_list(v),

@@ -6,9 +6,10 @@
 //! are merged in order (a later file's id replaces an earlier one's),
 //! each body marked with its file as `__sls__`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use brine_config::{MasterConfig, Value as Json};
+use brine_fileserver::Fileserver;
 use brine_pillar::jinja::JinjaShared;
 use brine_pillar::render::compile_template;
 use brine_proto::Value;
@@ -17,61 +18,50 @@ use log::{debug, error};
 use crate::compile::pad_funcs;
 
 /// What every rendering shares: the master's options and renderers, and
-/// `file_roots` for `salt://` paths and Jinja imports.
+/// the `roots` fileserver for `salt://` paths (`file_roots` also serve
+/// the templates' Jinja imports).
 pub struct Renderer {
     shared: JinjaShared,
-    file_roots: Vec<(String, Vec<PathBuf>)>,
+    files: Fileserver,
 }
 
 impl Renderer {
     pub fn new(cfg: &MasterConfig) -> Renderer {
-        let file_roots: Vec<(String, Vec<PathBuf>)> = match cfg.get("file_roots") {
-            Some(Json::Object(m)) => m
-                .iter()
-                .map(|(env, dirs)| {
-                    let dirs = match dirs {
-                        Json::Array(a) => a.iter().filter_map(|d| d.as_str().map(PathBuf::from)).collect(),
-                        Json::String(s) => vec![PathBuf::from(s)],
-                        _ => Vec::new(),
-                    };
-                    (env.clone(), dirs)
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let roots = brine_fileserver::file_roots(cfg)
+            .into_iter()
+            .map(|(env, dirs)| (env, dirs.into_iter().map(PathBuf::from).collect()))
+            .collect();
         let mut shared = JinjaShared::new(
             Json::Object(cfg.raw.clone()),
             Value::Map(Vec::new()),
             Value::Map(Vec::new()),
             Value::Nil,
-            file_roots.clone(),
+            roots,
         );
         // Salt's reactor templates see the options as `opts` and `__opts__`.
         shared.globals.push(("__opts__".into(), shared.opts_mj.clone()));
-        Renderer { shared, file_roots }
+        Renderer {
+            shared,
+            files: Fileserver::new(cfg),
+        }
     }
 
-    /// The file a `salt://path[?saltenv=env]` URL names: the first
-    /// `file_roots` directory of the environment (default `base`) that
-    /// has it; paths that climb out of the root find nothing.
-    pub fn find_salt_url(&self, url: &str) -> Option<PathBuf> {
+    /// The file a `salt://path[?saltenv=env]` URL names, as the master's
+    /// fileserver finds it for a minion (environment `base` unless the URL
+    /// says otherwise; paths out of the roots are refused and logged).
+    pub fn find_salt_url(&mut self, url: &str) -> Option<PathBuf> {
         let rest = url.strip_prefix("salt://")?;
-        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let saltenv = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("saltenv="))
-            .unwrap_or("base");
-        let rel = Path::new(path.trim_start_matches('/'));
-        if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            error!("Reactor file {url}: refusing a path outside file_roots");
-            return None;
-        }
-        let (_, dirs) = self.file_roots.iter().find(|(env, _)| env == saltenv)?;
-        dirs.iter().map(|d| d.join(rel)).find(|p| p.is_file())
+        let load = Value::map([("path", Value::from(rest)), ("saltenv", Value::from("base"))]);
+        let found = self.files.file_find("Reactor", &load).ok()?;
+        found
+            .get("path")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
     }
 
     /// The files a map path stands for, in name order.
-    fn files(&self, glob_ref: &str) -> Vec<PathBuf> {
+    fn files(&mut self, glob_ref: &str) -> Vec<PathBuf> {
         if glob_ref.starts_with("salt://") {
             return self.find_salt_url(glob_ref).into_iter().collect();
         }
@@ -81,9 +71,9 @@ impl Renderer {
     }
 
     /// Render the reaction files of `glob_ref` for the event (`tag`,
-    /// `data`) and merge them into `high`. Errors are logged with the
-    /// tag and the file; a file that fails adds nothing.
-    pub fn render_reaction(&self, glob_ref: &str, tag: &str, data: &Value, high: &mut Value) {
+    /// `data`) and merge them into `high` (ids and bodies). Errors are
+    /// logged with the tag and the file; a file that fails adds nothing.
+    pub fn render_reaction(&mut self, glob_ref: &str, tag: &str, data: &Value, high: &mut Vec<(Value, Value)>) {
         let files = self.files(glob_ref);
         if files.is_empty() {
             error!(
@@ -138,15 +128,11 @@ impl Renderer {
                 continue;
             }
             let sls = Value::from(file.to_string_lossy().as_ref());
-            let Value::Map(merged) = high else {
-                *high = Value::Map(Vec::new());
-                return self.render_reaction(glob_ref, tag, data, high);
-            };
             for (id, mut body) in ids.drain(..) {
                 body.set("__sls__", sls.clone());
-                match merged.iter_mut().find(|(k, _)| *k == id) {
+                match high.iter_mut().find(|(k, _)| *k == id) {
                     Some((_, old)) => *old = body,
-                    None => merged.push((id, body)),
+                    None => high.push((id, body)),
                 }
             }
         }
@@ -157,6 +143,13 @@ impl Renderer {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::path::Path;
+
+    /// `render_reaction` into a high-data map.
+    fn render_into(r: &mut Renderer, glob_ref: &str, tag: &str, data: &Value, high: &mut Value) {
+        let Value::Map(pairs) = high else { panic!("{high:?}") };
+        r.render_reaction(glob_ref, tag, data, pairs);
+    }
 
     fn renderer(root: &Path, extra: Json) -> Renderer {
         let mut o = json!({
@@ -182,10 +175,10 @@ mod tests {
             &f,
             "{% if data['act'] == 'pend' and data['id'].startswith('web') %}\naccept_{{ data['id'] }}:\n  wheel.key.accept:\n    - args:\n      - match: {{ data['id'] }}\n    - tag: {{ tag }}\n    - master: {{ opts['id'] }} {{ __opts__['id'] }}\n{% endif %}\n",
         );
-        let r = renderer(d.path(), json!({}));
+        let mut r = renderer(d.path(), json!({}));
         let mut high = Value::Map(vec![]);
         let data = Value::map([("act", Value::from("pend")), ("id", Value::from("web1"))]);
-        r.render_reaction(f.to_str().unwrap(), "salt/auth", &data, &mut high);
+        render_into(&mut r, f.to_str().unwrap(), "salt/auth", &data, &mut high);
         let body = high.get("accept_web1").expect("rendered");
         assert_eq!(body.get("__sls__").and_then(Value::as_str), f.to_str());
         let args = body.get("wheel").unwrap();
@@ -197,7 +190,7 @@ mod tests {
         // Not pending: renders to nothing.
         let mut high = Value::Map(vec![]);
         let data = Value::map([("act", Value::from("accept")), ("id", Value::from("web1"))]);
-        r.render_reaction(f.to_str().unwrap(), "salt/auth", &data, &mut high);
+        render_into(&mut r, f.to_str().unwrap(), "salt/auth", &data, &mut high);
         assert_eq!(high, Value::Map(vec![]));
     }
 
@@ -213,14 +206,14 @@ mod tests {
             "one:\n  local.test.ping:\n    - tgt: replaced\n",
         );
         write(&d.path().join("g/2.sls"), "#!yaml\ntwo:\n  runner.jobs.list_jobs: []\n");
-        let r = renderer(d.path(), json!({}));
+        let mut r = renderer(d.path(), json!({}));
         assert!(r.find_salt_url("salt://reactor/a.sls").is_some());
         assert!(r.find_salt_url("salt://reactor/a.sls?saltenv=prod").is_none());
         assert!(r.find_salt_url("salt://../srv/reactor/a.sls").is_none());
         let mut high = Value::Map(vec![]);
-        r.render_reaction("salt://reactor/a.sls", "t", &Value::Nil, &mut high);
+        render_into(&mut r, "salt://reactor/a.sls", "t", &Value::Nil, &mut high);
         let g = format!("{}/g/*.sls", d.path().display());
-        r.render_reaction(&g, "t", &Value::Nil, &mut high);
+        render_into(&mut r, &g, "t", &Value::Nil, &mut high);
         let Value::Map(ids) = &high else { panic!() };
         assert_eq!(ids.len(), 2);
         assert_eq!(
@@ -241,10 +234,11 @@ mod tests {
         );
         write(&d.path().join("r/text.sls"), "just: text\n");
         write(&d.path().join("r/good.sls"), "y:\n  local.test.ping:\n    - tgt: b\n");
-        let r = renderer(d.path(), json!({}));
+        let mut r = renderer(d.path(), json!({}));
         let mut high = Value::Map(vec![]);
         for f in ["bad", "text", "good", "absent"] {
-            r.render_reaction(
+            render_into(
+                &mut r,
                 &format!("{}/r/{f}.sls", d.path().display()),
                 "t",
                 &Value::map([("a", Value::Int(1))]),

@@ -301,10 +301,11 @@ impl Worker {
     /// Salt's `Reactor.reactions` + `call_reactions` for one event.
     fn react(&mut self, tag: &str, data: &Value, reactors: &[String]) {
         let renderer = self.renderer.get_or_insert_with(|| Renderer::new(&self.cfg));
-        let mut high = Value::Map(Vec::new());
+        let mut pairs = Vec::new();
         for r in reactors {
-            renderer.render_reaction(r, tag, data, &mut high);
+            renderer.render_reaction(r, tag, data, &mut pairs);
         }
+        let high = Value::Map(pairs);
         if !brine_py::truthy(&high) {
             debug!("no reactions for {}", tag.escape_debug());
             return;
