@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use brine_client::{BusAddr, EventBus};
 use brine_proto::Value;
 use common::minion::{Minion, READY};
-use common::pysalt::{py, PyMaster};
+use common::pysalt::{py, EitherMaster};
 use common::*;
 
 const REACTOR_CONF: &str = "\
@@ -129,14 +129,7 @@ fn side(python: bool, version: &str) -> (Seen, String) {
     let env = Env::with_extra(2, "");
     prepare(&env);
     let root = env.root();
-    let (_brine, _python);
-    if python {
-        _python = PyMaster::start(&env, version);
-    } else {
-        let mut m = env.start();
-        m.wait_ready();
-        _brine = m;
-    }
+    let _master = EitherMaster::start(&env, python, version);
     // Read the bus all along (a subscriber that stops reading may miss
     // events on Python's master).
     let cfg = brine_config::MasterConfig::load(&env.conf_dir).unwrap();

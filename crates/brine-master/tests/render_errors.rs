@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::minion::{Minion, READY};
-use common::pysalt::PyMaster;
+use common::pysalt::EitherMaster;
 use common::*;
 
 const VERSION: &str = "3007.17";
@@ -47,14 +47,7 @@ fn side(python: bool) -> Vec<(i32, bool, bool)> {
     );
     write("states/broken.sls", "test:\n  file.managed:\n    - name: {{ nope(\n");
 
-    let (_brine, _python);
-    if python {
-        _python = PyMaster::start(&env, VERSION);
-    } else {
-        let mut m = env.start();
-        m.wait_ready();
-        _brine = m;
-    }
+    let _master = EitherMaster::start(&env, python, VERSION);
     let minion = Minion::start(&env, VERSION, "render", "");
     assert!(minion.wait_log(READY, Duration::from_secs(90)), "{}", minion.log());
 

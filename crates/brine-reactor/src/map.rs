@@ -5,7 +5,7 @@
 //! such a list. An event's tag selects the paths of every entry whose
 //! glob matches it (`fnmatch`, in map order, duplicates kept).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use brine_config::{MasterConfig, Value as Json};
@@ -180,14 +180,6 @@ impl ReactorMap {
             Err("Reactor does not exists.")
         } else {
             Ok(())
-        }
-    }
-
-    /// The file the map is read from, if any.
-    pub fn file(&self) -> Option<&Path> {
-        match &self.source {
-            Source::File { path, .. } => Some(path),
-            Source::Inline => None,
         }
     }
 }

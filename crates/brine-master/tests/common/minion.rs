@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::{current_user, read, wait_until, Env};
+use super::{current_user, output, read, wait_until, Env};
 
 pub const VERSIONS: [&str; 2] = ["3006.30", "3007.17"];
 
@@ -30,17 +30,7 @@ pub fn brine_bin(name: &str) -> PathBuf {
 /// Runs one of Brine's CLIs (`salt`, `salt-key`) with `-c <env's config>`:
 /// stdout, stderr and the exit status.
 pub fn run_cli(conf_dir: &std::path::Path, bin: &str, args: &[&str]) -> (String, String, i32) {
-    let out = std::process::Command::new(brine_bin(bin))
-        .arg("-c")
-        .arg(conf_dir)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+    output(Command::new(brine_bin(bin)).arg("-c").arg(conf_dir).args(args))
 }
 
 pub struct Minion {
@@ -123,21 +113,13 @@ impl Minion {
     /// `salt-call` of this minion's version with its config: (exit
     /// status, stdout + stderr).
     pub fn salt_call(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(venv(&self.version).join("bin/salt-call"))
-            .arg("-c")
-            .arg(&self.conf_dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        let (out, err, code) = output(
+            Command::new(venv(&self.version).join("bin/salt-call"))
+                .arg("-c")
+                .arg(&self.conf_dir)
+                .args(args),
+        );
+        (code, format!("{out}{err}"))
     }
 
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {

@@ -327,3 +327,14 @@ pub fn connect_from(source: &str, port: u16) -> std::net::TcpStream {
     connect(fd.as_raw_fd(), &SockaddrIn::from(dst)).unwrap();
     std::net::TcpStream::from(fd)
 }
+
+/// Run `cmd` (stdin from /dev/null) to its end: stdout, stderr and the
+/// exit status (-1 when killed by a signal).
+pub fn output(cmd: &mut Command) -> (String, String, i32) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}

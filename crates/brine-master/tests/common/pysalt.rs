@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::minion::{venv, Minion, READY};
-use super::{accepts, wait_until, Env, Master};
+use super::{accepts, output, wait_until, Env, Master};
 
 /// Python's salt-master on an [`Env`]'s config, in its own process group.
 pub struct PyMaster(Child);
@@ -46,19 +46,33 @@ impl Drop for PyMaster {
     }
 }
 
+/// A master for a side-by-side test, alive while held: Brine's (started
+/// and ready) or Python's of some version.
+pub enum EitherMaster {
+    Brine(Master),
+    Python(PyMaster),
+}
+
+impl EitherMaster {
+    /// Python's master of `version` on `env` if `python`, else Brine's.
+    pub fn start(env: &Env, python: bool, version: &str) -> EitherMaster {
+        if python {
+            EitherMaster::Python(PyMaster::start(env, version))
+        } else {
+            let mut m = env.start();
+            m.wait_ready();
+            EitherMaster::Brine(m)
+        }
+    }
+}
+
 /// Run a Python Salt CLI with the env's config dir: (stdout, stderr, status).
 pub fn py(env: &Env, version: &str, tool: &str, args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(venv(version).join("bin").join(tool))
-        .arg("-c")
-        .arg(&env.conf_dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
+    output(
+        Command::new(venv(version).join("bin").join(tool))
+            .arg("-c")
+            .arg(&env.conf_dir)
+            .args(args),
     )
 }
 
