@@ -7,6 +7,7 @@
 //!   `minions/<id>`: grains and pillar in `data.p`, the mine in `mine.p`).
 //! * [`fs`]: the atomic file writes both use.
 
+pub mod backends;
 pub mod fs;
 pub mod jobs;
 pub mod minions;

@@ -134,3 +134,13 @@ impl AsRawFd for EventBus {
         self.sock.as_raw_fd()
     }
 }
+
+/// The master's sender of events on its own bus (`master_event_pull.ipc`),
+/// trimming data over `max_event_size` as Salt does.
+pub fn event_sender(cfg: &brine_config::MasterConfig) -> brine_proto::event::EventSender {
+    let max = cfg.get_u64("max_event_size").unwrap_or(1_048_576);
+    brine_proto::event::EventSender::new(&cfg.sock_dir).trimmed(
+        usize::try_from(max).unwrap_or(usize::MAX),
+        brine_py::dicttrim::trim_dict,
+    )
+}

@@ -21,6 +21,7 @@ pub mod addr;
 mod events;
 mod key;
 mod local;
+pub mod low;
 mod req;
 
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use brine_proto::Value;
 
 pub use addr::MasterAddr;
-pub use events::{BusAddr, Event, EventBus};
+pub use events::{event_sender, BusAddr, Event, EventBus};
 pub use key::UserKey;
 pub use local::{Job, JobReturns, LocalClient, Publish, Return, Started};
 pub use req::ReqChannel;

@@ -4,29 +4,15 @@
 //! which socket and file.
 
 pub mod alarm;
-pub mod backends;
 pub mod channel;
 pub mod cli;
 pub mod loglimit;
-pub mod low;
 pub mod manager;
 pub mod pki;
 pub mod roles;
-pub mod runners;
 pub mod services;
 pub mod setup;
 pub mod zmqutil;
-
-/// The master's writer to its event bus: each event's data trimmed at
-/// `max_event_size` (default 1 MiB; 0 for no limit) as Salt's `SaltEvent`
-/// does for every event a master fires, minions' included.
-pub fn event_sender(cfg: &brine_config::MasterConfig) -> brine_proto::event::EventSender {
-    let max = cfg.get_u64("max_event_size").unwrap_or(1_048_576);
-    brine_proto::event::EventSender::new(&cfg.sock_dir).trimmed(
-        usize::try_from(max).unwrap_or(usize::MAX),
-        brine_py::dicttrim::trim_dict,
-    )
-}
 
 /// Names of the processes, as `ps` shows them after the command line.
 pub mod names {

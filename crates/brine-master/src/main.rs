@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use anyhow::{Context, Result};
 use brine_master::cli::{self, Options, Parsed};
-use brine_master::{backends, manager, names, pki, roles, setup};
+use brine_master::{manager, names, pki, roles, setup};
 use brine_proc::pidfile::Pidfile;
 
 fn main() {
@@ -58,7 +58,7 @@ fn start(opts: &Options) -> Result<()> {
     brine_log::to_stderr(logging.console_fmt.clone());
 
     // Directories, pidfile lock, daemon.
-    backends::warn_unsupported(&cfg);
+    brine_cache::backends::warn_unsupported(&cfg);
     setup::prepare_dirs(&cfg)?;
     let mut pidfile = Pidfile::acquire(&cfg.pidfile)?;
     if opts.daemon {

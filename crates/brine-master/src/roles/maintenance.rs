@@ -44,8 +44,8 @@ use log::{debug, error, info, warn};
 
 use super::{role, stop_signals, stopping};
 use crate::channel::presence::connected_ids;
-use crate::low::strs;
 use crate::names;
+use brine_client::low::strs;
 
 /// How long job cache entries are kept; None = forever (Salt: 0).
 pub fn keep_jobs(cfg: &MasterConfig) -> Option<Duration> {
@@ -319,9 +319,9 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
     role(names::MAINTENANCE, move |ctx| {
         let sig = stop_signals()?;
         let interval = Duration::from_secs(cfg.loop_interval.max(1));
-        let jobs = crate::backends::job_cache(&cfg);
+        let jobs = brine_cache::backends::job_cache(&cfg);
         let master_id = cfg.master_id();
-        let mut events = crate::event_sender(&cfg);
+        let mut events = brine_client::event_sender(&cfg);
         let mut clock = RotateClock::new(
             cfg.get_u64("publish_session"),
             cfg.get_u64("maintenance_interval"),

@@ -149,7 +149,7 @@ impl Reactor {
             leader: true,
             queue: tx,
             hwm: settings.worker_hwm,
-            events: crate::event_sender(cfg),
+            events: brine_client::event_sender(cfg),
             last_check: Instant::now(),
             dropped_log: LogLimiter::new(5, Duration::from_secs(60)),
         }
@@ -408,7 +408,7 @@ impl Worker {
                     id.escape_debug(),
                     tag.escape_debug()
                 );
-                crate::runners::run_now(&self.cfg, &fun, &low, EVENT_USER);
+                brine_runners::run_now(&self.cfg, &fun, &low, EVENT_USER);
             }
             Reaction::Wheel { id, fun, low } => {
                 info!(

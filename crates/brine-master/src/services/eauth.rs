@@ -20,7 +20,7 @@ use brine_py::fnmatch;
 use log::warn;
 
 use super::Ctx;
-use crate::low::error;
+use brine_client::low::error;
 
 /// Who is calling (already authorized for the function).
 struct Caller {
@@ -84,7 +84,7 @@ pub(super) fn control(ctx: &mut Ctx, load: &Value, form: &str) -> Vec<u8> {
     let reply = if form == "wheel" {
         super::wheel::wheel(ctx, &fun, &load, &caller.username)
     } else {
-        crate::runners::start(&ctx.cfg, &fun, &load, &caller.username)
+        brine_runners::start(&ctx.cfg, &fun, &load, &caller.username)
     };
     reply.to_network()
 }

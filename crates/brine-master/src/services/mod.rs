@@ -61,8 +61,8 @@ impl Ctx {
     pub fn new(cfg: Rc<MasterConfig>) -> Ctx {
         Ctx {
             keys: FsKeyStore::new(&cfg.pki_dir),
-            events: crate::event_sender(&cfg),
-            jobs: crate::backends::job_cache(&cfg),
+            events: brine_client::event_sender(&cfg),
+            jobs: brine_cache::backends::job_cache(&cfg),
             cfg,
         }
     }

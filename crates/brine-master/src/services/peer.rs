@@ -327,7 +327,8 @@ pub(super) fn pub_ret(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
             return Value::from("");
         }
     }
-    let Value::Map(returns) = crate::runners::cached_returns(&ctx.cfg, &jid) else {
+    let cached = brine_cache::Jid::parse(&jid).map(|j| ctx.jobs.get_jid(&j));
+    let Some(Value::Map(returns)) = cached else {
         return Value::Map(vec![]);
     };
     Value::Map(
@@ -387,7 +388,7 @@ pub(super) fn minion_runner(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
         _ => Value::Map(vec![]),
     };
     let low = Value::map([("arg", Value::Array(args)), ("kwarg", kwarg)]);
-    crate::runners::run_now(&ctx.cfg, fun, &low, id)
+    brine_runners::run_now(&ctx.cfg, fun, &low, id)
 }
 
 #[cfg(test)]

@@ -50,11 +50,11 @@ pub(super) fn publish(ctx: &mut Ctx, push: &zmq::Socket, load: &Value) -> Result
                 format!("Authentication failure of type \"eauth\" occurred for user {who}."),
             )
         };
-        return Ok(crate::low::error(name, &message).to_network());
+        return Ok(brine_client::low::error(name, &message).to_network());
     }
     if !user_key_ok(ctx, &user, &key) {
         warn!("publish from user {user:?} refused: bad or missing key");
-        return Ok(crate::low::error("AuthenticationError", "Authentication error occurred.").to_network());
+        return Ok(brine_client::low::error("AuthenticationError", "Authentication error occurred.").to_network());
     }
     let answer = publish_job(ctx, push, load, &user)?;
     Ok(Value::map([("enc", Value::from("clear")), ("load", answer)]).to_network())

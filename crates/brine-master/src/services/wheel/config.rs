@@ -19,7 +19,7 @@ use log::{debug, info, warn};
 
 use super::super::Ctx;
 use super::{cwd, write_checked};
-use crate::low::CallArgs;
+use brine_client::low::CallArgs;
 
 pub(super) fn call(ctx: &Ctx, fun: &str, args: &CallArgs) -> Result<Value, String> {
     match fun {

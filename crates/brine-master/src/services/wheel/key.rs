@@ -7,7 +7,7 @@ use brine_py::text;
 use log::{info, warn};
 
 use super::super::Ctx;
-use crate::low::{strs, CallArgs};
+use brine_client::low::{strs, CallArgs};
 
 /// A key-match argument: a glob, a comma-separated list, or a list.
 fn match_list(v: &Value) -> Vec<String> {

@@ -25,7 +25,7 @@ use brine_proto::Value;
 use log::{info, warn};
 
 use super::Ctx;
-use crate::low::{error, CallArgs};
+use brine_client::low::{error, CallArgs};
 
 pub(super) use key::key_ops;
 

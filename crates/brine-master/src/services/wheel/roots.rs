@@ -39,7 +39,7 @@ use log::{debug, info, warn};
 
 use super::super::Ctx;
 use super::{cwd, text_arg, write_checked};
-use crate::low::CallArgs;
+use brine_client::low::CallArgs;
 
 /// The largest file `read` returns.
 const MAX_READ: u64 = 64 << 20;

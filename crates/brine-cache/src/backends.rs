@@ -8,7 +8,7 @@
 //! returners (`event_return`) is told so once at start-up, and the jobs
 //! are kept in `local_cache`, where Salt's own tools read them.
 
-use brine_cache::{JobCache, LocalCache, LOCAL_CACHE};
+use crate::{JobCache, LocalCache, LOCAL_CACHE};
 use brine_config::MasterConfig;
 use log::warn;
 
@@ -18,14 +18,14 @@ fn job_cache_name(cfg: &MasterConfig) -> &str {
 
 /// The master's job cache.
 pub fn job_cache(cfg: &MasterConfig) -> Box<dyn JobCache + Send> {
-    brine_cache::jobs::open(job_cache_name(cfg), &cfg.cachedir, cfg.hash_type())
+    crate::jobs::open(job_cache_name(cfg), &cfg.cachedir, cfg.hash_type())
         .unwrap_or_else(|_| Box::new(LocalCache::new(&cfg.cachedir, cfg.hash_type())))
 }
 
 /// Start-up warnings for the backends asked for that Brine does not have.
 pub fn warn_unsupported(cfg: &MasterConfig) {
     let name = job_cache_name(cfg);
-    if let Err(e) = brine_cache::jobs::open(name, &cfg.cachedir, cfg.hash_type()) {
+    if let Err(e) = crate::jobs::open(name, &cfg.cachedir, cfg.hash_type()) {
         warn!(
             "master_job_cache: {e}; jobs are kept in local_cache under {}",
             cfg.cachedir.join("jobs").display()

@@ -23,8 +23,8 @@ use log::{info, warn};
 use brine_cache::{Jid, JobCache};
 use brine_keys::{FsKeyStore, KeyState, KeyStore};
 
-use crate::backends::job_cache;
-use crate::low::{error, CallArgs};
+use brine_cache::backends::job_cache;
+use brine_client::low::{error, CallArgs};
 
 pub const RUNNER_FUNCS: [&str; 9] = [
     "event.send",
@@ -86,14 +86,8 @@ pub fn run_now(cfg: &MasterConfig, fun: &str, low: &Value, user: &str) -> Value 
     run(cfg, fun, low, user, &jid, &tag)
 }
 
-/// The returns in the job cache for `jid`, as Salt's `local_cache.get_jid`:
-/// `{minion: {return, ..., out}}`.
-pub(crate) fn cached_returns(cfg: &MasterConfig, jid: &str) -> Value {
-    Jid::parse(jid).map_or(Value::Map(Vec::new()), |jid| job_cache(cfg).get_jid(&jid))
-}
-
 fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: &str) -> Value {
-    let mut events = crate::event_sender(cfg);
+    let mut events = brine_client::event_sender(cfg);
     let args = CallArgs::from_load(load);
     let mut data = Value::map([
         ("fun", Value::from(format!("runner.{fun}"))),
@@ -248,7 +242,7 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
                 Some(d @ Value::Map(_)) => d.clone(),
                 Some(other) => return Err(format!("event data must be a dict, not {}", brine_py::type_name(other))),
             };
-            crate::event_sender(cfg)
+            brine_client::event_sender(cfg)
                 .fire(&tag, &data)
                 .map_err(|e| format!("cannot fire {}: {e}", tag.escape_debug()))?;
             Ok(Value::Bool(true))
