@@ -3,6 +3,7 @@
 //! managed by either are seen by both and by the running master.
 
 pub mod key;
+pub mod run;
 pub mod salt;
 
 /// JSON with 4-space indentation, as Salt's json outputter prints it.

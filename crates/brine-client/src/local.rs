@@ -187,6 +187,9 @@ pub struct LocalClient {
     req: ReqChannel,
     key: UserKey,
     bus: Option<BusAddr>,
+    /// `eauth`, `username`, `password` sent instead of the user key
+    /// (`--eauth`).
+    eauth: Option<Vec<(String, Value)>>,
 }
 
 impl LocalClient {
@@ -197,6 +200,7 @@ impl LocalClient {
             req: ReqChannel::new(MasterAddr::ret_port(cfg), REQUEST_TIMEOUT),
             key,
             bus: Some(BusAddr::from_config(cfg)),
+            eauth: None,
         }
     }
 
@@ -214,6 +218,7 @@ impl LocalClient {
             req: ReqChannel::new(addr, REQUEST_TIMEOUT),
             key,
             bus: None,
+            eauth: None,
         }
     }
 
@@ -225,6 +230,17 @@ impl LocalClient {
 
     pub fn user(&self) -> &str {
         self.key.user()
+    }
+
+    /// Authenticate runner and wheel calls by external auth (`eauth`
+    /// backend, user name, password) instead of the user key.
+    pub fn with_eauth(mut self, eauth: &str, username: &str, password: &str) -> LocalClient {
+        self.eauth = Some(vec![
+            ("eauth".into(), Value::from(eauth)),
+            ("username".into(), Value::from(username)),
+            ("password".into(), Value::from(password)),
+        ]);
+        self
     }
 
     /// Publish `job`: `None` when no minion matched the target (the master
@@ -268,8 +284,17 @@ impl LocalClient {
     /// replies as [`ClientError::Refused`].
     fn master_call(&mut self, cmd: &str, mut load: Value) -> Result<Value, ClientError> {
         load.set("cmd", Value::from(cmd));
-        load.set("key", Value::from(self.key.key()));
-        load.set("user", Value::from(self.key.user()));
+        match &self.eauth {
+            Some(creds) => {
+                for (k, v) in creds {
+                    load.set(k, v.clone());
+                }
+            }
+            None => {
+                load.set("key", Value::from(self.key.key()));
+                load.set("user", Value::from(self.key.user()));
+            }
+        }
         let reply = self.req.send_clear(load)?;
         match refused(&reply) {
             Some(e) => Err(e),
@@ -300,6 +325,20 @@ impl LocalClient {
             }),
             _ => Err(ClientError::Unexpected(reply)),
         }
+    }
+
+    /// Start runner `fun` as [`LocalClient::runner`] does, subscribed to
+    /// the event bus first: the bus then has the job's events (`new`,
+    /// progress, `ret`) from its start.
+    pub fn runner_followed(
+        &mut self,
+        fun: &str,
+        arg: Vec<Value>,
+        kwarg: Vec<(String, Value)>,
+    ) -> Result<(Started, EventBus), ClientError> {
+        let bus = EventBus::subscribe(self.bus.as_ref().ok_or(ClientError::NoEventBus)?)?;
+        let started = self.runner(fun, arg, kwarg)?;
+        Ok((started, bus))
     }
 
     /// Run wheel `fun` with keyword arguments `kwarg` (`WheelClient`'s

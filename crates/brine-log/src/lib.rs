@@ -161,6 +161,16 @@ pub fn forward_to(sender: OwnedFd) {
     }
 }
 
+/// The channel records are forwarded on, if they are: a process this one
+/// executes (a runner job) may inherit it.
+pub fn forward_fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    match &*LOGGER.sink.lock().ok()? {
+        Sink::Forward(fd) => Some(fd.as_raw_fd()),
+        Sink::Stderr(_) => None,
+    }
+}
+
 /// The process name put in records (`%(processName)s`), e.g. `MWorker-0`.
 pub fn set_process_name(name: &str) {
     if let Ok(mut n) = LOGGER.process_name.lock() {

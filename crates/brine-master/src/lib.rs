@@ -10,6 +10,7 @@ pub mod loglimit;
 pub mod manager;
 pub mod pki;
 pub mod roles;
+pub mod runjobs;
 pub mod services;
 pub mod setup;
 pub mod zmqutil;

@@ -18,6 +18,10 @@ fn main() {
 /// The exit status: 0, `cli::EX_USAGE` for a bad command line, 1 when the
 /// master cannot start or stops on a fatal error.
 fn run() -> i32 {
+    // A runner job the master started (runjobs): not a master.
+    if std::env::var_os(brine_master::runjobs::JOB_ENV).is_some() {
+        return brine_master::runjobs::child_main();
+    }
     // First, while argv and environ are untouched and nothing else runs:
     // room for the process titles (this may re-exec with a bigger area).
     if brine_proc::title::init().is_ok() {

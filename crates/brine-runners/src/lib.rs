@@ -1,16 +1,16 @@
-//! Runner functions the master runs for the `runner` clear command
-//! (Salt's `RunnerClient.asynchronous` inside `ClearFuncs.runner`): the
-//! reply is `{tag, jid}` at once, the function runs in a thread of the
-//! MWorker that took the request, and its return goes out as
-//! `salt/run/<jid>/ret` on the event bus, where the caller
-//! (`RunnerClient.cmd_sync`) waits for it.
+//! Salt's runner functions, run by the master: for `salt-run` and
+//! salt-api (the `runner` clear command, Salt's `ClearFuncs.runner`),
+//! for minions (`publish.runner`, allowed by `peer_run`), for the
+//! reactor and for orchestrations. Each call is a job as Salt's
+//! `RunnerClient.low` makes it: a jid, `salt/run/<jid>/new` and
+//! `salt/run/<jid>/ret` on the event bus, and the job in the job cache
+//! under the master's id. The master runs each job in a process of its
+//! own, never in an MWorker (brine-master's `runjobs`).
 //!
-//! Served: `event.send`, `jobs.list_jobs`, `jobs.list_job`, `jobs.lookup_jid`,
-//! `jobs.print_job`, `manage.up`, `manage.down`, `manage.status`,
-//! `match.compound_matches`. Outputs are what Python's runners print
-//! against the same job cache and minion data cache.
-//! `manage.*` publish `test.ping` through the master's own request port,
-//! with the master user's key, as Salt's runner LocalClient does.
+//! Outputs are what Python's runners give against the same job cache,
+//! minion data cache and minions. `manage.*` publish `test.ping` through
+//! the master's own request port, with the master user's key, as Salt's
+//! runner LocalClient does.
 
 use std::time::Duration;
 
@@ -24,69 +24,92 @@ use brine_cache::{Jid, JobCache};
 use brine_keys::{FsKeyStore, KeyState, KeyStore};
 
 use brine_cache::backends::job_cache;
-use brine_client::low::{error, CallArgs};
+use brine_client::low::CallArgs;
 
-pub const RUNNER_FUNCS: [&str; 9] = [
-    "event.send",
-    "jobs.list_jobs",
-    "jobs.list_job",
-    "jobs.lookup_jid",
-    "jobs.print_job",
-    "manage.up",
-    "manage.down",
-    "manage.status",
-    "match.compound_matches",
+/// The runner functions the master has, each with its documentation
+/// (`salt-run --doc`, `doc.runner`).
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    (
+        "event.send",
+        "Fire an event on the master event bus: event.send <tag> [data={...}].\nThe data must be a dict; the tag is used as given.",
+    ),
+    (
+        "jobs.list_job",
+        "The load and the returns of one job from the job cache: jobs.list_job <jid>",
+    ),
+    (
+        "jobs.list_jobs",
+        "The jobs in the job cache: jobs.list_jobs [search_function=glob,...] [search_target=glob,...]",
+    ),
+    (
+        "jobs.lookup_jid",
+        "The returns of a job from the job cache: jobs.lookup_jid <jid> [missing=True] [returned=False]",
+    ),
+    (
+        "jobs.print_job",
+        "The job's load and returns, keyed by jid: jobs.print_job <jid>",
+    ),
+    (
+        "manage.down",
+        "The minions that do not answer a test.ping: manage.down [tgt] [tgt_type] [timeout]",
+    ),
+    (
+        "manage.status",
+        "The minions that answer a test.ping and those that do not: manage.status [tgt] [tgt_type] [timeout]",
+    ),
+    (
+        "manage.up",
+        "The minions that answer a test.ping: manage.up [tgt] [tgt_type] [timeout]",
+    ),
+    (
+        "match.compound_matches",
+        "Whether a minion matches a compound expression by the minion data cache:\nmatch.compound_matches <expr> <minion_id> -> {res: minion_id | False}",
+    ),
 ];
 
-/// Check and start a runner call; the reply for the requester.
-pub fn start(cfg: &MasterConfig, fun: &str, load: &Value, username: &str) -> Value {
-    if !RUNNER_FUNCS.contains(&fun) {
-        warn!("runner {fun}: not implemented in Brine; refused");
-        return error(
-            "SaltMasterError",
-            &format!(
-                "Brine's master does not implement the runner function '{fun}' (it serves {}); run it locally with salt-run without --eauth",
-                RUNNER_FUNCS.join(", ")
-            ),
-        );
-    }
-    let jid = Jid::generate().to_string();
-    let tag = format!("salt/run/{jid}");
-    let cfg = cfg.clone();
-    // As Salt's ClearFuncs.runner: the low data is the load's `kwarg`,
-    // which RunnerClient's _reformat_low makes `{arg: [...], kwarg: {...}}`.
-    let low = load
-        .get("kwarg")
-        .filter(|k| k.is_map())
-        .cloned()
-        .unwrap_or(Value::Map(vec![]));
-    let (fun, load, user) = (fun.to_string(), low, username.to_string());
-    let (t_jid, t_tag) = (jid.clone(), tag.clone());
-    let spawned = std::thread::Builder::new()
-        .name(format!("runner {fun}"))
-        .spawn(move || {
-            run(&cfg, &fun, &load, &user, &t_jid, &t_tag);
-        });
-    if let Err(e) = spawned {
-        return error("SaltMasterError", &format!("cannot start the runner: {e}"));
-    }
-    Value::map([("tag", Value::from(tag)), ("jid", Value::from(jid))])
+/// Whether the master has the runner function `fun`.
+pub fn available(fun: &str) -> bool {
+    FUNCTIONS.iter().any(|(f, _)| *f == fun)
 }
 
-/// Run a runner function now (a minion's `publish.runner`, Salt's
-/// `Runner.run` inside `minion_runner`): its return, or the error text
-/// Salt's gives for a function it lacks.
+/// The functions `arg` names and their documentation, as Salt's
+/// `get_docs`: every function for an empty `arg`, those matching a glob
+/// with `*`, else the function `arg` and those of the module `arg`.
+pub fn docs(arg: &str) -> Vec<(&'static str, &'static str)> {
+    let prefix = if arg.ends_with('.') {
+        arg.to_string()
+    } else {
+        format!("{arg}.")
+    };
+    let mut out: Vec<(&str, &str)> = FUNCTIONS
+        .iter()
+        .filter(|(f, _)| {
+            arg.is_empty() || if arg.contains('*') { fnmatch(f, arg) } else { *f == arg || f.starts_with(&prefix) }
+        })
+        .copied()
+        .collect();
+    out.sort();
+    out
+}
+
+/// Salt's text for a runner function it lacks (`verify_fun`).
+pub fn not_available(fun: &str) -> String {
+    format!("'{fun}' is not available.")
+}
+
+/// Run a runner function under a new jid (a reaction's, a minion's
+/// `publish.runner`): its return.
 pub fn run_now(cfg: &MasterConfig, fun: &str, low: &Value, user: &str) -> Value {
-    if !RUNNER_FUNCS.contains(&fun) {
-        warn!("runner {fun} for {user}: not implemented in Brine");
-        return Value::from(format!("'{fun}' is not available."));
-    }
     let jid = Jid::generate().to_string();
-    let tag = format!("salt/run/{jid}");
-    run(cfg, fun, low, user, &jid, &tag)
+    run(cfg, fun, low, user, &jid)
 }
 
-fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: &str) -> Value {
+/// Run the job `jid`: `fun` with its low data (`{arg, kwarg}`, or the
+/// arguments by name), for `user`. Fires `salt/run/<jid>/new` and `/ret`,
+/// stores the job in the job cache under the master's id, as Salt's
+/// `RunnerClient.low` does, and returns the function's return.
+pub fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str) -> Value {
+    let tag = format!("salt/run/{jid}");
     let mut events = brine_client::event_sender(cfg);
     let args = CallArgs::from_load(load);
     let mut data = Value::map([
@@ -97,6 +120,15 @@ fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: 
     ]);
     let _ = events.fire(&format!("{tag}/new"), &data);
     info!("runner {fun} ({jid}) for {user}");
+    if !available(fun) {
+        // Salt's `Runner.run` when `verify_fun` refuses the name.
+        warn!("runner {fun} ({jid}) for {user}: not available in Brine");
+        data.set("success", Value::Bool(false));
+        data.set("return", Value::from(not_available(fun)));
+        data.set("retcode", Value::Int(254));
+        let _ = events.fire(&format!("{tag}/ret"), &data);
+        return data.remove("return").unwrap_or(Value::Nil);
+    }
     let (ret, success) = match call(cfg, fun, &args) {
         Ok(v) => (v, true),
         Err(e) => {
@@ -109,8 +141,40 @@ fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str, tag: 
     if !success {
         data.set("retcode", Value::Int(1));
     }
+    store_job(cfg, jid, &data);
     let _ = events.fire(&format!("{tag}/ret"), &data);
     data.remove("return").unwrap_or(Value::Nil)
+}
+
+/// Salt's `store_job` for a runner job: the load (`id` and `tgt` the
+/// master's id, the job's data as `return`) and the return under the
+/// master's id, so `jobs.lookup_jid` finds runner jobs too.
+fn store_job(cfg: &MasterConfig, jid: &str, data: &Value) {
+    let Some(jid) = Jid::parse(jid) else { return };
+    if !cfg.get_bool("job_cache").unwrap_or(true) {
+        return;
+    }
+    let id = cfg.master_id();
+    let mut load = Value::map([
+        ("id", Value::from(id.as_str())),
+        ("tgt", Value::from(id.as_str())),
+        ("jid", Value::from(jid.as_str())),
+        ("return", data.clone()),
+    ]);
+    for k in ["fun", "user"] {
+        if let Some(v) = data.get(k) {
+            load.set(k, v.clone());
+        }
+    }
+    let cache = job_cache(cfg);
+    if cache.load(&jid).is_none() {
+        if let Err(e) = cache.save_load(&jid, &load, &[]) {
+            warn!("runner job {jid}: cannot store its load: {e}");
+        }
+    }
+    if let Err(e) = cache.store_return(&jid, &id, &Value::map([("return", data.clone())])) {
+        warn!("runner job {jid}: cannot store its return: {e}");
+    }
 }
 
 fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String> {

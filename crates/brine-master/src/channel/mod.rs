@@ -23,6 +23,7 @@ use brine_proto::value::DecodeError;
 use brine_proto::Value;
 use log::warn;
 
+use crate::runjobs::Token;
 use crate::services::{Reply, Services};
 pub use sessions::SessionKeys;
 /// Requests larger than this are refused before decoding, unless the
@@ -86,6 +87,12 @@ pub struct ReqServerChannel {
     pending_log: crate::loglimit::LogLimiter,
     /// `master_stats`: counts per command, None when off.
     stats: Option<stats::MasterStats>,
+    /// The request just handled waits for a runner job (its reply is not
+    /// the bytes [`ReqServerChannel::handle`] returned).
+    deferred: Option<Token>,
+    /// Per waiting request, what seals its reply: the session key and the
+    /// request's nonce.
+    waiting: std::collections::HashMap<Token, (Crypticle, Option<String>)>,
 }
 
 /// The sender as its request names it (never trusted, only logged) and
@@ -171,6 +178,8 @@ impl ReqServerChannel {
             aes: AesKey::new(aes),
             services: Services::new(cfg.clone(), zctx)?,
             stats: None,
+            deferred: None,
+            waiting: std::collections::HashMap::new(),
             master_key,
             master_pub,
             cfg,
@@ -197,6 +206,35 @@ impl ReqServerChannel {
         let end = std::time::Instant::now();
         if let Some((tag, data)) = stats.record(cmd, end - start, end) {
             let _ = self.services.events().fire(&tag, &data);
+        }
+        out
+    }
+
+    /// Whether the request [`ReqServerChannel::handle`] just took waits
+    /// for a runner job: then its reply comes from
+    /// [`ReqServerChannel::finished_jobs`] under this token, and what
+    /// `handle` returned is not sent.
+    pub fn take_deferred(&mut self) -> Option<Token> {
+        self.deferred.take()
+    }
+
+    /// The runner jobs' pipes, to poll beside the request socket.
+    pub fn job_fds(&self) -> Vec<std::os::fd::RawFd> {
+        self.services.runner_jobs.fds()
+    }
+
+    /// Reap the runner jobs that ended; the sealed replies of the
+    /// requests that waited for them.
+    pub fn finished_jobs(&mut self) -> Vec<(Token, Vec<u8>)> {
+        let mut out = Vec::new();
+        for (token, ret) in self.services.runner_jobs.collect() {
+            let Some((session, nonce)) = self.waiting.remove(&token) else {
+                continue;
+            };
+            match session.seal(&ret.to_network(), nonce.as_deref()) {
+                Ok(sealed) => out.push((token, Value::Bytes(sealed).to_network())),
+                Err(e) => warn!("cannot encrypt a runner job's reply: {e}"),
+            }
         }
         out
     }
@@ -367,6 +405,11 @@ impl ReqServerChannel {
         };
         let ret = match ret {
             Reply::Send(v) => v,
+            Reply::Later(token) => {
+                self.waiting.insert(token, (session, nonce));
+                self.deferred = Some(token);
+                return Ok(Vec::new());
+            }
             Reply::Private(pillar) => {
                 let enc = env.get("enc_algo").and_then(Value::as_str).unwrap_or("OAEP-SHA1");
                 let sig = env.get("sig_algo").and_then(Value::as_str).unwrap_or("PKCS1v15-SHA1");

@@ -69,8 +69,19 @@ pub fn wait_readable(
     socks: &[&zmq::Socket],
     sig: &brine_proc::signals::SignalPipe,
 ) -> Result<Option<Vec<bool>>, RoleError> {
+    wait_readable_with(socks, &[], sig)
+}
+
+/// [`wait_readable`], also woken when one of `fds` is readable (not
+/// reported: the caller looks at them all).
+pub fn wait_readable_with(
+    socks: &[&zmq::Socket],
+    fds: &[std::os::fd::RawFd],
+    sig: &brine_proc::signals::SignalPipe,
+) -> Result<Option<Vec<bool>>, RoleError> {
     let mut items: Vec<zmq::PollItem> = socks.iter().map(|s| s.as_poll_item(zmq::POLLIN)).collect();
     items.push(zmq::PollItem::from_fd(sig.fd(), zmq::POLLIN));
+    items.extend(fds.iter().map(|fd| zmq::PollItem::from_fd(*fd, zmq::POLLIN)));
     match zmq::poll(&mut items, -1) {
         Ok(_) | Err(zmq::Error::EINTR) => {}
         Err(e) => return Err(e.into()),

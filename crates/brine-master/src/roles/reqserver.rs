@@ -6,6 +6,7 @@
 //! (PR_SET_PDEATHSIG), and it reports ready to the ProcessManager only once
 //! the queue is bound and every MWorker is ready.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,7 +16,8 @@ use brine_proc::shm::{SharedCell, SharedCounters};
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 
 use super::retmonitor::RetMonitor;
-use super::{role, stop_signals, wait_readable, RoleError};
+use super::{role, stop_signals, wait_readable, wait_readable_with, RoleError};
+use crate::runjobs::Token;
 use crate::channel::ReqServerChannel;
 use crate::names;
 use crate::zmqutil::{bind, bind_retry, bind_tcp};
@@ -199,9 +201,12 @@ fn worker_spec(
     role(format!("{}{index}", names::WORKER_PREFIX), move |ctx| {
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
-        let rep = zctx.socket(zmq::REP)?;
-        rep.set_linger(0)?;
-        rep.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
+        // A DEALER, not a REP: a request waiting for a runner job keeps
+        // its routing envelope here while the worker serves the next ones,
+        // and is answered when the job ends.
+        let sock = zctx.socket(zmq::DEALER)?;
+        sock.set_linger(0)?;
+        sock.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
         let mut handler = ReqServerChannel::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
         if cfg.get_bool("master_stats").unwrap_or(false) {
             handler.master_stats(&format!("{}{index}", names::WORKER_PREFIX));
@@ -210,28 +215,66 @@ fn worker_spec(
         let (handled, busy) = (stats.slot(2 + 2 * index), stats.slot(3 + 2 * index));
         busy.store(0, Relaxed);
         ctx.ready();
+        let mut waiting: HashMap<Token, Vec<zmq::Message>> = HashMap::new();
+        let mut envelope: Vec<zmq::Message> = Vec::new();
         let mut msg = zmq::Message::new();
         let mut last = zmq::Message::new();
         loop {
-            if wait_readable(&[&rep], &sig)?.is_none() {
+            let fds = handler.job_fds();
+            let Some(ready) = wait_readable_with(&[&sock], &fds, &sig)? else {
                 return Ok(());
+            };
+            if !fds.is_empty() {
+                for (token, reply) in handler.finished_jobs() {
+                    if let Some(env) = waiting.remove(&token) {
+                        send_reply(&sock, env, reply)?;
+                    }
+                }
+            }
+            if !ready[0] {
+                continue;
             }
             loop {
-                match rep.recv(&mut msg, zmq::DONTWAIT) {
-                    Ok(()) => {}
-                    Err(zmq::Error::EAGAIN) => break,
-                    Err(zmq::Error::EINTR) => continue,
-                    Err(e) => return Err(e.into()),
+                // The routing envelope: the frames up to the empty
+                // delimiter, as a REP socket would strip them.
+                envelope.clear();
+                let mut first = true;
+                let complete = loop {
+                    let mut frame = zmq::Message::new();
+                    match sock.recv(&mut frame, if first { zmq::DONTWAIT } else { 0 }) {
+                        Ok(()) => {}
+                        Err(zmq::Error::EAGAIN) if first => break None,
+                        Err(zmq::Error::EINTR) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                    first = false;
+                    let (empty, more) = (frame.is_empty(), frame.get_more());
+                    envelope.push(frame);
+                    if empty {
+                        break Some(more);
+                    }
+                    if !more {
+                        break Some(false);
+                    }
+                };
+                match complete {
+                    None => break,
+                    Some(false) => {
+                        log::warn!("a request without a routing envelope or body was dropped");
+                        continue;
+                    }
+                    Some(true) => {}
                 }
+                sock.recv(&mut msg, 0)?;
                 // A request is one frame, followed by the frame with the
                 // peer's address that MWorkerQueue adds; a request of more
                 // frames is drained and refused.
                 let mut frames = 1;
                 if msg.get_more() {
-                    rep.recv(&mut last, 0)?;
+                    sock.recv(&mut last, 0)?;
                     frames += 1;
                     while last.get_more() {
-                        rep.recv(&mut last, 0)?;
+                        sock.recv(&mut last, 0)?;
                         frames += 1;
                     }
                 }
@@ -253,8 +296,23 @@ fn worker_spec(
                 };
                 busy.store(0, Relaxed);
                 handled.fetch_add(1, Relaxed);
-                rep.send(reply, 0)?;
+                let env = std::mem::take(&mut envelope);
+                match handler.take_deferred() {
+                    Some(token) => {
+                        waiting.insert(token, env);
+                    }
+                    None => send_reply(&sock, env, reply)?,
+                }
             }
         }
     })
+}
+
+/// A reply, after the routing envelope of its request.
+fn send_reply(sock: &zmq::Socket, envelope: Vec<zmq::Message>, reply: Vec<u8>) -> Result<(), RoleError> {
+    for frame in envelope {
+        sock.send(frame, zmq::SNDMORE)?;
+    }
+    sock.send(reply, 0)?;
+    Ok(())
 }

@@ -22,6 +22,8 @@ use log::warn;
 use super::Ctx;
 use brine_client::low::error;
 
+use crate::runjobs::{JobSpec, RunnerJobs};
+
 /// Who is calling (already authorized for the function).
 struct Caller {
     username: String,
@@ -71,7 +73,7 @@ fn expr_match(line: &str, expr: &str) -> bool {
 }
 
 /// `runner` / `wheel`: authenticate, authorize, run.
-pub(super) fn control(ctx: &mut Ctx, load: &Value, form: &str) -> Vec<u8> {
+pub(super) fn control(ctx: &mut Ctx, jobs: &mut RunnerJobs, load: &Value, form: &str) -> Vec<u8> {
     let mut load = load.clone();
     let fun = load.get("fun").and_then(Value::as_str).unwrap_or("").to_string();
     let caller = match control_auth(ctx, &mut load, form, &fun) {
@@ -84,9 +86,39 @@ pub(super) fn control(ctx: &mut Ctx, load: &Value, form: &str) -> Vec<u8> {
     let reply = if form == "wheel" {
         super::wheel::wheel(ctx, &fun, &load, &caller.username)
     } else {
-        brine_runners::start(&ctx.cfg, &fun, &load, &caller.username)
+        start_runner(ctx, jobs, &fun, &load, &caller.username)
     };
     reply.to_network()
+}
+
+/// Salt's `ClearFuncs.runner`: the job starts in a process of its own and
+/// the caller gets `{tag, jid}` at once; the return comes as
+/// `salt/run/<jid>/ret` on the event bus (`RunnerClient.cmd_sync` waits
+/// for it). The low data is the load's `kwarg`, which `_reformat_low`
+/// makes `{arg: [...], kwarg: {...}}`.
+fn start_runner(ctx: &Ctx, jobs: &mut RunnerJobs, fun: &str, load: &Value, user: &str) -> Value {
+    let jid = brine_cache::Jid::generate().to_string();
+    let low = load
+        .get("kwarg")
+        .filter(|k| k.is_map())
+        .cloned()
+        .unwrap_or(Value::Map(vec![]));
+    let job = JobSpec {
+        fun: fun.to_string(),
+        low,
+        user: user.to_string(),
+        jid: jid.clone(),
+    };
+    match jobs.start(&ctx.cfg, job, false) {
+        Ok(_) => Value::map([
+            ("tag", Value::from(format!("salt/run/{jid}"))),
+            ("jid", Value::from(jid)),
+        ]),
+        Err(e) => {
+            warn!("runner {fun} for {user}: {e}");
+            error("SaltMasterError", &e)
+        }
+    }
 }
 
 fn control_auth(ctx: &mut Ctx, load: &mut Value, form: &str, fun: &str) -> Result<Caller, Value> {

@@ -39,12 +39,17 @@ use brine_proto::event::EventSender;
 use brine_proto::Value;
 use log::{debug, warn};
 
+use crate::runjobs::RunnerJobs;
+
 /// How an AES command's result goes back (Salt's `req_fun`).
 pub enum Reply {
     /// `send`: encrypted with the session key and the request nonce.
     Send(Value),
     /// `send_private`: the `_pillar` reply.
     Private(Value),
+    /// `send`, once the runner job behind this token has ended (its
+    /// return is the reply): the MWorker serves other requests meanwhile.
+    Later(crate::runjobs::Token),
 }
 
 /// What every family of commands works with: the options, the key store,
@@ -78,6 +83,8 @@ pub struct Services {
     /// PUSH to ZeroMQPubServerChannel's `publish_pull.ipc`, for
     /// [`publish`] and [`peer`].
     push: zmq::Socket,
+    /// The runner jobs this MWorker started (`runner`, `minion_runner`).
+    pub runner_jobs: RunnerJobs,
 }
 
 impl Services {
@@ -90,6 +97,7 @@ impl Services {
             files: Fileserver::new(&cfg),
             ctx: Ctx::new(cfg),
             push,
+            runner_jobs: RunnerJobs::default(),
         })
     }
 
@@ -103,8 +111,8 @@ impl Services {
     pub fn clear(&mut self, cmd: ClearCmd, load: &Value) -> Result<Vec<u8>, String> {
         match cmd {
             ClearCmd::Publish => publish::publish(&mut self.ctx, &self.push, load),
-            ClearCmd::Runner => Ok(eauth::control(&mut self.ctx, load, "runner")),
-            ClearCmd::Wheel => Ok(eauth::control(&mut self.ctx, load, "wheel")),
+            ClearCmd::Runner => Ok(eauth::control(&mut self.ctx, &mut self.runner_jobs, load, "runner")),
+            ClearCmd::Wheel => Ok(eauth::control(&mut self.ctx, &mut self.runner_jobs, load, "wheel")),
             // Salt's `ping` sends the load back.
             ClearCmd::Ping => Ok(load.to_network()),
             // Brine issues no eauth tokens: Salt's answers for a failed
@@ -146,7 +154,7 @@ impl Services {
             AesCmd::RevokeAuth => Reply::Send(minion::revoke_auth(ctx, id, load)),
             AesCmd::MinionPub => Reply::Send(peer::minion_pub(ctx, &self.push, id, load)),
             AesCmd::PubRet => Reply::Send(peer::pub_ret(ctx, id, load)),
-            AesCmd::MinionRunner => Reply::Send(peer::minion_runner(ctx, id, load)),
+            AesCmd::MinionRunner => peer::minion_runner(ctx, &mut self.runner_jobs, id, load),
             AesCmd::MinionPublish => {
                 // Sent by no current minion (publish.* use minion_pub and
                 // pub_ret); Salt's would hold this MWorker until the job's

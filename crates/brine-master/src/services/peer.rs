@@ -22,7 +22,8 @@ use brine_py::parse_input;
 use log::{info, warn};
 use serde_json::Value as Json;
 
-use super::Ctx;
+use super::{Ctx, Reply};
+use crate::runjobs::{JobSpec, RunnerJobs};
 use crate::alarm::{self, Store};
 use brine_targeting::{CkMinions, PyRegex};
 
@@ -346,16 +347,17 @@ pub(super) fn pub_ret(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
 }
 
 /// `minion_runner`: a runner function for a minion `peer_run` allows.
-pub(super) fn minion_runner(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+/// The job runs in a process of its own; its return is the reply.
+pub(super) fn minion_runner(ctx: &Ctx, jobs: &mut RunnerJobs, id: &MinionId, load: &Value) -> Reply {
     let Some(Json::Object(peer_run)) = ctx.cfg.get("peer_run") else {
-        return Value::Map(vec![]);
+        return Reply::Send(Value::Map(vec![]));
     };
     if ["fun", "arg", "id"].iter().any(|k| load.get(k).is_none()) {
-        return Value::Map(vec![]);
+        return Reply::Send(Value::Map(vec![]));
     }
     let Some(fun) = load.get("fun").and_then(Value::as_str) else {
         warn!("{id}: minion_runner without a function name (answered \"\" as Salt does)");
-        return Value::from("");
+        return Reply::Send(Value::from(""));
     };
     let mut good = false;
     for (pattern, funcs) in peer_run {
@@ -369,7 +371,7 @@ pub(super) fn minion_runner(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
     }
     if !good {
         warn!("Minion id {id} is not who it says it is! (peer_run does not allow it {fun})");
-        return Value::Map(vec![]);
+        return Reply::Send(Value::Map(vec![]));
     }
     let no_parse: Vec<String> = match load.get("no_parse") {
         Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
@@ -388,7 +390,20 @@ pub(super) fn minion_runner(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
         _ => Value::Map(vec![]),
     };
     let low = Value::map([("arg", Value::Array(args)), ("kwarg", kwarg)]);
-    brine_runners::run_now(&ctx.cfg, fun, &low, id)
+    let job = JobSpec {
+        fun: fun.to_string(),
+        low,
+        user: id.to_string(),
+        jid: brine_cache::Jid::generate().to_string(),
+    };
+    match jobs.start(&ctx.cfg, job, true) {
+        Ok(Some(token)) => Reply::Later(token),
+        Ok(None) => Reply::Send(Value::Map(vec![])),
+        Err(e) => {
+            warn!("{id}: publish.runner {fun}: {e}");
+            Reply::Send(Value::from(e))
+        }
+    }
 }
 
 #[cfg(test)]
