@@ -49,6 +49,11 @@ impl CallArgs {
             .filter(|v| !v.is_nil())
     }
 
+    /// The arguments given by name.
+    pub fn named(&self) -> &[(String, Value)] {
+        &self.named
+    }
+
     /// Salt's `fun_args`: positional args, then the kwargs dict if any.
     pub fn fun_args(&self, load: &Value) -> Value {
         let mut out = self.positional.clone();

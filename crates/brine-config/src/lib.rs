@@ -144,6 +144,10 @@ pub fn parse_log_level(s: &str) -> Option<SaltLevel> {
     SaltLevel::ALL.into_iter().find(|l| l.name() == lower)
 }
 
+/// The Salt release whose behaviour Brine's master follows, as it reports
+/// itself (`saltversion` in pillar opts, `manage.versions`).
+pub const SALT_VERSION: &str = "3007.17";
+
 /// The master options Brine uses directly, plus every merged option in `raw`.
 #[derive(Debug, Clone)]
 pub struct MasterConfig {

@@ -127,8 +127,8 @@ impl Hooks for ManagerHooks {
         let (publish, ret) = self.ports;
         text += &format!(
             "\nconnections (established TCP, from /proc/net/tcp and tcp6)\n               publish_port {publish}: {} (minions subscribed to jobs)\n  ret_port {ret}: {}\n",
-            crate::channel::presence::connections_to(publish),
-            crate::channel::presence::connections_to(ret)
+            brine_targeting::connected::connections_to(publish),
+            brine_targeting::connected::connections_to(ret)
         );
         match brine_cache::fs::write_atomic(&self.dump_path, text.as_bytes(), 0o600) {
             Ok(()) => info!(

@@ -754,7 +754,7 @@ impl<'a> Pillar<'a> {
 }
 
 /// The Salt version `pillar_opts` reports as `saltversion`.
-const SALT_VERSION: &str = "3007.17";
+use brine_config::SALT_VERSION;
 
 /// `_get_envs`: base first, then the `pillar_roots` environments.
 fn envs(roots: &[(String, Vec<PathBuf>)]) -> Vec<String> {
@@ -773,6 +773,34 @@ fn envs(roots: &[(String, Vec<PathBuf>)]) -> Vec<String> {
 pub fn compile_pillar(opts: &Map<String, Json>, req: &Request) -> Pairs {
     let mut p = Pillar::new(opts, req);
     p.compile()
+}
+
+/// Salt's `Pillar.get_top` for the `pillar.show_top` runner: the merged
+/// top data, `{saltenv: {target: [sls or {match: ...}, ...]}}`, and the
+/// errors met reading the top files.
+pub fn show_top(opts: &Map<String, Json>, req: &Request) -> (Value, Vec<String>) {
+    let mut p = Pillar::new(opts, req);
+    let (top, errors) = p.get_top();
+    let envs = top
+        .into_iter()
+        .map(|(env, targets)| {
+            let targets = targets
+                .into_iter()
+                .map(|(tgt, items)| {
+                    let items = items
+                        .into_iter()
+                        .map(|i| match i {
+                            TopItem::Dict(d) => Value::Map(d),
+                            TopItem::Sls(s) => Value::from(s),
+                        })
+                        .collect();
+                    (tgt, Value::Array(items))
+                })
+                .collect();
+            (Value::from(env), Value::Map(targets))
+        })
+        .collect();
+    (Value::Map(envs), errors)
 }
 
 #[cfg(test)]

@@ -12,59 +12,59 @@
 //! the master's own request port, with the master user's key, as Salt's
 //! runner LocalClient does.
 
-use std::time::Duration;
+mod cache;
+mod fileserver;
+mod jobs;
+mod manage;
+mod matching;
+mod pillar;
 
-use brine_client::{LocalClient, Publish};
+use brine_cache::backends::job_cache;
+use brine_cache::Jid;
+use brine_client::low::CallArgs;
 use brine_config::MasterConfig;
 use brine_proto::Value;
 use brine_py::{fnmatch, text};
 use log::{info, warn};
 
-use brine_cache::{Jid, JobCache};
-use brine_keys::{FsKeyStore, KeyState, KeyStore};
-
-use brine_cache::backends::job_cache;
-use brine_client::low::CallArgs;
-
 /// The runner functions the master has, each with its documentation
 /// (`salt-run --doc`, `doc.runner`).
 pub const FUNCTIONS: &[(&str, &str)] = &[
-    (
-        "event.send",
-        "Fire an event on the master event bus: event.send <tag> [data={...}].\nThe data must be a dict; the tag is used as given.",
-    ),
-    (
-        "jobs.list_job",
-        "The load and the returns of one job from the job cache: jobs.list_job <jid>",
-    ),
-    (
-        "jobs.list_jobs",
-        "The jobs in the job cache: jobs.list_jobs [search_function=glob,...] [search_target=glob,...]",
-    ),
-    (
-        "jobs.lookup_jid",
-        "The returns of a job from the job cache: jobs.lookup_jid <jid> [missing=True] [returned=False]",
-    ),
-    (
-        "jobs.print_job",
-        "The job's load and returns, keyed by jid: jobs.print_job <jid>",
-    ),
-    (
-        "manage.down",
-        "The minions that do not answer a test.ping: manage.down [tgt] [tgt_type] [timeout]",
-    ),
-    (
-        "manage.status",
-        "The minions that answer a test.ping and those that do not: manage.status [tgt] [tgt_type] [timeout]",
-    ),
-    (
-        "manage.up",
-        "The minions that answer a test.ping: manage.up [tgt] [tgt_type] [timeout]",
-    ),
-    (
-        "match.compound_matches",
-        "Whether a minion matches a compound expression by the minion data cache:\nmatch.compound_matches <expr> <minion_id> -> {res: minion_id | False}",
-    ),
+    ("cache.clear_all", "Clear the cached pillar, grains and mine data of the targeted minions: cache.clear_all <tgt> [tgt_type]"),
+    ("cache.clear_grains", "Clear the cached grains of the targeted minions: cache.clear_grains <tgt> [tgt_type]"),
+    ("cache.clear_mine", "Clear the cached mine data of the targeted minions: cache.clear_mine <tgt> [tgt_type]"),
+    ("cache.clear_mine_func", "Clear one mine function's cached data: cache.clear_mine_func <tgt> [tgt_type] clear_mine_func_flag=<function>"),
+    ("cache.clear_pillar", "Clear the cached pillar of the targeted minions: cache.clear_pillar <tgt> [tgt_type]"),
+    ("cache.grains", "The cached grains of the targeted minions: cache.grains <tgt> [tgt_type]"),
+    ("cache.mine", "The cached mine data of the targeted minions: cache.mine [tgt] [tgt_type]"),
+    ("cache.pillar", "The cached pillar of the targeted minions: cache.pillar [tgt] [tgt_type]"),
+    ("doc.runner", "The documentation of every runner function the master has."),
+    ("event.send", "Fire an event on the master event bus: event.send <tag> [data={...}].\nThe data must be a dict; the tag is used as given."),
+    ("fileserver.clear_file_list_cache", "Clear the fileserver's file list caches on disk: fileserver.clear_file_list_cache [saltenv] [backend]"),
+    ("fileserver.dir_list", "The directories of a fileserver environment: fileserver.dir_list [saltenv=base] [backend]"),
+    ("fileserver.empty_dir_list", "The empty directories of a fileserver environment: fileserver.empty_dir_list [saltenv=base] [backend]"),
+    ("fileserver.envs", "The fileserver environments: fileserver.envs [backend]"),
+    ("fileserver.file_list", "The files of a fileserver environment: fileserver.file_list [saltenv=base] [backend]"),
+    ("fileserver.symlink_list", "The symlinks of a fileserver environment: fileserver.symlink_list [saltenv=base] [backend]"),
+    ("fileserver.update", "Update the fileserver backends' caches: fileserver.update [backend]"),
+    ("jobs.active", "The jobs running on the minions (saltutil.running), with the minions that returned already."),
+    ("jobs.exit_success", "Whether each minion's return of a job is a success: jobs.exit_success <jid>"),
+    ("jobs.last_run", "The last job in the job cache, optionally by metadata, function or target: jobs.last_run [metadata={...}] [function=glob] [target=glob]"),
+    ("jobs.list_job", "The load and the returns of one job from the job cache: jobs.list_job <jid>"),
+    ("jobs.list_jobs", "The jobs in the job cache: jobs.list_jobs [search_metadata={...}] [search_function=glob,...] [search_target=glob,...] [start_time=...] [end_time=...]"),
+    ("jobs.lookup_jid", "The returns of a job from the job cache: jobs.lookup_jid <jid> [missing=True] [returned=False]"),
+    ("jobs.print_job", "The job's load and returns, keyed by jid: jobs.print_job <jid>"),
+    ("manage.allowed", "The minions connected to the publish port: manage.allowed [subset] [show_ip]"),
+    ("manage.down", "The minions that do not answer a test.ping: manage.down [removekeys=False] [tgt] [tgt_type] [timeout]"),
+    ("manage.joined", "The minions connected to the publish port: manage.joined [subset] [show_ip]"),
+    ("manage.not_present", "The accepted minions not connected to the publish port: manage.not_present [subset]"),
+    ("manage.present", "The minions connected to the publish port: manage.present [subset] [show_ip]"),
+    ("manage.status", "The minions that answer a test.ping and those that do not: manage.status [tgt] [tgt_type] [timeout]"),
+    ("manage.up", "The minions that answer a test.ping: manage.up [tgt] [tgt_type] [timeout] [show_ip]"),
+    ("manage.versions", "The Salt version of each minion against the master's."),
+    ("match.compound_matches", "Whether a minion matches a compound expression by the minion data cache:\nmatch.compound_matches <expr> <minion_id> -> {res: minion_id | False}"),
+    ("pillar.show_pillar", "The pillar the master compiles for a minion (grains from the minion data cache): pillar.show_pillar [minion] [saltenv=...] [pillarenv=...]"),
+    ("pillar.show_top", "The pillar top data for a minion: pillar.show_top [minion] [saltenv=base]"),
 ];
 
 /// Whether the master has the runner function `fun`.
@@ -178,126 +178,15 @@ fn store_job(cfg: &MasterConfig, jid: &str, data: &Value) {
 }
 
 fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String> {
-    let cache = job_cache(cfg);
-    let jid_arg = || {
-        args.get(0, "jid")
-            .and_then(text)
-            .ok_or_else(|| "missing argument: jid".to_string())
-    };
-    let bool_arg = |i: usize, name: &str, default: bool| args.get(i, name).and_then(Value::as_bool).unwrap_or(default);
-    match fun {
-        "jobs.list_jobs" => {
-            let split = |v: &Value| -> Vec<String> {
-                match v {
-                    Value::Array(a) => a.iter().filter_map(text).collect(),
-                    other => text(other)
-                        .unwrap_or_default()
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .collect(),
-                }
-            };
-            let targets = args.get(4, "search_target").map(split);
-            let funcs = args.get(3, "search_function").map(split);
-            for unsupported in ["search_metadata", "start_time", "end_time"] {
-                if args.get(usize::MAX, unsupported).is_some() {
-                    return Err(format!(
-                        "{unsupported} is not implemented by Brine's master-side jobs.list_jobs"
-                    ));
-                }
-            }
-            let mut out = Vec::new();
-            for (jid, job) in cache.get_jids() {
-                let jid = jid.to_string();
-                let inst = format_jid_instance(&jid, &job, false);
-                if let Some(t) = &targets {
-                    let tv: Vec<String> = match inst.get("Target") {
-                        Some(Value::Array(a)) => a.iter().filter_map(text).collect(),
-                        Some(v) => text(v).into_iter().collect(),
-                        None => vec![],
-                    };
-                    if !tv.iter().any(|x| t.iter().any(|p| fnmatch(x, p))) {
-                        continue;
-                    }
-                }
-                if let Some(f) = &funcs {
-                    let fv = inst.get("Function").and_then(Value::as_str).unwrap_or("");
-                    if !f.iter().any(|p| fnmatch(fv, p)) {
-                        continue;
-                    }
-                }
-                out.push((Value::from(jid), inst));
-            }
-            Ok(with_outputter(args.get(1, "outputter"), Value::Map(out)))
-        }
-        "jobs.list_job" => Ok(list_job(cache.as_ref(), &jid_arg()?)),
-        "jobs.print_job" => {
-            let jid = jid_arg()?;
-            let mut job = list_job(cache.as_ref(), &jid);
-            job.remove("jid");
-            Ok(Value::Map(vec![(Value::from(jid), job)]))
-        }
-        "jobs.lookup_jid" => {
-            let jid = jid_arg()?;
-            let returned = bool_arg(2, "returned", true);
-            let missing = bool_arg(3, "missing", false);
-            let data = list_job(cache.as_ref(), &jid);
-            let mut ret = Vec::new();
-            let mut outputter = None;
-            if let Some(Value::Map(results)) = data.get("Result") {
-                for (minion, r) in results {
-                    if outputter.is_none() {
-                        outputter = Some(r.get("out").cloned());
-                    }
-                    if returned {
-                        ret.push((minion.clone(), r.get("return").cloned().unwrap_or(Value::Nil)));
-                    }
-                }
-                if missing {
-                    if let Some(Value::Array(targeted)) = data.get("Minions") {
-                        for m in targeted {
-                            if !results.iter().any(|(k, _)| k == m) {
-                                ret.push((m.clone(), Value::from("Minion did not return")));
-                            }
-                        }
-                    }
-                }
-            }
-            Ok(with_outputter(outputter.flatten().as_ref(), Value::Map(ret)))
-        }
-        "manage.status" | "manage.up" | "manage.down" => {
-            let (tgt_i, type_i, timeout_i, gather_i) = match fun {
-                "manage.status" => (1, 2, 3, 4),
-                "manage.up" => (0, 1, 2, 3),
-                _ => (1, 2, 3, 4),
-            };
-            let tgt = args.get(tgt_i, "tgt").and_then(text).unwrap_or_else(|| "*".into());
-            let tgt_type = args
-                .get(type_i, "tgt_type")
-                .and_then(text)
-                .unwrap_or_else(|| "glob".into());
-            let timeout = args
-                .get(timeout_i, "timeout")
-                .and_then(Value::as_i64)
-                .filter(|t| *t > 0)
-                .unwrap_or_else(|| cfg.get_i64("timeout").unwrap_or(5));
-            let gather = args
-                .get(gather_i, "gather_job_timeout")
-                .and_then(Value::as_i64)
-                .filter(|t| *t > 0)
-                .unwrap_or_else(|| cfg.get_i64("gather_job_timeout").unwrap_or(10));
-            if fun == "manage.down" && bool_arg(0, "removekeys", false) {
-                return Err("removekeys is not implemented by Brine's master-side manage.down".into());
-            }
-            let (up, down) = ping(cfg, &tgt, &tgt_type, timeout, gather)?;
-            let list = |v: &[String]| Value::Array(v.iter().map(|s| Value::from(s.as_str())).collect());
-            Ok(match fun {
-                "manage.up" => list(&up),
-                "manage.down" => list(&down),
-                _ => Value::map([("up", list(&up)), ("down", list(&down))]),
-            })
-        }
-        "event.send" => {
+    let (module, name) = fun.split_once('.').unwrap_or((fun, ""));
+    match module {
+        "jobs" => jobs::call(cfg, name, args),
+        "manage" => manage::call(cfg, name, args),
+        "match" => matching::call(cfg, name, args),
+        "cache" => cache::call(cfg, name, args),
+        "fileserver" => fileserver::call(cfg, name, args),
+        "pillar" => pillar::call(cfg, name, args),
+        "event" if name == "send" => {
             // Salt's event.send: `data` (a dict, default {}) fired under
             // `tag` as is, with no runner namespace on the tag.
             let tag = args.get(0, "tag").and_then(text).ok_or("missing argument: tag")?;
@@ -311,249 +200,20 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
                 .map_err(|e| format!("cannot fire {}: {e}", tag.escape_debug()))?;
             Ok(Value::Bool(true))
         }
-        "match.compound_matches" => {
-            let expr = args.get(0, "expr").ok_or("missing argument: expr")?;
-            let minion_id = args.get(1, "minion_id").ok_or("missing argument: minion_id")?;
-            Ok(compound_matches(cfg, expr, minion_id))
-        }
-        other => Err(format!("{other} is not implemented")),
+        "doc" if name == "runner" => Ok(Value::Map(
+            docs("")
+                .into_iter()
+                .map(|(f, d)| (Value::from(f), Value::from(d)))
+                .collect(),
+        )),
+        _ => Err(not_available(fun)),
     }
 }
 
-/// Salt's `match.compound_matches` runner: `{"res": minion_id}` when the
-/// compound expression matches that minion by the minion data cache,
-/// else `{"res": False}`. Unlike a publication's targeting it is not
-/// greedy (a minion without cached data matches no grain or pillar
-/// expression) and pillar expressions match exactly (`I@name:ali*` is
-/// no glob), so a minion asking through `publish.runner` cannot
-/// enumerate others' pillar. Without `minion_data_cache`, or for an
-/// invalid id, the answer is False.
-fn compound_matches(cfg: &MasterConfig, expr: &Value, minion_id: &Value) -> Value {
-    let no = || Value::map([("res", Value::Bool(false))]);
-    if !cfg.get_bool("minion_data_cache").unwrap_or(true) {
-        warn!("Minion data cache is disabled. Cannot evaluate compound matcher expression.");
-        return no();
-    }
-    let Some(id) = minion_id.as_str().filter(|id| brine_keys::valid_id(&cfg.pki_dir, id)) else {
-        warn!(
-            "match.compound_matches: invalid minion id {}",
-            brine_py::repr(minion_id)
-        );
-        return no();
-    };
-    if expr.as_str().is_none() && !matches!(expr, Value::Array(_)) {
-        warn!(
-            "match.compound_matches: the expression {} is not text",
-            brine_py::repr(expr)
-        );
-        return no();
-    }
-    let accepted = FsKeyStore::new(&cfg.pki_dir)
-        .list(KeyState::Accepted)
-        .unwrap_or_default();
-    let ck = brine_targeting::CkMinions::from_config(cfg, accepted);
-    if ck
-        .check_minions(expr, "compound_pillar_exact", ":", false)
-        .minions
-        .iter()
-        .any(|m| m == id)
-    {
-        Value::map([("res", Value::from(id))])
-    } else {
-        no()
-    }
-}
-
-fn with_outputter(outputter: Option<&Value>, data: Value) -> Value {
+/// `{"outputter": o, "data": data}` when the caller named an outputter.
+pub(crate) fn with_outputter(outputter: Option<&Value>, data: Value) -> Value {
     match outputter.and_then(Value::as_str) {
         Some(o) if !o.is_empty() => Value::map([("outputter", Value::from(o)), ("data", data)]),
         _ => data,
-    }
-}
-
-/// Salt's `jobs._format_jid_instance` (`with_minions`) /
-/// `utils.jid.format_jid_instance`.
-fn format_jid_instance(jid: &str, job: &Value, with_minions: bool) -> Value {
-    if !job.is_map() || matches!(job, Value::Map(p) if p.is_empty()) {
-        return Value::map([
-            ("Error", Value::from("Cannot contact returner or no job with this jid")),
-            ("StartTime", Value::from(jid_to_time(jid))),
-        ]);
-    }
-    let mut ret = Value::map([
-        (
-            "Function",
-            job.get("fun").cloned().unwrap_or(Value::from("unknown-function")),
-        ),
-        ("Arguments", job.get("arg").cloned().unwrap_or(Value::Array(vec![]))),
-        (
-            "Target",
-            job.get("tgt").cloned().unwrap_or(Value::from("unknown-target")),
-        ),
-        (
-            "Target-type",
-            job.get("tgt_type").cloned().unwrap_or(Value::from("list")),
-        ),
-        ("User", job.get("user").cloned().unwrap_or(Value::from("root"))),
-    ]);
-    if let Some(m) = job.get("metadata") {
-        ret.set("Metadata", m.clone());
-    } else if let Some(m) = job.get("kwargs").and_then(|k| k.get("metadata")) {
-        ret.set("Metadata", m.clone());
-    } else if let Some(Value::Array(a)) = job.get("arg") {
-        if let Some(m) = a
-            .iter()
-            .find(|x| x.get("__kwarg__").and_then(Value::as_bool) == Some(true) && x.get("metadata").is_some())
-        {
-            ret.set("Metadata", m.get("metadata").cloned().unwrap_or(Value::Nil));
-        }
-    }
-    if with_minions {
-        if let Some(m) = job.get("Minions") {
-            ret.set("Minions", m.clone());
-        }
-    }
-    ret.set("StartTime", Value::from(jid_to_time(jid)));
-    ret
-}
-
-/// `2026, Nov 25 10:00:00.123456` from a jid.
-fn jid_to_time(jid: &str) -> String {
-    const MONTHS: [&str; 13] = [
-        "", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    if jid.len() < 20 || !jid[..20].bytes().all(|b| b.is_ascii_digit()) {
-        return String::new();
-    }
-    let month: usize = jid[4..6].parse().unwrap_or(0);
-    format!(
-        "{}, {} {} {}:{}:{}.{}",
-        &jid[..4],
-        MONTHS.get(month).unwrap_or(&""),
-        &jid[6..8],
-        &jid[8..10],
-        &jid[10..12],
-        &jid[12..14],
-        &jid[14..20]
-    )
-}
-
-/// `jobs.list_job`: the job's description and its returns.
-fn list_job(cache: &dyn JobCache, jid: &str) -> Value {
-    let jid_ok = Jid::parse(jid);
-    let load = jid_ok.as_ref().map_or(Value::Map(Vec::new()), |j| cache.get_load(j));
-    let mut ret = Value::map([("jid", Value::from(jid))]);
-    if let Value::Map(pairs) = format_jid_instance(jid, &load, true) {
-        for (k, v) in pairs {
-            if let Some(k) = k.as_str() {
-                ret.set(k, v);
-            }
-        }
-    }
-    ret.set("Result", jid_ok.map_or(Value::Map(Vec::new()), |j| cache.get_jid(&j)));
-    ret
-}
-
-/// Salt's `manage._ping`: publish `test.ping` to the target through the
-/// master's own request port, as the master's user, and sort the expected
-/// minions into those that answered within `timeout` and those that did
-/// not.
-fn ping(
-    cfg: &MasterConfig,
-    tgt: &str,
-    tgt_type: &str,
-    timeout: i64,
-    _gather_job_timeout: i64,
-) -> Result<(Vec<String>, Vec<String>), String> {
-    let mut client = LocalClient::of_master(cfg).map_err(|e| e.to_string())?;
-    let job = Publish::new(tgt, "test.ping")
-        .tgt_type(tgt_type)
-        .kwarg("delimiter", ":");
-    let wait = Duration::from_secs(timeout.max(1) as u64);
-    let mut returns = match client.run(&job, wait) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Ok((vec![], vec![])),
-        Err(e) => return Err(e.to_string()),
-    };
-    while returns.next_return().map_err(|e| e.to_string())?.is_some() {}
-    let mut up = returns.returned().to_vec();
-    let mut down = returns.missing();
-    up.sort();
-    down.sort();
-    Ok((up, down))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn compound_matches_is_exact_and_not_greedy() {
-        let t = tempfile::tempdir().unwrap();
-        let cfg = |cache: bool| {
-            let o = serde_json::json!({
-                "pki_dir": t.path().join("pki").display().to_string(),
-                "cachedir": t.path().join("cache").display().to_string(),
-                "minion_data_cache": cache,
-                "nodegroups": {"webs": "G@role:web", "alis": "I@name:ali*"},
-            });
-            let serde_json::Value::Object(o) = o else {
-                unreachable!()
-            };
-            MasterConfig::from_overrides(std::path::Path::new("/etc/salt"), o).unwrap()
-        };
-        let on = cfg(true);
-        std::fs::create_dir_all(on.pki_dir.join("minions")).unwrap();
-        for id in ["alice", "bob", "carol"] {
-            std::fs::write(on.pki_dir.join("minions").join(id), "key").unwrap();
-        }
-        let cache = brine_cache::MinionCache::new(&on.cachedir);
-        for (id, role, name) in [("alice", "web", "alice"), ("bob", "db", "bob")] {
-            let data = Value::map([
-                ("grains", Value::map([("role", Value::from(role))])),
-                ("pillar", Value::map([("name", Value::from(name))])),
-            ]);
-            cache.store(id, "data", &data).unwrap();
-        }
-        let ask = |cfg: &MasterConfig, expr: Value, id: &str| {
-            compound_matches(cfg, &expr, &Value::from(id))
-                .get("res")
-                .cloned()
-                .unwrap()
-        };
-        let yes = |id: &str| Value::from(id);
-        let no = Value::Bool(false);
-        for (expr, id, want) in [
-            ("G@role:web", "alice", yes("alice")),
-            ("G@role:w*", "alice", yes("alice")),
-            ("G@role:web", "bob", no.clone()),
-            ("I@name:alice", "alice", yes("alice")),
-            ("I@name:ali*", "alice", no.clone()),
-            ("N@webs", "alice", yes("alice")),
-            ("N@alis", "alice", no.clone()),
-            // carol has no cached data: only id matchers name her.
-            ("L@alice,carol", "carol", yes("carol")),
-            ("G@role:*", "carol", no.clone()),
-            // `not` starts from every accepted minion, as in Salt.
-            ("not G@role:db", "carol", yes("carol")),
-            ("not G@role:db", "bob", no.clone()),
-            ("*", "../carol", no.clone()),
-            ("*", "a/b", no.clone()),
-            ("*", "nobody", no.clone()),
-        ] {
-            assert_eq!(ask(&on, Value::from(expr), id), want, "{expr} {id}");
-        }
-        assert_eq!(ask(&on, Value::Int(1), "alice"), no);
-        assert_eq!(
-            ask(&on, Value::Array(vec![Value::from("G@role:web")]), "alice"),
-            yes("alice")
-        );
-        assert_eq!(ask(&cfg(false), Value::from("L@alice"), "alice"), no);
-    }
-
-    #[test]
-    fn jid_to_time_is_salts() {
-        assert_eq!(jid_to_time("20261125103000123456"), "2026, Nov 25 10:30:00.123456");
-        assert_eq!(jid_to_time("bad"), "");
     }
 }

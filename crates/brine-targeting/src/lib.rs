@@ -11,6 +11,7 @@
 //!   compound grammar with nodegroups (`compound`).
 
 mod ckminions;
+pub mod connected;
 mod compound;
 mod data;
 mod ip;
@@ -18,6 +19,7 @@ mod minion;
 mod pyre;
 
 pub use ckminions::{sorted_ignorecase, CkMinions, Matched};
+pub use connected::connected_ids;
 pub use compound::{nodegroup_comp, parse_target, Word};
 pub use data::{subdict_match, traverse};
 pub use ip::IpTarget;

@@ -74,7 +74,7 @@ impl ReqServerChannel {
             // Salt's check, before the key store is read: while more
             // minions are connected than max_minions, only those may
             // (re)authenticate.
-            let minions = super::presence::connected_ids(&self.cfg);
+            let minions = brine_targeting::connected_ids(&self.cfg);
             if minions.len() > 1000 {
                 info!(
                     "With large numbers of minions it is advised to enable the ConCache with 'con_cache: True' in the masters configuration file."

@@ -7,7 +7,6 @@
 //! malformed gets Salt's `"bad load"` and one log line naming the peer.
 
 mod auth;
-pub mod presence;
 mod sessions;
 pub mod stats;
 

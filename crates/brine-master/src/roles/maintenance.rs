@@ -43,7 +43,7 @@ use brine_proto::Value;
 use log::{debug, error, info, warn};
 
 use super::{role, stop_signals, stopping};
-use crate::channel::presence::connected_ids;
+use brine_targeting::connected_ids;
 use crate::names;
 use brine_client::low::strs;
 

@@ -16,7 +16,14 @@ use brine_proto::Value;
 
 /// The connected minion ids (empty without `minion_data_cache`).
 pub fn connected_ids(cfg: &MasterConfig) -> HashSet<String> {
-    let mut minions = HashSet::new();
+    connected_with_ip(cfg).into_iter().map(|(id, _)| id).collect()
+}
+
+/// Each connected minion with the address it is connected from (its
+/// first `ipv4` or `ipv6` grain among the connections'), as Salt's
+/// `connected_ids(show_ip=True)`.
+pub fn connected_with_ip(cfg: &MasterConfig) -> Vec<(String, String)> {
+    let mut minions = Vec::new();
     if !cfg.get_bool("minion_data_cache").unwrap_or(true) {
         return minions;
     }
@@ -41,11 +48,15 @@ pub fn connected_ids(cfg: &MasterConfig) -> HashSet<String> {
         };
         let grains = data.get("grains");
         let listed = |key: &str| match grains.and_then(|g| g.get(key)) {
-            Some(Value::Array(ips)) => ips.iter().any(|ip| ip.as_str().is_some_and(|ip| addrs.contains(ip))),
-            _ => false,
+            Some(Value::Array(ips)) => ips
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|ip| addrs.contains(*ip))
+                .map(String::from),
+            _ => None,
         };
-        if listed("ipv4") || listed("ipv6") {
-            minions.insert(id);
+        if let Some(ip) = listed("ipv4").or_else(|| listed("ipv6")) {
+            minions.push((id, ip));
         }
     }
     minions
