@@ -172,7 +172,9 @@ fn display(data: &Value, outputter: Option<&str>) {
         _ => {
             let mut lines = Vec::new();
             crate::salt::nested(data, 0, "", &mut lines);
-            println!("{}", lines.join("\n"));
+            if !lines.is_empty() {
+                println!("{}", lines.join("\n"));
+            }
         }
     }
 }

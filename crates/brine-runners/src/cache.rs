@@ -15,22 +15,28 @@ pub(crate) fn call(cfg: &MasterConfig, name: &str, args: &CallArgs) -> Result<Va
     let cache = MinionCache::new(&cfg.cachedir);
     match name {
         "grains" | "pillar" | "mine" => {
-            if name == "grains" && tgt.is_none() {
-                return Err("missing argument: tgt".into());
-            }
-            let tgt = tgt.unwrap_or(Value::from("*"));
+            // Salt's MasterPillarUtil: every targeted minion, {} unless
+            // its cache has (non-empty) data; with no target, the cached
+            // minions that have some (the mine: every cached minion).
+            let cached = cache.list().unwrap_or_default();
+            let ids = match &tgt {
+                Some(t) => targeted(cfg, t, &tgt_type),
+                None => cached.clone(),
+            };
             let mut out = Vec::new();
-            for id in targeted(cfg, &tgt, &tgt_type) {
-                let got = if name == "mine" {
-                    cache.fetch(&id, "mine").ok().filter(Value::is_map)
+            for id in ids {
+                let got = if !cached.contains(&id) {
+                    None
+                } else if name == "mine" {
+                    cache.fetch(&id, "mine").ok()
                 } else {
-                    cache
-                        .fetch(&id, "data")
-                        .ok()
-                        .and_then(|d| d.get(name).cloned())
-                        .filter(Value::is_map)
+                    cache.fetch(&id, "data").ok().and_then(|d| d.get(name).cloned())
                 };
-                out.push((Value::from(id), got.unwrap_or(Value::Map(Vec::new()))));
+                match got.filter(|v| brine_py::truthy(v)) {
+                    Some(v) => out.push((Value::from(id), v)),
+                    None if tgt.is_some() || name == "mine" => out.push((Value::from(id), Value::Map(Vec::new()))),
+                    None => {}
+                }
             }
             Ok(Value::Map(out))
         }

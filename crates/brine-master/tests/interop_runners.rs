@@ -1,0 +1,191 @@
+//! Runners on the master. Brine's own `salt-run` against Brine, and
+//! Python's `salt-run` against a Python salt-master on the same config,
+//! with the same two real minions (3007.17): the same output once jids
+//! and times are masked, and the same exit status, for the runner
+//! functions operators use every day. Then what only Brine's design
+//! shows: a minion's `publish.runner` answered with a single MWorker
+//! (the runner runs in a process of its own, not in the worker the
+//! minion's own return has to pass through), the runner job's process
+//! and its title, `--async`, and the job in the job cache.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::minion::run_cli;
+use common::pysalt::{mask, py, Side};
+use common::*;
+
+const VERSION: &str = "3007.17";
+
+fn side(brine: bool, extra: &str) -> Side {
+    Side::start(brine, VERSION, extra, "", "", |env| {
+        let files = [
+            ("srv/salt/top.sls", "base:\n  '*':\n    - common\n"),
+            ("srv/salt/common.sls", "hello:\n  test.nop\n"),
+            ("srv/salt/sub/thing.txt", "x\n"),
+            ("srv/salt/empty/.keep", ""),
+            ("srv/pillar/top.sls", "base:\n  'a1':\n    - web\n"),
+            ("srv/pillar/web.sls", "tier: frontend\nid_seen: {{ grains['id'] }}\n"),
+        ];
+        for (path, text) in files {
+            let p = env.root().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "file_roots:\n  base:\n    - {r}/srv/salt\npillar_roots:\n  base:\n    - {r}/srv/pillar\n",
+            r = env.root().display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+    })
+}
+
+/// `salt-run args` on `side`: Brine's salt-run for Brine, Python's for
+/// Python.
+fn salt_run(s: &Side, brine: bool, args: &[&str]) -> (String, String, i32) {
+    if brine {
+        run_cli(&s.env.conf_dir, "salt-run", args)
+    } else {
+        py(&s.env, s.version, "salt-run", args)
+    }
+}
+
+/// Output lines sorted (minions answer in either order).
+fn sorted(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn brine_salt_run_prints_what_python_salt_run_prints() {
+    // file_roots and pillar_roots are Salt's defaults under each side's
+    // root_dir.
+    let brine = side(true, "auto_accept: True\n");
+    let python = side(false, "auto_accept: True\n");
+    // A job in each job cache to look up.
+    let echo = |s: &Side, brine: bool| {
+        let (o, e, c) = if brine {
+            run_cli(&s.env.conf_dir, "salt", &["*", "test.echo", "hi", "--out", "json", "-v"])
+        } else {
+            py(&s.env, s.version, "salt", &["*", "test.echo", "hi", "--out", "json", "-v"])
+        };
+        assert_eq!(c, 0, "{o}{e}");
+        let jid = regex::Regex::new(r"\d{20}").unwrap();
+        jid.find(&o).map(|m| m.as_str().to_string()).expect("a jid")
+    };
+    let bj = echo(&brine, true);
+    let pj = echo(&python, false);
+
+    let cases: Vec<Vec<String>> = [
+        vec!["manage.up"],
+        vec!["manage.status"],
+        vec!["manage.down"],
+        vec!["manage.present"],
+        vec!["manage.not_present"],
+        vec!["manage.versions"],
+        vec!["manage.up", "tgt=a1", "--out", "json"],
+        vec!["jobs.lookup_jid", "JID"],
+        vec!["jobs.lookup_jid", "JID", "--out", "json"],
+        vec!["jobs.exit_success", "JID"],
+        vec!["jobs.list_job", "JID"],
+        vec!["jobs.print_job", "JID"],
+        vec!["jobs.list_jobs", "search_function=test.echo"],
+        vec!["jobs.list_jobs", "search_target=nobody"],
+        vec!["jobs.last_run", "function=test.echo"],
+        vec!["cache.grains", "a1", "--out", "json"],
+        vec!["cache.pillar", "--out", "json"],
+        vec!["cache.mine"],
+        vec!["fileserver.envs"],
+        vec!["fileserver.file_list"],
+        vec!["fileserver.dir_list"],
+        vec!["fileserver.file_list", "saltenv=nope"],
+        vec!["fileserver.update"],
+        vec!["pillar.show_pillar", "a1"],
+        vec!["pillar.show_top", "a1"],
+        vec!["match.compound_matches", "G@role:web", "a1"],
+        vec!["event.send", "brine/test", "data={\"x\": 1}"],
+        vec!["cache.clear_pillar", "a2"],
+        vec!["cache.pillar", "a2"],
+        vec!["nope.fun"],
+    ]
+    .iter()
+    .map(|c| c.iter().map(|s| s.to_string()).collect())
+    .collect();
+    let mut failed = Vec::new();
+    for case in cases {
+        let args = |jid: &str| -> Vec<String> { case.iter().map(|a| if a == "JID" { jid.to_string() } else { a.clone() }).collect() };
+        let (ba, pa) = (args(&bj), args(&pj));
+        let ba: Vec<&str> = ba.iter().map(String::as_str).collect();
+        let pa: Vec<&str> = pa.iter().map(String::as_str).collect();
+        let (bo, be, bc) = salt_run(&brine, true, &ba);
+        let (po, pe, pc) = salt_run(&python, false, &pa);
+        let what = case.join(" ");
+        let pid = regex::Regex::new(r#""pid": \d+"#).unwrap();
+        let mask_root = |s: &str, side: &Side| {
+            let s = mask(s).replace(&side.env.root().display().to_string(), "<root>");
+            pid.replace_all(&s, "\"pid\": <pid>").into_owned()
+        };
+        let (bo, po) = (mask_root(&bo, &brine), mask_root(&po, &python));
+        eprintln!("== salt-run {what}\n-- brine ({bc}):\n{bo}\n-- python ({pc}):\n{po}");
+        if bc != pc || sorted(&bo) != sorted(&po) {
+            failed.push(format!("salt-run {what}: exit {bc} vs {pc}\nbrine stderr: {be}\npython stderr: {pe}"));
+        }
+    }
+    assert!(failed.is_empty(), "differences (outputs above):\n{}", failed.join("\n"));
+}
+
+#[test]
+fn publish_runner_is_answered_by_the_one_mworker_it_asks_and_runs_outside_it() {
+    // One MWorker: the runner publishes test.ping to the very minion that
+    // asked, whose return has to pass through that same worker.
+    let env = Env::with_extra(1, "auto_accept: True\npeer_run:\n  .*:\n    - manage.up\n    - jobs.list_jobs\n");
+    let mut master = env.start();
+    master.wait_ready();
+    let m = common::minion::Minion::start(&env, VERSION, "p1", "");
+    assert!(m.wait_log(common::minion::READY, Duration::from_secs(120)), "{}", m.log());
+    std::thread::sleep(Duration::from_secs(2));
+    let t0 = Instant::now();
+    let (code, out) = m.salt_call(&["publish.runner", "manage.up", "--out", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let ret: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(ret["local"], serde_json::json!(["p1"]), "{out}");
+    assert!(t0.elapsed() < Duration::from_secs(30), "publish.runner took {:?}", t0.elapsed());
+
+    // The runner job as its own process, titled as Salt titles it, child
+    // of the MWorker; gone once it has returned.
+    let (o, e, c) = run_cli(&env.conf_dir, "salt-run", &["--async", "manage.up", "timeout=3"]);
+    assert_eq!(c, 0, "{o}{e}");
+    assert!(e.contains("Running in asynchronous mode") && e.contains("salt/run/"), "{e}");
+    let jid = regex::Regex::new(r"salt/run/(\d{20})").unwrap().captures(&e).unwrap()[1].to_string();
+    let title = format!("ProcessFunc(AsyncClientMixin._proc_function, fun=manage.up jid={jid})");
+    let mut seen = None;
+    for _ in 0..40 {
+        seen = descendants(master.pid).into_iter().find(|p| cmdline(*p).contains(&title));
+        if seen.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = seen.unwrap_or_else(|| panic!("no process titled {title}"));
+    assert_eq!(comm(pid), "salt-master");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while descendants(master.pid).contains(&pid) {
+        assert!(Instant::now() < deadline, "the runner job's process is still there");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Reaped, not a zombie; the job is in the job cache under the
+    // master's id, as Python's jobs.lookup_jid reads it.
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "runner job {pid} left a zombie");
+    let (o, e, c) = py(&env, VERSION, "salt-run", &["jobs.list_job", &jid, "--out", "json"]);
+    assert_eq!(c, 0, "{o}{e}");
+    let job: serde_json::Value = serde_json::from_str(&o).unwrap_or_else(|x| panic!("{x}: {o}{e}"));
+    assert_eq!(job["Function"], "runner.manage.up", "{o}");
+    let result = job["Result"].as_object().unwrap();
+    let (_, ret) = result.iter().next().expect("the runner's return");
+    assert_eq!(ret["return"]["return"], serde_json::json!(["p1"]), "{o}");
+    drop(m);
+}
