@@ -18,7 +18,7 @@
 use brine_proto::Value;
 use log::{error, warn};
 
-use crate::compile::Chunk;
+use brine_state::compile::Chunk;
 
 /// The user runner and wheel reactions run as; events whose data says
 /// `user: Reactor` start no reaction, so reactions cannot loop.
@@ -247,7 +247,7 @@ pub fn reaction(chunk: &Chunk) -> Result<Reaction, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{compile_high_data, pad_funcs, verify_high};
+    use brine_state::compile::{compile_high_data, pad_funcs, verify_high};
 
     fn reactions(sls: &str) -> Vec<Result<Reaction, String>> {
         let mut high = brine_py::parse_yaml_value(sls, std::path::Path::new("t.sls")).unwrap();

@@ -15,7 +15,7 @@ use brine_pillar::render::compile_template;
 use brine_proto::Value;
 use log::{debug, error};
 
-use crate::compile::pad_funcs;
+use brine_state::compile::pad_funcs;
 
 /// What every rendering shares: the master's options and renderers, and
 /// the `roots` fileserver for `salt://` paths (`file_roots` also serve

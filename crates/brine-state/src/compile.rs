@@ -1,7 +1,7 @@
-//! Salt's state `Compiler` as the reactor uses it: rendered high data
-//! (`{id: {state: [fun, {arg: val}, …]}}`, or `{id: {"state.fun": […]}}`)
-//! checked (`verify_high`) and turned into ordered low chunks
-//! (`compile_high_data` + `order_chunks`).
+//! Salt's state `Compiler`, shared by the reactor and the state run:
+//! rendered high data (`{id: {state: [fun, {arg: val}, …]}}`, or
+//! `{id: {"state.fun": […]}}`) checked (`verify_high`) and turned into
+//! ordered low chunks (`compile_high_data` + `order_chunks`).
 
 use brine_proto::Value;
 use brine_py::{repr, to_str, type_name};
@@ -102,15 +102,42 @@ pub fn pad_funcs(high: &mut Value) {
 
 const REQUISITES: [&str; 4] = ["require", "watch", "prereq", "onchanges"];
 
-/// `verify_high`: the errors that make Salt refuse the whole reaction.
+/// Which of Salt's two `verify_high`s: the reactor's `Compiler` or the
+/// state run's `State` (a trailing period on the quoting hint, the short
+/// declaration and `names` checks, another "Illegal requisite" text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Compiler,
+    State,
+}
+
+/// `Compiler.verify_high`: the errors that make Salt refuse the whole
+/// reaction.
 pub fn verify_high(high: &Value) -> Vec<String> {
+    verify_high_as(high, Flavor::Compiler)
+}
+
+/// Salt's `verify_high` of `flavor`.
+pub fn verify_high_as(high: &Value, flavor: Flavor) -> Vec<String> {
     let mut errors = Vec::new();
     let Value::Map(ids) = high else {
         return vec!["High data is not a dictionary and is invalid".into()];
     };
+    // id -> (its state, [(required id, requisite key)]): Salt's `reqs`,
+    // to find two states requiring each other.
+    let mut reqs: Vec<ReqsOf> = Vec::new();
     for (name, body) in ids {
         if name.as_str().is_some_and(|n| n.starts_with("__")) {
             continue;
+        }
+        let sls = sls_of(body);
+        let name_s = key_text(name);
+        if name.as_str().is_none() {
+            errors.push(format!(
+                "ID '{name_s}' in SLS '{sls}' is not formed as a string, but is a {}. It may need to be quoted{}",
+                type_name(name),
+                if flavor == Flavor::State { "." } else { "" }
+            ));
         }
         let Value::Map(states) = body else {
             errors.push(format!(
@@ -120,17 +147,15 @@ pub fn verify_high(high: &Value) -> Vec<String> {
             ));
             continue;
         };
-        let sls = sls_of(body);
-        let name_s = key_text(name);
-        if name.as_str().is_none() {
-            errors.push(format!(
-                "ID '{name_s}' in SLS '{sls}' is not formed as a string, but is a {}. It may need to be quoted",
-                type_name(name)
-            ));
-        }
         for (state, run) in states {
             let state_s = key_text(state);
             if state_s.starts_with("__") {
+                continue;
+            }
+            if flavor == Flavor::State && run.is_nil() {
+                errors.push(format!(
+                    "ID '{name_s}' in SLS '{sls}' contains a short declaration ({state_s}) with a trailing colon. When not passing any arguments to a state, the colon must be omitted."
+                ));
                 continue;
             }
             let Value::Array(run) = run else {
@@ -152,14 +177,25 @@ pub fn verify_high(high: &Value) -> Vec<String> {
                         funs.push(f.clone());
                     }
                     Value::Map(kv) => {
-                        if let Some((first, val)) = kv.first() {
-                            let first = key_text(first);
-                            if REQUISITES.contains(&first.as_str()) && !matches!(val, Value::Array(_)) {
-                                errors.push(format!(
-                                    "The {first} statement in state '{name_s}' in SLS '{sls}' needs to be formed as a list"
-                                ));
-                            }
+                        let Some((first, val)) = kv.first() else { continue };
+                        let first = key_text(first);
+                        if flavor == Flavor::State && first == "names" && !matches!(val, Value::Array(_)) {
+                            errors.push(format!(
+                                "The 'names' argument in state '{name_s}' in SLS '{sls}' needs to be formed as a list"
+                            ));
                         }
+                        if !REQUISITES.contains(&first.as_str()) {
+                            continue;
+                        }
+                        match val {
+                            Value::Array(list) => {
+                                check_requisites(&mut errors, &mut reqs, flavor, (&name_s, &state_s, &sls), list);
+                            }
+                            _ => errors.push(format!(
+                                "The {first} statement in state '{name_s}' in SLS '{sls}' needs to be formed as a list"
+                            )),
+                        }
+                        // Salt checks the one-key form of requisites only.
                         if kv.len() != 1 {
                             errors.push(format!(
                                 "Multiple dictionaries defined in argument of state '{name_s}' in SLS '{sls}'"
@@ -185,11 +221,82 @@ pub fn verify_high(high: &Value) -> Vec<String> {
     errors
 }
 
+/// An id, its state, and the (target, requisite kind) pairs it requires.
+type ReqsOf = (String, String, Vec<(String, String)>);
+
+/// One requisite list of `verify_high`: each entry a one-key map (a bare
+/// string is an `id`), no dotted requisite type, a hashable target, and
+/// no two states requiring each other.
+fn check_requisites(
+    errors: &mut Vec<String>,
+    reqs: &mut Vec<ReqsOf>,
+    flavor: Flavor,
+    (name, state, sls): (&str, &str, &str),
+    list: &[Value],
+) {
+    // Salt replaces the id's entry for each requisite statement.
+    match reqs.iter_mut().find(|(id, _, _)| id == name) {
+        Some(entry) => *entry = (name.to_string(), state.to_string(), Vec::new()),
+        None => reqs.push((name.to_string(), state.to_string(), Vec::new())),
+    }
+    for req in list {
+        let (req_key, req_val) = match req {
+            Value::Str(s) => ("id".to_string(), Value::from(s.as_str())),
+            Value::Map(kv) if !kv.is_empty() => (key_text(&kv[0].0), kv[0].1.clone()),
+            other => {
+                errors.push(format!(
+                    "Requisite declaration {} in SLS {sls} is not formed as a single key dictionary",
+                    repr(other)
+                ));
+                continue;
+            }
+        };
+        if let Some(i) = req_key.find('.') {
+            errors.push(format!(
+                "Invalid requisite type '{req_key}' in state '{name}', in SLS '{sls}'. Requisite types must not contain dots, did you mean '{}'?",
+                &req_key[..i]
+            ));
+        }
+        if matches!(req_val, Value::Array(_) | Value::Map(_)) {
+            errors.push(match flavor {
+                Flavor::State => format!(
+                    "Illegal requisite \"{}\", please check your syntax.\n",
+                    to_str(&req_val)
+                ),
+                Flavor::Compiler => format!("Illegal requisite \"{}\", is SLS {sls}\n", to_str(&req_val)),
+            });
+            continue;
+        }
+        let target = key_text(&req_val);
+        if let Some((_, _, mine)) = reqs.iter_mut().find(|(id, _, _)| id == name) {
+            match mine.iter_mut().find(|(t, _)| *t == target) {
+                Some(e) => e.1 = req_key.clone(),
+                None => mine.push((target.clone(), req_key.clone())),
+            }
+        }
+        let theirs = reqs.iter().find(|(id, _, _)| *id == target);
+        if let Some((_, their_state, their_reqs)) = theirs {
+            let back = their_reqs.iter().find(|(t, _)| t == name).map(|(_, k)| k.as_str());
+            if back == Some(state) && *their_state == req_key {
+                errors.push(format!(
+                    "A recursive requisite was found, SLS \"{sls}\" ID \"{name}\" ID \"{target}\""
+                ));
+            }
+        }
+    }
+}
+
 /// `compile_high_data` then `order_chunks`: one chunk per (id, state,
 /// name), sorted by `order` and then by state, name and function.
 /// Call [`verify_high`] first: a state without exactly one function
 /// gives no chunk here.
 pub fn compile_high_data(high: &Value) -> Vec<Chunk> {
+    compile_high_data_with(high, None)
+}
+
+/// [`compile_high_data`] for a state run: each chunk carries the
+/// `__orchestration_jid__` of an orchestration.
+pub fn compile_high_data_with(high: &Value, orchestration_jid: Option<&str>) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     let Value::Map(ids) = high else { return chunks };
     for (name, body) in ids {
@@ -208,6 +315,9 @@ pub fn compile_high_data(high: &Value) -> Vec<Chunk> {
                 ("state".into(), Value::from(state_s.as_str())),
                 ("name".into(), name.clone()),
             ]);
+            if let Some(jid) = orchestration_jid {
+                chunk.set("__orchestration_jid__", Value::from(jid));
+            }
             for meta in ["__sls__", "__env__", "__sls_included_from__"] {
                 if let Some(v) = body.get(meta) {
                     chunk.set(meta, v.clone());
@@ -220,18 +330,22 @@ pub fn compile_high_data(high: &Value) -> Vec<Chunk> {
                 match arg {
                     Value::Str(f) if !funs.contains(&f.as_str()) => funs.push(f),
                     Value::Map(kv) => {
-                        if let Some((_, Value::Array(listed))) = kv.iter().find(|(k, _)| k.as_str() == Some("names")) {
-                            for n in listed {
-                                if !names.contains(n) {
-                                    names.push(n.clone());
+                        for (k, v) in kv {
+                            match k.as_str() {
+                                Some("names") => {
+                                    if let Value::Array(listed) = v {
+                                        for n in listed {
+                                            if !names.contains(n) {
+                                                names.push(n.clone());
+                                            }
+                                        }
+                                    }
                                 }
-                            }
-                        }
-                        // Salt updates the chunk with the whole argument
-                        // map unless its key is `names`.
-                        if !kv.iter().all(|(k, _)| k.as_str() == Some("names")) {
-                            for (k, v) in kv {
-                                chunk.set(&key_text(k), v.clone());
+                                // A state override is not passed down.
+                                Some("state") => {}
+                                // A name that is not a string falls back to the id.
+                                Some("name") if !matches!(v, Value::Str(_)) => chunk.set("name", name.clone()),
+                                _ => chunk.set(&key_text(k), v.clone()),
                             }
                         }
                     }
@@ -406,9 +520,24 @@ mod tests {
             errs.iter().any(|e| e == "State 'd' in SLS '' is not formed as a list"),
             "{errs:?}"
         );
+        // Salt checks the one-key form of requisite arguments only.
+        assert!(
+            !errs
+                .iter()
+                .any(|e| e.starts_with("Multiple dictionaries defined in argument of state 'e'")),
+            "{errs:?}"
+        );
+        let mut high = yaml("f:\n  test.nop:\n    - require:\n      - test: g\n      x: 1\ng:\n  test.nop:\n    - require:\n      - test: f\n");
+        pad_funcs(&mut high);
+        let errs = verify_high_as(&high, Flavor::State);
         assert!(
             errs.iter()
-                .any(|e| e.starts_with("Multiple dictionaries defined in argument of state 'e'")),
+                .any(|e| e == "Multiple dictionaries defined in argument of state 'f' in SLS ''"),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e == "A recursive requisite was found, SLS \"\" ID \"g\" ID \"f\""),
             "{errs:?}"
         );
     }
