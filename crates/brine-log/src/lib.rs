@@ -14,7 +14,7 @@
 
 mod format;
 
-pub use format::{Format, Record};
+pub use format::{strftime, Format, Record};
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
