@@ -20,6 +20,9 @@ pub struct CmdReturns {
     pub returns: Vec<(String, Value)>,
     /// The minions expected that did not return in time.
     pub missing: Vec<String>,
+    /// Minions a list or compound target named that have no key (the
+    /// master's `missing`): failed whatever `expect_minions` says.
+    pub unknown: Vec<String>,
 }
 
 /// Events from the master's bus, from the moment of subscription on.
@@ -115,11 +118,13 @@ impl Effects for ClientEffects {
             out.returns.push((r.minion.clone(), full_return(&r.data)));
         }
         out.missing = returns.missing();
-        for m in &returns.job().missing {
-            if !out.missing.contains(m) && !out.returns.iter().any(|(id, _)| id == m) {
-                out.missing.push(m.clone());
-            }
-        }
+        out.unknown = returns
+            .job()
+            .missing
+            .iter()
+            .filter(|m| !out.returns.iter().any(|(id, _)| id == *m))
+            .cloned()
+            .collect();
         Ok(out)
     }
 

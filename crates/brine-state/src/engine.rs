@@ -140,13 +140,9 @@ fn has_changes(v: &Value) -> bool {
 }
 
 impl<'a> StateRun<'a> {
-    pub fn new(
-        chunks: Vec<Chunk>,
-        test: bool,
-        failhard: bool,
-        ctx: Call,
-        effects: &'a mut dyn Effects,
-    ) -> StateRun<'a> {
+    /// A run of `chunks` with the options and context of `ctx` (its
+    /// `test` and `failhard` are the global options).
+    pub fn new(chunks: Vec<Chunk>, ctx: Call, effects: &'a mut dyn Effects) -> StateRun<'a> {
         let mut chunks = chunks;
         // Without a `mod_watch` in the state module a `watch` is a
         // `require` (`check_requisite`, `verify_data`).
@@ -171,8 +167,8 @@ impl<'a> StateRun<'a> {
             pre: Vec::new(),
             active: HashSet::new(),
             run_num: 0,
-            test,
-            failhard,
+            test: ctx.test,
+            failhard: ctx.failhard,
             ctx,
             effects,
             procs: Vec::new(),
@@ -380,8 +376,9 @@ impl<'a> StateRun<'a> {
         (status, reqs)
     }
 
-    /// A result for a state that did not run.
-    fn not_run(&mut self, low: &Chunk, result: bool, comment: &str, ran: bool) -> Value {
+    /// A result for a state that did not run, numbered `__run_num__`
+    /// (the caller counts it).
+    fn not_run(&self, low: &Chunk, result: bool, comment: &str, ran: bool) -> Value {
         let mut r = Value::map([
             ("changes", Value::Map(Vec::new())),
             ("result", Value::Bool(result)),
@@ -393,7 +390,6 @@ impl<'a> StateRun<'a> {
             r.set("__state_ran__", Value::Bool(false));
         }
         r.set("__run_num__", Value::Int(self.run_num));
-        self.run_num += 1;
         for key in ["__sls__", "__id__", "name"] {
             r.set(key, low.get(key).cloned().unwrap_or(Value::Nil));
         }
@@ -455,15 +451,12 @@ impl<'a> StateRun<'a> {
                         }
                     }
                     let low = self.chunks[i].clone();
-                    let mut r = self.not_run(
+                    let r = self.not_run(
                         &low,
                         false,
                         &format!("One or more requisite failed: {}", failed.join(", ")),
                         true,
                     );
-                    // `not_run` counted this one; Salt counts it below.
-                    self.run_num -= 1;
-                    r.set("__run_num__", Value::Int(self.run_num));
                     set(&mut self.running, &tag, r.clone());
                     set(&mut self.pre, &tag, r);
                 }
@@ -488,15 +481,15 @@ impl<'a> StateRun<'a> {
             }
             Status::Pre => {
                 let low = self.chunks[i].clone();
-                let mut r = self.not_run(&low, true, "No changes detected", true);
-                // Salt's "pre" result has no `__state_ran__` either.
-                r.remove("__state_ran__");
+                let r = self.not_run(&low, true, "No changes detected", true);
+                self.run_num += 1;
                 set(&mut self.running, &tag, r.clone());
                 set(&mut self.pre, &tag, r);
             }
             Status::Onfail => {
                 let low = self.chunks[i].clone();
                 let r = self.not_run(&low, true, "State was not run because onfail req did not change", false);
+                self.run_num += 1;
                 set(&mut self.running, &tag, r);
             }
             Status::Onchanges => {
@@ -507,6 +500,7 @@ impl<'a> StateRun<'a> {
                     "State was not run because none of the onchanges reqs changed",
                     false,
                 );
+                self.run_num += 1;
                 set(&mut self.running, &tag, r);
             }
             Status::Change => self.run_into(i, &tag),
@@ -564,6 +558,7 @@ impl<'a> StateRun<'a> {
                 }
             }
             let r = self.not_run(&low, false, &comment, true);
+            self.run_num += 1;
             if flag(&low, "__prereq__") {
                 set(&mut self.pre, tag, r);
             } else {

@@ -151,7 +151,7 @@ pub fn state_sls(cfg: &MasterConfig, mods: &[String], opts: &OrchestrateOpts, ef
         orchestration_jid: Some(jid),
         running: Vec::new(),
     };
-    let run = engine::StateRun::new(chunks, test, ctx.failhard, ctx, effects);
+    let run = engine::StateRun::new(chunks, ctx, effects);
     let running = run.call_chunks();
     Value::Map(running.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
 }

@@ -296,8 +296,7 @@ impl HighState {
                                     }
                                 }
                             }
-                            let mut incoming = nstate;
-                            merge_included_states(&mut state, std::mem::take(&mut incoming), &mut errors);
+                            merge_included_states(&mut state, nstate, &mut errors);
                         }
                     }
                     errors.extend(err);

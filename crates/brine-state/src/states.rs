@@ -504,7 +504,7 @@ fn timeout(low: &Chunk, effects: &dyn Effects) -> Duration {
 
 /// Salt's `saltutil.cmd` through [`Effects::cmd`]: each minion's full
 /// return, then `{"failed": True}` for the minions that did not return
-/// when `expect_minions`.
+/// when `expect_minions`, and for the targeted minions without a key.
 fn cmd(
     effects: &mut dyn Effects,
     job: &Publish,
@@ -513,11 +513,10 @@ fn cmd(
 ) -> Result<Vec<(String, Value)>, String> {
     let got = effects.cmd(job, timeout)?;
     let mut out = got.returns;
-    if expect_minions {
-        for m in got.missing {
-            if !out.iter().any(|(id, _)| *id == m) {
-                out.push((m, Value::map([("failed", Value::Bool(true))])));
-            }
+    let silent = if expect_minions { got.missing } else { Vec::new() };
+    for m in silent.into_iter().chain(got.unknown) {
+        if !out.iter().any(|(id, _)| *id == m) {
+            out.push((m, Value::map([("failed", Value::Bool(true))])));
         }
     }
     Ok(out)

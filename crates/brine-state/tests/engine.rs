@@ -131,6 +131,7 @@ fn salt_function_publishes_and_reports_each_minion() {
                     ("web2".into(), minion(Value::from("err"), 1)),
                 ],
                 missing: vec!["web3".into()],
+                unknown: vec![],
             },
         )]),
         ..Default::default()
@@ -222,6 +223,7 @@ fn salt_state_publishes_state_sls_and_sums_up_the_minions() {
                     ("m2".into(), minion(highstate_ret(false, true), 0)),
                 ],
                 missing: vec![],
+                unknown: vec![],
             },
         )]),
         ..Default::default()
@@ -269,7 +271,8 @@ fn salt_state_publishes_state_sls_and_sums_up_the_minions() {
                         minion(Value::Array(vec![Value::from("Rendering SLS failed")]), 1),
                     ),
                 ],
-                missing: vec!["m3".into()],
+                missing: vec![],
+                unknown: vec!["m3".into()],
             },
         )]),
         ..Default::default()
@@ -314,6 +317,7 @@ fn salt_state_publishes_state_sls_and_sums_up_the_minions() {
             CmdReturns {
                 returns: vec![("m1".into(), minion(highstate_ret(true, true), 0))],
                 missing: vec![],
+                unknown: vec![],
             },
         )]),
         ..Default::default()
@@ -412,6 +416,7 @@ fn parallel_states_overlap_and_return_what_sequential_ones_do() {
         CmdReturns {
             returns: vec![("x".into(), minion(Value::Bool(true), 0))],
             missing: vec![],
+            unknown: vec![],
         },
     )]);
     let mut fake = Fake {
