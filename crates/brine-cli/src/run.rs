@@ -152,8 +152,14 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             | "--state_output" | "--state-verbose" | "--state_verbose" | "--log-file" | "--log-file-level" => {
                 value(flag, inline)?;
             }
-            "--out-file-append" | "--output-file-append" | "--no-color" | "--no-colour" | "--force-color"
-            | "--force-colour" | "--hard-crash" | "--skip-grains" => {}
+            "--out-file-append"
+            | "--output-file-append"
+            | "--no-color"
+            | "--no-colour"
+            | "--force-color"
+            | "--force-colour"
+            | "--hard-crash"
+            | "--skip-grains" => {}
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("no such option: {f}")),
             _ => o.positional.push(a.clone()),
         }
@@ -196,7 +202,11 @@ fn split_args(texts: &[String], no_parse: &[String]) -> (Vec<Value>, Vec<(String
     let mut kwarg = Vec::new();
     for v in brine_py::parse_input(&texts, no_parse) {
         match v {
-            Value::Map(pairs) if pairs.iter().any(|(k, v)| k.as_str() == Some("__kwarg__") && *v == Value::Bool(true)) => {
+            Value::Map(pairs)
+                if pairs
+                    .iter()
+                    .any(|(k, v)| k.as_str() == Some("__kwarg__") && *v == Value::Bool(true)) =>
+            {
                 for (k, v) in pairs {
                     match k.as_str() {
                         Some("__kwarg__") | None => {}
@@ -240,7 +250,10 @@ fn run(o: &Opts) -> Result<i32> {
         if docs.is_empty() {
             display(&Value::from(brine_runners::not_available(fun)), Some("nested"));
         } else {
-            let docs = docs.into_iter().map(|(f, d)| (Value::from(f), Value::from(d))).collect();
+            let docs = docs
+                .into_iter()
+                .map(|(f, d)| (Value::from(f), Value::from(d)))
+                .collect();
             display(&Value::Map(docs), Some("nested"));
         }
         return Ok(0);
@@ -398,7 +411,14 @@ mod tests {
 
     #[test]
     fn flags_parse_as_optparse() {
-        let Ok(Parsed::Run(o)) = parse(&strs(&["-c/tmp/x", "jobs.list_jobs", "--out=json", "-t", "5", "--async"])) else {
+        let Ok(Parsed::Run(o)) = parse(&strs(&[
+            "-c/tmp/x",
+            "jobs.list_jobs",
+            "--out=json",
+            "-t",
+            "5",
+            "--async",
+        ])) else {
             panic!()
         };
         assert_eq!(o.config_dir, PathBuf::from("/tmp/x"));

@@ -158,6 +158,11 @@ impl JobReturns {
         self.job.minions.iter().all(|m| self.returned.contains(m))
     }
 
+    /// Wait `more` from now on for the returns still missing.
+    pub fn wait_more(&mut self, more: Duration) {
+        self.deadline = Instant::now() + more;
+    }
+
     /// The next return, or `None` when every expected minion has returned
     /// or the wait is over. A minion's second return for the job is not
     /// reported; a return from a minion that was not expected is.
@@ -278,6 +283,35 @@ impl LocalClient {
             job,
             returned: Vec::new(),
         }))
+    }
+
+    /// Salt's check of a job whose wait is over (`get_iter_returns`):
+    /// `saltutil.find_job` to the minions that have not returned; when
+    /// one still runs the job, the wait of `returns` is extended by
+    /// `gather` and the answer is true (wait again), else false.
+    pub fn still_running(&mut self, returns: &mut JobReturns, gather: Duration) -> Result<bool, ClientError> {
+        let missing = returns.missing();
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        let jid = returns.job().jid.clone();
+        let check = Publish::new(
+            Value::Array(missing.iter().map(|m| Value::from(m.as_str())).collect()),
+            "saltutil.find_job",
+        )
+        .tgt_type("list")
+        .args(vec![Value::from(jid)]);
+        let Some(mut found) = self.run(&check, gather)? else {
+            return Ok(false);
+        };
+        let mut running = false;
+        while let Some(r) = found.next_return()? {
+            running |= matches!(r.ret(), Value::Map(m) if !m.is_empty());
+        }
+        if running {
+            returns.wait_more(gather);
+        }
+        Ok(running)
     }
 
     /// A clear `cmd` request with the user's credentials; Salt's error

@@ -207,8 +207,14 @@ impl RunnerJobs {
                         Ok(s) => s.to_string(),
                         Err(e) => e.to_string(),
                     };
-                    error!("runner {} ({}): its process ended without a return ({how})", r.fun, r.jid);
-                    Value::from(format!("Exception occurred in runner {}: the job's process ended ({how})", r.fun))
+                    error!(
+                        "runner {} ({}): its process ended without a return ({how})",
+                        r.fun, r.jid
+                    );
+                    Value::from(format!(
+                        "Exception occurred in runner {}: the job's process ended ({how})",
+                        r.fun
+                    ))
                 }
             };
             info!(
@@ -275,7 +281,11 @@ pub fn child_main() -> i32 {
     let low = job.get("low").cloned().unwrap_or(Value::Map(Vec::new()));
     let ret = brine_runners::run(&cfg, &fun, &low, &user, &jid);
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(&ret.to_network()).and_then(|_| stdout.flush()).is_err() {
+    if stdout
+        .write_all(&ret.to_network())
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
         // The MWorker is gone; the events and the job cache have it.
         return 0;
     }

@@ -247,7 +247,12 @@ fn compare(version: &'static str, brine_extra: &str) {
     // A runner function Brine's master does not have fails at once with
     // Salt's text naming it, instead of leaving the CLI waiting.
     let t0 = std::time::Instant::now();
-    let (bo, be, _) = py(&brine.env, brine.version, "salt-run", &eauth(&["jobs.list_jobs_filter"]));
+    let (bo, be, _) = py(
+        &brine.env,
+        brine.version,
+        "salt-run",
+        &eauth(&["jobs.list_jobs_filter"]),
+    );
     assert!(
         t0.elapsed() < Duration::from_secs(20),
         "jobs.list_jobs_filter over the master took {:?}",

@@ -32,7 +32,7 @@ pub(crate) fn call(cfg: &MasterConfig, name: &str, args: &CallArgs) -> Result<Va
                 } else {
                     cache.fetch(&id, "data").ok().and_then(|d| d.get(name).cloned())
                 };
-                match got.filter(|v| brine_py::truthy(v)) {
+                match got.filter(brine_py::truthy) {
                     Some(v) => out.push((Value::from(id), v)),
                     None if tgt.is_some() || name == "mine" => out.push((Value::from(id), Value::Map(Vec::new()))),
                     None => {}
@@ -77,7 +77,9 @@ fn clear(cache: &MinionCache, id: &str, pillar: bool, grains: bool, mine: bool, 
             None
         } else {
             let other = if pillar { "grains" } else { "pillar" };
-            data.get(other).filter(|v| brine_py::truthy(*v)).map(|v| (other, v.clone()))
+            data.get(other)
+                .filter(|v| brine_py::truthy(*v))
+                .map(|v| (other, v.clone()))
         };
         let done = match keep {
             None => cache.flush_key(id, "data"),

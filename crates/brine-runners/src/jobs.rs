@@ -215,7 +215,9 @@ fn parse_time(s: &str) -> Result<Stamp, String> {
         }
         [d, rest @ ..] => {
             let parts: Vec<&str> = d.split(['-', '/']).collect();
-            let [y, m, dd] = parts.as_slice() else { return Err(bad()) };
+            let [y, m, dd] = parts.as_slice() else {
+                return Err(bad());
+            };
             (
                 (
                     y.parse().map_err(|_| bad())?,
@@ -264,7 +266,9 @@ fn active(cfg: &MasterConfig, cache: &dyn JobCache) -> Result<Value, String> {
     while let Some(r) = returns.next_return().map_err(|e| e.to_string())? {
         let Value::Array(running) = r.ret() else { continue };
         for job in running {
-            let Some(jid) = job.get("jid").and_then(text) else { continue };
+            let Some(jid) = job.get("jid").and_then(text) else {
+                continue;
+            };
             let pid = job.get("pid").cloned().unwrap_or(Value::Nil);
             let who = Value::map([(r.minion.as_str(), pid)]);
             match jobs.iter_mut().find(|(j, ..)| *j == jid) {
@@ -291,7 +295,6 @@ fn active(cfg: &MasterConfig, cache: &dyn JobCache) -> Result<Value, String> {
     }
     Ok(Value::Map(ret))
 }
-
 
 /// Salt's `jobs._format_jid_instance` (`with_minions`) /
 /// `utils.jid.format_jid_instance`.
@@ -388,9 +391,15 @@ mod tests {
 
     #[test]
     fn times_read_as_dateutil_reads_salts_forms() {
-        assert_eq!(parse_time("2026, Dec 06 15:28:16.038651").unwrap(), (2026, 12, 6, 15, 28, 16, 38651));
+        assert_eq!(
+            parse_time("2026, Dec 06 15:28:16.038651").unwrap(),
+            (2026, 12, 6, 15, 28, 16, 38651)
+        );
         assert_eq!(parse_time("2026-12-06 15:28").unwrap(), (2026, 12, 6, 15, 28, 0, 0));
-        assert_eq!(parse_time("2026-12-06T15:28:01.5").unwrap(), (2026, 12, 6, 15, 28, 1, 500000));
+        assert_eq!(
+            parse_time("2026-12-06T15:28:01.5").unwrap(),
+            (2026, 12, 6, 15, 28, 1, 500000)
+        );
         assert_eq!(parse_time("2026/12/06").unwrap(), (2026, 12, 6, 0, 0, 0, 0));
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("").is_err());

@@ -18,6 +18,7 @@ mod jobs;
 mod manage;
 mod matching;
 mod pillar;
+mod state;
 
 use brine_cache::backends::job_cache;
 use brine_cache::Jid;
@@ -64,6 +65,9 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("manage.versions", "The Salt version of each minion against the master's."),
     ("match.compound_matches", "Whether a minion matches a compound expression by the minion data cache:\nmatch.compound_matches <expr> <minion_id> -> {res: minion_id | False}"),
     ("pillar.show_pillar", "The pillar the master compiles for a minion (grains from the minion data cache): pillar.show_pillar [minion] [saltenv=...] [pillarenv=...]"),
+    ("state.orch", "An alias of state.orchestrate."),
+    ("state.orchestrate", "Run an orchestration: the SLS files named, from the master's file_roots, with Salt's requisites; steps are salt.function, salt.state, salt.runner, salt.wheel, salt.wait_for_event and test.* states:\nstate.orchestrate <mods> [saltenv=base] [test=True] [pillar={...}] [pillarenv=...] [exclude=...]"),
+    ("state.sls", "An alias of state.orchestrate (on the master)."),
     ("pillar.show_top", "The pillar top data for a minion: pillar.show_top [minion] [saltenv=base]"),
 ];
 
@@ -84,7 +88,12 @@ pub fn docs(arg: &str) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = FUNCTIONS
         .iter()
         .filter(|(f, _)| {
-            arg.is_empty() || if arg.contains('*') { fnmatch(f, arg) } else { *f == arg || f.starts_with(&prefix) }
+            arg.is_empty()
+                || if arg.contains('*') {
+                    fnmatch(f, arg)
+                } else {
+                    *f == arg || f.starts_with(&prefix)
+                }
         })
         .copied()
         .collect();
@@ -109,6 +118,15 @@ pub fn run_now(cfg: &MasterConfig, fun: &str, low: &Value, user: &str) -> Value 
 /// stores the job in the job cache under the master's id, as Salt's
 /// `RunnerClient.low` does, and returns the function's return.
 pub fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str) -> Value {
+    run_full(cfg, fun, load, user, jid)
+        .remove("return")
+        .unwrap_or(Value::Nil)
+}
+
+/// [`run`], answering the job's whole data (`fun`, `jid`, `user`,
+/// `fun_args`, `return`, `success`, `retcode` on failure), as
+/// `RunnerClient.low(full_return=True)`.
+pub fn run_full(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str) -> Value {
     let tag = format!("salt/run/{jid}");
     let mut events = brine_client::event_sender(cfg);
     let args = CallArgs::from_load(load);
@@ -127,23 +145,30 @@ pub fn run(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &str) -
         data.set("return", Value::from(not_available(fun)));
         data.set("retcode", Value::Int(254));
         let _ = events.fire(&format!("{tag}/ret"), &data);
-        return data.remove("return").unwrap_or(Value::Nil);
+        return data;
     }
-    let (ret, success) = match call(cfg, fun, &args) {
+    let (ret, success) = match call(cfg, fun, &args, user, jid) {
         Ok(v) => (v, true),
         Err(e) => {
             warn!("runner {fun} ({jid}): {e}");
             (Value::from(format!("Exception occurred in runner {fun}: {e}")), false)
         }
     };
+    // Salt: a return with `data` (an orchestration's) succeeds when its
+    // states did (`check_result`).
+    let raised = !success;
+    let success = match ret.get("data") {
+        Some(d) if ret.is_map() => success && brine_state::states::check_result(d, false),
+        _ => success,
+    };
     data.set("return", ret);
     data.set("success", Value::Bool(success));
-    if !success {
+    if raised {
         data.set("retcode", Value::Int(1));
     }
     store_job(cfg, jid, &data);
     let _ = events.fire(&format!("{tag}/ret"), &data);
-    data.remove("return").unwrap_or(Value::Nil)
+    data
 }
 
 /// Salt's `store_job` for a runner job: the load (`id` and `tgt` the
@@ -177,7 +202,7 @@ fn store_job(cfg: &MasterConfig, jid: &str, data: &Value) {
     }
 }
 
-fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String> {
+fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs, user: &str, jid: &str) -> Result<Value, String> {
     let (module, name) = fun.split_once('.').unwrap_or((fun, ""));
     match module {
         "jobs" => jobs::call(cfg, name, args),
@@ -186,6 +211,7 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> Result<Value, String>
         "cache" => cache::call(cfg, name, args),
         "fileserver" => fileserver::call(cfg, name, args),
         "pillar" => pillar::call(cfg, name, args),
+        "state" => state::call(cfg, name, args, user, jid),
         "event" if name == "send" => {
             // Salt's event.send: `data` (a dict, default {}) fired under
             // `tag` as is, with no runner namespace on the tag.

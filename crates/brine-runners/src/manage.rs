@@ -183,7 +183,14 @@ fn versions(cfg: &MasterConfig) -> Result<Value, String> {
 fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     let key = |v: &str| -> (Vec<u64>, u64) {
         let (nums, rc) = match v.split_once("rc") {
-            Some((n, rc)) => (n, rc.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)),
+            Some((n, rc)) => (
+                n,
+                rc.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse()
+                    .unwrap_or(0),
+            ),
             None => (v, u64::MAX),
         };
         let nums = nums

@@ -62,7 +62,6 @@ pub(crate) fn compound_matches(cfg: &MasterConfig, expr: &Value, minion_id: &Val
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +129,4 @@ mod tests {
         );
         assert_eq!(ask(&cfg(false), Value::from("L@alice"), "alice"), no);
     }
-
 }

@@ -12,7 +12,8 @@ pub(crate) fn call(cfg: &MasterConfig, name: &str, args: &CallArgs) -> Result<Va
         "show_pillar" => {
             let minion = args.get(0, "minion").and_then(text).unwrap_or_else(|| "*".into());
             // Salt's get_minion_data: the cached grains, or {fqdn: minion}.
-            let mut grains = cached_grains(cfg, &minion).unwrap_or_else(|| Value::map([("fqdn", Value::from(minion.as_str()))]));
+            let mut grains =
+                cached_grains(cfg, &minion).unwrap_or_else(|| Value::map([("fqdn", Value::from(minion.as_str()))]));
             let mut load = Value::Map(Vec::new());
             for (k, v) in args.named() {
                 match k.as_str() {

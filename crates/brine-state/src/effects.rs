@@ -109,13 +109,21 @@ pub fn full_return(data: &Value) -> Value {
 
 impl Effects for ClientEffects {
     fn cmd(&mut self, job: &Publish, timeout: Duration) -> Result<CmdReturns, String> {
+        let gather = Duration::from_secs(self.cfg.get_u64("gather_job_timeout").unwrap_or(10).max(1));
         let client = self.client()?;
         let Some(mut returns) = client.run(job, timeout).map_err(|e| e.to_string())? else {
             return Ok(CmdReturns::default());
         };
         let mut out = CmdReturns::default();
-        while let Some(r) = returns.next_return().map_err(|e| e.to_string())? {
-            out.returns.push((r.minion.clone(), full_return(&r.data)));
+        // As Salt's cmd_iter: past the timeout, keep waiting while a
+        // missing minion still runs the job (saltutil.find_job).
+        loop {
+            while let Some(r) = returns.next_return().map_err(|e| e.to_string())? {
+                out.returns.push((r.minion.clone(), full_return(&r.data)));
+            }
+            if !client.still_running(&mut returns, gather).map_err(|e| e.to_string())? {
+                break;
+            }
         }
         out.missing = returns.missing();
         out.unknown = returns

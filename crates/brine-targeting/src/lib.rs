@@ -11,16 +11,16 @@
 //!   compound grammar with nodegroups (`compound`).
 
 mod ckminions;
-pub mod connected;
 mod compound;
+pub mod connected;
 mod data;
 mod ip;
 mod minion;
 mod pyre;
 
 pub use ckminions::{sorted_ignorecase, CkMinions, Matched};
-pub use connected::connected_ids;
 pub use compound::{nodegroup_comp, parse_target, Word};
+pub use connected::connected_ids;
 pub use data::{subdict_match, traverse};
 pub use ip::IpTarget;
 pub use minion::{minion_matches, MinionData};

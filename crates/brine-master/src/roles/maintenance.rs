@@ -43,9 +43,9 @@ use brine_proto::Value;
 use log::{debug, error, info, warn};
 
 use super::{role, stop_signals, stopping};
-use brine_targeting::connected_ids;
 use crate::names;
 use brine_client::low::strs;
+use brine_targeting::connected_ids;
 
 /// How long job cache entries are kept; None = forever (Salt: 0).
 pub fn keep_jobs(cfg: &MasterConfig) -> Option<Duration> {

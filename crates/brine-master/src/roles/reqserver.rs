@@ -17,9 +17,9 @@ use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, Supervi
 
 use super::retmonitor::RetMonitor;
 use super::{role, stop_signals, wait_readable, wait_readable_with, RoleError};
-use crate::runjobs::Token;
 use crate::channel::ReqServerChannel;
 use crate::names;
+use crate::runjobs::Token;
 use crate::zmqutil::{bind, bind_retry, bind_tcp};
 
 /// Request counts in memory shared with the ProcessManager (for its

@@ -23,8 +23,8 @@ use log::{info, warn};
 use serde_json::Value as Json;
 
 use super::{Ctx, Reply};
-use crate::runjobs::{JobSpec, RunnerJobs};
 use crate::alarm::{self, Store};
+use crate::runjobs::{JobSpec, RunnerJobs};
 use brine_targeting::{CkMinions, PyRegex};
 
 /// Salt's `match_check`: every function (a name or a list of names)
