@@ -330,3 +330,54 @@ fn orchestrate_runs_as_python_salt_runs_it() {
         assert_eq!(read(&web), "hello\n", "{}", web.display());
     }
 }
+
+#[test]
+fn a_reaction_runs_an_orchestration_with_pillar_from_the_event() {
+    // The same reactor, orchestration and event on both masters: the
+    // reaction passes the event's data as the orchestration's pillar,
+    // and the orchestration has the minion touch the file it names.
+    let start = |brine: bool| {
+        Side::start(brine, VERSION, "", "", "", |env| {
+            let root = env.root();
+            let files = [
+                (
+                    "srv/reactor/orch.sls",
+                    "run-orch:\n  runner.state.orchestrate:\n    - args:\n      - mods: orch.touch\n      - pillar:\n          target_file: {{ data['file'] }}\n",
+                ),
+                (
+                    "srv/salt/orch/touch.sls",
+                    "touch:\n  salt.function:\n    - name: file.touch\n    - tgt: a1\n    - arg:\n      - {{ pillar['target_file'] }}\n",
+                ),
+            ];
+            for (path, text) in files {
+                let p = root.join(path);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, text).unwrap();
+            }
+            let conf = env.conf_dir.join("master");
+            let mut text = std::fs::read_to_string(&conf).unwrap();
+            text.push_str(&format!(
+                "auto_accept: True\nfile_roots:\n  base:\n    - {r}/srv/salt\nreactor:\n  - 'deploy/go':\n    - {r}/srv/reactor/orch.sls\n",
+                r = root.display()
+            ));
+            std::fs::write(&conf, text).unwrap();
+        })
+    };
+    for brine in [true, false] {
+        let s = start(brine);
+        let target = s.env.root().join("from-reactor");
+        let data = format!("data={{\"file\": \"{}\"}}", target.display());
+        let (o, e, c) = salt_run(&s, brine, &["event.send", "deploy/go", &data]);
+        assert_eq!(c, 0, "{o}{e}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !target.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{}: the orchestration's file never appeared\n{}",
+                if brine { "Brine" } else { "Python" },
+                read(&s.env.log_file())
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
