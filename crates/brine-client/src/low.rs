@@ -49,6 +49,11 @@ impl CallArgs {
             .filter(|v| !v.is_nil())
     }
 
+    /// The arguments given by position.
+    pub fn positional(&self) -> &[Value] {
+        &self.positional
+    }
+
     /// The arguments given by name.
     pub fn named(&self) -> &[(String, Value)] {
         &self.named

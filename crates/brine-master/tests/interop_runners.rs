@@ -119,6 +119,18 @@ fn brine_salt_run_prints_what_python_salt_run_prints() {
         vec!["event.send", "brine/test", "data={\"x\": 1}"],
         vec!["cache.clear_pillar", "a2"],
         vec!["cache.pillar", "a2"],
+        vec!["salt.cmd", "test.ping"],
+        vec!["salt.cmd", "test.echo", "hi"],
+        vec!["salt.cmd", "test.arg", "1", "a=b", "--out", "json"],
+        vec!["manage.joined"],
+        vec![
+            "jobs.list_jobs",
+            "start_time=2000-01-01",
+            "search_function=test.echo",
+            "--out",
+            "json",
+        ],
+        vec!["jobs.list_jobs", "end_time=2000-01-01"],
         vec!["nope.fun"],
     ]
     .iter()

@@ -65,6 +65,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("manage.versions", "The Salt version of each minion against the master's."),
     ("match.compound_matches", "Whether a minion matches a compound expression by the minion data cache:\nmatch.compound_matches <expr> <minion_id> -> {res: minion_id | False}"),
     ("pillar.show_pillar", "The pillar the master compiles for a minion (grains from the minion data cache): pillar.show_pillar [minion] [saltenv=...] [pillarenv=...]"),
+    ("salt.cmd", "Run an execution function on the master: salt.cmd <fun> [args...] [key=value...]. Brine's master has test.ping, test.echo, test.arg, test.true, test.false and test.version."),
     ("state.orch", "An alias of state.orchestrate."),
     ("state.orchestrate", "Run an orchestration: the SLS files named, from the master's file_roots, with Salt's requisites; steps are salt.function, salt.state, salt.runner, salt.wheel, salt.wait_for_event and test.* states:\nstate.orchestrate <mods> [saltenv=base] [test=True] [pillar={...}] [pillarenv=...] [exclude=...]"),
     ("state.sls", "An alias of state.orchestrate (on the master)."),
@@ -226,6 +227,7 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs, user: &str, jid: &str) -
                 .map_err(|e| format!("cannot fire {}: {e}", tag.escape_debug()))?;
             Ok(Value::Bool(true))
         }
+        "salt" if name == "cmd" => salt_cmd(args),
         "doc" if name == "runner" => Ok(Value::Map(
             docs("")
                 .into_iter()
@@ -234,6 +236,34 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs, user: &str, jid: &str) -
         )),
         _ => Err(not_available(fun)),
     }
+}
+
+/// Salt's `salt.cmd` runner: an execution function run on the master.
+/// Brine's master has the `test` module's pure ones; any other answers
+/// Salt's text for a function it lacks.
+fn salt_cmd(args: &CallArgs) -> Result<Value, String> {
+    let fun = args.get(0, "fun").and_then(text).ok_or("missing argument: fun")?;
+    let rest: Vec<Value> = args.positional().iter().skip(1).cloned().collect();
+    let kwargs: Vec<(Value, Value)> = args
+        .named()
+        .iter()
+        .filter(|(k, _)| k != "fun" && !k.starts_with("__"))
+        .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
+        .collect();
+    Ok(match fun.as_str() {
+        "test.ping" | "test.true" => Value::Bool(true),
+        "test.false" => Value::Bool(false),
+        "test.version" => Value::from(brine_config::SALT_VERSION),
+        "test.echo" => {
+            let t = rest
+                .first()
+                .or_else(|| args.get(usize::MAX, "text"))
+                .ok_or("missing argument: text")?;
+            Value::from(brine_py::to_str(t))
+        }
+        "test.arg" => Value::map([("args", Value::Array(rest)), ("kwargs", Value::Map(kwargs))]),
+        other => return Err(not_available(other)),
+    })
 }
 
 /// `{"outputter": o, "data": data}` when the caller named an outputter.
