@@ -131,8 +131,17 @@ pub fn yaml_float(f: f64) -> String {
 /// ending in a newline. Bytes become `!!binary`; what PyYAML's
 /// `SafeRepresenter` cannot represent (msgpack ext types) is an error.
 pub fn safe_dump<V: PyValue>(v: &V) -> Result<String, Error> {
+    safe_dump_indent(v, 2)
+}
+
+/// `safe_dump(v, default_flow_style=False, indent=indent)`: PyYAML
+/// indents mappings by `indent` when it is 2..9 (else 2); a sequence's
+/// items start with `-` padded to that width, and a sequence under a
+/// mapping key stays at the key's column.
+pub fn safe_dump_indent<V: PyValue>(v: &V, indent: usize) -> Result<String, Error> {
+    let step = if (2..10).contains(&indent) { indent } else { 2 };
     let mut lines = Vec::new();
-    block(v, 0, &mut lines)?;
+    block(v, 0, step, &mut lines)?;
     let mut out = lines.join("\n");
     out.push('\n');
     Ok(out)
@@ -221,15 +230,16 @@ fn binary(b: &[u8], indent: usize) -> Vec<String> {
 }
 
 /// The lines of `v` written at `indent` (every line carries its indent).
-fn block<V: PyValue>(v: &V, indent: usize, out: &mut Vec<String>) -> Result<(), Error> {
+fn block<V: PyValue>(v: &V, indent: usize, step: usize, out: &mut Vec<String>) -> Result<(), Error> {
     let pad = " ".repeat(indent);
+    let dash = format!("-{}", " ".repeat(step - 1));
     if let Some(s) = scalar(v)? {
         out.push(format!("{pad}{s}"));
         return Ok(());
     }
     match v.py() {
         View::Bytes(b) => {
-            let mut lines = binary(b, indent + 2);
+            let mut lines = binary(b, indent + step);
             lines[0] = format!("{pad}{}", lines[0]);
             out.extend(lines);
         }
@@ -239,7 +249,7 @@ fn block<V: PyValue>(v: &V, indent: usize, out: &mut Vec<String>) -> Result<(), 
                 match (scalar(val)?, val.py()) {
                     (Some(s), _) => out.push(format!("{pad}{k}: {s}")),
                     (None, View::Bytes(b)) => {
-                        let mut lines = binary(b, indent + 2);
+                        let mut lines = binary(b, indent + step);
                         lines[0] = format!("{pad}{k}: {}", lines[0]);
                         out.extend(lines);
                     }
@@ -247,11 +257,11 @@ fn block<V: PyValue>(v: &V, indent: usize, out: &mut Vec<String>) -> Result<(), 
                     // indentless sequences).
                     (None, View::List(_)) => {
                         out.push(format!("{pad}{k}:"));
-                        block(val, indent, out)?;
+                        block(val, indent, step, out)?;
                     }
                     (None, _) => {
                         out.push(format!("{pad}{k}:"));
-                        block(val, indent + 2, out)?;
+                        block(val, indent + step, step, out)?;
                     }
                 }
             }
@@ -259,17 +269,23 @@ fn block<V: PyValue>(v: &V, indent: usize, out: &mut Vec<String>) -> Result<(), 
         View::List(items) => {
             for item in items {
                 if let View::Bytes(b) = item.py() {
-                    let mut lines = binary(b, indent + 2);
+                    let mut lines = binary(b, indent + step);
                     lines[0] = format!("{pad}- {}", lines[0]);
                     out.extend(lines);
+                    continue;
+                }
+                // A scalar follows the dash after one space whatever the
+                // indent; a collection starts at the next indent.
+                if let Some(s) = scalar(item)? {
+                    out.push(format!("{pad}- {s}"));
                     continue;
                 }
                 // The item as written two columns in, its first line
                 // starting with the dash instead.
                 let mut sub = Vec::new();
-                block(item, indent + 2, &mut sub)?;
+                block(item, indent + step, step, &mut sub)?;
                 if let Some(first) = sub.first_mut() {
-                    *first = format!("{pad}- {}", &first[indent + 2..]);
+                    *first = format!("{pad}{dash}{}", &first[indent + step..]);
                 }
                 out.extend(sub);
             }
