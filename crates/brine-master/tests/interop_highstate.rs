@@ -1,0 +1,134 @@
+//! What `salt` prints for state runs and other returns: Brine's `salt`
+//! against Brine's master and Python's `salt` against Python's master,
+//! each with two real 3007.17 minions and the same state trees, print the
+//! same text (the highstate outputter in its modes, its colours, the
+//! Summary block, nested, txt, yaml, json, --static, --summary) and exit
+//! with the same status, once durations, start times, pids, jids and
+//! each side's temp root are masked.
+
+mod common;
+
+use common::minion::run_cli;
+use common::pysalt::{mask, py, Side};
+
+const VERSION: &str = "3007.17";
+
+fn write_trees(root: &std::path::Path) {
+    let files = [
+        (
+            "srv/salt/good.sls",
+            "motd:\n  file.managed:\n    - name: {{ opts['root_dir'] }}/motd\n    - contents: |\n        hello {{ grains['id'] }}\n        second line\n    - mode: '0644'\n\n\
+             nothing:\n  test.succeed_without_changes\n\n\
+             changes:\n  test.succeed_with_changes\n\n\
+             configured:\n  test.configurable_test_state:\n    - changes: True\n    - result: True\n    - comment: \"first line\\nsecond line\"\n",
+        ),
+        (
+            "srv/salt/bad.sls",
+            "missing-source:\n  file.managed:\n    - name: {{ opts['root_dir'] }}/never\n    - source: salt://files/does-not-exist\n\n\
+             exit-three:\n  cmd.run:\n    - name: exit 3\n\n\
+             after:\n  test.succeed_without_changes:\n    - require:\n      - cmd: exit-three\n\n\
+             fine:\n  test.succeed_without_changes\n",
+        ),
+        ("srv/salt/broken.sls", "this: is: not: yaml\n  - at all\n"),
+    ];
+    for (rel, text) in files {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn side(brine: bool) -> Side {
+    Side::start(brine, VERSION, "auto_accept: True\n", "", "", |env| {
+        let root = env.root();
+        write_trees(&root);
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!("file_roots:\n  base:\n    - {}/srv/salt\n", root.display()));
+        std::fs::write(&conf, text).unwrap();
+    })
+}
+
+/// The text with what differs run to run masked, and the minions' blocks
+/// (`a1:` … and `a2:` …, in the order they returned) sorted.
+fn normalize(text: &str, root: &str) -> String {
+    let text = mask(&text.replace(root, "<root>"));
+    let rules = [
+        (r"Started: \d{2}:\d{2}:\d{2}\.\d{6}", "Started: <time>"),
+        (r"Duration: [0-9.]+ ms", "Duration: <ms>"),
+        (r"Total run time: +[0-9.]+ m?s", "Total run time: <total>"),
+        (r"(pid(?:\x1b\[[0-9;]*m)?:\n(?:\s|\x1b\[[0-9;]*m)*)\d+", "${1}<pid>"),
+        (r#""pid": \d+"#, r#""pid": <pid>"#),
+        (r#""(start_time|duration)": [^,\n]+"#, r#""$1": <t>"#),
+        (r"(start_time|duration): [^\n]+", "$1: <t>"),
+    ];
+    let mut text = text;
+    for (re, with) in rules {
+        text = regex::Regex::new(re).unwrap().replace_all(&text, with).into_owned();
+    }
+    // Split before each minion's first line (its id at column 0, possibly
+    // coloured, or a JSON/YAML top-level key).
+    let start = regex::Regex::new(r#"^\{?(\x1b\[[0-9;]*m)?["']?a[12]["']?(\x1b\[[0-9;]*m)?:"#).unwrap();
+    // --summary's block comes after all of them.
+    let (text, trailer) = match text.find("\n\n\n-------------------------------------------\nSummary") {
+        Some(at) => (&text[..at + 1], &text[at + 1..]),
+        None => (text.as_str(), ""),
+    };
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if start.is_match(line) || blocks.is_empty() {
+            blocks.push(String::new());
+        }
+        blocks.last_mut().unwrap().push_str(line);
+    }
+    blocks.sort();
+    blocks.concat() + trailer
+}
+
+#[test]
+fn salt_prints_state_runs_as_python_salt() {
+    let brine = side(true);
+    let python = side(false);
+    let cases: &[&[&str]] = &[
+        &["*", "state.apply", "good", "test=True"],
+        &["*", "state.apply", "good"],
+        &["*", "state.apply", "good", "--state-output=terse"],
+        &[
+            "*",
+            "state.apply",
+            "good",
+            "--state-output=mixed",
+            "--state-verbose=False",
+        ],
+        &["*", "state.apply", "good", "--state_output=changes_id"],
+        &["*", "state.apply", "bad"],
+        &["*", "state.apply", "bad", "--force-color"],
+        &["*", "state.apply", "bad", "--state-output=terse", "--force-color"],
+        &["*", "state.apply", "broken"],
+        &["*", "state.apply", "good", "--static"],
+        &["*", "test.ping"],
+        &["*", "test.ping", "--summary"],
+        &["*", "test.ping", "--force-color"],
+        &["*", "test.false"],
+        &["*", "grains.item", "id", "os_family", "--out=yaml"],
+        &["*", "grains.item", "id", "os_family", "--out=txt"],
+        &["*", "grains.item", "id", "--out=json", "--out-indent=-1"],
+        &["*", "grains.item", "id", "--out=pprint"],
+        &["*", "test.arg", "a", "1", "k=v", "--out=raw"],
+        &["*", "test.outputter", "x", "--out=newline_values_only"],
+    ];
+    let mut differ = Vec::new();
+    for args in cases {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-t", "60"]);
+        let (bo, be, bc) = run_cli(&brine.env.conf_dir, "salt", &all);
+        let (po, pe, pc) = py(&python.env, python.version, "salt", &all);
+        let b = normalize(&bo, &brine.env.root().display().to_string());
+        let p = normalize(&po, &python.env.root().display().to_string());
+        eprintln!("== salt {args:?}: exit brine {bc}, python {pc}\n-- brine:\n{b}{be}\n-- python:\n{p}{pe}");
+        if b != p || bc != pc {
+            differ.push(args.join(" "));
+        }
+    }
+    assert!(differ.is_empty(), "Brine's salt and Python's differ for: {differ:#?}");
+}
