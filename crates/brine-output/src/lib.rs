@@ -315,3 +315,89 @@ pub fn emit(text: &str, opts: &Opts) -> Result<(), Error> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(overrides: serde_json::Value) -> MasterConfig {
+        MasterConfig::from_overrides(
+            std::path::Path::new("/etc/salt"),
+            serde_json::from_value(overrides).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn options_from_the_master_config() {
+        let o = Opts::from_config(&cfg(serde_json::json!({})));
+        assert_eq!(o.state_output, "full");
+        assert!(o.state_verbose && o.state_output_profile && o.strip_colors && !o.cli_summary);
+        assert_eq!(o.output_indent, Indent::Absent);
+        assert_eq!(o.output, None);
+        let o = Opts::from_config(&cfg(serde_json::json!({
+            "color": true, "state_output": "terse", "state_verbose": false,
+            "output_indent": "pretty", "output": "json", "nested_indent": 2,
+            "state_output_exclude": "True,None", "cli_summary": true,
+        })));
+        assert!(o.color && !o.state_verbose && o.cli_summary);
+        assert_eq!(o.state_output, "terse");
+        assert_eq!(o.output_indent, Indent::Pretty);
+        assert_eq!(o.output.as_deref(), Some("json"));
+        assert_eq!(o.nested_indent, 2);
+        assert_eq!(o.state_output_exclude, ["True", "None"]);
+        assert_eq!(
+            Opts::from_config(&cfg(serde_json::json!({"output_indent": null}))).output_indent,
+            Indent::Null
+        );
+        assert_eq!(
+            Opts::from_config(&cfg(serde_json::json!({"output_indent": -1}))).output_indent,
+            Indent::Int(-1)
+        );
+    }
+
+    #[test]
+    fn the_outputter_get_printout_picks() {
+        let mut o = Opts::default();
+        assert_eq!(o.outputter(""), "nested");
+        assert_eq!(o.outputter("highstate"), "highstate");
+        assert_eq!(o.outputter("text"), "txt");
+        o.output = Some("json".into());
+        assert_eq!(o.outputter("highstate"), "json");
+        o.output = Some("highstate".into());
+        assert_eq!(o.outputter("nested"), "nested");
+        o.output = None;
+        o.static_ = true;
+        o.fun = "state.apply".into();
+        assert_eq!(o.outputter(""), "highstate");
+        o.fun = "test.ping".into();
+        assert_eq!(o.outputter(""), "nested");
+        o.progress = true;
+        assert_eq!(o.outputter("json"), "progress");
+        // A display ends in a newline; an empty printout prints nothing.
+        let v = Value::map([("m", Value::Bool(true))]);
+        assert_eq!(display("nested", &v, &Opts::default()), "m:\n    True\n");
+        assert_eq!(display("quiet", &v, &Opts::default()), "");
+    }
+
+    #[test]
+    fn returns_summary_counts() {
+        let full = |ret: Value, rc: i64| Value::map([("ret", ret), ("retcode", Value::Int(rc))]);
+        let got = vec![
+            ("a".to_string(), full(Value::Bool(true), 0)),
+            ("b".to_string(), full(Value::from("x"), 2)),
+            (
+                "c".to_string(),
+                full(Value::from("Minion did not return. [No response]"), 1),
+            ),
+        ];
+        assert_eq!(
+            summary::returns_summary(&got, true),
+            "\n\n-------------------------------------------\nSummary\n\
+             -------------------------------------------\n# of minions targeted: 3\n\
+             # of minions returned: 2\n# of minions that did not return: 1\n\
+             # of minions with errors: 1\nMinions not responding: c\nMinions with failures: b\n\
+             -------------------------------------------\n"
+        );
+    }
+}
