@@ -131,4 +131,33 @@ fn salt_prints_state_runs_as_python_salt() {
         }
     }
     assert!(differ.is_empty(), "Brine's salt and Python's differ for: {differ:#?}");
+
+    // --out-file: each display appended to the file (truncated first
+    // unless --out-file-append), nothing on stdout.
+    let to_file = |side: &Side, brine: bool| {
+        let path = side.env.root().join("out.txt");
+        std::fs::write(&path, "old\n").unwrap();
+        let file = format!("--out-file={}", path.display());
+        let args = ["*", "state.apply", "good", "--state-output=terse", &file, "-t", "60"];
+        let (out, _, code) = if brine {
+            run_cli(&side.env.conf_dir, "salt", &args)
+        } else {
+            py(&side.env, side.version, "salt", &args)
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
+        (out, normalize(&text, &side.env.root().display().to_string()), code)
+    };
+    let (b, p) = (to_file(&brine, true), to_file(&python, false));
+    assert_eq!(b, p, "--out-file");
+    assert!(b.1.contains("Summary for a1") && !b.1.contains("old"), "{}", b.1);
+
+    // -p: a bar on stderr while the returns come, then the summary (Salt
+    // needs the progressbar package for this, which its venv lacks).
+    let (out, err, code) = run_cli(&brine.env.conf_dir, "salt", &["-p", "*", "test.ping", "-t", "60"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("Returns: [2/2]") && err.contains("100% |"), "{err}");
+    assert!(
+        out.contains("# of minions targeted: 2\n# of minions returned: 2\n") && !out.contains("True"),
+        "{out}"
+    );
 }

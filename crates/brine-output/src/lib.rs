@@ -381,6 +381,34 @@ mod tests {
     }
 
     #[test]
+    fn displays_append_to_the_out_file() {
+        let path = std::env::temp_dir().join(format!("brine-output-{}.txt", std::process::id()));
+        std::fs::write(&path, "kept\n").unwrap();
+        let mut o = Opts::default();
+        OutputFlags {
+            output_file: Some(path.clone()),
+            output_file_append: true,
+            ..OutputFlags::default()
+        }
+        .apply(&mut o)
+        .unwrap();
+        let v = Value::map([("m", Value::from("x"))]);
+        write_display("nested", &v, &o, 0).unwrap();
+        write_display("quiet", &v, &o, 0).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "kept\nm:\n    x\n");
+        // Without --out-file-append the file starts empty.
+        OutputFlags {
+            output_file: Some(path.clone()),
+            ..OutputFlags::default()
+        }
+        .apply(&mut o)
+        .unwrap();
+        write_display("txt", &v, &o, 0).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "m: x\n");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn returns_summary_counts() {
         let full = |ret: Value, rc: i64| Value::map([("ret", ret), ("retcode", Value::Int(rc))]);
         let got = vec![
