@@ -270,6 +270,48 @@ case("out_highstate_keeps", "nested", {"m1": success}, output="highstate")
 case("static_state_fun", "", {"m1": success}, static=True, fun="state.apply")
 case("static_other_fun", "", {"m1": True}, static=True, fun="test.ping")
 
+# More shapes, for the corners of each outputter.
+odd = states(
+    st("a", "b", "str result", "n1", "weird", "x", run=0),
+    st("a", "b", "none comment", "n2", True, None, {"k": "v"}, 1),
+    st("a", "b", "bad duration", "n3", False, "c", run=2, duration="soon"),
+    st("a", "b", "int result", "n4", 1, "x", run=3),
+    st("a", "b", "empty comment", "n5", True, "  \n  ", {"x": ""}, 4),
+)
+case("hs_odd_results", "highstate", {"m1": odd})
+case("hs_odd_results_terse", "highstate", {"m1": odd}, state_output="terse", state_output_pct=True)
+case("hs_hyphen_warnings", "highstate", {"m1": states(st("t", "s", "w", "w", True, "c", run=0,
+     warnings=["short", "x" * 100, "a\ttab and   spaces here"]))})
+case("nested_deep", "nested", {"m": [[[]], [{}], {"a": [{"b": [None]}]}, [[1, "x\ny"]]]})
+case("nested_bool_keys", "nested", {"__map__": [[True, "t"], [False, "f"], [3, "3"]]})
+case("nested_unicode_breaks", "nested", {"m": "a\u2028b\x1cc\x85d\re"})
+case("pprint_fit", "pprint", {"m": {"k" * 30: ["v" * 20, "w" * 20], "z": {"deep": {"deeper": list(range(30))}}}})
+case("pprint_unicode", "pprint", {"m": "é" * 100, "n": ["ü" * 70, "x"]})
+case("pprint_mixed_keys", "pprint", {"__map__": [[2, "b"], [1, "a"], [1.5, "c"]]})
+case("pprint_bytes_top", "pprint", {"__bytes__": "41" * 120})
+case("pprint_long_words", "pprint", {"m": "x" * 90 + " " + "y" * 90})
+case("json_unicode_ctrl", "json", {"m": "tab\there \u2028 \x7f \x00 é"}, output_indent=1)
+case("json_floats", "json", {"m": [1e16, 1.5e-07, 0.1, -0.0, 100.0]})
+case("yaml_strings", "yaml", {"m": {"multi": "a\nb", "colon": "a: b", "num": "012", "t": "true", "e": "", "u": "é", "space": " lead"}})
+ylong = {"m": {
+    "plain": "word " * 30 + "end",
+    "single": "word " * 30,
+    "double": "tab\there " + "word " * 30,
+    "lines": "line1\nline2 and more\n\nlast\n",
+    "stdout": "total 8\ndrwxr-xr-x 2 root root 4096 Jan  1 00:00 dir\n-rw-r--r-- 1 root root    0 Jan  1 00:00 file",
+    "break_space": "a\n b",
+    "list": ["x: " + "word " * 25, "short", "l1\nl2"],
+    "long_key_" + "k" * 60: "value " * 12,
+    "unicode": "é " * 50,
+    "ctrl": "a\x01b " + "c " * 45,
+}}
+case("yaml_long_strings", "yaml", ylong)
+case("yaml_long_strings_indent4", "yaml", ylong, output_indent=4)
+case("yaml_root_multiline", "yaml", "a\n\nb\n")
+case("txt_bytes", "txt", {"m": {"__bytes__": "610a62"}, "n": ""})
+case("raw_unicode", "raw", {"m": "é'\"\n\x01", "n": [1.0, 1e100, None]})
+case("nvo_nested", "newline_values_only", {"m": [[1, 2], {"a": "b"}, "s"], "n": "x\ny"})
+
 
 def untag(v):
     if isinstance(v, dict):

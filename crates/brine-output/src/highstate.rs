@@ -581,17 +581,42 @@ fn summary(
     }
 }
 
+/// `str.expandtabs(8)`: a tab moves to the next multiple of 8 columns,
+/// counted from the last line break.
+fn expandtabs(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut col = 0;
+    for c in s.chars() {
+        match c {
+            '\t' => {
+                let n = 8 - col % 8;
+                out.push_str(&" ".repeat(n));
+                col += n;
+            }
+            '\n' | '\r' => {
+                out.push(c);
+                col = 0;
+            }
+            c => {
+                out.push(c);
+                col += 1;
+            }
+        }
+    }
+    out
+}
+
 /// `textwrap.TextWrapper(width, initial_indent=indent*" ",
-/// subsequent_indent=indent*" ").fill(text)`: whitespace made spaces,
-/// words wrapped greedily, words longer than a line broken. (Python also
-/// breaks after hyphens inside words; this does not.)
+/// subsequent_indent=indent*" ").fill(text)`: tabs expanded, whitespace
+/// made spaces, words wrapped greedily, a word longer than a line broken
+/// to fill the line it starts on (after a hyphen when one fits). Python
+/// also splits hyphenated words into chunks of their own; this does not.
 fn fill(text: &str, width: usize, indent: usize) -> String {
-    let text: String = text
-        .replace('\t', "        ")
+    let text: String = expandtabs(text)
         .chars()
         .map(|ch| if py::is_space(ch) { ' ' } else { ch })
         .collect();
-    // Chunks: runs of spaces and runs of other characters.
+    // Chunks: runs of spaces and runs of other characters, last first.
     let mut chunks: Vec<String> = Vec::new();
     for ch in text.chars() {
         match chunks.last_mut() {
@@ -611,21 +636,24 @@ fn fill(text: &str, width: usize, indent: usize) -> String {
         }
         while let Some(chunk) = chunks.last() {
             let l = py::len(chunk);
-            if cur_len + l <= room {
-                cur_len += l;
-                cur.push(chunks.pop().unwrap_or_default());
-            } else {
+            if cur_len + l > room {
                 break;
             }
+            cur_len += l;
+            cur.push(chunks.pop().unwrap_or_default());
         }
-        if let Some(chunk) = chunks.last() {
-            if py::len(chunk) > room && cur.is_empty() {
-                let chunk = chunks.pop().unwrap_or_default();
-                let head: String = chunk.chars().take(room - cur_len).collect();
-                let tail: String = chunk.chars().skip(room - cur_len).collect();
-                cur.push(head);
-                chunks.push(tail);
+        // `_handle_long_word`: the rest of this line gets the word's head.
+        if chunks.last().is_some_and(|c| py::len(c) > room) {
+            let chunk: Vec<char> = chunks.pop().unwrap_or_default().chars().collect();
+            let space_left = room - cur_len;
+            let mut end = space_left;
+            if let Some(h) = chunk[..space_left.min(chunk.len())].iter().rposition(|c| *c == '-') {
+                if h > 0 && chunk[..h].iter().any(|c| *c != '-') {
+                    end = h + 1;
+                }
             }
+            cur.push(chunk[..end].iter().collect());
+            chunks.push(chunk[end..].iter().collect());
         }
         if cur.last().is_some_and(|c| c.starts_with(' ')) {
             cur.pop();
