@@ -282,6 +282,12 @@ case("hs_odd_results", "highstate", {"m1": odd})
 case("hs_odd_results_terse", "highstate", {"m1": odd}, state_output="terse", state_output_pct=True)
 case("hs_hyphen_warnings", "highstate", {"m1": states(st("t", "s", "w", "w", True, "c", run=0,
      warnings=["short", "x" * 100, "a\ttab and   spaces here"]))})
+names = states(*[
+    st("cmd", "run", "mix", n, r, "ran", {"retcode": 0 if r else 1} if i != 1 else {}, i, duration=1.25 + i)
+    for i, (n, r) in enumerate([("true", True), ("false", False), ("/bin/true", True), ("/bin/false", False), ("x", True)])
+], st("file", "absent", "gone", "/tmp/a", True, "absent", run=5), st("file", "absent", "gone", "/tmp/b", True, "absent", run=6))
+case("hs_compress_ids", "highstate", {"m1": names}, state_compress_ids=True)
+case("hs_compress_ids_terse", "highstate", {"m1": names}, state_compress_ids=True, state_output="terse_id")
 case("nested_deep", "nested", {"m": [[[]], [{}], {"a": [{"b": [None]}]}, [[1, "x\ny"]]]})
 case("nested_bool_keys", "nested", {"__map__": [[True, "t"], [False, "f"], [3, "3"]]})
 case("nested_unicode_breaks", "nested", {"m": "a\u2028b\x1cc\x85d\re"})

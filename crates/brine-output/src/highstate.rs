@@ -82,14 +82,120 @@ pub fn output(data: &Value, opts: &Opts, indent_level: usize) -> R<Printed> {
         }
     }
     let drop_retcode = data.get("retcode").is_some() && local_masters == 1;
+    let kept: Vec<(Value, Value)> = pairs
+        .iter()
+        .filter(|(host, _)| !(drop_retcode && host.as_str() == Some("retcode")))
+        .cloned()
+        .collect();
+    let kept = if opts.state_compress_ids {
+        compress_ids(&kept).unwrap_or(kept)
+    } else {
+        kept
+    };
     let mut hosts = Vec::new();
-    for (host, hostdata) in pairs {
-        if drop_retcode && host.as_str() == Some("retcode") {
-            continue;
-        }
+    for (host, hostdata) in &kept {
         hosts.push(format_host(host, hostdata, opts, indent_level)?.0);
     }
     Ok(Printed::Text(hosts.join("\n")))
+}
+
+/// `_compress_ids`: per host, the states of one function, ID, SLS and
+/// result become one entry `<fun>_|-<id> (<n>)_|-state_compressed_<sls>_<id>_<result>_|-…`
+/// with the lowest `__run_num__`, the durations summed, the earliest
+/// start and the changes keyed by name. `None` where Salt's try fails
+/// (it then shows the data uncompressed).
+fn compress_ids(hosts: &[(Value, Value)]) -> Option<Vec<(Value, Value)>> {
+    let key = |tname: &str, info: &Value| -> Option<String> {
+        let first = tname.split("_|-").next().unwrap_or("");
+        Some(format!(
+            "{first}_{}_{}_{}",
+            str_of(info.get("__id__")?),
+            str_of(info.get("__sls__")?),
+            str_of(info.get("result")?)
+        ))
+    };
+    let mut out = Vec::new();
+    for (host, hostdata) in hosts {
+        let Value::Map(states) = hostdata else { return None };
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for (tname, info) in states {
+            let k = key(tname.as_str()?, info)?;
+            match counts.iter_mut().find(|(x, _)| *x == k) {
+                Some(slot) => slot.1 += 1,
+                None => counts.push((k, 1)),
+            }
+        }
+        let mut compressed: Vec<(Value, Value)> = Vec::new();
+        for (tname, info) in states {
+            let tname = tname.as_str()?;
+            let k = key(tname, info)?;
+            let count = counts.iter().find(|(x, _)| *x == k).map_or(1, |c| c.1);
+            if count == 1 {
+                compressed.push((Value::from(tname), info.clone()));
+                continue;
+            }
+            let mut comps: Vec<String> = tname.split("_|-").map(str::to_string).collect();
+            if comps.len() < 3 {
+                return None;
+            }
+            let (id, sls, result) = (
+                str_of(info.get("__id__")?),
+                str_of(info.get("__sls__")?),
+                str_of(info.get("result")?),
+            );
+            comps[2] = format!("state_compressed_{sls}_{id}_{result}");
+            comps[1] = format!("{id} ({count})");
+            let name = comps.join("_|-");
+            let Some(slot) = compressed.iter_mut().find(|(t, _)| t.as_str() == Some(name.as_str())) else {
+                compressed.push((Value::from(name), info.clone()));
+                continue;
+            };
+            let entry = &mut slot.1;
+            let num = |v: Option<&Value>| -> Option<f64> {
+                match v? {
+                    Value::Int(i) => Some(*i as f64),
+                    Value::UInt(u) => Some(*u as f64),
+                    Value::F64(f) => Some(*f),
+                    Value::F32(f) => Some(f64::from(*f)),
+                    Value::Bool(b) => Some(f64::from(u8::from(*b))),
+                    _ => None,
+                }
+            };
+            let run = if num(info.get("__run_num__"))? < num(entry.get("__run_num__"))? {
+                info.get("__run_num__")?.clone()
+            } else {
+                entry.get("__run_num__")?.clone()
+            };
+            entry.set("__run_num__", run);
+            let total = num(info.get("duration"))? + num(entry.get("duration"))?;
+            entry.set("duration", Value::F64(format!("{total:.3}").parse().ok()?));
+            let (a, b) = (info.get("start_time")?.as_str()?, entry.get("start_time")?.as_str()?);
+            entry.set("start_time", Value::from(a.min(b)));
+            let theirs = info.get("changes").filter(|c| brine_py::truthy(*c)).cloned();
+            let ours = entry.get("changes").filter(|c| brine_py::truthy(*c)).cloned();
+            match (ours, theirs) {
+                (Some(ours), Some(theirs)) => {
+                    let mut by_name = match ours.get("compressed changes") {
+                        Some(Value::Map(m)) if !m.is_empty() => m.clone(),
+                        _ => vec![(entry.get("name")?.clone(), ours.clone())],
+                    };
+                    let n = info.get("name")?.clone();
+                    match by_name.iter_mut().find(|(k, _)| brine_py::eq(k, &n)) {
+                        Some(s) => s.1 = theirs,
+                        None => by_name.push((n, theirs)),
+                    }
+                    entry.set("changes", Value::map([("compressed changes", Value::Map(by_name))]));
+                }
+                (None, Some(theirs)) => {
+                    let by_name = vec![(info.get("name")?.clone(), theirs)];
+                    entry.set("changes", Value::map([("compressed changes", Value::Map(by_name))]));
+                }
+                _ => {}
+            }
+        }
+        out.push((host.clone(), Value::Map(compressed)));
+    }
+    Some(out)
 }
 
 /// `float(x)` of a duration, `None` where Python logs and skips it.
@@ -256,7 +362,25 @@ fn state(
     pdurations: &mut Vec<f64>,
 ) -> R<()> {
     let result = ret.get("result").ok_or(Fallback)?;
-    rcounts.add(result, 1);
+    // A compressed entry counts the states it stands for.
+    let mut compressed_count = 1;
+    if let Value::Str(t) = tname {
+        if opts.state_compress_ids && t.contains("_|-state_compressed_") {
+            let parts: Vec<&str> = t.split("_|-").collect();
+            if parts.len() != 4 {
+                return Err(Fallback);
+            }
+            if let Some(n) = parts[1]
+                .strip_suffix(')')
+                .and_then(|p| p.rsplit_once('('))
+                .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|(_, n)| n.parse().ok())
+            {
+                compressed_count = n;
+            }
+        }
+    }
+    rcounts.add(result, compressed_count);
     let durations = if ret.get("__parallel__").is_some() {
         pdurations
     } else {
@@ -283,7 +407,14 @@ fn state(
         (true, text)
     } else {
         let (changed, text) = format_changes(changes, opts)?;
-        if changed {
+        if changed && compressed_count > 1 {
+            // Compressed changes are keyed by name.
+            let n = match changes.get("compressed changes") {
+                Some(Value::Map(m)) => m.len(),
+                _ => 0,
+            };
+            *nchanges += if n > 0 { n as i64 } else { 1 };
+        } else if changed {
             *nchanges += 1;
         }
         (changed, text)

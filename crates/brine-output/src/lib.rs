@@ -78,6 +78,9 @@ pub struct Opts {
     pub state_output_diff: bool,
     pub state_output_profile: bool,
     pub state_output_pct: bool,
+    /// `state_compress_ids`: states of one ID, SLS and result shown once,
+    /// with their count.
+    pub state_compress_ids: bool,
     pub state_tabular: bool,
     /// `state_output: filter`'s lists (`str(result)` values).
     pub state_output_exclude: Vec<String>,
@@ -111,6 +114,7 @@ impl Default for Opts {
             state_output_diff: false,
             state_output_profile: true,
             state_output_pct: false,
+            state_compress_ids: false,
             state_tabular: false,
             state_output_exclude: Vec::new(),
             state_output_terse: Vec::new(),
@@ -155,6 +159,7 @@ impl Opts {
             state_output_diff: b("state_output_diff", d.state_output_diff),
             state_output_profile: b("state_output_profile", d.state_output_profile),
             state_output_pct: b("state_output_pct", d.state_output_pct),
+            state_compress_ids: b("state_compress_ids", d.state_compress_ids),
             state_tabular: b("state_tabular", d.state_tabular),
             state_output_exclude: str_list(cfg.get("state_output_exclude")),
             state_output_terse: str_list(cfg.get("state_output_terse")),

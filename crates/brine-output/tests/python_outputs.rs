@@ -55,6 +55,7 @@ fn opts(j: &Json) -> Opts {
             "state_output_profile" => o.state_output_profile = b(),
             "state_output_pct" => o.state_output_pct = b(),
             "state_tabular" => o.state_tabular = b(),
+            "state_compress_ids" => o.state_compress_ids = b(),
             "state_output_exclude" => o.state_output_exclude = strs(v),
             "state_output_terse" => o.state_output_terse = strs(v),
             "nested_indent" => o.nested_indent = v.as_u64().unwrap() as usize,
