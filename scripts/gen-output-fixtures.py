@@ -147,6 +147,10 @@ case("hs_nested_changes", "highstate", {"m1": nested_changes})
 for mode in ["full", "terse", "mixed", "changes", "full_id", "terse_id", "mixed_id", "changes_id", "filter"]:
     case(f"hs_mode_{mode}", "highstate", {"m1": mixed}, state_output=mode,
          state_output_exclude=["True"], state_output_terse="None,False")
+case("hs_filter_cli", "highstate", {"m1": mixed}, state_output="filter",
+     state_output_exclude=["True"], arg=["web", {"__kwarg__": True, "exclude": "None", "terse": "True,False"}])
+case("hs_filter_cli_list", "highstate", {"m1": mixed}, state_output="filter",
+     arg=[{"__kwarg__": True, "exclude": ["False", True]}])
 case("hs_verbose_false", "highstate", {"m1": mixed}, state_verbose=False)
 case("hs_verbose_false_all_clean", "highstate",
      {"m1": states(st("test", "nop", "n", "n", True, "ok"))}, state_verbose=False)

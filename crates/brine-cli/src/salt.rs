@@ -173,6 +173,7 @@ fn run(o: &Opts) -> Result<i32> {
     // Salt's CLI sends its texts through `parse_input`.
     let texts: Vec<Value> = o.positional[2..].iter().map(|a| Value::from(a.as_str())).collect();
     let args = brine_py::parse_input(&texts, &[]);
+    out.arg = args.clone();
     let job = Publish::new(o.positional[0].as_str(), &o.positional[1])
         .args(args)
         .tgt_type(o.tgt_type)

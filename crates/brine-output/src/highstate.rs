@@ -451,12 +451,27 @@ fn state(
         return Err(Fallback);
     }
     if state_output.starts_with("filter") {
+        // The command line's `exclude=`/`terse=` win over the options.
+        let clikwargs = opts
+            .arg
+            .iter()
+            .rev()
+            .find(|a| is_dict(a) && a.get("__kwarg__").is_some());
+        let list = |name: &str, cfg: &[String]| -> R<Vec<String>> {
+            Ok(match clikwargs.and_then(|k| k.get(name)) {
+                None => cfg.to_vec(),
+                Some(Value::Str(s)) => s.split(',').map(str::to_string).collect(),
+                Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                Some(Value::Map(m)) => m.iter().filter_map(|(k, _)| k.as_str().map(str::to_string)).collect(),
+                Some(_) => return Err(Fallback),
+            })
+        };
         let res = str_of(result);
-        if opts.state_output_terse.contains(&res) {
+        if list("terse", &opts.state_output_terse)?.contains(&res) {
             hstrs.push(format_terse(tcolor, &comps, ret, c, opts)?);
             return Ok(());
         }
-        if opts.state_output_exclude.contains(&res) {
+        if list("exclude", &opts.state_output_exclude)?.contains(&res) {
             return Ok(());
         }
     } else if state_output.starts_with("terse")

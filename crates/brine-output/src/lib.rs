@@ -85,6 +85,9 @@ pub struct Opts {
     /// `state_output: filter`'s lists (`str(result)` values).
     pub state_output_exclude: Vec<String>,
     pub state_output_terse: Vec<String>,
+    /// The command line's arguments as `parse_input` made them (`arg`):
+    /// `exclude=`/`terse=` there override the two lists above.
+    pub arg: Vec<Value>,
     /// `--static`: with no outputter named, state functions show as
     /// `highstate`.
     pub static_: bool,
@@ -118,6 +121,7 @@ impl Default for Opts {
             state_tabular: false,
             state_output_exclude: Vec::new(),
             state_output_terse: Vec::new(),
+            arg: Vec::new(),
             static_: false,
             fun: String::new(),
             progress: false,
@@ -126,11 +130,12 @@ impl Default for Opts {
     }
 }
 
-/// A list option Salt accepts as a list or a comma-separated text.
+/// A list option Salt accepts as a list or a comma-separated text (only
+/// text items can equal the `str()` they are compared with).
 fn str_list(v: Option<&serde_json::Value>) -> Vec<String> {
     match v {
         Some(serde_json::Value::String(s)) => s.split(',').map(str::to_string).collect(),
-        Some(serde_json::Value::Array(a)) => a.iter().map(brine_py::to_str).collect(),
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
         _ => Vec::new(),
     }
 }

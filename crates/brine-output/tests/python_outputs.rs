@@ -62,6 +62,10 @@ fn opts(j: &Json) -> Opts {
             "output" => o.output = Some(v.as_str().unwrap().into()),
             "static" => o.static_ = b(),
             "fun" => o.fun = v.as_str().unwrap().into(),
+            "arg" => {
+                let Value::Array(a) = value(v) else { panic!("arg") };
+                o.arg = a
+            }
             "output_indent" => {
                 o.output_indent = match v {
                     Json::Null => Indent::Null,
