@@ -4,7 +4,8 @@
 //! same text (the highstate outputter in its modes, its colours, the
 //! Summary block, nested, txt, yaml, json, --static, --summary) and exit
 //! with the same status, once durations, start times, pids, jids and
-//! each side's temp root are masked.
+//! each side's temp root are masked; so do their `salt-run
+//! state.orchestrate` (the highstate outputter over the orchestration).
 
 mod common;
 
@@ -30,6 +31,12 @@ fn write_trees(root: &std::path::Path) {
              fine:\n  test.succeed_without_changes\n",
         ),
         ("srv/salt/broken.sls", "this: is: not: yaml\n  - at all\n"),
+        (
+            "srv/salt/orch/deploy.sls",
+            "ping:\n  salt.function:\n    - name: test.ping\n    - tgt: a1\n\n\
+             apply:\n  salt.state:\n    - tgt: a1\n    - sls: good\n\n\
+             failing:\n  salt.state:\n    - tgt: a1\n    - sls: bad\n",
+        ),
     ];
     for (rel, text) in files {
         let p = root.join(rel);
@@ -131,6 +138,28 @@ fn salt_prints_state_runs_as_python_salt() {
         }
     }
     assert!(differ.is_empty(), "Brine's salt and Python's differ for: {differ:#?}");
+
+    // An orchestration through salt-run: the runner's return is shown
+    // with the highstate outputter it names, the minions' state runs
+    // nested in its steps' changes.
+    for args in [
+        &["state.orchestrate", "orch.deploy"][..],
+        &["state.orchestrate", "orch.deploy", "--state-output=terse"][..],
+    ] {
+        let (bo, be, bc) = run_cli(&brine.env.conf_dir, "salt-run", args);
+        let (po, pe, pc) = py(&python.env, python.version, "salt-run", args);
+        let b = normalize(&bo, &brine.env.root().display().to_string());
+        let p = normalize(&po, &python.env.root().display().to_string());
+        assert_eq!(
+            (&b, bc),
+            (&p, pc),
+            "salt-run {args:?}\n-- brine:\n{b}{be}\n-- python:\n{p}{pe}"
+        );
+        assert!(
+            b.contains("_master:") && (args.len() > 2 || b.contains("Summary for a1")),
+            "{b}"
+        );
+    }
 
     // --out-file: each display appended to the file (truncated first
     // unless --out-file-append), nothing on stdout.
