@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use brine_config::MasterConfig;
 use brine_keys::{KeyState, Keys, Listing, Match};
+use brine_output::{Opts as OutOpts, OutputFlags};
 use brine_proto::event::EventSender;
+use brine_proto::Value;
 
 pub const USAGE: &str = "Usage: salt-key [options]
 
@@ -26,8 +28,9 @@ Options:
   --include-accepted    Include accepted keys when rejecting.
   --include-rejected    Include rejected keys when accepting.
   --include-denied      Include denied keys when accepting/rejecting.
-  --out=OUTPUT          nested (default), json, yaml, txt or raw.
-  --no-color            Disable all colored output.
+  --out=OUTPUT          key (default), nested, json, yaml, txt, raw, pprint…
+  --out-indent=N, --out-file=FILE, --out-file-append, --no-color,
+  --force-color         as salt's output options.
 
   Actions:
     -l ARG, --list=ARG  List the public keys: pre, un, unaccepted, acc,
@@ -70,7 +73,7 @@ struct Opts {
     include_accepted: bool,
     include_rejected: bool,
     include_denied: bool,
-    out: String,
+    output: OutputFlags,
 }
 
 fn parse(args: &[String]) -> Result<Option<Opts>, String> {
@@ -83,10 +86,17 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         include_accepted: false,
         include_rejected: false,
         include_denied: false,
-        out: "nested".into(),
+        output: OutputFlags::default(),
     };
     let mut i = 0;
     while i < args.len() {
+        match o.output.take(args, i)? {
+            0 => {}
+            n => {
+                i += n;
+                continue;
+            }
+        }
         let a = args[i].clone();
         i += 1;
         let (flag, inline) = if let Some(l) = a.strip_prefix("--") {
@@ -117,7 +127,6 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
                 | "print"
                 | "f"
                 | "finger"
-                | "out"
         );
         let val = if needs {
             match inline {
@@ -146,12 +155,10 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "c" | "config-dir" => o.config_dir = PathBuf::from(val),
             "y" | "yes" => o.yes = true,
             "q" | "quiet" => o.quiet = true,
-            "no-color" | "force-color" => {}
             "include-rejected" => o.include_rejected = true,
             "include-denied" => o.include_denied = true,
             "include-all" => o.include_all = true,
             "include-accepted" => o.include_accepted = true,
-            "out" => o.out = val,
             "l" | "list" => o.action = Action::List(val),
             "L" | "list-all" => o.action = Action::List("all".into()),
             "a" | "accept" => o.action = Action::Accept(val),
@@ -170,17 +177,6 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     Ok(Some(o))
 }
 
-/// The key outputter's title of a status.
-fn title(status: &str) -> &'static str {
-    match status {
-        "minions" => "Accepted Keys:",
-        "minions_denied" => "Denied Keys:",
-        "minions_pre" => "Unaccepted Keys:",
-        "minions_rejected" => "Rejected Keys:",
-        _ => "Local Keys:",
-    }
-}
-
 /// What is printed: per status, ids with a value (a key or fingerprint)
 /// or without (a plain listing).
 type Shown = Vec<(String, Vec<(String, String)>)>;
@@ -191,88 +187,35 @@ fn plain(l: Listing) -> Shown {
         .collect()
 }
 
-/// Print `listing` in `out` format, as Salt's outputters do: `nested` is
-/// the key outputter (statuses and ids sorted); json keeps Salt's dict
-/// order; yaml and txt sort dict keys, not list items.
-fn output(out: &str, listing: &Shown, with_values: bool) -> String {
-    let sorted_items = |items: &[(String, String)], sort: bool| {
-        let mut v: Vec<(String, String)> = items.to_vec();
-        if sort {
-            v.sort();
-        }
-        v
-    };
-    let mut by_status: Vec<&(String, Vec<(String, String)>)> = listing.iter().collect();
-    by_status.sort_by(|a, b| a.0.cmp(&b.0));
-    match out {
-        "json" => {
-            let mut m = serde_json::Map::new();
-            for (s, items) in listing {
+/// The data salt-key hands its outputter: `{status: [ids]}`, or
+/// `{status: {id: text}}` for keys and fingerprints.
+fn data(listing: &Shown, with_values: bool) -> Value {
+    Value::Map(
+        listing
+            .iter()
+            .map(|(s, items)| {
                 let v = if with_values {
-                    serde_json::Value::Object(
+                    let mut items = items.clone();
+                    items.sort();
+                    Value::Map(
                         items
-                            .iter()
-                            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone())))
+                            .into_iter()
+                            .map(|(k, v)| (Value::from(k), Value::from(v)))
                             .collect(),
                     )
                 } else {
-                    serde_json::Value::Array(items.iter().map(|(k, _)| serde_json::Value::from(k.clone())).collect())
+                    Value::Array(items.iter().map(|(k, _)| Value::from(k.as_str())).collect())
                 };
-                m.insert(s.clone(), v);
-            }
-            format!("{}\n", crate::json_pretty(&serde_json::Value::Object(m)))
-        }
-        "yaml" => {
-            let mut o = String::new();
-            for (s, items) in by_status {
-                if items.is_empty() {
-                    o += &format!("{s}: {}\n", if with_values { "{}" } else { "[]" });
-                    continue;
-                }
-                o += &format!("{s}:\n");
-                for (k, v) in sorted_items(items, with_values) {
-                    if with_values {
-                        o += &format!("  {k}: {v}\n");
-                    } else {
-                        o += &format!("- {k}\n");
-                    }
-                }
-            }
-            o
-        }
-        "txt" => {
-            let mut o = String::new();
-            for (s, items) in listing {
-                let items = sorted_items(items, with_values);
-                if with_values {
-                    let body: Vec<String> = items.iter().map(|(k, v)| format!("'{k}': '{v}'")).collect();
-                    o += &format!("{s}: {{{}}}\n", body.join(", "));
-                } else {
-                    let body: Vec<String> = items.iter().map(|(k, _)| format!("'{k}'")).collect();
-                    o += &format!("{s}: [{}]\n", body.join(", "));
-                }
-            }
-            o
-        }
-        _ => {
-            let mut o = String::new();
-            for (s, items) in by_status {
-                o += title(s);
-                o.push('\n');
-                for (k, v) in sorted_items(items, true) {
-                    if with_values {
-                        o += &format!("{k}:  {v}\n");
-                    } else {
-                        o += &format!("{k}\n");
-                    }
-                }
-            }
-            // The nested outputter joins lines and ends with one newline.
-            let mut o = o.trim_end_matches('\n').to_string();
-            o.push('\n');
-            o
-        }
-    }
+                (Value::from(s.as_str()), v)
+            })
+            .collect(),
+    )
+}
+
+/// What `display_output(ret, "key", opts)` prints: the key outputter
+/// unless `--out` names another.
+fn output(opts: &OutOpts, listing: &Shown, with_values: bool) -> String {
+    brine_output::display("key", &data(listing, with_values), opts)
 }
 
 /// Salt's `-l` argument check (`process_list`).
@@ -289,10 +232,10 @@ fn check_list_arg(arg: &str) -> Result<(), String> {
 
 /// Salt's `KeyCLI` prompt: accept and reject proceed unless told no,
 /// delete only when told yes.
-fn confirm(o: &Opts, verb: &str, listing: &Listing) -> bool {
+fn confirm(o: &Opts, opts: &OutOpts, verb: &str, listing: &Listing) -> bool {
     print!(
         "The following keys are going to be {verb}:\n{}",
-        output("nested", &plain(listing.clone()), false)
+        output(opts, &plain(listing.clone()), false)
     );
     if o.yes {
         return true;
@@ -312,7 +255,7 @@ fn confirm(o: &Opts, verb: &str, listing: &Listing) -> bool {
 
 /// `accept`, `reject` or `delete` as Salt's `KeyCLI.run`: match, keep the
 /// statuses the action takes, show them, ask, act on exactly those keys.
-fn change(o: &Opts, keys: &Keys, events: &mut EventSender, pattern: &str) -> Result<i32> {
+fn change(o: &Opts, opts: &OutOpts, keys: &Keys, events: &mut EventSender, pattern: &str) -> Result<i32> {
     let (verb, include_accepted, include_rejected) = match o.action {
         Action::Accept(_) => ("accepted", false, o.include_all || o.include_rejected),
         Action::Reject(_) => ("rejected", o.include_all || o.include_accepted, false),
@@ -352,7 +295,7 @@ fn change(o: &Opts, keys: &Keys, events: &mut EventSender, pattern: &str) -> Res
         println!("The key glob '{pattern}' does not match any {stat} keys.");
         return Ok(0);
     }
-    if !confirm(o, verb, &matches) {
+    if !confirm(o, opts, verb, &matches) {
         return Ok(0);
     }
     let m = Match::Dict(matches.clone());
@@ -380,6 +323,8 @@ fn change(o: &Opts, keys: &Keys, events: &mut EventSender, pattern: &str) -> Res
 
 fn run(o: &Opts) -> Result<i32> {
     let cfg = MasterConfig::load(&o.config_dir)?;
+    let mut opts = OutOpts::from_config(&cfg);
+    o.output.apply(&mut opts).map_err(anyhow::Error::msg)?;
     let keys = Keys::new(&cfg);
     // The master may not be running: salt-key works without it, as Salt's.
     let mut events = EventSender::new(&cfg.sock_dir);
@@ -394,11 +339,11 @@ fn run(o: &Opts) -> Result<i32> {
             let mut listing = keys.list_status(arg)?;
             // salt-key shows the master's own keys only with fingerprints.
             listing.retain(|(s, _)| s != "local");
-            quiet_print(&output(&o.out, &plain(listing), false));
+            quiet_print(&output(&opts, &plain(listing), false));
         }
         Action::Print(p) => {
             let shown = keys.key_str(&brine_keys::globs(p))?;
-            quiet_print(&output(&o.out, &shown, true));
+            quiet_print(&output(&opts, &shown, true));
         }
         Action::Finger(p) => {
             let hash = cfg
@@ -406,9 +351,9 @@ fn run(o: &Opts) -> Result<i32> {
                 .unwrap_or(brine_config::DEFAULT_HASH_TYPE)
                 .to_string();
             let shown = keys.finger(&brine_keys::globs(p), &hash)?;
-            quiet_print(&output(&o.out, &shown, true));
+            quiet_print(&output(&opts, &shown, true));
         }
-        Action::Accept(p) | Action::Reject(p) | Action::Delete(p) => return change(o, &keys, &mut events, p),
+        Action::Accept(p) | Action::Reject(p) | Action::Delete(p) => return change(o, &opts, &keys, &mut events, p),
     }
     Ok(0)
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use brine_client::{ClientError, EventBus, LocalClient, UserKey};
 use brine_config::MasterConfig;
+use brine_output::{Opts as OutOpts, OutputFlags};
 use brine_proto::Value;
 
 pub const USAGE: &str = "Usage: salt-run [options] <function> [arguments]
@@ -44,17 +45,7 @@ Options:
                         Console logging log level.
   --no-parse=ARGNAME    Parse all arguments except the named ones.
 
-  Output Options:
-    --quiet             Do not display the results of the run.
-    --out=OUTPUT, --output=OUTPUT
-                        Print the output using the specified outputter.
-    --out-indent=OUTPUT_INDENT, --output-indent=OUTPUT_INDENT
-    --out-file=OUTPUT_FILE, --output-file=OUTPUT_FILE
-    --out-file-append, --output-file-append
-    --no-color, --no-colour
-    --force-color, --force-colour
-    --state-output=STATE_OUTPUT, --state_output=STATE_OUTPUT
-    --state-verbose=STATE_VERBOSE, --state_verbose=STATE_VERBOSE
+  --quiet               Do not display the results of the run.
 ";
 
 struct Opts {
@@ -66,13 +57,13 @@ struct Opts {
     eauth: Option<String>,
     username: Option<String>,
     password: Option<String>,
-    out: Option<String>,
+    output: OutputFlags,
     no_parse: Vec<String>,
     positional: Vec<String>,
 }
 
 enum Parsed {
-    Run(Opts),
+    Run(Box<Opts>),
     Help,
     Version,
 }
@@ -87,12 +78,21 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
         eauth: None,
         username: None,
         password: None,
-        out: None,
+        output: OutputFlags::default(),
         no_parse: Vec::new(),
         positional: Vec::new(),
     };
     let mut i = 0;
     while i < args.len() {
+        if args[i] != "--" {
+            match o.output.take(args, i)? {
+                0 => {}
+                n => {
+                    i += n;
+                    continue;
+                }
+            }
+        }
         let a = &args[i];
         i += 1;
         if a == "--" {
@@ -147,19 +147,10 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             "--no-parse" => o
                 .no_parse
                 .extend(value(flag, inline)?.split(',').map(|s| s.trim().to_string())),
-            "--out" | "--output" => o.out = Some(value(flag, inline)?),
-            "--out-indent" | "--output-indent" | "--out-file" | "--output-file" | "--state-output"
-            | "--state_output" | "--state-verbose" | "--state_verbose" | "--log-file" | "--log-file-level" => {
+            "--log-file" | "--log-file-level" => {
                 value(flag, inline)?;
             }
-            "--out-file-append"
-            | "--output-file-append"
-            | "--no-color"
-            | "--no-colour"
-            | "--force-color"
-            | "--force-colour"
-            | "--hard-crash"
-            | "--skip-grains" => {}
+            "--hard-crash" | "--skip-grains" => {}
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("no such option: {f}")),
             _ => o.positional.push(a.clone()),
         }
@@ -167,22 +158,14 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
     if o.doc && o.positional.len() > 1 {
         return Err("You can only get documentation for one method at one time".into());
     }
-    Ok(Parsed::Run(o))
+    Ok(Parsed::Run(Box::new(o)))
 }
 
-/// Print `data` with `outputter` (Salt's `display_output`).
-fn display(data: &Value, outputter: Option<&str>) {
-    match outputter.unwrap_or("nested") {
-        "json" => println!("{}", crate::json_pretty(&crate::salt::to_json(data))),
-        "quiet" => {}
-        _ => {
-            let mut lines = Vec::new();
-            crate::salt::nested(data, 0, "", &mut lines);
-            if !lines.is_empty() {
-                println!("{}", lines.join("\n"));
-            }
-        }
-    }
+/// Print `data` with `outputter` (Salt's `display_output`: `--out`
+/// wins, nested when neither names one).
+fn display(data: &Value, outputter: Option<&str>, out: &OutOpts) -> Result<()> {
+    brine_output::write_display(outputter.unwrap_or(""), data, out, 0)?;
+    Ok(())
 }
 
 /// `--doc`: each function matching the argument (a module, a function,
@@ -238,6 +221,9 @@ fn run(o: &Opts) -> Result<i32> {
         print_docs(o.positional.first().map(String::as_str));
         return Ok(0);
     }
+    let cfg = MasterConfig::load(&o.config_dir)?;
+    let mut out = OutOpts::from_config(&cfg);
+    o.output.apply(&mut out).map_err(anyhow::Error::msg)?;
     let Some(fun) = o.positional.first() else {
         // Salt's verify_fun for an empty name.
         println!("Must specify a function to run!\nex: manage.up");
@@ -248,17 +234,16 @@ fn run(o: &Opts) -> Result<i32> {
         // documentation of what the name starts, else Salt's message.
         let docs = brine_runners::docs(&format!("{fun}*"));
         if docs.is_empty() {
-            display(&Value::from(brine_runners::not_available(fun)), Some("nested"));
+            display(&Value::from(brine_runners::not_available(fun)), Some("nested"), &out)?;
         } else {
             let docs = docs
                 .into_iter()
                 .map(|(f, d)| (Value::from(f), Value::from(d)))
                 .collect();
-            display(&Value::Map(docs), Some("nested"));
+            display(&Value::Map(docs), Some("nested"), &out)?;
         }
         return Ok(0);
     }
-    let cfg = MasterConfig::load(&o.config_dir)?;
     let mut client = match &o.eauth {
         Some(eauth) => {
             let username = o.username.clone().unwrap_or_default();
@@ -281,7 +266,7 @@ fn run(o: &Opts) -> Result<i32> {
         Err(ClientError::Refused { message, .. }) => {
             // Python's salt-run prints the exception's text and ends
             // normally.
-            display(&Value::from(message), Some("nested"));
+            display(&Value::from(message), Some("nested"), &out)?;
             return Ok(0);
         }
         Err(e) => return Err(e.into()),
@@ -293,11 +278,11 @@ fn run(o: &Opts) -> Result<i32> {
         );
         return Ok(0);
     };
-    follow(o, &mut bus, &started.tag)
+    follow(o, &out, &mut bus, &started.tag)
 }
 
 /// Print the job's events until its return; the exit status.
-fn follow(o: &Opts, bus: &mut EventBus, tag: &str) -> Result<i32> {
+fn follow(o: &Opts, out: &OutOpts, bus: &mut EventBus, tag: &str) -> Result<i32> {
     let deadline = o
         .timeout
         .map(|t| Instant::now() + Duration::from_secs(t))
@@ -321,10 +306,12 @@ fn follow(o: &Opts, bus: &mut EventBus, tag: &str) -> Result<i32> {
             }
             continue;
         }
-        let chosen = o
-            .out
-            .clone()
-            .or_else(|| ev.data.get("outputter").and_then(Value::as_str).map(String::from))
+        // `--out` wins inside brine_output (except over highstate).
+        let chosen = ev
+            .data
+            .get("outputter")
+            .and_then(Value::as_str)
+            .map(String::from)
             .or_else(|| {
                 ev.data
                     .get("return")
@@ -339,21 +326,21 @@ fn follow(o: &Opts, bus: &mut EventBus, tag: &str) -> Result<i32> {
                     if pairs.len() == 2 && ret.get("data").is_some() && ret.get("outputter").is_some() =>
                 {
                     let outputter = ret.get("outputter").and_then(Value::as_str).map(String::from);
-                    display(ret.get("data").unwrap_or(&Value::Nil), outputter.as_deref());
+                    display(ret.get("data").unwrap_or(&Value::Nil), outputter.as_deref(), out)?;
                 }
-                _ => display(&ret, chosen.as_deref()),
+                _ => display(&ret, chosen.as_deref(), out)?,
             }
             return Ok(exit_code(&ev.data));
         }
         let event = Value::map([("suffix", Value::from(suffix)), ("event", ev.data.clone())]);
-        display(&event, chosen.as_deref());
+        display(&event, chosen.as_deref(), out)?;
     }
 }
 
 pub fn main(args: &[String]) -> i32 {
     match parse(args) {
         Ok(Parsed::Help) => {
-            print!("{USAGE}");
+            print!("{USAGE}\n{}", brine_output::cli::HELP);
             0
         }
         Ok(Parsed::Version) => {
@@ -422,7 +409,7 @@ mod tests {
             panic!()
         };
         assert_eq!(o.config_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(o.out.as_deref(), Some("json"));
+        assert_eq!(o.output.output.as_deref(), Some("json"));
         assert_eq!(o.timeout, Some(5));
         assert!(o.is_async);
         assert_eq!(o.positional, ["jobs.list_jobs"]);

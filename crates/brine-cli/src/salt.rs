@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::Result;
 use brine_client::{ClientError, LocalClient, Publish, UserKey};
 use brine_config::MasterConfig;
+use brine_output::progress::ProgressBar;
+use brine_output::{summary, Opts as OutOpts, OutputFlags};
 use brine_proto::Value;
 
 pub const USAGE: &str = "Usage: salt [options] '<target>' <function> [arguments]
@@ -20,21 +22,24 @@ Options:
   -L, --list            target is a comma-separated list
   -G, --grain           target is a grain (key:glob)
   -C, --compound        target is a compound expression
-  --out=OUTPUTTER       nested (default), json, yaml, txt, raw
   --async               print the job id and do not wait
   -v, --verbose         print the job id and missing minions
-  --static              print all returns at the end
-  --progress            (accepted, no bar)
+  -s, --static          return the data from minions as a group after they
+                        all return
+  -p, --progress        display a progress bar (on stderr)
+  --summary             display summary information about the returns
 ";
 
 struct Opts {
     config_dir: PathBuf,
     timeout: Option<u64>,
     tgt_type: &'static str,
-    out: String,
+    output: OutputFlags,
     is_async: bool,
     verbose: bool,
     static_out: bool,
+    progress: bool,
+    summary: bool,
     positional: Vec<String>,
 }
 
@@ -43,22 +48,31 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         config_dir: PathBuf::from("/etc/salt"),
         timeout: None,
         tgt_type: "glob",
-        out: "nested".into(),
+        output: OutputFlags::default(),
         is_async: false,
         verbose: false,
         static_out: false,
+        progress: false,
+        summary: false,
         positional: Vec::new(),
     };
     let mut i = 0;
     while i < args.len() {
-        let a = &args[i];
-        i += 1;
         // Options may appear anywhere (optparse's interspersed arguments);
         // after `--`, everything is positional.
-        if a == "--" {
-            o.positional.extend(args[i..].iter().cloned());
+        if args[i] == "--" {
+            o.positional.extend(args[i + 1..].iter().cloned());
             break;
         }
+        match o.output.take(args, i)? {
+            0 => {}
+            n => {
+                i += n;
+                continue;
+            }
+        }
+        let a = &args[i];
+        i += 1;
         let mut value = |name: &str, inline: Option<&str>| -> Result<String, String> {
             if let Some(v) = inline {
                 return Ok(v.to_string());
@@ -84,11 +98,11 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "-L" | "--list" => o.tgt_type = "list",
             "-G" | "--grain" => o.tgt_type = "grain",
             "-C" | "--compound" => o.tgt_type = "compound",
-            "--out" | "--output" => o.out = value(flag, inline)?,
             "--async" => o.is_async = true,
             "-v" | "--verbose" => o.verbose = true,
-            "--static" => o.static_out = true,
-            "--progress" | "--no-color" | "--force-color" => {}
+            "-s" | "--static" => o.static_out = true,
+            "-p" | "--progress" => o.progress = true,
+            "--summary" => o.summary = true,
             f if f.starts_with("-c") && f.len() > 2 => o.config_dir = PathBuf::from(&f[2..]),
             f if f.starts_with("-t") && f.len() > 2 => {
                 o.timeout = Some(f[2..].parse().map_err(|_| "timeout must be a number")?)
@@ -103,132 +117,63 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     Ok(Some(o))
 }
 
-/// Salt's `nested` outputter (no colour).
-pub fn nested(v: &Value, indent: usize, prefix: &str, out: &mut Vec<String>) {
-    let pad = " ".repeat(indent);
-    match v {
-        Value::Map(pairs) => {
-            if indent > 0 {
-                out.push(format!("{pad}----------"));
-            }
-            let mut sorted: Vec<&(Value, Value)> = pairs.iter().collect();
-            sorted.sort_by_key(|(k, _)| scalar(k));
-            for (k, val) in sorted {
-                out.push(format!("{pad}{prefix}{}:", scalar(k)));
-                nested(val, indent + 4, "", out);
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                if matches!(item, Value::Array(_) | Value::Map(_)) {
-                    out.push(format!("{pad}|_"));
-                    nested(item, indent + 2, if item.is_map() { "" } else { "- " }, out);
-                } else {
-                    nested(item, indent, "- ", out);
-                }
-            }
-        }
-        Value::Str(s) => {
-            let mut first = true;
-            for line in s.lines() {
-                let p = if first {
-                    prefix.to_string()
-                } else {
-                    " ".repeat(prefix.len())
-                };
-                out.push(format!("{pad}{p}{line}"));
-                first = false;
-            }
-            if s.is_empty() {
-                out.push(format!("{pad}{prefix}"));
-            }
-        }
-        other => out.push(format!("{pad}{prefix}{}", scalar(other))),
-    }
-}
-
-/// Python's `str()` of a scalar.
+/// `str()` of a value, for messages.
 fn scalar(v: &Value) -> String {
-    match v {
-        Value::Nil => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::F64(f) => brine_py::float_repr(*f),
-        Value::F32(f) => brine_py::float_repr(f64::from(*f)),
-        Value::Str(s) => s.clone(),
-        Value::Bytes(b) => format!(
-            "b'{}'",
-            b.iter()
-                .map(|c| if c.is_ascii_graphic() || *c == b' ' {
-                    (*c as char).to_string()
-                } else {
-                    format!("\\x{c:02x}")
-                })
-                .collect::<String>()
-        ),
-        other => format!("{other:?}"),
-    }
+    brine_py::to_str(v)
 }
 
-/// A Value as JSON (bytes as text, as Salt's json outputter shows them).
-pub fn to_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Nil => serde_json::Value::Null,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(i) => (*i).into(),
-        Value::UInt(u) => (*u).into(),
-        Value::F64(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
-        Value::F32(f) => {
-            serde_json::Number::from_f64(f64::from(*f)).map_or(serde_json::Value::Null, serde_json::Value::Number)
+/// The return as Salt's `cmd_cli` hands it to the CLI: `ret`, and `out`
+/// and `retcode` when the minion sent them.
+fn full_return(data: &Value) -> Value {
+    let mut full = vec![(Value::from("ret"), data.get("return").cloned().unwrap_or(Value::Nil))];
+    for key in ["out", "retcode"] {
+        if let Some(v) = data.get(key) {
+            full.push((Value::from(key), v.clone()));
         }
-        Value::Str(s) => s.clone().into(),
-        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned().into(),
-        Value::Array(a) => a.iter().map(to_json).collect(),
-        Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (scalar(k), to_json(v))).collect()),
-        Value::Ext(_, _) => serde_json::Value::Null,
     }
+    Value::Map(full)
 }
 
-fn print_ret(out: &str, id: &str, ret: &Value) {
-    let one = Value::Map(vec![(Value::from(id), ret.clone())]);
-    match out {
-        "json" => {
-            println!("{}", crate::json_pretty(&to_json(&one)));
-        }
-        "raw" => println!("{}", to_json(&one)),
-        // Salt's yaml outputter: safe_dump, block style.
-        "yaml" => match brine_py::yaml_safe_dump(&one) {
-            Ok(text) => print!("{text}"),
-            Err(e) => eprintln!("cannot write the return of {id} as YAML: {e}"),
-        },
-        "txt" => println!("{id}: {}", scalar(ret)),
-        _ => {
-            let mut lines = Vec::new();
-            nested(&one, 0, "", &mut lines);
-            println!("{}", lines.join("\n"));
-        }
-    }
+/// One minion's return, displayed as Salt's `_output_ret` does: the
+/// outputter the return names (`out`) unless `--out` says otherwise, the
+/// retcode colouring a failed one.
+fn show(id: &str, full: &Value, opts: &OutOpts) -> Result<i64> {
+    let retcode = summary::retcode(full);
+    let one = Value::Map(vec![(Value::from(id), full.get("ret").cloned().unwrap_or(Value::Nil))]);
+    let out = full.get("out").and_then(Value::as_str).unwrap_or("");
+    brine_output::write_display(out, &one, opts, retcode)?;
+    Ok(retcode)
 }
 
-fn retcode_of(data: &Value) -> i64 {
-    match data.get("retcode") {
-        Some(Value::Int(i)) if *i != 0 => *i,
-        _ => match data.get("return") {
-            Some(Value::Bool(false)) => 1,
-            _ => 0,
-        },
-    }
+/// What Salt's `get_cli_event_returns` yields for a minion that did not
+/// return in time.
+fn no_response(jid: &str) -> Value {
+    let msg = format!(
+        "Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}"
+    );
+    Value::map([
+        ("out", Value::from("no_return")),
+        ("ret", Value::from(msg)),
+        ("retcode", Value::Int(1)),
+    ])
 }
 
 fn run(o: &Opts) -> Result<i32> {
     let cfg = MasterConfig::load(&o.config_dir)?;
+    let mut out = OutOpts::from_config(&cfg);
+    if let Err(e) = o.output.apply(&mut out) {
+        eprint!("{USAGE}\nsalt: error: {e}\n");
+        return Ok(2);
+    }
+    out.static_ = o.static_out;
+    out.fun = o.positional[1].clone();
+    out.cli_summary |= o.summary;
     let timeout = Duration::from_secs(o.timeout.unwrap_or_else(|| cfg.get_u64("timeout").unwrap_or(5)));
     let mut client = LocalClient::from_config(&cfg, UserKey::current(&cfg)?);
     // Salt's CLI sends its texts through `parse_input`.
     let texts: Vec<Value> = o.positional[2..].iter().map(|a| Value::from(a.as_str())).collect();
     let args = brine_py::parse_input(&texts, &[]);
+    out.arg = args.clone();
     let job = Publish::new(o.positional[0].as_str(), &o.positional[1])
         .args(args)
         .tgt_type(o.tgt_type)
@@ -265,35 +210,51 @@ fn run(o: &Opts) -> Result<i32> {
         Waiting::Yes(r) => r,
     };
     let jid = returns.job().jid.clone();
-    if o.verbose {
+    if o.verbose && !o.static_out {
         println!("Executing job with jid {jid}");
         println!("-------------------------------------------\n");
     }
+    // Every full return (the minions that did not return included), for
+    // --static and the summary.
     let mut got: Vec<(String, Value)> = Vec::new();
     let mut codes = Vec::new();
+    let mut bar = o.progress.then(|| ProgressBar::start(returns.job().minions.len()));
     while let Some(r) = returns.next_return()? {
-        codes.push(retcode_of(&r.data));
-        if !o.static_out {
-            print_ret(&o.out, &r.minion, r.ret());
+        let full = full_return(&r.data);
+        if let Some(bar) = bar.as_mut() {
+            bar.update(got.len() + 1);
+        } else if !o.static_out {
+            codes.push(show(&r.minion, &full, &out)?);
         }
-        got.push((r.minion.clone(), r.ret().clone()));
-    }
-    if o.static_out {
-        let all = Value::Map(got.iter().map(|(k, v)| (Value::from(k.as_str()), v.clone())).collect());
-        if o.out == "json" {
-            println!("{}", crate::json_pretty(&to_json(&all)));
-        } else {
-            let mut lines = Vec::new();
-            nested(&all, 0, "", &mut lines);
-            println!("{}", lines.join("\n"));
-        }
+        got.push((r.minion.clone(), full));
     }
     for id in returns.missing() {
-        let msg = format!(
-            "Minion did not return. [No response]\nThe minions may not have all finished running and any remaining minions will return upon completion. To look up the return data for this job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}"
+        let full = no_response(&jid);
+        if bar.is_none() && !o.static_out {
+            codes.push(show(&id, &full, &out)?);
+        }
+        got.push((id, full));
+    }
+    if let Some(bar) = bar.take() {
+        // Salt's progress mode shows no returns, only the bar and the
+        // summary, and exits 0.
+        bar.finish();
+        print!("{}", summary::returns_summary(&got, o.verbose));
+        return Ok(0);
+    }
+    if o.static_out {
+        // Salt's --static (its batch code, quiet): everything at once,
+        // with the outputter --out names, highstate for state functions.
+        let all = Value::Map(
+            got.iter()
+                .map(|(k, v)| (Value::from(k.as_str()), v.get("ret").cloned().unwrap_or(Value::Nil)))
+                .collect(),
         );
-        print_ret(&o.out, &id, &Value::from(msg));
-        codes.push(1);
+        brine_output::write_display("", &all, &out, 0)?;
+        return Ok(0);
+    }
+    if out.cli_summary && out.output.is_none() {
+        print!("{}", summary::returns_summary(&got, o.verbose));
     }
     if codes.iter().any(|c| *c != 0) {
         eprintln!("ERROR: Minions returned with non-zero exit code");
@@ -311,7 +272,7 @@ enum Waiting {
 pub fn main(args: &[String]) -> i32 {
     match parse(args) {
         Ok(None) => {
-            print!("{USAGE}");
+            print!("{USAGE}\n{}", brine_output::cli::HELP);
             0
         }
         Err(e) => {

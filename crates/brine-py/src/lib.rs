@@ -46,7 +46,10 @@ pub use shlex::shlex_split;
 pub use stringutils::is_binary;
 pub use value::{eq, int, int_str, repr, text, to_str, truthy, type_name, Key, PyValue, View};
 pub use yaml::{parse_yaml, parse_yaml_value};
-pub use yaml_dump::{safe_dump as yaml_safe_dump, yaml_dquote, yaml_float, yaml_squote, yaml_str};
+pub use yaml_dump::{
+    safe_dump as yaml_safe_dump, safe_dump_indent as yaml_safe_dump_indent, yaml_dquote, yaml_float, yaml_squote,
+    yaml_str,
+};
 
 /// What Salt's Python code raises here.
 #[derive(Debug, thiserror::Error)]

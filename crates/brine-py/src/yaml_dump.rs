@@ -3,8 +3,9 @@
 //! the block layout of `default_flow_style=False`.
 //!
 //! Scalars are chosen conservatively: a string PyYAML might quote is
-//! quoted, and long or multi-line strings are not folded at 80 columns as
-//! PyYAML folds them; either way the text reads back as the same value.
+//! quoted (it reads back as the same value). String values are folded at
+//! 80 columns and multi-line ones single-quoted as PyYAML's emitter writes
+//! them; mapping keys and the `yaml_*` helpers stay on one line.
 //! Mapping keys longer than PyYAML's 128-character simple-key limit are
 //! still written as simple keys (PyYAML switches to `? key`).
 
@@ -131,11 +132,211 @@ pub fn yaml_float(f: f64) -> String {
 /// ending in a newline. Bytes become `!!binary`; what PyYAML's
 /// `SafeRepresenter` cannot represent (msgpack ext types) is an error.
 pub fn safe_dump<V: PyValue>(v: &V) -> Result<String, Error> {
+    safe_dump_indent(v, 2)
+}
+
+/// `safe_dump(v, default_flow_style=False, indent=indent)`: PyYAML
+/// indents mappings by `indent` when it is 2..9 (else 2); a sequence's
+/// items start with `-` padded to that width, and a sequence under a
+/// mapping key stays at the key's column.
+pub fn safe_dump_indent<V: PyValue>(v: &V, indent: usize) -> Result<String, Error> {
+    let step = if (2..10).contains(&indent) { indent } else { 2 };
     let mut lines = Vec::new();
-    block(v, 0, &mut lines)?;
+    block(v, 0, step, &mut lines)?;
     let mut out = lines.join("\n");
     out.push('\n');
     Ok(out)
+}
+
+/// PyYAML's `best_width`: where its writers fold long scalars.
+const BEST_WIDTH: usize = 80;
+
+fn is_break(c: char) -> bool {
+    matches!(c, '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Printable for PyYAML's emitter with `allow_unicode` (`analyze_scalar`).
+fn printable(c: char) -> bool {
+    let n = c as u32;
+    (0x20..=0x7e).contains(&n)
+        || n == 0x85
+        || ((0xa0..=0xd7ff).contains(&n) || (0xe000..=0xfffd).contains(&n) || (0x10000..0x10ffff).contains(&n))
+            && n != 0xfeff
+}
+
+/// `analyze_scalar(s).allow_single_quoted`: no special characters, no
+/// space next to a line break.
+fn single_quoted_ok(s: &str) -> bool {
+    let chars: Vec<char> = s.chars().collect();
+    chars.iter().all(|c| *c == '\n' || printable(*c))
+        && !chars
+            .windows(2)
+            .any(|w| (w[0] == ' ' && is_break(w[1])) || (is_break(w[0]) && w[1] == ' '))
+}
+
+/// A string in block context as PyYAML's emitter writes it: plain,
+/// single-quoted (line breaks written as blank lines) or double-quoted,
+/// its first character at `column`, folded at spaces past 80 columns onto
+/// lines indented by `indent`.
+fn block_str(s: &str, column: usize, indent: usize) -> String {
+    let plain_single_line = !s.chars().any(is_break);
+    if plain_single_line && yaml_plain_ok(s) {
+        return write_plain(s, column, indent);
+    }
+    if single_quoted_ok(s) {
+        write_single_quoted(s, column, indent)
+    } else {
+        write_double_quoted(s, column, indent)
+    }
+}
+
+/// `write_indent` after text: a line break and the indent.
+fn newline_indent(out: &mut String, col: &mut usize, indent: usize) {
+    out.push('\n');
+    out.push_str(&" ".repeat(indent));
+    *col = indent;
+}
+
+fn write_plain(s: &str, column: usize, indent: usize) -> String {
+    let text: Vec<char> = s.chars().collect();
+    let mut out = String::new();
+    let mut col = column;
+    let (mut start, mut spaces) = (0, false);
+    for end in 0..=text.len() {
+        let ch = text.get(end).copied();
+        if spaces {
+            if ch != Some(' ') {
+                if start + 1 == end && col > BEST_WIDTH {
+                    newline_indent(&mut out, &mut col, indent);
+                } else {
+                    out.extend(&text[start..end]);
+                    col += end - start;
+                }
+                start = end;
+            }
+        } else if ch.is_none() || ch == Some(' ') {
+            out.extend(&text[start..end]);
+            col += end - start;
+            start = end;
+        }
+        spaces = ch == Some(' ');
+    }
+    out
+}
+
+fn write_single_quoted(s: &str, column: usize, indent: usize) -> String {
+    let text: Vec<char> = s.chars().collect();
+    let mut out = String::from("'");
+    let mut col = column + 1;
+    let (mut start, mut spaces, mut breaks) = (0, false, false);
+    for end in 0..=text.len() {
+        let ch = text.get(end).copied();
+        if spaces {
+            if ch != Some(' ') {
+                if start + 1 == end && col > BEST_WIDTH && start != 0 && end != text.len() {
+                    newline_indent(&mut out, &mut col, indent);
+                } else {
+                    out.extend(&text[start..end]);
+                    col += end - start;
+                }
+                start = end;
+            }
+        } else if breaks {
+            if !ch.is_some_and(is_break) {
+                if text[start] == '\n' {
+                    out.push('\n');
+                }
+                for br in &text[start..end] {
+                    out.push(*br);
+                }
+                out.push_str(&" ".repeat(indent));
+                col = indent;
+                start = end;
+            }
+        } else if ch.is_none() || ch.is_some_and(|c| c == ' ' || is_break(c) || c == '\'') {
+            out.extend(&text[start..end]);
+            col += end - start;
+            start = end;
+        }
+        if ch == Some('\'') {
+            out.push_str("''");
+            col += 2;
+            start = end + 1;
+        }
+        if let Some(c) = ch {
+            spaces = c == ' ';
+            breaks = is_break(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// libyaml's `yaml_emitter_write_double_quoted` (Salt dumps through the
+/// C emitter): escapes, and a fold at a lone space past 80 columns.
+fn write_double_quoted(s: &str, column: usize, indent: usize) -> String {
+    let text: Vec<char> = s.chars().collect();
+    let mut out = String::from("\"");
+    let mut col = column + 1;
+    let mut spaces = false;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        let n = c as u32;
+        if !printable(c) || c == '\u{feff}' || is_break(c) || c == '"' || c == '\\' {
+            let data = match c {
+                '\0' => "\\0".to_string(),
+                '\x07' => "\\a".into(),
+                '\x08' => "\\b".into(),
+                '\t' => "\\t".into(),
+                '\n' => "\\n".into(),
+                '\x0b' => "\\v".into(),
+                '\x0c' => "\\f".into(),
+                '\r' => "\\r".into(),
+                '\x1b' => "\\e".into(),
+                '"' => "\\\"".into(),
+                '\\' => "\\\\".into(),
+                '\u{85}' => "\\N".into(),
+                '\u{a0}' => "\\_".into(),
+                '\u{2028}' => "\\L".into(),
+                '\u{2029}' => "\\P".into(),
+                _ if n <= 0xff => format!("\\x{n:02X}"),
+                _ if n <= 0xffff => format!("\\u{n:04X}"),
+                _ => format!("\\U{n:08X}"),
+            };
+            col += data.len();
+            out.push_str(&data);
+            spaces = false;
+        } else if c == ' ' {
+            if !spaces && col > BEST_WIDTH && i != 0 && i + 1 != text.len() {
+                newline_indent(&mut out, &mut col, indent);
+                if text.get(i + 1) == Some(&' ') {
+                    out.push('\\');
+                    col += 1;
+                }
+            } else {
+                out.push(' ');
+                col += 1;
+            }
+            spaces = true;
+        } else {
+            out.push(c);
+            col += 1;
+            spaces = false;
+        }
+        i += 1;
+    }
+    out.push('"');
+    out
+}
+
+/// A value's text where it starts at `column` with continuation lines at
+/// `indent` (strings folded as PyYAML folds them); `None` as [`scalar`].
+fn value_text<V: PyValue>(v: &V, column: usize, indent: usize) -> Result<Option<String>, Error> {
+    match v.py() {
+        View::Str(s) => Ok(Some(block_str(s, column, indent))),
+        _ => scalar(v),
+    }
 }
 
 /// A scalar on one line; `None` for a non-empty collection or bytes.
@@ -221,25 +422,29 @@ fn binary(b: &[u8], indent: usize) -> Vec<String> {
 }
 
 /// The lines of `v` written at `indent` (every line carries its indent).
-fn block<V: PyValue>(v: &V, indent: usize, out: &mut Vec<String>) -> Result<(), Error> {
+fn block<V: PyValue>(v: &V, indent: usize, step: usize, out: &mut Vec<String>) -> Result<(), Error> {
     let pad = " ".repeat(indent);
-    if let Some(s) = scalar(v)? {
+    let dash = format!("-{}", " ".repeat(step - 1));
+    // Only a document's root is written here as a scalar: its lines
+    // continue at PyYAML's first indent.
+    if let Some(s) = value_text(v, indent, indent + step)? {
         out.push(format!("{pad}{s}"));
         return Ok(());
     }
     match v.py() {
         View::Bytes(b) => {
-            let mut lines = binary(b, indent + 2);
+            let mut lines = binary(b, indent + step);
             lines[0] = format!("{pad}{}", lines[0]);
             out.extend(lines);
         }
         View::Dict(pairs) => {
             for (k, val) in sorted_pairs::<V>(pairs) {
                 let k = key_text(&k)?;
-                match (scalar(val)?, val.py()) {
+                let column = indent + k.chars().count() + 2;
+                match (value_text(val, column, indent + step)?, val.py()) {
                     (Some(s), _) => out.push(format!("{pad}{k}: {s}")),
                     (None, View::Bytes(b)) => {
-                        let mut lines = binary(b, indent + 2);
+                        let mut lines = binary(b, indent + step);
                         lines[0] = format!("{pad}{k}: {}", lines[0]);
                         out.extend(lines);
                     }
@@ -247,11 +452,11 @@ fn block<V: PyValue>(v: &V, indent: usize, out: &mut Vec<String>) -> Result<(), 
                     // indentless sequences).
                     (None, View::List(_)) => {
                         out.push(format!("{pad}{k}:"));
-                        block(val, indent, out)?;
+                        block(val, indent, step, out)?;
                     }
                     (None, _) => {
                         out.push(format!("{pad}{k}:"));
-                        block(val, indent + 2, out)?;
+                        block(val, indent + step, step, out)?;
                     }
                 }
             }
@@ -259,17 +464,23 @@ fn block<V: PyValue>(v: &V, indent: usize, out: &mut Vec<String>) -> Result<(), 
         View::List(items) => {
             for item in items {
                 if let View::Bytes(b) = item.py() {
-                    let mut lines = binary(b, indent + 2);
+                    let mut lines = binary(b, indent + step);
                     lines[0] = format!("{pad}- {}", lines[0]);
                     out.extend(lines);
+                    continue;
+                }
+                // A scalar follows the dash after one space whatever the
+                // indent; a collection starts at the next indent.
+                if let Some(s) = value_text(item, indent + 2, indent + step)? {
+                    out.push(format!("{pad}- {s}"));
                     continue;
                 }
                 // The item as written two columns in, its first line
                 // starting with the dash instead.
                 let mut sub = Vec::new();
-                block(item, indent + 2, &mut sub)?;
+                block(item, indent + step, step, &mut sub)?;
                 if let Some(first) = sub.first_mut() {
-                    *first = format!("{pad}- {}", &first[indent + 2..]);
+                    *first = format!("{pad}{dash}{}", &first[indent + step..]);
                 }
                 out.extend(sub);
             }
