@@ -34,6 +34,7 @@ Options:
                         Display documentation for runners, pass a runner or
                         runner.function to see documentation on only that runner
                         or function.
+  --jid=JID             Run the job under this job id (20 digits).
   --async               Start the runner operation and immediately return
                         control.
   -a EAUTH, --auth=EAUTH, --eauth=EAUTH, --external-auth=EAUTH
@@ -59,7 +60,13 @@ struct Opts {
     password: Option<String>,
     output: OutputFlags,
     no_parse: Vec<String>,
+    jid: Option<String>,
     positional: Vec<String>,
+}
+
+/// A jid as Salt makes them: 20 digits.
+fn is_jid(j: &str) -> bool {
+    j.len() == 20 && j.bytes().all(|b| b.is_ascii_digit())
 }
 
 enum Parsed {
@@ -80,6 +87,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
         password: None,
         output: OutputFlags::default(),
         no_parse: Vec::new(),
+        jid: None,
         positional: Vec::new(),
     };
     let mut i = 0;
@@ -136,6 +144,14 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             }
             "-d" | "--doc" | "--documentation" => o.doc = true,
             "--async" => o.is_async = true,
+            "--jid" => {
+                let j = value(flag, inline)?;
+                if is_jid(&j) {
+                    o.jid = Some(j);
+                } else {
+                    return Err(format!("option --jid: '{j}' is not a job id (20 digits)"));
+                }
+            }
             "--quiet" => o.quiet = true,
             "-a" | "--auth" | "--eauth" | "--external-auth" => o.eauth = Some(value(flag, inline)?),
             "--username" => o.username = Some(value(flag, inline)?),
@@ -257,9 +273,11 @@ fn run(o: &Opts) -> Result<i32> {
     };
     let (arg, kwarg) = split_args(&o.positional[1..], &o.no_parse);
     let started = if o.is_async {
-        client.runner(fun, arg, kwarg).map(|s| (s, None))
+        client.runner_as(fun, arg, kwarg, o.jid.as_deref()).map(|s| (s, None))
     } else {
-        client.runner_followed(fun, arg, kwarg).map(|(s, b)| (s, Some(b)))
+        client
+            .runner_followed(fun, arg, kwarg, o.jid.as_deref())
+            .map(|(s, b)| (s, Some(b)))
     };
     let (started, bus) = match started {
         Ok(s) => s,

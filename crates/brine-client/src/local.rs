@@ -340,14 +340,29 @@ impl LocalClient {
     /// the arguments under `kwarg` as `{arg, kwarg}`); its return comes as
     /// `<tag>/ret` on the event bus.
     pub fn runner(&mut self, fun: &str, arg: Vec<Value>, kwarg: Vec<(String, Value)>) -> Result<Started, ClientError> {
+        self.runner_as(fun, arg, kwarg, None)
+    }
+
+    /// [`LocalClient::runner`] under the jid `jid` when given (`salt-run
+    /// --jid`).
+    pub fn runner_as(
+        &mut self,
+        fun: &str,
+        arg: Vec<Value>,
+        kwarg: Vec<(String, Value)>,
+        jid: Option<&str>,
+    ) -> Result<Started, ClientError> {
         let kwarg = kwarg.into_iter().map(|(k, v)| (Value::from(k), v)).collect();
-        let load = Value::map([
+        let mut load = Value::map([
             ("fun", Value::from(fun)),
             (
                 "kwarg",
                 Value::map([("arg", Value::Array(arg)), ("kwarg", Value::Map(kwarg))]),
             ),
         ]);
+        if let Some(j) = jid {
+            load.set("jid", Value::from(j));
+        }
         let reply = self.master_call("runner", load)?;
         match (
             reply.get("tag").and_then(Value::as_str),
@@ -369,9 +384,10 @@ impl LocalClient {
         fun: &str,
         arg: Vec<Value>,
         kwarg: Vec<(String, Value)>,
+        jid: Option<&str>,
     ) -> Result<(Started, EventBus), ClientError> {
         let bus = EventBus::subscribe(self.bus.as_ref().ok_or(ClientError::NoEventBus)?)?;
-        let started = self.runner(fun, arg, kwarg)?;
+        let started = self.runner_as(fun, arg, kwarg, jid)?;
         Ok((started, bus))
     }
 

@@ -233,6 +233,16 @@ fn publish_runner_is_answered_by_the_one_mworker_it_asks_and_runs_outside_it() {
     let result = job["Result"].as_object().unwrap();
     let (_, ret) = result.iter().next().expect("the runner's return");
     assert_eq!(ret["return"]["return"], serde_json::json!(["p1"]), "{o}");
+
+    // `--jid`: the job runs under the id the caller chose.
+    let chosen = "20261206000000000001";
+    let (o, e, c) = run_cli(&env.conf_dir, "salt-run", &["--jid", chosen, "event.send", "brine/jid"]);
+    assert_eq!((c, o.trim()), (0, "True"), "{e}");
+    let (o, e, _) = run_cli(&env.conf_dir, "salt-run", &["jobs.list_job", chosen, "--out", "json"]);
+    let job: serde_json::Value = serde_json::from_str(&o).unwrap_or_else(|x| panic!("{x}: {o}{e}"));
+    assert_eq!(job["Function"], "runner.event.send", "{o}");
+    let (_, e, c) = run_cli(&env.conf_dir, "salt-run", &["--jid", "12", "event.send", "x"]);
+    assert_eq!(c, 2, "{e}");
     drop(m);
 }
 

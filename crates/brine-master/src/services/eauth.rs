@@ -97,7 +97,13 @@ pub(super) fn control(ctx: &mut Ctx, jobs: &mut RunnerJobs, load: &Value, form: 
 /// for it). The low data is the load's `kwarg`, which `_reformat_low`
 /// makes `{arg: [...], kwarg: {...}}`.
 fn start_runner(ctx: &Ctx, jobs: &mut RunnerJobs, fun: &str, load: &Value, user: &str) -> Value {
-    let jid = brine_cache::Jid::generate().to_string();
+    // A jid the caller chose (`salt-run --jid`), if it is one.
+    let jid = load
+        .get("jid")
+        .and_then(Value::as_str)
+        .and_then(brine_cache::Jid::parse)
+        .unwrap_or_else(brine_cache::Jid::generate)
+        .to_string();
     let low = load
         .get("kwarg")
         .filter(|k| k.is_map())
