@@ -5,5 +5,6 @@
 //! `brine_output`, Salt's outputters.
 
 pub mod key;
+pub mod optparse;
 pub mod run;
 pub mod salt;

@@ -107,30 +107,8 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             o.positional.extend(args[i..].iter().cloned());
             break;
         }
-        let mut value = |name: &str, inline: Option<&str>| -> Result<String, String> {
-            if let Some(v) = inline {
-                return Ok(v.to_string());
-            }
-            let v = args
-                .get(i)
-                .cloned()
-                .ok_or_else(|| format!("{name} option requires 1 argument"))?;
-            i += 1;
-            Ok(v)
-        };
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if a.starts_with("--") => (f, Some(v)),
-            _ if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") => {
-                // `-cDIR`, `-t5`, `-aauto`: a short option and its value.
-                let (f, v) = a.split_at(2);
-                if matches!(f, "-c" | "-t" | "-a" | "-l") {
-                    (f, Some(v))
-                } else {
-                    (a.as_str(), None)
-                }
-            }
-            _ => (a.as_str(), None),
-        };
+        let (flag, inline) = crate::optparse::split(a, &["-c", "-t", "-a", "-l"]);
+        let mut value = |name: &str, inline: Option<&str>| crate::optparse::value(args, &mut i, name, inline);
         match flag {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--version" | "-V" => return Ok(Parsed::Version),

@@ -73,21 +73,8 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         }
         let a = &args[i];
         i += 1;
-        let mut value = |name: &str, inline: Option<&str>| -> Result<String, String> {
-            if let Some(v) = inline {
-                return Ok(v.to_string());
-            }
-            let v = args
-                .get(i)
-                .cloned()
-                .ok_or_else(|| format!("{name} requires an argument"))?;
-            i += 1;
-            Ok(v)
-        };
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if a.starts_with("--") => (f, Some(v)),
-            _ => (a.as_str(), None),
-        };
+        let (flag, inline) = crate::optparse::split(a, &["-c", "-t"]);
+        let mut value = |name: &str, inline: Option<&str>| crate::optparse::value(args, &mut i, name, inline);
         match flag {
             "-h" | "--help" => return Ok(None),
             "-c" | "--config-dir" => o.config_dir = PathBuf::from(value(flag, inline)?),
@@ -103,10 +90,6 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "-s" | "--static" => o.static_out = true,
             "-p" | "--progress" => o.progress = true,
             "--summary" => o.summary = true,
-            f if f.starts_with("-c") && f.len() > 2 => o.config_dir = PathBuf::from(&f[2..]),
-            f if f.starts_with("-t") && f.len() > 2 => {
-                o.timeout = Some(f[2..].parse().map_err(|_| "timeout must be a number")?)
-            }
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("no such option: {f}")),
             _ => o.positional.push(a.clone()),
         }

@@ -19,21 +19,7 @@ pub fn dumps(v: &Value, indent: Option<&str>, sort_keys: bool) -> Result<String,
 /// `json.encoder.py_encode_basestring`: quotes, backslashes and control
 /// characters escaped, everything else (non-ASCII too) as is.
 pub fn string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    brine_py::json_str(out, s, false);
 }
 
 /// `float.__repr__` with JSON's spellings of the non-finite values.

@@ -134,30 +134,6 @@ pub fn json_dumps(v: &serde_json::Value, sort_keys: bool, ensure_ascii: bool, in
     out
 }
 
-fn json_str(out: &mut String, s: &str, ensure_ascii: bool) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c if ensure_ascii && (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 fn json_write(out: &mut String, v: &serde_json::Value, sort: bool, ascii: bool, indent: Option<usize>, level: usize) {
     use serde_json::Value as J;
     let nl = |out: &mut String, level: usize| {
@@ -180,7 +156,7 @@ fn json_write(out: &mut String, v: &serde_json::Value, sort: bool, ascii: bool, 
             });
         }
         J::Number(n) => out.push_str(&n.to_string()),
-        J::String(s) => json_str(out, s, ascii),
+        J::String(s) => brine_py::json_str(out, s, ascii),
         J::Array(a) if a.is_empty() => out.push_str("[]"),
         J::Array(a) => {
             out.push('[');
@@ -206,7 +182,7 @@ fn json_write(out: &mut String, v: &serde_json::Value, sort: bool, ascii: bool, 
                     out.push_str(sep);
                 }
                 nl(out, level + 1);
-                json_str(out, k, ascii);
+                brine_py::json_str(out, k, ascii);
                 out.push_str(": ");
                 json_write(out, &m[k], sort, ascii, indent, level + 1);
             }

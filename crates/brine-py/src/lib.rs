@@ -41,7 +41,7 @@ pub use fnmatch::{fnmatch, Glob};
 pub use glob::{glob, has_magic};
 pub use keys::clean_key;
 pub use path::{abspath, dirname, expanduser, join, normpath, salt_join, split, url_scheme};
-pub use repr::{bytes_repr, float_repr, os_error, str_repr};
+pub use repr::{bytes_repr, float_repr, json_str, os_error, str_repr};
 pub use shlex::shlex_split;
 pub use stringutils::is_binary;
 pub use value::{eq, int, int_str, repr, text, to_str, truthy, type_name, Key, PyValue, View};

@@ -133,6 +133,34 @@ pub fn bytes_repr(b: &[u8]) -> String {
     out
 }
 
+/// Python's `json` string encoder (`py_encode_basestring`, or its
+/// `_ascii` form with `ensure_ascii`): `s` quoted onto `out`, with quotes,
+/// backslashes and control characters escaped (and, with
+/// `ensure_ascii`, everything past `~` as UTF-16 `\\uXXXX` units).
+pub fn json_str(out: &mut String, s: &str, ensure_ascii: bool) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if ensure_ascii && (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use brine_py::{fnmatch, to_str};
 
 /// `STATE_REQUISITE_KEYWORDS`: an extend merges these lists instead of
 /// replacing them.
-const REQUISITE_KEYWORDS: &[&str] = &[
+pub(crate) const REQUISITE_KEYWORDS: &[&str] = &[
     "onchanges",
     "onchanges_any",
     "onfail",

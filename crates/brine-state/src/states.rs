@@ -25,22 +25,10 @@ pub struct Call {
     pub running: Vec<(String, Value)>,
 }
 
-/// Salt's `STATE_INTERNAL_KEYWORDS`: chunk keys never passed to a state
-/// function's `**kwargs`.
+/// Salt's `STATE_INTERNAL_KEYWORDS`, chunk keys never passed to a state
+/// function's `**kwargs`: the requisite keywords
+/// ([`crate::high::REQUISITE_KEYWORDS`]) and these.
 const INTERNAL: &[&str] = &[
-    "onchanges",
-    "onchanges_any",
-    "onfail",
-    "onfail_any",
-    "onfail_all",
-    "onfail_stop",
-    "prereq",
-    "prerequired",
-    "watch",
-    "watch_any",
-    "require",
-    "require_any",
-    "listen",
     "onchanges_in",
     "onfail_in",
     "prereq_in",
@@ -155,7 +143,11 @@ pub fn verify_data(low: &Chunk) -> Vec<String> {
 fn kwargs(low: &Chunk, named: &[&str]) -> Vec<(String, Value)> {
     low.0
         .iter()
-        .filter(|(k, _)| !INTERNAL.contains(&k.as_str()) && !named.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            !INTERNAL.contains(&k.as_str())
+                && !crate::high::REQUISITE_KEYWORDS.contains(&k.as_str())
+                && !named.contains(&k.as_str())
+        })
         .cloned()
         .collect()
 }
