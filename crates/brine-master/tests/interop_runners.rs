@@ -28,19 +28,26 @@ fn side(brine: bool, extra: &str) -> Side {
             ("srv/pillar/top.sls", "base:\n  'a1':\n    - web\n"),
             ("srv/pillar/web.sls", "tier: frontend\nid_seen: {{ grains['id'] }}\n"),
         ];
-        for (path, text) in files {
-            let p = env.root().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        let conf = env.conf_dir.join("master");
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!(
+        write_tree(
+            env,
+            &files,
             "file_roots:\n  base:\n    - {r}/srv/salt\npillar_roots:\n  base:\n    - {r}/srv/pillar\n",
-            r = env.root().display()
-        ));
-        std::fs::write(&conf, text).unwrap();
+        );
     })
+}
+
+/// Write `files` under the env's root and add `conf` (`{r}`: the root) to
+/// its master config.
+fn write_tree(env: &Env, files: &[(&str, &str)], conf: &str) {
+    for (path, text) in files {
+        let p = env.root().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let path = env.conf_dir.join("master");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&conf.replace("{r}", &env.root().display().to_string()));
+    std::fs::write(&path, text).unwrap();
 }
 
 /// `salt-run args` on `side`: Brine's salt-run for Brine, Python's for
@@ -267,18 +274,11 @@ fn orchestration_side(brine: bool) -> Side {
                 "web-file:\n  file.managed:\n    - name: {{ opts['root_dir'] }}/../web-a1\n    - contents: {{ pillar.get('motd', 'none') }}\n",
             ),
         ];
-        for (path, text) in files {
-            let p = env.root().join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        let conf = env.conf_dir.join("master");
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!(
+        write_tree(
+            env,
+            &files,
             "auto_accept: True\nfile_roots:\n  base:\n    - {r}/srv/salt\n",
-            r = env.root().display()
-        ));
-        std::fs::write(&conf, text).unwrap();
+        );
     })
 }
 
@@ -360,7 +360,6 @@ fn a_reaction_runs_an_orchestration_with_pillar_from_the_event() {
     // and the orchestration has the minion touch the file it names.
     let start = |brine: bool| {
         Side::start(brine, VERSION, "", "", "", |env| {
-            let root = env.root();
             let files = [
                 (
                     "srv/reactor/orch.sls",
@@ -371,18 +370,11 @@ fn a_reaction_runs_an_orchestration_with_pillar_from_the_event() {
                     "touch:\n  salt.function:\n    - name: file.touch\n    - tgt: a1\n    - arg:\n      - {{ pillar['target_file'] }}\n",
                 ),
             ];
-            for (path, text) in files {
-                let p = root.join(path);
-                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                std::fs::write(p, text).unwrap();
-            }
-            let conf = env.conf_dir.join("master");
-            let mut text = std::fs::read_to_string(&conf).unwrap();
-            text.push_str(&format!(
+            write_tree(
+                env,
+                &files,
                 "auto_accept: True\nfile_roots:\n  base:\n    - {r}/srv/salt\nreactor:\n  - 'deploy/go':\n    - {r}/srv/reactor/orch.sls\n",
-                r = root.display()
-            ));
-            std::fs::write(&conf, text).unwrap();
+            );
         })
     };
     for brine in [true, false] {

@@ -583,16 +583,7 @@ impl<'a> StateRun<'a> {
                     }
                     return;
                 }
-                error!("Recursive requisite found");
-                let mut r = Value::map([
-                    ("changes", Value::Map(Vec::new())),
-                    ("result", Value::Bool(false)),
-                    ("comment", Value::from("Recursive requisite found")),
-                    ("__run_num__", Value::Int(self.run_num)),
-                ]);
-                for key in ["__sls__", "__id__", "name"] {
-                    r.set(key, low.get(key).cloned().unwrap_or(Value::Nil));
-                }
+                let r = recursive(&low, self.run_num);
                 set(&mut self.running, tag, r);
                 self.run_num += 1;
                 return;
@@ -612,16 +603,7 @@ impl<'a> StateRun<'a> {
             }
             set(&mut self.pre, tag, r);
         } else if depth + 1 >= 20 {
-            error!("Recursive requisite found");
-            let mut r = Value::map([
-                ("changes", Value::Map(Vec::new())),
-                ("result", Value::Bool(false)),
-                ("comment", Value::from("Recursive requisite found")),
-                ("__run_num__", Value::Int(self.run_num)),
-            ]);
-            for key in ["__sls__", "__id__", "name"] {
-                r.set(key, low.get(key).cloned().unwrap_or(Value::Nil));
-            }
+            let r = recursive(&low, self.run_num);
             set(&mut self.running, tag, r);
         } else {
             self.call_chunk(i, depth + 1);
@@ -718,4 +700,20 @@ impl<'a> StateRun<'a> {
         ret.set("__id__", low.get("__id__").cloned().unwrap_or(Value::Nil));
         ret
     }
+}
+
+/// The result of a state caught in a requisite cycle (logged as Salt
+/// logs it).
+fn recursive(low: &Chunk, run_num: i64) -> Value {
+    error!("Recursive requisite found");
+    let mut r = Value::map([
+        ("changes", Value::Map(Vec::new())),
+        ("result", Value::Bool(false)),
+        ("comment", Value::from("Recursive requisite found")),
+        ("__run_num__", Value::Int(run_num)),
+    ]);
+    for key in ["__sls__", "__id__", "name"] {
+        r.set(key, low.get(key).cloned().unwrap_or(Value::Nil));
+    }
+    r
 }

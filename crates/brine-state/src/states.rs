@@ -514,6 +514,38 @@ fn cmd(
     Ok(out)
 }
 
+/// Each minion's full return, in arrival order.
+type MinionReturns = Vec<(String, Value)>;
+
+/// Publish a step's job and wait for its returns (`cmd_iter`): the
+/// returns and the step's `fail_minions`, with `__jid__` set on `r`; or
+/// `None` when the publish failed, `r` then saying why.
+fn run_job(
+    low: &Chunk,
+    fun: &str,
+    arg: Vec<Value>,
+    kwarg: Vec<(Value, Value)>,
+    expect: bool,
+    effects: &mut dyn Effects,
+    r: &mut Value,
+) -> Option<(MinionReturns, Vec<String>)> {
+    let job = publish(low, fun, arg, kwarg);
+    let wait = timeout(low, effects);
+    let cmd_ret = match cmd(effects, &job, wait, expect) {
+        Ok(c) => c,
+        Err(e) => {
+            r.set("result", Value::Bool(false));
+            r.set("comment", Value::from(e));
+            return None;
+        }
+    };
+    if let Some(jid) = cmd_ret.first().and_then(|(_, d)| d.get("jid")) {
+        r.set("__jid__", jid.clone());
+    }
+    let fail_minions = fail_minions(low, r);
+    Some((cmd_ret, fail_minions))
+}
+
 fn salt_function(low: &Chunk, ctx: &Call, name: &Value, effects: &mut dyn Effects) -> Value {
     let mut r = ret(name, Value::Bool(true), "");
     let fun = to_str(name);
@@ -547,21 +579,10 @@ fn salt_function(low: &Chunk, ctx: &Call, name: &Value, effects: &mut dyn Effect
         r.set("result", Value::Nil);
         return r;
     }
-    let job = publish(low, &fun, arg, kwarg);
     let expect = low.get("expect_minions").is_some_and(truthy);
-    let wait = timeout(low, effects);
-    let cmd_ret = match cmd(effects, &job, wait, expect) {
-        Ok(c) => c,
-        Err(e) => {
-            r.set("result", Value::Bool(false));
-            r.set("comment", Value::from(e));
-            return r;
-        }
+    let Some((cmd_ret, fail_minions)) = run_job(low, &fun, arg, kwarg, expect, effects, &mut r) else {
+        return r;
     };
-    if let Some(jid) = cmd_ret.first().and_then(|(_, d)| d.get("jid")) {
-        r.set("__jid__", jid.clone());
-    }
-    let fail_minions = fail_minions(low, &mut r);
     let mut changes: Vec<(Value, Value)> = Vec::new();
     let mut fail: Vec<String> = Vec::new();
     let add_fail = |fail: &mut Vec<String>, m: &str| {
@@ -724,21 +745,10 @@ fn salt_state(low: &Chunk, ctx: &Call, name: &Value, effects: &mut dyn Effects) 
             return r;
         }
     }
-    let job = publish(low, fun, arg, kwarg);
     let expect = get("expect_minions").map(truthy).unwrap_or(true);
-    let wait = timeout(low, effects);
-    let cmd_ret = match cmd(effects, &job, wait, expect) {
-        Ok(c) => c,
-        Err(e) => {
-            r.set("result", Value::Bool(false));
-            r.set("comment", Value::from(e));
-            return r;
-        }
+    let Some((cmd_ret, fail_minions)) = run_job(low, fun, arg, kwarg, expect, effects, &mut r) else {
+        return r;
     };
-    if let Some(jid) = cmd_ret.first().and_then(|(_, d)| d.get("jid")) {
-        r.set("__jid__", jid.clone());
-    }
-    let fail_minions = fail_minions(low, &mut r);
     if cmd_ret.is_empty() && expect {
         r.set("result", Value::Bool(false));
         r.set("comment", Value::from("No minions returned"));
