@@ -118,6 +118,8 @@ impl RunnerJobs {
             .map_err(|e| format!("cannot start a process for the runner job: {e}"))?;
         let input = Value::map([
             ("conf_dir", Value::from(cfg.conf_dir.to_string_lossy().as_ref())),
+            // What the command line may have set over the files (`-u`).
+            ("master_user", Value::from(cfg.user.as_str())),
             ("log_level", Value::from(cfg.log_level.as_str())),
             ("log_level_logfile", Value::from(cfg.log_level_logfile.as_str())),
             ("fun", Value::from(job.fun.as_str())),
@@ -272,7 +274,10 @@ pub fn child_main() -> i32 {
     brine_log::set_process_name(&title);
     brine_log::log_panics();
     let cfg = match MasterConfig::load(Path::new(&text("conf_dir"))) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.user = text("master_user");
+            c
+        }
         Err(e) => {
             error!("runner {fun} ({jid}): cannot read the configuration: {e}");
             return 1;
