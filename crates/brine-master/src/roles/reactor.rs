@@ -8,7 +8,7 @@
 //! them: `local` publishes at once (as `LocalClient`, through the
 //! master's request port with the master user's key), `runner` and
 //! `wheel` reactions are queued again as their own tasks and run as user
-//! `Reactor` (runners in `crate::runners`, wheel in the same functions as
+//! `Reactor` (runners from brine-runners, wheel in the same functions as
 //! the `wheel` command). Events whose data says `user: Reactor` start no
 //! reaction.
 //!

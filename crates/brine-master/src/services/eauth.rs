@@ -10,9 +10,9 @@
 //! other, and `token`, are refused with a message saying so.
 //!
 //! Wheel functions ([`super::wheel`]) run in the MWorker and answer at
-//! once; runner functions answer `{tag, jid}` at once and run in a thread
-//! ([`crate::runners`]), firing `salt/run/<jid>/new` and `…/ret` as
-//! Salt's runner processes do.
+//! once; runner functions answer `{tag, jid}` at once and run as jobs in
+//! processes of their own ([`crate::runjobs`], brine-runners), firing
+//! `salt/run/<jid>/new` and `…/ret` as Salt's runner processes do.
 
 use brine_config::Value as Json;
 use brine_proto::Value;

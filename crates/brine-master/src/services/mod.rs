@@ -10,7 +10,7 @@
 //! * [`mine`]: the Salt mine.
 //! * [`peer`]: peer publishing and `publish.runner`.
 //! * [`eauth`]: who may call `runner` and `wheel`; [`wheel`]: the wheel
-//!   functions (runner functions are [`crate::runners`]).
+//!   functions (runner functions are brine-runners', run by [`crate::runjobs`]).
 //!
 //! Each family is a module of functions, not a method of one big struct:
 //! a function takes the shared [`Ctx`] (options, keys, event bus, job
