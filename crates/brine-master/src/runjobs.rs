@@ -99,9 +99,10 @@ impl RunnerJobs {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         // SAFETY: only async-signal-safe calls between fork and exec:
-        // prctl, dup2 (which leaves the copy without FD_CLOEXEC).
+        // signal, prctl, dup2 (which leaves the copy without FD_CLOEXEC).
         unsafe {
             cmd.pre_exec(move || {
+                brine_proc::command::reset_signals();
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -144,7 +145,12 @@ impl RunnerJobs {
             });
         }
         let out = child.stdout.take().expect("piped stdout");
-        set_nonblocking(out.as_raw_fd());
+        // A blocking pipe would hold the MWorker in `collect`.
+        if let Err(e) = brine_proc::command::set_nonblocking(out.as_raw_fd()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("cannot watch the runner job's pipe: {e}"));
+        }
         info!("runner {} ({}) started in process {}", job.fun, job.jid, child.id());
         let token = wait.then(|| {
             self.next_token += 1;
@@ -230,16 +236,6 @@ impl RunnerJobs {
             }
         }
         done
-    }
-}
-
-fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on a pipe fd this process owns.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
     }
 }
 

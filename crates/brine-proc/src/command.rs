@@ -64,6 +64,17 @@ const RESET: [libc::c_int; 7] = [
     libc::SIGCHLD,
 ];
 
+/// Put the signals in [`RESET`] back to their defaults: for a child
+/// between fork and exec (only `signal`, async-signal-safe).
+pub fn reset_signals() {
+    for sig in RESET {
+        // SAFETY: signal(2) with SIG_DFL, async-signal-safe.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+}
+
 /// Run `cmd` (its stdin, stdout, stderr and process group are set here)
 /// and wait for it within `limits`.
 pub fn run(cmd: &mut Command, limits: &Limits) -> Result<Output, RunError> {
@@ -89,9 +100,7 @@ fn run_with(cmd: &mut Command, limits: &Limits, merged: bool) -> Result<Output, 
     // SAFETY: only async-signal-safe calls (signal) between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            for sig in RESET {
-                libc::signal(sig, libc::SIG_DFL);
-            }
+            reset_signals();
             Ok(())
         });
     }
@@ -197,7 +206,8 @@ fn drain(pipe: &mut dyn Pipe, buf: &mut [u8], into: &mut Vec<u8>, keep: usize) -
     Ok(false)
 }
 
-fn set_nonblocking(fd: i32) -> io::Result<()> {
+/// Make `fd` non-blocking (the pipes a caller polls).
+pub fn set_nonblocking(fd: i32) -> io::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?;
     fcntl(
