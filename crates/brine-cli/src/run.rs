@@ -64,11 +64,6 @@ struct Opts {
     positional: Vec<String>,
 }
 
-/// A jid as Salt makes them: 20 digits.
-fn is_jid(j: &str) -> bool {
-    j.len() == 20 && j.bytes().all(|b| b.is_ascii_digit())
-}
-
 enum Parsed {
     Run(Box<Opts>),
     Help,
@@ -124,7 +119,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             "--async" => o.is_async = true,
             "--jid" => {
                 let j = value(flag, inline)?;
-                if is_jid(&j) {
+                if brine_cache::jobs::is_jid(&j) {
                     o.jid = Some(j);
                 } else {
                     return Err(format!("option --jid: '{j}' is not a job id (20 digits)"));

@@ -122,6 +122,15 @@ fn set_pair(pairs: &mut Vec<(Msg, Msg)>, k: Msg, v: Msg) {
     }
 }
 
+/// Salt's `split_input`: a list's items as text, or a text split on
+/// commas with each piece stripped.
+pub fn split_input(v: &Msg) -> Vec<String> {
+    match v {
+        Msg::Array(a) => a.iter().map(crate::to_str).collect(),
+        other => crate::to_str(other).split(',').map(|s| s.trim().to_string()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

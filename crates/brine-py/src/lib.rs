@@ -36,7 +36,7 @@ mod value;
 mod yaml;
 mod yaml_dump;
 
-pub use args::{parse_input, parse_kwarg, yamlify, yamlify_arg};
+pub use args::{parse_input, parse_kwarg, split_input, yamlify, yamlify_arg};
 pub use fnmatch::{fnmatch, Glob};
 pub use glob::{glob, has_magic};
 pub use keys::clean_key;

@@ -9,7 +9,7 @@ use brine_client::low::CallArgs;
 use brine_client::{LocalClient, Publish};
 use brine_config::MasterConfig;
 use brine_proto::Value;
-use brine_py::{fnmatch, text};
+use brine_py::{fnmatch, split_input, text};
 
 use crate::with_outputter;
 
@@ -113,18 +113,6 @@ pub(crate) fn call(cfg: &MasterConfig, name: &str, args: &CallArgs) -> Result<Va
         }
         "active" => active(cfg, cache.as_ref()),
         other => Err(crate::not_available(&format!("jobs.{other}"))),
-    }
-}
-
-/// Salt's `split_input`: a list as is, a text split on commas.
-fn split_input(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(a) => a.iter().filter_map(text).collect(),
-        other => text(other)
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .collect(),
     }
 }
 

@@ -54,23 +54,11 @@ pub struct OrchestrateOpts {
     pub orchestration_jid: Option<String>,
 }
 
-/// A jid as Salt's `gen_jid`: the local time to the microsecond.
-fn gen_jid() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!(
-        "{}{:06}",
-        brine_log::strftime("%Y%m%d%H%M%S", now.as_secs() as i64),
-        now.subsec_micros()
-    )
-}
-
-/// `salt.utils.args.split_input`: each item split on commas.
+/// The SLS names: each item split on commas (`split_input`), empty ones
+/// dropped.
 fn split_input(mods: &[String]) -> Vec<String> {
     mods.iter()
-        .flat_map(|m| m.split(','))
-        .map(|m| m.trim().to_string())
+        .flat_map(|m| brine_py::split_input(&Value::from(m.as_str())))
         .filter(|m| !m.is_empty())
         .collect()
 }
@@ -104,7 +92,10 @@ pub fn state_sls(cfg: &MasterConfig, mods: &[String], opts: &OrchestrateOpts, ef
         Some(t) => t,
         None => cfg.get_bool("test").unwrap_or(false),
     };
-    let jid = opts.orchestration_jid.clone().unwrap_or_else(gen_jid);
+    let jid = opts
+        .orchestration_jid
+        .clone()
+        .unwrap_or_else(|| brine_cache::Jid::generate().to_string());
 
     let pillar = master_pillar(cfg, &id, &saltenv, pillarenv.as_deref(), opts.pillar.as_ref());
     if let Some(Value::Array(errs)) = pillar.get("_errors") {
