@@ -72,15 +72,6 @@ pub struct RunnerJobs {
 }
 
 impl RunnerJobs {
-    /// How many jobs are running.
-    pub fn len(&self) -> usize {
-        self.running.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.running.is_empty()
-    }
-
     /// Start `job` in a process of its own. With `wait`, the caller
     /// wants the return: the token [`RunnerJobs::collect`] hands back
     /// with it.
