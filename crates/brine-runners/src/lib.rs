@@ -148,7 +148,7 @@ pub fn run_full(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &s
         let _ = events.fire(&format!("{tag}/ret"), &data);
         return data;
     }
-    let (ret, success) = match call(cfg, fun, &args, user, jid) {
+    let (ret, success) = match call(cfg, fun, &args, user, jid, &mut events) {
         Ok(v) => (v, true),
         Err(e) => {
             warn!("runner {fun} ({jid}): {e}");
@@ -203,7 +203,16 @@ fn store_job(cfg: &MasterConfig, jid: &str, data: &Value) {
     }
 }
 
-fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs, user: &str, jid: &str) -> Result<Value, String> {
+/// `fun` with `args` for the job `jid` of `user`; `events` is the job's
+/// own connection to the event bus.
+fn call(
+    cfg: &MasterConfig,
+    fun: &str,
+    args: &CallArgs,
+    user: &str,
+    jid: &str,
+    events: &mut brine_proto::event::EventSender,
+) -> Result<Value, String> {
     let (module, name) = fun.split_once('.').unwrap_or((fun, ""));
     match module {
         "jobs" => jobs::call(cfg, name, args),
@@ -222,7 +231,7 @@ fn call(cfg: &MasterConfig, fun: &str, args: &CallArgs, user: &str, jid: &str) -
                 Some(d @ Value::Map(_)) => d.clone(),
                 Some(other) => return Err(format!("event data must be a dict, not {}", brine_py::type_name(other))),
             };
-            brine_client::event_sender(cfg)
+            events
                 .fire(&tag, &data)
                 .map_err(|e| format!("cannot fire {}: {e}", tag.escape_debug()))?;
             Ok(Value::Bool(true))
