@@ -184,6 +184,15 @@ pub fn file_roots(cfg: &MasterConfig) -> Vec<(String, Vec<String>)> {
     file_roots
 }
 
+/// [`file_roots`] as paths: where master-side templates (reactions,
+/// orchestrations) find their Jinja imports.
+pub fn file_root_paths(cfg: &MasterConfig) -> Vec<(String, Vec<std::path::PathBuf>)> {
+    file_roots(cfg)
+        .into_iter()
+        .map(|(env, dirs)| (env, dirs.into_iter().map(Into::into).collect()))
+        .collect()
+}
+
 impl Fileserver {
     pub fn new(cfg: &MasterConfig) -> Fileserver {
         let file_roots = file_roots(cfg);

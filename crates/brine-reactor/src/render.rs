@@ -27,10 +27,7 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(cfg: &MasterConfig) -> Renderer {
-        let roots = brine_fileserver::file_roots(cfg)
-            .into_iter()
-            .map(|(env, dirs)| (env, dirs.into_iter().map(PathBuf::from).collect()))
-            .collect();
+        let roots = brine_fileserver::file_root_paths(cfg);
         let mut shared = JinjaShared::new(
             Json::Object(cfg.raw.clone()),
             Value::Map(Vec::new()),

@@ -62,10 +62,7 @@ fn update(m: &mut Vec<(Value, Value)>, key: Value, v: Value) {
 impl HighState {
     /// A renderer for `cfg` with the templates' `pillar`.
     pub fn new(cfg: &MasterConfig, pillar: Value) -> HighState {
-        let roots: Vec<(String, Vec<PathBuf>)> = brine_fileserver::file_roots(cfg)
-            .into_iter()
-            .map(|(env, dirs)| (env, dirs.into_iter().map(PathBuf::from).collect()))
-            .collect();
+        let roots = brine_fileserver::file_root_paths(cfg);
         let shared = JinjaShared::new(
             Json::Object(cfg.raw.clone()),
             Value::Map(Vec::new()),
