@@ -289,7 +289,11 @@ pub fn fill_auth_list(provider: &Map<String, Json>, name: &str, groups: &[String
             if groups.iter().any(|g| g == group) {
                 extend(entries);
             }
-        } else if expr_match(name, pattern) {
+        } else if expr_match(pattern, name) {
+            // Salt passes the entry as the text and the user's name as the
+            // pattern (`expr_match(match, name)`, 3006 and 3007): an entry
+            // is a user's name, and `dev.*` matches only a user named
+            // `dev.*`, whatever the documentation says.
             name_matched = true;
             extend(entries);
         }
@@ -352,6 +356,10 @@ impl<'a> PublisherAcl<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn p_of(v: &Json) -> &Map<String, Json> {
+        v.as_object().unwrap()
+    }
 
     fn acl(v: Json) -> Vec<Json> {
         v.as_array().unwrap().clone()
@@ -416,6 +424,11 @@ mod tests {
     #[test]
     fn auth_lists_by_name_group_and_star() {
         let provider = json!({"fred": ["test.*"], "adm%": ["@wheel"], "*": ["grains.items"], "dev.*": ["@runner"]});
+        // Salt matches the entry against the name as a pattern.
+        assert_eq!(
+            fill_auth_list(p_of(&provider), "dev1", &[], false),
+            acl(json!(["grains.items"]))
+        );
         let p = provider.as_object().unwrap();
         assert_eq!(fill_auth_list(p, "fred", &[], false), acl(json!(["test.*"])));
         assert_eq!(
@@ -423,11 +436,11 @@ mod tests {
             acl(json!(["test.*", "@wheel"]))
         );
         assert_eq!(fill_auth_list(p, "bob", &[], false), acl(json!(["grains.items"])));
-        assert_eq!(fill_auth_list(p, "dev1", &[], false), acl(json!(["@runner"])));
-        assert_eq!(
-            fill_auth_list(p, "fred", &[], true),
-            acl(json!(["test.*", "grains.items"]))
-        );
+        assert_eq!(fill_auth_list(p, "dev.*", &[], false), acl(json!(["@runner"])));
+        // permissive_acl makes `*` an entry like the others (matched as
+        // text against the name).
+        assert_eq!(fill_auth_list(p, "fred", &[], true), acl(json!(["test.*"])));
+        assert_eq!(fill_auth_list(p, "eve", &[], true), acl(json!([])));
     }
 
     #[test]

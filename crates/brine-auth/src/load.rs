@@ -141,10 +141,11 @@ fn num(v: Option<&Value>) -> Option<f64> {
 }
 
 /// The users whose `.<user>_key` the master accepts (Salt's
-/// `access_keys`): the master's user, the user the master runs as (root
-/// when started as root), and every user named in `publisher_acl`.
+/// `access_keys`): the master's user, root (whose key exists when the
+/// master was started as root, before it became its user), the user this
+/// process runs as, and every user named in `publisher_acl`.
 pub fn key_users(cfg: &MasterConfig) -> Vec<String> {
-    let mut users = vec![cfg.user.clone()];
+    let mut users = vec![cfg.user.clone(), "root".to_string()];
     if let Some(me) = running_user() {
         users.push(me);
     }
@@ -179,6 +180,9 @@ pub fn running_user() -> Option<String> {
 /// Salt's `LoadAuth` over the master's options.
 pub struct LoadAuth {
     tokens: Box<dyn TokenStore>,
+    /// Whether eauth credentials were refused since the last
+    /// [`LoadAuth::take_eauth_failure`].
+    failed: std::cell::Cell<bool>,
 }
 
 impl LoadAuth {
@@ -194,7 +198,19 @@ impl LoadAuth {
     }
 
     pub fn with_store(tokens: Box<dyn TokenStore>) -> LoadAuth {
-        LoadAuth { tokens }
+        LoadAuth {
+            tokens,
+            failed: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Whether eauth credentials were refused since the last call. Salt
+    /// makes every such failure take about as long as the slowest one
+    /// (`time_auth`, a second or more, so that timing tells a guesser
+    /// nothing and guessing is slow); the master delays the answer the
+    /// same way, without holding the worker.
+    pub fn take_eauth_failure(&self) -> bool {
+        self.failed.replace(false)
     }
 
     /// Whether the token store `eauth_tokens` names is one Brine has.
@@ -242,6 +258,7 @@ impl LoadAuth {
             }
         };
         if !ok {
+            self.failed.set(true);
             let user = load.get("username").map(brine_py::to_str).unwrap_or_default();
             warn!(
                 "Authentication failure of type \"eauth\" occurred (backend {}, user {}).",

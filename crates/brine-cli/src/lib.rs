@@ -4,6 +4,7 @@
 //! and by the running master. What they print goes through
 //! `brine_output`, Salt's outputters.
 
+pub mod eauth;
 pub mod key;
 pub mod optparse;
 pub mod run;

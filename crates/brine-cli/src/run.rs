@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use brine_client::{ClientError, EventBus, LocalClient, UserKey};
+use brine_client::{ClientError, EventBus};
 use brine_config::MasterConfig;
 use brine_output::{Opts as OutOpts, OutputFlags};
 use brine_proto::Value;
@@ -55,9 +55,7 @@ struct Opts {
     doc: bool,
     is_async: bool,
     quiet: bool,
-    eauth: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
+    auth: crate::eauth::EauthOpts,
     output: OutputFlags,
     no_parse: Vec<String>,
     jid: Option<String>,
@@ -77,9 +75,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
         doc: false,
         is_async: false,
         quiet: false,
-        eauth: None,
-        username: None,
-        password: None,
+        auth: Default::default(),
         output: OutputFlags::default(),
         no_parse: Vec::new(),
         jid: None,
@@ -126,10 +122,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
                 }
             }
             "--quiet" => o.quiet = true,
-            "-a" | "--auth" | "--eauth" | "--external-auth" => o.eauth = Some(value(flag, inline)?),
-            "--username" => o.username = Some(value(flag, inline)?),
-            "--password" => o.password = Some(value(flag, inline)?),
-            "-T" | "--make-token" => {}
+            f if o.auth.take(f, |n| value(n, inline))? => {}
             "-l" | "--log-level" => {
                 value(flag, inline)?;
             }
@@ -233,16 +226,12 @@ fn run(o: &Opts) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mut client = match &o.eauth {
-        Some(eauth) => {
-            let username = o.username.clone().unwrap_or_default();
-            let password = o.password.clone().unwrap_or_default();
-            // The user key is not needed for eauth, but the client holds
-            // one: an unreadable key file is fine here.
-            let key = UserKey::current(&cfg).unwrap_or_else(|_| UserKey::new(&username, ""));
-            LocalClient::from_config(&cfg, key).with_eauth(eauth, &username, &password)
+    let mut client = match crate::eauth::client(&cfg, &o.auth) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", e.message);
+            return Ok(e.status);
         }
-        None => LocalClient::from_config(&cfg, UserKey::current(&cfg)?),
     };
     let (arg, kwarg) = split_args(&o.positional[1..], &o.no_parse);
     let started = if o.is_async {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use brine_client::{ClientError, LocalClient, Publish, UserKey};
+use brine_client::{ClientError, Publish};
 use brine_config::MasterConfig;
 use brine_output::progress::ProgressBar;
 use brine_output::{summary, Opts as OutOpts, OutputFlags};
@@ -28,6 +28,11 @@ Options:
                         all return
   -p, --progress        display a progress bar (on stderr)
   --summary             display summary information about the returns
+  -a EAUTH, --auth=EAUTH, --eauth=EAUTH, --external-auth=EAUTH
+                        authenticate by this external authentication backend
+  -T, --make-token      generate and save an authentication token for re-use
+  --username=USERNAME   username for external authentication
+  --password=PASSWORD   password for external authentication
 ";
 
 struct Opts {
@@ -40,6 +45,7 @@ struct Opts {
     static_out: bool,
     progress: bool,
     summary: bool,
+    auth: crate::eauth::EauthOpts,
     positional: Vec<String>,
 }
 
@@ -54,6 +60,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         static_out: false,
         progress: false,
         summary: false,
+        auth: Default::default(),
         positional: Vec::new(),
     };
     let mut i = 0;
@@ -73,7 +80,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
         }
         let a = &args[i];
         i += 1;
-        let (flag, inline) = crate::optparse::split(a, &["-c", "-t"]);
+        let (flag, inline) = crate::optparse::split(a, &["-c", "-t", "-a"]);
         let mut value = |name: &str, inline: Option<&str>| crate::optparse::value(args, &mut i, name, inline);
         match flag {
             "-h" | "--help" => return Ok(None),
@@ -90,6 +97,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             "-s" | "--static" => o.static_out = true,
             "-p" | "--progress" => o.progress = true,
             "--summary" => o.summary = true,
+            f if o.auth.take(f, |n| value(n, inline))? => {}
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("no such option: {f}")),
             _ => o.positional.push(a.clone()),
         }
@@ -152,7 +160,13 @@ fn run(o: &Opts) -> Result<i32> {
     out.fun = o.positional[1].clone();
     out.cli_summary |= o.summary;
     let timeout = Duration::from_secs(o.timeout.unwrap_or_else(|| cfg.get_u64("timeout").unwrap_or(5)));
-    let mut client = LocalClient::from_config(&cfg, UserKey::current(&cfg)?);
+    let mut client = match crate::eauth::client(&cfg, &o.auth) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", e.message);
+            return Ok(e.status);
+        }
+    };
     // Salt's CLI sends its texts through `parse_input`.
     let texts: Vec<Value> = o.positional[2..].iter().map(|a| Value::from(a.as_str())).collect();
     let args = brine_py::parse_input(&texts, &[]);
@@ -176,8 +190,11 @@ fn run(o: &Opts) -> Result<i32> {
             return Ok(2);
         }
         Err(ClientError::Refused { message, .. }) => {
-            eprintln!("{message}");
-            return Ok(1);
+            // Python's salt prints an authentication, authorization or
+            // invocation error as its return, through the outputter, and
+            // ends normally.
+            brine_output::write_display("", &Value::from(message), &out, 1)?;
+            return Ok(0);
         }
         Err(ClientError::Unexpected(reply)) => {
             eprintln!("Salt request refused: {}", scalar(&reply));

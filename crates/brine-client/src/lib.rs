@@ -23,6 +23,7 @@ mod key;
 mod local;
 pub mod low;
 mod req;
+pub mod token;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -248,10 +248,40 @@ impl LocalClient {
         self
     }
 
+    /// Authenticate every request by an eauth token (`mk_token`'s)
+    /// instead of the user key.
+    pub fn with_token(mut self, token: &str) -> LocalClient {
+        self.eauth = Some(vec![("token".into(), Value::from(token))]);
+        self
+    }
+
+    /// Salt's `mk_token`: exchange eauth credentials for a token; `None`
+    /// when the master refuses them (it answers `""`).
+    pub fn mk_token(&mut self, eauth: &str, username: &str, password: &str) -> Result<Option<Value>, ClientError> {
+        let load = Value::map([
+            ("cmd", Value::from("mk_token")),
+            ("eauth", Value::from(eauth)),
+            ("username", Value::from(username)),
+            ("password", Value::from(password)),
+        ]);
+        let reply = self.req.send_clear(load)?;
+        Ok(reply.get("token").and_then(Value::as_str).is_some().then_some(reply))
+    }
+
     /// Publish `job`: `None` when no minion matched the target (the master
     /// made no job).
     pub fn publish(&mut self, job: &Publish) -> Result<Option<Job>, ClientError> {
-        let reply = self.req.send_clear(job.load(&self.key))?;
+        let mut load = job.load(&self.key);
+        // eauth credentials or a token travel in the publish's kwargs, as
+        // Salt's LocalClient sends them.
+        if let Some(creds) = &self.eauth {
+            let mut kwargs = load.remove("kwargs").unwrap_or(Value::Map(vec![]));
+            for (k, v) in creds {
+                kwargs.set(k, v.clone());
+            }
+            load.set("kwargs", kwargs);
+        }
+        let reply = self.req.send_clear(load)?;
         if let Some(e) = refused(&reply) {
             return Err(e);
         }

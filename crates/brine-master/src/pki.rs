@@ -58,15 +58,42 @@ fn load_private(cfg: &MasterConfig) -> Result<PrivateKey, String> {
 /// The master's key pair as loaded once by the ProcessManager.
 pub type MasterKeys = std::rc::Rc<(PrivateKey, String)>;
 
-/// `cachedir/.<user>_key` for root and the master's user: the key local
-/// CLIs present with `publish` (mode 0600, owned by that user). Existing
-/// files are kept, as Salt 3007 does, so running CLIs keep working across
-/// a restart.
+/// `cachedir/.<user>_key` for the users whose key the master accepts
+/// (Salt's `access_keys`): the master's user, root when started as root,
+/// and each user named in `publisher_acl` who exists on the host (with
+/// `client_acl_verify`, Salt's default; without it, any name). The key
+/// local CLIs present with `publish`, mode 0600, owned by that user.
+/// Existing files are kept, as Salt 3007 does, so running CLIs keep
+/// working across a restart. With `publisher_acl` or `external_auth`
+/// set, `cachedir` gets the others-execute bit so non-root users can
+/// reach their key file (Salt does the same).
 pub fn ensure_user_keys(cfg: &MasterConfig) -> Result<(), String> {
     let me = nix::unistd::Uid::effective();
-    let mut users = vec![cfg.user.clone()];
-    if me.is_root() && cfg.user != "root" {
-        users.push("root".into());
+    let verify = cfg.get_bool("client_acl_verify").unwrap_or(true);
+    let users: Vec<String> = brine_auth::key_users(cfg)
+        .into_iter()
+        .filter(|u| {
+            if *u == "root" {
+                // Root's key only when the master starts as root.
+                return me.is_root();
+            }
+            *u == cfg.user || !verify || nix::unistd::User::from_name(u).ok().flatten().is_some()
+        })
+        .collect();
+    let acl_set = |k: &str| cfg.get(k).is_some_and(|v| v.as_object().is_some_and(|o| !o.is_empty()));
+    if acl_set("publisher_acl") || acl_set("external_auth") {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&cfg.cachedir) {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o001 == 0 {
+                if let Err(e) = std::fs::set_permissions(&cfg.cachedir, std::fs::Permissions::from_mode(mode | 0o001)) {
+                    log::warn!(
+                        "Unable to set traversal permissions on cachedir {}: {e}",
+                        cfg.cachedir.display()
+                    );
+                }
+            }
+        }
     }
     for user in users {
         let path = cfg.cachedir.join(format!(".{user}_key"));

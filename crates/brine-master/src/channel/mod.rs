@@ -217,6 +217,13 @@ impl ReqServerChannel {
         self.deferred.take()
     }
 
+    /// Whether the last request's eauth credentials were refused: its
+    /// answer should wait (Salt's `time_auth`), in the worker's queue of
+    /// delayed replies rather than by sleeping.
+    pub fn take_auth_failure(&mut self) -> bool {
+        self.services.take_auth_failure()
+    }
+
     /// The runner jobs' pipes, to poll beside the request socket.
     pub fn job_fds(&self) -> Vec<std::os::fd::RawFd> {
         self.services.runner_jobs.fds()

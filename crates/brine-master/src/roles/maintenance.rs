@@ -1,7 +1,11 @@
 //! Maintenance: the master's timed loop, one pass every `loop_interval`
 //! seconds, doing what Salt's `Maintenance.run` does on a master without
-//! a scheduler, git_pillar or tokens:
+//! a scheduler or git_pillar:
 //!
+//! * **Expired eauth tokens**: Salt's `clean_expired_tokens`; every token
+//!   past its `expire` (or without one, or unreadable) is removed from the
+//!   token store, so a token file never outlives its session for long
+//!   (each use of an expired token refuses and removes it too).
 //! * **Job cache cleanup**: [`JobCache::clean_old_jobs`] on the configured
 //!   job cache (`keep_jobs_seconds`, or the older `keep_jobs` hours; 0
 //!   keeps jobs forever), as Salt's `masterapi.clean_old_jobs` calls the
@@ -320,6 +324,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
         let sig = stop_signals()?;
         let interval = Duration::from_secs(cfg.loop_interval.max(1));
         let jobs = brine_cache::backends::job_cache(&cfg);
+        let auth = brine_auth::LoadAuth::new(&cfg);
         let master_id = cfg.master_id();
         let mut events = brine_client::event_sender(&cfg);
         let mut clock = RotateClock::new(
@@ -338,6 +343,10 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
             if Instant::now() >= next {
                 if let Some(keep) = keep_jobs(&cfg) {
                     clean_old_jobs(jobs.as_ref(), keep);
+                }
+                let removed = auth.clean_expired();
+                if removed > 0 {
+                    info!("removed {removed} expired eauth token(s)");
                 }
                 if presence_on {
                     handle_presence(&cfg, &mut presence, &mut events);

@@ -69,7 +69,7 @@ pub fn wait_readable(
     socks: &[&zmq::Socket],
     sig: &brine_proc::signals::SignalPipe,
 ) -> Result<Option<Vec<bool>>, RoleError> {
-    wait_readable_with(socks, &[], sig)
+    wait_readable_with(socks, &[], sig, None)
 }
 
 /// [`wait_readable`], also woken when one of `fds` is readable (not
@@ -78,11 +78,13 @@ pub fn wait_readable_with(
     socks: &[&zmq::Socket],
     fds: &[std::os::fd::RawFd],
     sig: &brine_proc::signals::SignalPipe,
+    timeout: Option<std::time::Duration>,
 ) -> Result<Option<Vec<bool>>, RoleError> {
     let mut items: Vec<zmq::PollItem> = socks.iter().map(|s| s.as_poll_item(zmq::POLLIN)).collect();
     items.push(zmq::PollItem::from_fd(sig.fd(), zmq::POLLIN));
     items.extend(fds.iter().map(|fd| zmq::PollItem::from_fd(*fd, zmq::POLLIN)));
-    match zmq::poll(&mut items, -1) {
+    let ms = timeout.map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1));
+    match zmq::poll(&mut items, ms) {
         Ok(_) | Err(zmq::Error::EINTR) => {}
         Err(e) => return Err(e.into()),
     }

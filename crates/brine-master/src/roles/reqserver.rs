@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use brine_config::MasterConfig;
 use brine_proc::shm::{SharedCell, SharedCounters};
@@ -216,14 +217,26 @@ fn worker_spec(
         busy.store(0, Relaxed);
         ctx.ready();
         let mut waiting: HashMap<Token, Vec<zmq::Message>> = HashMap::new();
+        // Answers to refused eauth credentials, each sent at its time.
+        let mut delayed: Vec<(Instant, Vec<zmq::Message>, Vec<u8>)> = Vec::new();
         let mut envelope: Vec<zmq::Message> = Vec::new();
         let mut msg = zmq::Message::new();
         let mut last = zmq::Message::new();
         loop {
             let fds = handler.job_fds();
-            let Some(ready) = wait_readable_with(&[&sock], &fds, &sig)? else {
+            let next = delayed.iter().map(|d| d.0).min();
+            let timeout = next.map(|t| t.saturating_duration_since(Instant::now()));
+            let Some(ready) = wait_readable_with(&[&sock], &fds, &sig, timeout)? else {
                 return Ok(());
             };
+            if next.is_some_and(|t| t <= Instant::now()) {
+                let now = Instant::now();
+                let (due, later): (Vec<_>, Vec<_>) = delayed.drain(..).partition(|d| d.0 <= now);
+                delayed = later;
+                for (_, env, reply) in due {
+                    send_reply(&sock, env, reply)?;
+                }
+            }
             if !fds.is_empty() {
                 for (token, reply) in handler.finished_jobs() {
                     if let Some(env) = waiting.remove(&token) {
@@ -285,6 +298,7 @@ fn worker_spec(
                     ""
                 };
                 busy.store(now_ms(), Relaxed);
+                let arrived = Instant::now();
                 let reply = if frames <= 2 {
                     handler.handle(&msg, peer)
                 } else {
@@ -301,11 +315,23 @@ fn worker_spec(
                     Some(token) => {
                         waiting.insert(token, env);
                     }
+                    None if handler.take_auth_failure() => delayed.push((arrived + failure_delay(), env, reply)),
                     None => send_reply(&sock, env, reply)?,
                 }
             }
         }
     })
+}
+
+/// How long after its arrival a request with refused eauth credentials
+/// is answered: 0.75 to 1.25 s at random, as Salt's `time_auth` spreads
+/// its failures around its first one second, so that a failure's timing
+/// tells nothing and guessing passwords is slow. The worker serves other
+/// requests meanwhile.
+fn failure_delay() -> Duration {
+    let r = brine_proto::crypto::random_bytes(2);
+    let frac = f64::from(u16::from_le_bytes([r[0], r[1]])) / f64::from(u16::MAX);
+    Duration::from_secs_f64(0.75 + 0.5 * frac)
 }
 
 /// A reply, after the routing envelope of its request.

@@ -9,8 +9,11 @@
 //! * [`files`] and [`file_recv`]: the fileserver and `cp.push`.
 //! * [`mine`]: the Salt mine.
 //! * [`peer`]: peer publishing and `publish.runner`.
-//! * [`eauth`]: who may call `runner` and `wheel`; [`wheel`]: the wheel
-//!   functions (runner functions are brine-runners', run by [`crate::runjobs`]).
+//! * [`control`]: who may call `runner` and `wheel` (brine-auth), and
+//!   runner jobs; [`wheel`]: the wheel functions (runner functions are
+//!   brine-runners', run by [`crate::runjobs`]).
+//! * [`tokens`]: `mk_token` and `get_token`, eauth tokens for salt-api
+//!   and `salt -T`.
 //!
 //! Each family is a module of functions, not a method of one big struct:
 //! a function takes the shared [`Ctx`] (options, keys, event bus, job
@@ -19,17 +22,19 @@
 //! load, and answers with the value Salt's function returns. [`Services`]
 //! is only the dispatch table from typed commands to those functions.
 
-mod eauth;
+mod control;
 mod file_recv;
 mod files;
 mod mine;
 mod minion;
 mod peer;
 mod publish;
+mod tokens;
 pub(crate) mod wheel;
 
 use std::rc::Rc;
 
+use brine_auth::LoadAuth;
 use brine_cache::JobCache;
 use brine_config::MasterConfig;
 use brine_fileserver::Fileserver;
@@ -60,6 +65,8 @@ pub struct Ctx {
     pub keys: FsKeyStore,
     pub events: EventSender,
     pub jobs: Box<dyn JobCache + Send>,
+    /// Authentication (tokens, eauth backends, user keys).
+    pub auth: LoadAuth,
 }
 
 impl Ctx {
@@ -68,6 +75,7 @@ impl Ctx {
             keys: FsKeyStore::new(&cfg.pki_dir),
             events: brine_client::event_sender(&cfg),
             jobs: brine_cache::backends::job_cache(&cfg),
+            auth: LoadAuth::new(&cfg),
             cfg,
         }
     }
@@ -107,24 +115,22 @@ impl Services {
         &mut self.ctx.events
     }
 
+    /// Whether the last request's eauth credentials were refused (its
+    /// answer is then delayed, see [`brine_auth::LoadAuth::take_eauth_failure`]).
+    pub fn take_auth_failure(&mut self) -> bool {
+        self.ctx.auth.take_eauth_failure()
+    }
+
     /// A clear command other than `_auth` (which the channel answers).
     pub fn clear(&mut self, cmd: ClearCmd, load: &Value) -> Result<Vec<u8>, String> {
         match cmd {
             ClearCmd::Publish => publish::publish(&mut self.ctx, &self.push, load),
-            ClearCmd::Runner => Ok(eauth::control(&mut self.ctx, &mut self.runner_jobs, load, "runner")),
-            ClearCmd::Wheel => Ok(eauth::control(&mut self.ctx, &mut self.runner_jobs, load, "wheel")),
+            ClearCmd::Runner => Ok(control::control(&mut self.ctx, &mut self.runner_jobs, load, "runner")),
+            ClearCmd::Wheel => Ok(control::control(&mut self.ctx, &mut self.runner_jobs, load, "wheel")),
             // Salt's `ping` sends the load back.
             ClearCmd::Ping => Ok(load.to_network()),
-            // Brine issues no eauth tokens: Salt's answers for a failed
-            // mk_token ("") and an unknown token (False).
-            ClearCmd::MkToken => {
-                warn!("mk_token refused: Brine does not issue eauth tokens (use --eauth with credentials)");
-                Ok(Value::from("").to_network())
-            }
-            ClearCmd::GetToken => {
-                warn!("get_token refused: Brine issues no eauth tokens and reads no token files");
-                Ok(Value::Bool(false).to_network())
-            }
+            ClearCmd::MkToken => Ok(tokens::mk_token(&self.ctx, load).to_network()),
+            ClearCmd::GetToken => Ok(tokens::get_token(&self.ctx, load).to_network()),
             ClearCmd::Auth => Err("_auth reached the services; the channel answers it".into()),
         }
     }

@@ -4,7 +4,7 @@
 //! options.
 //!
 //! `minion_pub` checks the minion's rights (Salt's `CkMinions.auth_check`
-//! with `publish_validate`), publishes the job the way a `LocalClient` in
+//! with `publish_validate`, brine-auth), publishes the job the way a `LocalClient` in
 //! the master would (the master's user, the minion's id in the
 //! publication) but through this MWorker's own publish path, records the
 //! publisher in `cachedir/publish_auth/<jid>` and answers `{jid,
@@ -25,126 +25,12 @@ use serde_json::Value as Json;
 use super::{Ctx, Reply};
 use crate::alarm::{self, Store};
 use crate::runjobs::{JobSpec, RunnerJobs};
+use brine_auth::acl::{auth_check, Target};
 use brine_targeting::{CkMinions, PyRegex};
-
-/// Salt's `match_check`: every function (a name or a list of names)
-/// matches the regex at its start; an invalid regex matches nothing.
-fn match_check(regex: &str, fun: &Value) -> bool {
-    let funs: Vec<&Value> = match fun {
-        Value::Array(a) => a.iter().collect(),
-        other => vec![other],
-    };
-    let Ok(re) = PyRegex::new(regex) else {
-        log::error!("Invalid regular expression: {regex}");
-        return false;
-    };
-    !funs.is_empty() && funs.iter().all(|f| f.as_str().is_some_and(|f| re.matches(f)))
-}
-
-/// Salt's `CkMinions.__args_check`: `{args: [...], kwargs: {...}}`
-/// conditions (or a list of them); `null` allows anything.
-fn args_check(valid: &Json, args: &[Value], kwargs: Option<&Value>) -> bool {
-    let conds: Vec<&Json> = match valid {
-        Json::Array(a) => a.iter().collect(),
-        other => vec![other],
-    };
-    conds.into_iter().any(|cond| {
-        let Json::Object(cond) = cond else { return false };
-        let empty = Vec::new();
-        let cond_args = cond.get("args").and_then(Json::as_array).unwrap_or(&empty);
-        for (i, c) in cond_args.iter().enumerate() {
-            let Some(arg) = args.get(i) else { return false };
-            match c {
-                Json::Null => {}
-                Json::String(re) if match_check(re, &Value::from(brine_py::to_str(arg))) => {}
-                _ => return false,
-            }
-        }
-        if let Some(Json::Object(ck)) = cond.get("kwargs") {
-            for (k, c) in ck {
-                let Some(v) = kwargs.and_then(|kw| kw.get(k)) else {
-                    return false;
-                };
-                match c {
-                    Json::Null => {}
-                    Json::String(re) if match_check(re, &Value::from(brine_py::to_str(v))) => {}
-                    _ => return false,
-                }
-            }
-        }
-        true
-    })
-}
-
-/// Salt's `CkMinions.__fun_check`: function regexes, or `{regex: args
-/// conditions}`.
-fn fun_check(valid: &Json, fun: &Value, args: &[Value], kwargs: Option<&Value>) -> bool {
-    let conds: Vec<&Json> = match valid {
-        Json::Array(a) => a.iter().collect(),
-        other => vec![other],
-    };
-    conds.into_iter().any(|cond| match cond {
-        Json::String(re) => match_check(re, fun),
-        Json::Object(o) if o.len() == 1 => {
-            let (re, spec) = o.iter().next().unwrap();
-            match_check(re, fun) && args_check(spec, args, kwargs)
-        }
-        _ => false,
-    })
-}
 
 /// Salt's `CkMinions.check_minions` (greedy).
 fn matched(ck: &CkMinions, tgt: &Value, tgt_type: &str) -> Vec<String> {
     ck.check_minions(tgt, tgt_type, ":", true).minions
-}
-
-/// Salt's `CkMinions.auth_check` with `publish_validate=True`.
-fn auth_check(ck: &CkMinions, perms: &[Json], funs: &Value, args: &Value, tgt: &Value, tgt_type: &str) -> bool {
-    let v_type = match tgt_type.to_lowercase().as_str() {
-        "pillar" | "pillar_pcre" => "pillar_exact".to_string(),
-        "compound" => "compound_pillar_exact".to_string(),
-        _ => tgt_type.to_string(),
-    };
-    let exact = matched(ck, tgt, &v_type);
-    let minions = matched(ck, tgt, tgt_type);
-    // Pillar globbing or regexes would reach more minions than the
-    // exact match: refused.
-    if minions.iter().any(|m| !exact.contains(m)) {
-        return false;
-    }
-    let (funs, args): (Vec<&Value>, Vec<&Value>) = match funs {
-        Value::Array(f) => {
-            let Value::Array(a) = args else { return false };
-            (f.iter().collect(), a.iter().collect())
-        }
-        other => (vec![other], vec![args]),
-    };
-    for (num, fun) in funs.iter().enumerate() {
-        for ind in perms {
-            match ind {
-                Json::String(re) if match_check(re, fun) => return true,
-                Json::Object(o) if o.len() == 1 => {
-                    let (valid, spec) = o.iter().next().unwrap();
-                    let allowed = matched(ck, &Value::from(valid.as_str()), "compound");
-                    if !minions.iter().all(|m| allowed.contains(m)) {
-                        continue;
-                    }
-                    let Some(Value::Array(fun_args)) = args.get(num) else {
-                        return false;
-                    };
-                    let (fun_args, kwargs) = match fun_args.split_last() {
-                        Some((kw, rest)) if kw.get("__kwarg__").is_some() => (rest, Some(kw)),
-                        _ => (&fun_args[..], None),
-                    };
-                    if fun_check(spec, fun, fun_args, kwargs) {
-                        return true;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    false
 }
 
 /// Salt's `__verify_minion_publish`; `Err` where Salt's raises.
@@ -196,7 +82,12 @@ fn verify_minion_publish(ctx: &Ctx, ck: &CkMinions, id: &MinionId, load: &Value)
     };
     let tgt_type = load.get("tgt_type").and_then(Value::as_str).unwrap_or("glob");
     let tgt = load.get("tgt").unwrap_or(&Value::Nil);
-    let allowed = auth_check(ck, &perms, funs, args, tgt, tgt_type);
+    let target = Target {
+        tgt,
+        tgt_type,
+        minions: None,
+    };
+    let allowed = auth_check(ck, &perms, funs, args, &target, true, &[]);
     if allowed && fun.contains(',') {
         // Salt's masterapi.minion_pub verifies the load again, now with
         // `fun` a list, and raises on `re.match`: the comma form never
@@ -403,43 +294,5 @@ pub(super) fn minion_runner(ctx: &Ctx, jobs: &mut RunnerJobs, id: &MinionId, loa
             warn!("{id}: publish.runner {fun}: {e}");
             Reply::Send(Value::from(e))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn fun_and_args_checks_as_salts() {
-        assert!(match_check("test\\..*", &Value::from("test.ping")));
-        assert!(
-            match_check("test", &Value::from("test.ping")),
-            "re.match is anchored at the start only"
-        );
-        assert!(!match_check("cmd\\..*", &Value::from("test.ping")));
-        assert!(!match_check("(", &Value::from("test.ping")));
-        assert!(match_check(
-            "test\\..*",
-            &Value::Array(vec![Value::from("test.ping"), Value::from("test.echo")])
-        ));
-        assert!(!match_check(
-            "test\\..*",
-            &Value::Array(vec![Value::from("test.ping"), Value::from("cmd.run")])
-        ));
-        let spec = json!(["test.ping", {"cmd.run": {"args": ["ls.*", null], "kwargs": {"cwd": "/tmp"}}}]);
-        assert!(fun_check(&spec, &Value::from("test.ping"), &[], None));
-        let kw = Value::map([("__kwarg__", Value::Bool(true)), ("cwd", Value::from("/tmp"))]);
-        let args = [Value::from("ls -l"), Value::Int(5)];
-        assert!(fun_check(&spec, &Value::from("cmd.run"), &args, Some(&kw)));
-        assert!(!fun_check(&spec, &Value::from("cmd.run"), &args, None));
-        assert!(!fun_check(&spec, &Value::from("cmd.run"), &args[..1], Some(&kw)));
-        assert!(!fun_check(
-            &spec,
-            &Value::from("cmd.run"),
-            &[Value::from("rm"), Value::Int(5)],
-            Some(&kw)
-        ));
     }
 }

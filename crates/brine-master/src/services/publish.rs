@@ -1,8 +1,13 @@
-//! `publish` (clear, from local CLIs; Salt's `ClearFuncs.publish`): authenticate the
-//! user key, expand the target against accepted keys, assign a jid, store
+//! `publish` (clear, from local CLIs and salt-api; Salt's
+//! `ClearFuncs.publish`): refuse blacklisted users and functions
+//! (`publisher_acl_blacklist`), authenticate (a token, eauth credentials
+//! or a local user's key, brine-auth), authorize token, eauth and
+//! `publisher_acl` users by their ACL (`auth_check`), expand the target against accepted keys, assign a jid, store
 //! the job (when the job cache can be written), fire its events and hand
 //! the publication to ZeroMQPubServerChannel over `publish_pull.ipc`.
 
+use brine_auth::acl::{auth_check, PublisherAcl, Target};
+use brine_auth::AuthType;
 use brine_keys::{KeyState, KeyStore};
 use brine_proto::Value;
 use log::{info, warn};
@@ -23,41 +28,146 @@ const OPTIONAL: [&str; 6] = [
 
 pub(super) fn publish(ctx: &mut Ctx, push: &zmq::Socket, load: &Value) -> Result<Vec<u8>, String> {
     let mut load = load.clone();
-    let key = load
-        .remove("key")
-        .and_then(|k| k.as_str().map(String::from))
-        .unwrap_or_default();
-    let user = load.get("user").and_then(Value::as_str).unwrap_or("root").to_string();
-    // Salt's publish takes the auth info from the `kwargs` ("extra").
-    let extra = load.get("kwargs").unwrap_or(&Value::Nil);
-    if extra.get("eauth").is_some() || extra.get("token").is_some() {
-        // Salt authenticates these by eauth/token (not the key) and
-        // applies the publisher ACL, which Brine does not implement: the
-        // answer is Salt's authentication failure, word for word, and the
-        // reason goes to the log.
-        let who = extra.get("username").and_then(Value::as_str).unwrap_or("UNKNOWN");
-        warn!(
-            "publish by eauth/token user {who:?} refused: Brine publishes only for the master's user key (eauth/token publishing is not implemented)"
+    let user = load.get("user").map(brine_py::to_str).unwrap_or_else(|| "root".into());
+    let fun = load.get("fun").cloned().unwrap_or(Value::Nil);
+    let blacklist = PublisherAcl::new(ctx.cfg.get("publisher_acl_blacklist"));
+    if blacklist.user_is_blacklisted(&user) || blacklist.cmd_is_blacklisted(&fun) {
+        log::error!(
+            "{} does not have permissions to run {}. Please contact your local administrator if you believe this is in error.",
+            user.escape_debug(),
+            brine_py::to_str(&fun).escape_debug()
         );
-        let (name, message) = if extra.get("token").is_some() {
-            (
-                "TokenAuthenticationError",
-                "Authentication failure of type \"token\" occurred.".to_string(),
-            )
-        } else {
-            (
-                "EauthAuthenticationError",
-                format!("Authentication failure of type \"eauth\" occurred for user {who}."),
-            )
+        return Ok(refusal(
+            ctx,
+            &load,
+            "AuthorizationError",
+            "Authorization error occurred.",
+            false,
+        ));
+    }
+    // Salt's publish takes the auth info from the `kwargs` ("extra"),
+    // except a user's key, which is in the load itself.
+    let mut extra = load.remove("kwargs").unwrap_or(Value::Map(vec![]));
+    if !extra.is_map() {
+        extra = Value::Map(vec![]);
+    }
+    // An ACL a syndic passes down is not taken from the request.
+    extra.remove("auth_list");
+    let kind = AuthType::of(&extra);
+    let checked = match kind {
+        AuthType::User => ctx.auth.check_authentication(&ctx.cfg, &load, kind, false),
+        _ => ctx.auth.check_authentication(&ctx.cfg, &extra, kind, false),
+    };
+    // The credentials go no further: not into the job cache, the events
+    // or the publication.
+    load.remove("key");
+    for k in ["token", "password", "username", "eauth"] {
+        extra.remove(k);
+    }
+    load.set("kwargs", extra);
+    let authed = match checked {
+        Ok(a) => a,
+        Err(f) => {
+            warn!(
+                "publish of {} refused: Authentication failure of type \"{}\" occurred ({})",
+                brine_py::to_str(&fun).escape_debug(),
+                kind.as_str(),
+                f.message
+            );
+            // Salt fires `salt/job/<jid>/error` here too; Brine puts
+            // nothing an unauthenticated peer sent on the event bus.
+            return Ok(refusal(
+                ctx,
+                &load,
+                "AuthenticationError",
+                "Authentication error occurred.",
+                false,
+            ));
+        }
+    };
+    let tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
+    let tgt_type = load
+        .get("tgt_type")
+        .and_then(Value::as_str)
+        .unwrap_or("glob")
+        .to_string();
+    // Every token and eauth user, and every local user other than root
+    // and the master's, passes the ACL.
+    if kind != AuthType::User || !authed.auth_list.is_empty() {
+        let delimiter = delimiter_of(&load);
+        let (minions, _) = expected_minions(ctx, &tgt, &tgt_type, &delimiter);
+        let target = Target {
+            tgt: &tgt,
+            tgt_type: &tgt_type,
+            minions: Some(&minions),
         };
-        return Ok(brine_client::low::error(name, &message).to_network());
+        let arg = load.get("arg").cloned().unwrap_or(Value::Nil);
+        let ck = ckminions(ctx);
+        if !auth_check(
+            &ck,
+            &authed.auth_list,
+            &fun,
+            &arg,
+            &target,
+            false,
+            &["saltutil.find_job"],
+        ) {
+            warn!(
+                "publish of {} to {} refused: {} user {} is not allowed by the ACL",
+                brine_py::to_str(&fun).escape_debug(),
+                brine_py::to_str(&tgt).escape_debug(),
+                kind.as_str(),
+                authed.username.escape_debug()
+            );
+            return Ok(refusal(
+                ctx,
+                &load,
+                "AuthorizationError",
+                "Authorization error occurred.",
+                true,
+            ));
+        }
+        match kind {
+            AuthType::Token | AuthType::Eauth => load.set("user", Value::from(authed.username.as_str())),
+            AuthType::User => {}
+        }
     }
-    if !user_key_ok(ctx, &user, &key) {
-        warn!("publish from user {user:?} refused: bad or missing key");
-        return Ok(brine_client::low::error("AuthenticationError", "Authentication error occurred.").to_network());
-    }
+    let user = load.get("user").map(brine_py::to_str).unwrap_or_else(|| "root".into());
     let answer = publish_job(ctx, push, load, &user)?;
     Ok(Value::map([("enc", Value::from("clear")), ("load", answer)]).to_network())
+}
+
+/// Salt's answer to a refused publish (`{error: {name, message}}`), and
+/// (`event`: an authenticated caller the ACL refused) its
+/// `salt/job/<jid>/error` event when the caller chose the jid. The load
+/// in the event carries no credentials (Salt's carries them).
+fn refusal(ctx: &mut Ctx, load: &Value, name: &str, message: &str, event: bool) -> Vec<u8> {
+    let err = brine_client::low::error(name, message);
+    let jid = load.get("jid").and_then(Value::as_str).and_then(Jid::parse);
+    if let (Some(jid), true) = (jid, event) {
+        let mut event = load.clone();
+        event.remove("key");
+        if let Some(kw) = event.get("kwargs").cloned() {
+            let mut kw = kw;
+            for k in ["token", "password", "username", "eauth"] {
+                kw.remove(k);
+            }
+            event.set("kwargs", kw);
+        }
+        if let Some(e) = err.get("error") {
+            event.set("error", e.clone());
+        }
+        let _ = ctx.events.fire(&format!("salt/job/{jid}/error"), &event);
+    }
+    err.to_network()
+}
+
+fn delimiter_of(load: &Value) -> String {
+    load.get("kwargs")
+        .and_then(|k| k.get("delimiter"))
+        .and_then(Value::as_str)
+        .unwrap_or(":")
+        .to_string()
 }
 
 /// Publish an authorised job for `user`: expected minions, jid, job
@@ -71,12 +181,7 @@ pub(super) fn publish_job(ctx: &mut Ctx, push: &zmq::Socket, mut load: Value, us
         .and_then(Value::as_str)
         .unwrap_or("glob")
         .to_string();
-    let delimiter = load
-        .get("kwargs")
-        .and_then(|k| k.get("delimiter"))
-        .and_then(Value::as_str)
-        .unwrap_or(":")
-        .to_string();
+    let delimiter = delimiter_of(&load);
     let (minions, missing) = expected_minions(ctx, &tgt, &tgt_type, &delimiter);
     // As Salt: no matched minion is an error (missing ones alone do not
     // make a job), unless masters are ordered under a syndic.
@@ -168,22 +273,6 @@ pub(super) fn publish_job(ctx: &mut Ctx, push: &zmq::Socket, mut load: Value, us
         ("minions", strs(&minions)),
         ("missing", strs(&missing)),
     ]))
-}
-
-/// The key must match the key file of root or the master's user (Salt's
-/// `authenticate_key` for those users; `sudo_*` map to the master user).
-pub(super) fn user_key_ok(ctx: &Ctx, user: &str, key: &str) -> bool {
-    if key.is_empty() {
-        return false;
-    }
-    let master_user = ctx.cfg.user.as_str();
-    if !(user == "root" || user == master_user || user.starts_with("sudo_")) {
-        return false;
-    }
-    ["root", master_user].iter().any(|u| {
-        std::fs::read_to_string(ctx.cfg.cachedir.join(format!(".{u}_key")))
-            .is_ok_and(|k| brine_proto::crypto::secret_eq(k.trim().as_bytes(), key.trim().as_bytes()))
-    })
 }
 
 /// Salt's `CkMinions.check_minions` with `greedy=True`, over the

@@ -1,0 +1,313 @@
+//! eauth, tokens and ACLs through Python Salt's own clients, against
+//! Brine and, in the same test, against Python's master on the same
+//! config (real salt-minions `a1`, `a2`): `salt -a`, `salt -T` and the
+//! saved token file, `mk_token`/`get_token` as salt-api's `Resolver`
+//! sends them, a token in a publish's kwargs (`LocalClient.cmd(...,
+//! token=...)`), the runner and wheel clients with a token, ACL
+//! refusals, and expired tokens. Answers are compared after masking jids,
+//! tokens and times. Brine's own `salt -a … -T` prints what Python's
+//! prints.
+
+mod common;
+
+use common::minion::{brine_bin, venv};
+use common::pysalt::{mask, py, Side};
+use common::*;
+
+/// Both masters' eauth config: `fred` may run test functions anywhere,
+/// runners and wheel; `bob` may only ping `a1`; `eve` is not listed.
+fn config(root_hint: &str) -> String {
+    format!(
+        "auto_accept: True\nexternal_auth:\n  auto:\n    fred:\n      - 'test.*'\n      - '@runner'\n      - '@wheel'\n    bob:\n      - a1:\n        - test.ping\n    'dev.*':\n      - '@jobs'\n\
+         token_expire: {root_hint}\nloop_interval: 1\n"
+    )
+}
+
+fn side(brine: bool, expire: &str) -> Side {
+    Side::start(brine, "3007.17", &config(expire), "", "", |env| {
+        // The CLI's token file, inside the test's root.
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!("token_file: {}\n", env.root().join("salt_token").display()));
+        std::fs::write(&conf, text).unwrap();
+    })
+}
+
+/// Tokens (hex digests), jids and times masked.
+fn masked(s: &str) -> String {
+    let tok = regex::Regex::new(r"\b[0-9a-f]{64}\b").unwrap();
+    let float = regex::Regex::new(r"\b1\d{9}\.\d+").unwrap();
+    let s = mask(s);
+    let s = tok.replace_all(&s, "<token>");
+    float.replace_all(&s, "<time>").into_owned()
+}
+
+/// Run a Python snippet with Salt's client modules against `env`'s
+/// master; its stdout (JSON lines).
+fn client_script(env: &Env, body: &str) -> String {
+    let script = format!(
+        "import json, sys, salt.config, salt.auth, salt.client, salt.runner, salt.wheel, salt.exceptions\n\
+         opts = salt.config.client_config({conf:?})\n\
+         def show(what, f):\n\
+         \x20   try:\n\
+         \x20       r = f()\n\
+         \x20   except Exception as e:\n\
+         \x20       r = {{'raised': type(e).__name__, 'text': str(e)}}\n\
+         \x20   print(what + '\\t' + json.dumps(r, sort_keys=True, default=str))\n\
+         \x20   sys.stdout.flush()\n\
+         \x20   return r\n\
+         {body}\n",
+        conf = env.conf_dir.join("master").display().to_string(),
+    );
+    let (out, err, code) = output(
+        std::process::Command::new(venv("3007.17").join("bin/python"))
+            .arg("-c")
+            .arg(&script),
+    );
+    assert_eq!(code, 0, "client script failed: {err}\n{out}");
+    out
+}
+
+const WIRE: &str = r#"
+res = salt.auth.Resolver(opts)
+bad = show('mk_token wrong user', lambda: res.mk_token({'eauth': 'auto', 'username': 'eve', 'password': 'x'}))
+show('mk_token unknown backend', lambda: res.mk_token({'eauth': 'nope', 'username': 'fred', 'password': 'x'}))
+show('mk_token no password', lambda: res.mk_token({'eauth': 'auto', 'username': 'fred'}))
+tok = show('mk_token fred', lambda: res.mk_token({'eauth': 'auto', 'username': 'fred', 'password': 'x'}))
+t = tok['token']
+show('get_token fred', lambda: res.get_token(t))
+show('get_token garbage', lambda: res.get_token('0' * 64))
+show('get_token climbing', lambda: res.get_token('../../etc/passwd'))
+local = salt.client.LocalClient(mopts=opts)
+show('publish by token', lambda: sorted(local.cmd('*', 'test.ping', timeout=30, token=t).items()))
+show('publish by garbage token', lambda: local.cmd('*', 'test.ping', timeout=5, token='f' * 64))
+show('publish by eauth', lambda: sorted(local.cmd('*', 'test.ping', timeout=30, eauth='auto', username='fred', password='x').items()))
+show('publish refused by ACL', lambda: local.cmd('*', 'cmd.run', ['id'], timeout=5, eauth='auto', username='fred', password='x'))
+show('bob on a1', lambda: local.cmd('a1', 'test.ping', timeout=30, eauth='auto', username='bob', password='x'))
+show('bob on a2', lambda: local.cmd('a2', 'test.ping', timeout=5, eauth='auto', username='bob', password='x'))
+show('bob echo', lambda: local.cmd('a1', 'test.echo', ['hi'], timeout=5, eauth='auto', username='bob', password='x'))
+show('eve', lambda: local.cmd('*', 'test.ping', timeout=5, eauth='auto', username='eve', password='x'))
+show('user pattern entry by token', lambda: salt.runner.RunnerClient(opts).cmd_sync({'fun': 'jobs.list_jobs', 'token': res.mk_token({'eauth': 'auto', 'username': 'dev1', 'password': 'x'})['token']}) is not None)
+show('user pattern entry by eauth', lambda: salt.runner.RunnerClient(opts).cmd_sync({'fun': 'jobs.list_jobs', 'eauth': 'auto', 'username': 'dev1', 'password': 'x'}))
+show('runner by token', lambda: sorted(salt.runner.RunnerClient(opts).cmd_sync({'fun': 'manage.up', 'token': t})))
+show('wheel by token', lambda: sorted(salt.wheel.WheelClient(opts).cmd_sync({'fun': 'key.list_all', 'token': t})['minions']))
+show('wheel by garbage token', lambda: salt.wheel.WheelClient(opts).cmd_sync({'fun': 'key.list_all', 'token': 'a' * 64}))
+show('runner bad syntax', lambda: salt.runner.RunnerClient(opts).cmd_sync({'fun': 'nodot', 'token': t}))
+"#;
+
+const EXPIRY: &str = r#"
+import time, os
+res = salt.auth.Resolver(opts)
+tok = res.mk_token({'eauth': 'auto', 'username': 'fred', 'password': 'x'})
+t = tok['token']
+show('expire - start', lambda: round(tok['expire'] - tok['start']))
+show('fresh token', lambda: sorted(res.get_token(t)))
+time.sleep(4)
+local = salt.client.LocalClient(mopts=opts)
+show('publish by expired token', lambda: local.cmd('*', 'test.ping', timeout=5, token=t))
+show('expired token', lambda: res.get_token(t))
+show('file left', lambda: os.path.exists(os.path.join(opts['cachedir'], 'tokens', t)))
+tok = res.mk_token({'eauth': 'auto', 'username': 'fred', 'password': 'x'})
+time.sleep(5)
+show('Maintenance removed it', lambda: os.path.exists(os.path.join(opts['cachedir'], 'tokens', tok['token'])))
+"#;
+
+fn results(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(what, json)| (what.to_string(), masked(json)))
+        .collect()
+}
+
+#[test]
+fn eauth_tokens_and_acls_answer_as_pythons_master() {
+    let brine = side(true, "43200");
+    let python = side(false, "43200");
+    let b = results(&client_script(&brine.env, WIRE));
+    let p = results(&client_script(&python.env, WIRE));
+    for (bw, pw) in b.iter().zip(&p) {
+        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
+    }
+    assert_eq!(b.len(), p.len(), "brine:\n{b:#?}\npython:\n{p:#?}");
+    for (bw, pw) in b.iter().zip(&p) {
+        assert_eq!(bw, pw, "{}", bw.0);
+    }
+    // The token files: mode 0600, one per token, readable by Python.
+    let tokens = brine.env.root().join("cache/tokens");
+    let files: Vec<_> = std::fs::read_dir(&tokens).unwrap().flatten().collect();
+    assert!(!files.is_empty());
+    for f in &files {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            f.metadata().unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{:?}",
+            f.path()
+        );
+    }
+    // No password or token in Brine's log.
+    let log = read(&brine.env.log_file());
+    assert!(!log.contains("password"), "a password in the log");
+    for f in &files {
+        let name = f.file_name().into_string().unwrap();
+        assert!(!log.contains(&name), "a token in the log");
+    }
+
+    // The CLIs: Python's salt and Brine's salt print the same things
+    // against each master, for eauth, -T and refusals.
+    let cli_cases: &[&[&str]] = &[
+        &[
+            "-a",
+            "auto",
+            "--username",
+            "fred",
+            "--password",
+            "x",
+            "*",
+            "test.ping",
+            "--out",
+            "json",
+            "--static",
+            "-t",
+            "30",
+        ],
+        &[
+            "-a",
+            "auto",
+            "--username",
+            "bob",
+            "--password",
+            "x",
+            "a2",
+            "test.ping",
+            "-t",
+            "5",
+        ],
+        &[
+            "-a",
+            "auto",
+            "--username",
+            "eve",
+            "--password",
+            "x",
+            "*",
+            "test.ping",
+            "-t",
+            "5",
+        ],
+        &[
+            "-a",
+            "auto",
+            "--username",
+            "fred",
+            "--password",
+            "x",
+            "-T",
+            "a1",
+            "test.ping",
+            "-t",
+            "30",
+        ],
+    ];
+    for args in cli_cases {
+        let (po, pe, pc) = py(&python.env, "3007.17", "salt", args);
+        let (bo, be, bc) = py(&brine.env, "3007.17", "salt", args);
+        let what = args.join(" ");
+        eprintln!("== salt {what}\n-- brine: {bo}{be}\n-- python: {po}{pe}");
+        assert_eq!((bc, sorted(&bo)), (pc, sorted(&po)), "python salt {what}");
+        let (bo, be, bc) = output(
+            std::process::Command::new(brine_bin("salt"))
+                .arg("-c")
+                .arg(&brine.env.conf_dir)
+                .args(*args),
+        );
+        assert_eq!((bc, sorted(&bo)), (pc, sorted(&po)), "brine salt {what}\n{be}");
+    }
+    // -T saved the raw token, mode 0600.
+    for side in [&brine, &python] {
+        let path = side.env.root().join("salt_token");
+        let tok = std::fs::read_to_string(&path).unwrap();
+        assert!(brine_auth_like_token(&tok), "{tok:?}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+/// Masked lines in order (returns arrive in either order).
+fn sorted(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = masked(s).lines().map(|l| l.trim_end_matches(',').to_string()).collect();
+    v.sort();
+    v
+}
+
+fn brine_auth_like_token(t: &str) -> bool {
+    t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[test]
+fn expired_tokens_are_refused_and_removed_as_by_pythons_master() {
+    let brine = side(true, "3");
+    let python = side(false, "3");
+    let b = results(&client_script(&brine.env, EXPIRY));
+    let p = results(&client_script(&python.env, EXPIRY));
+    for (bw, pw) in b.iter().zip(&p) {
+        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
+    }
+    assert_eq!(b, p);
+    assert!(
+        b.iter().any(|(w, v)| w == "Maintenance removed it" && v == "false"),
+        "{b:?}"
+    );
+}
+
+const PUBLISHER_ACL: &str = r#"
+import os, stat
+cachedir = opts['cachedir']
+def key_of(user):
+    with open(os.path.join(cachedir, '.%s_key' % user)) as f:
+        return f.read()
+st = os.stat(os.path.join(cachedir, '.nobody_key'))
+show('nobody key file', lambda: [oct(st.st_mode & 0o777), st.st_uid])
+show('cachedir traversable', lambda: bool(os.stat(cachedir).st_mode & stat.S_IXOTH))
+local = salt.client.LocalClient(mopts=opts)
+show('root blacklisted module', lambda: local.cmd('a1', 'cmd.run', ['id'], timeout=5))
+show('root ping', lambda: local.cmd('a1', 'test.ping', timeout=30))
+local.salt_user = 'nobody'
+local.key = key_of('nobody')
+show('nobody ping', lambda: local.cmd('a1', 'test.ping', timeout=30))
+show('nobody echo', lambda: local.cmd('a1', 'test.echo', ['hi'], timeout=5))
+show('nobody blacklisted module', lambda: local.cmd('a1', 'cmd.run', ['id'], timeout=5))
+local.key = 'not-the-key'
+show('nobody wrong key', lambda: local.cmd('a1', 'test.ping', timeout=5))
+local.salt_user = 'mallory'
+local.key = key_of(opts['user'])
+show('blacklisted user', lambda: local.cmd('a1', 'test.ping', timeout=5))
+local.salt_user = 'sudo_nobody'
+show('sudo nobody ping', lambda: local.cmd('a1', 'test.ping', timeout=30))
+show('sudo nobody echo', lambda: local.cmd('a1', 'test.echo', ['hi'], timeout=5))
+"#;
+
+/// `publisher_acl` for a local user other than root (its key file made
+/// by the master, owned by the user), `sudo_acl` for `sudo_<user>`, and
+/// `publisher_acl_blacklist` for users and modules, through Python's
+/// LocalClient presenting each user's key as Python's `salt` run by that
+/// user would.
+#[test]
+fn publisher_acl_and_its_blacklist_as_on_pythons_master() {
+    let extra = "auto_accept: True\npublisher_acl:\n  nobody:\n    - test.ping\nsudo_acl: True\n\
+                 publisher_acl_blacklist:\n  users:\n    - '^mall.*'\n  modules:\n    - 'cmd.*'\n";
+    let brine = Side::start(true, "3007.17", extra, "", "", |_| {});
+    let python = Side::start(false, "3007.17", extra, "", "", |_| {});
+    let b = results(&client_script(&brine.env, PUBLISHER_ACL));
+    let p = results(&client_script(&python.env, PUBLISHER_ACL));
+    for (bw, pw) in b.iter().zip(&p) {
+        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
+    }
+    assert_eq!(b, p);
+    assert!(b.iter().any(|(w, v)| w == "nobody ping" && v.contains("true")), "{b:?}");
+    assert!(
+        b.iter()
+            .any(|(w, v)| w == "nobody echo" && v.contains("AuthorizationError")),
+        "{b:?}"
+    );
+}
