@@ -9,6 +9,7 @@
 use brine_config::MasterConfig;
 
 mod file;
+mod pam;
 
 /// One eauth backend.
 pub trait Backend: Sync {
@@ -39,9 +40,10 @@ pub fn backend(name: &str) -> Option<&'static dyn Backend> {
     match name {
         "auto" => Some(&Auto),
         "file" => Some(&file::File),
+        "pam" => Some(&pam::Pam),
         _ => None,
     }
 }
 
 /// The backends Brine has, for messages.
-pub const NAMES: &[&str] = &["auto", "file"];
+pub const NAMES: &[&str] = &["auto", "file", "pam"];
