@@ -274,14 +274,14 @@ fn trim_end_bytes(b: &[u8]) -> &[u8] {
 
 /// Python's `str.isspace`: Unicode's White_Space plus the four
 /// information separators U+001C..U+001F.
-fn py_isspace(c: char) -> bool {
+pub(super) fn py_isspace(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// The lines `readlines()` gives for a file opened with `newline=""`
 /// (as Salt's `fopen` does): each ends at LF, CR or CRLF, the ending
 /// kept; no empty line after a final ending.
-fn py_lines(text: &str) -> impl Iterator<Item = &str> {
+pub(super) fn py_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
         if rest.is_empty() {

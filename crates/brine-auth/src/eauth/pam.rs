@@ -137,9 +137,13 @@ fn dlerror() -> String {
 }
 
 fn load() -> Result<Lib, String> {
-    // SAFETY: a constant NUL-terminated name; the handle is kept for the
-    // life of the process (never dlclose'd), so the symbols stay valid.
-    let handle = unsafe { libc::dlopen(c"libpam.so.0".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    load_from(c"libpam.so.0")
+}
+
+fn load_from(soname: &CStr) -> Result<Lib, String> {
+    // SAFETY: a NUL-terminated name; the handle is kept for the life of
+    // the process (never dlclose'd), so the symbols stay valid.
+    let handle = unsafe { libc::dlopen(soname.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     if handle.is_null() {
         return Err(dlerror());
     }
@@ -147,7 +151,12 @@ fn load() -> Result<Lib, String> {
         // SAFETY: handle is a live dlopen handle, name is NUL-terminated.
         let p = unsafe { libc::dlsym(handle, name.as_ptr()) };
         if p.is_null() {
-            Err(format!("libpam.so.0 has no {}: {}", name.to_string_lossy(), dlerror()))
+            Err(format!(
+                "{} has no {}: {}",
+                soname.to_string_lossy(),
+                name.to_string_lossy(),
+                dlerror()
+            ))
         } else {
             Ok(p)
         }
@@ -426,11 +435,9 @@ fn from_grouplist(cuser: &CStr) -> Option<Vec<String>> {
 fn etc_group() -> Option<Vec<(String, i128)>> {
     let text = String::from_utf8(std::fs::read("/etc/group").ok()?).ok()?;
     let mut out = Vec::new();
-    for line in text.split_inclusive(['\n', '\r']) {
-        let comps: Vec<&str> = line
-            .trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
-            .split(':')
-            .collect();
+    // Read as Salt reads it: a text file with universal line ends.
+    for line in super::file::py_lines(&text) {
+        let comps: Vec<&str> = line.trim_matches(super::file::py_isspace).split(':').collect();
         if comps.len() != 4 {
             return None;
         }
@@ -537,6 +544,16 @@ mod tests {
         assert_eq!(answers(&[]).0, PAM_CONV_ERR);
         assert_eq!(answers(&[PAM_TEXT_INFO; 33]).0, PAM_CONV_ERR);
         assert_eq!(answers(&[PAM_TEXT_INFO; 32]).0, PAM_SUCCESS);
+    }
+
+    #[test]
+    fn a_missing_library_says_why() {
+        let err = load_from(c"libpam-brine-missing.so.0").err().expect("no such library");
+        assert!(err.contains("libpam-brine-missing.so.0"), "{err}");
+        // A library without PAM's symbols is refused too.
+        let err = load_from(c"libc.so.6").err().expect("libc has no pam_start");
+        assert!(err.contains("has no pam_start"), "{err}");
+        assert!(load().is_ok(), "libpam.so.0 loads here");
     }
 
     #[test]
