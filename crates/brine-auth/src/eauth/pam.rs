@@ -41,7 +41,11 @@ impl Backend for Pam {
                 }
             },
         };
-        let ok = match authenticate(service, username, password) {
+        // Without libpam: refused, the reason logged once (by lib()).
+        let Some(lib) = lib() else {
+            return false;
+        };
+        let ok = match authenticate(lib, service, username, password) {
             Ok(()) => true,
             Err(why) => {
                 error!("Pam auth failed for {username}: {why}");
@@ -303,8 +307,7 @@ unsafe extern "C" fn no_fail_delay(_retval: c_int, _usec_delay: c_uint, _appdata
 
 /// Salt's `_authenticate(username, password, service)`; `Err` says why
 /// PAM refused.
-fn authenticate(service: &str, username: &str, password: &str) -> Result<(), String> {
-    let lib = lib().ok_or("PAM is not available")?;
+fn authenticate(lib: &Lib, service: &str, username: &str, password: &str) -> Result<(), String> {
     let (Ok(service), Ok(user), Some(password)) =
         (CString::new(service), CString::new(username), Secret::new(password))
     else {
