@@ -8,6 +8,9 @@
 
 use brine_config::MasterConfig;
 
+mod file;
+mod pam;
+
 /// One eauth backend.
 pub trait Backend: Sync {
     /// Salt's `<backend>.auth(username, password)`: whether the
@@ -36,9 +39,11 @@ impl Backend for Auto {
 pub fn backend(name: &str) -> Option<&'static dyn Backend> {
     match name {
         "auto" => Some(&Auto),
+        "file" => Some(&file::File),
+        "pam" => Some(&pam::Pam),
         _ => None,
     }
 }
 
 /// The backends Brine has, for messages.
-pub const NAMES: &[&str] = &["auto"];
+pub const NAMES: &[&str] = &["auto", "file", "pam"];
