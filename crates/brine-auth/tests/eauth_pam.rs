@@ -8,75 +8,13 @@
 //! password is right. Writing /etc/pam.d needs root (as here and in
 //! CI); without it these tests fail, saying so.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use brine_config::MasterConfig;
+use brine_testutil::pam::PamService;
 use serde_json::{json, Value as Json};
-
-const CHECK_AUTH: &str = r#"#!/bin/sh
-# pam_exec: the user in PAM_USER, the password on stdin (NUL-terminated).
-pw=$(tr -d '\000')
-case "$PAM_USER:$pw" in
-    alice:s3cret|locked:s3cret|jürgen:pässwörd) exit 0 ;;
-esac
-exit 1
-"#;
-
-const CHECK_ACCOUNT: &str = r#"#!/bin/sh
-[ "$PAM_USER" = locked ] && exit 1
-exit 0
-"#;
-
-/// A PAM service file in /etc/pam.d and its scripts, removed when
-/// dropped (also while a failing test unwinds).
-struct Service {
-    name: String,
-    path: PathBuf,
-    _scripts: tempfile::TempDir,
-}
-
-impl Service {
-    /// `extra` lines go before the auth step.
-    fn new(quiet: bool, extra: &str) -> Service {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("brine-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        let scripts = tempfile::tempdir().unwrap();
-        let script = |file: &str, body: &str| -> String {
-            let p = scripts.path().join(file);
-            std::fs::write(&p, body).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-            p.to_str().unwrap().to_string()
-        };
-        let auth = script("check-auth", CHECK_AUTH);
-        let account = script("check-account", CHECK_ACCOUNT);
-        let q = if quiet { " quiet" } else { "" };
-        let path = Path::new("/etc/pam.d").join(&name);
-        let body = format!(
-            "{extra}auth required pam_exec.so expose_authtok{q} {auth}\naccount required pam_exec.so{q} {account}\n"
-        );
-        if let Err(e) = std::fs::write(&path, body) {
-            panic!(
-                "cannot write the PAM service {}: {e}. The PAM tests need root (to write /etc/pam.d); run them as root, as CI does",
-                path.display()
-            );
-        }
-        Service {
-            name,
-            path,
-            _scripts: scripts,
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
 
 fn cfg(service: &str) -> MasterConfig {
     let tmp = std::env::temp_dir();
@@ -135,10 +73,10 @@ json.dump(out, sys.stdout)
 
 #[test]
 fn brine_and_salt_agree_through_pam() {
-    let quiet = Service::new(true, "");
+    let quiet = PamService::new(true, "");
     // Without `quiet` pam_exec reports a failing script through the
     // conversation (PAM_ERROR_MSG), and pam_echo sends PAM_TEXT_INFO.
-    let loud = Service::new(false, "auth optional pam_echo.so Welcome to %s\n");
+    let loud = PamService::new(false, "auth optional pam_echo.so Welcome to %s\n");
     let missing = format!("brine-test-{}-none", std::process::id());
     assert!(!Path::new("/etc/pam.d").join(&missing).exists());
 
@@ -183,7 +121,7 @@ fn brine_and_salt_agree_through_pam() {
 
 #[test]
 fn the_service_option_is_honoured() {
-    let service = Service::new(true, "");
+    let service = PamService::new(true, "");
     assert!(brine_auth(&service.name, "alice", "s3cret"));
     let missing = format!("brine-test-{}-absent", std::process::id());
     assert!(!brine_auth(&missing, "alice", "s3cret"));
@@ -207,7 +145,7 @@ fn the_service_option_is_honoured() {
 fn a_wrong_password_does_not_sleep_in_pam() {
     // pam_faildelay asks PAM to wait 3 s after a failure; Brine's
     // PAM_FAIL_DELAY hook skips the wait.
-    let service = Service::new(true, "auth optional pam_faildelay.so delay=3000000\n");
+    let service = PamService::new(true, "auth optional pam_faildelay.so delay=3000000\n");
     let start = Instant::now();
     assert!(!brine_auth(&service.name, "alice", "wrong"));
     let took = start.elapsed();
@@ -254,4 +192,17 @@ fn groups_are_salts_group_list() {
     assert!(wrong.is_empty(), "groups differ:\n{}", wrong.join("\n"));
     let root = backend.groups(&cfg, "root", "").unwrap();
     assert!(root.contains(&"root".to_string()), "root's primary group: {root:?}");
+}
+
+/// CVE-2022-22967: Salt's PAM backend checked the password only, so a
+/// locked or expired account kept its access. The account step must
+/// refuse a user whose password is right.
+#[test]
+fn cve_2022_22967_a_locked_account_is_refused() {
+    let service = PamService::new(true, "");
+    assert!(brine_auth(&service.name, "alice", "s3cret"), "the control login failed");
+    assert!(
+        !brine_auth(&service.name, "locked", "s3cret"),
+        "a locked account logged in"
+    );
 }

@@ -90,7 +90,7 @@ show('eve', lambda: local.cmd('*', 'test.ping', timeout=5, eauth='auto', usernam
 show('user pattern entry by token', lambda: salt.runner.RunnerClient(opts).cmd_sync({'fun': 'jobs.list_jobs', 'token': res.mk_token({'eauth': 'auto', 'username': 'dev1', 'password': 'x'})['token']}) is not None)
 show('user pattern entry by eauth', lambda: salt.runner.RunnerClient(opts).cmd_sync({'fun': 'jobs.list_jobs', 'eauth': 'auto', 'username': 'dev1', 'password': 'x'}))
 show('runner by token', lambda: sorted(salt.runner.RunnerClient(opts).cmd_sync({'fun': 'manage.up', 'token': t})))
-show('wheel by token', lambda: sorted(salt.wheel.WheelClient(opts).cmd_sync({'fun': 'key.list_all', 'token': t})['minions']))
+show('wheel by token', lambda: sorted(salt.wheel.WheelClient(opts).cmd_sync({'fun': 'key.list_all', 'token': t})))
 show('wheel by garbage token', lambda: salt.wheel.WheelClient(opts).cmd_sync({'fun': 'key.list_all', 'token': 'a' * 64}))
 show('runner bad syntax', lambda: salt.runner.RunnerClient(opts).cmd_sync({'fun': 'nodot', 'token': t}))
 "#;
@@ -310,4 +310,67 @@ fn publisher_acl_and_its_blacklist_as_on_pythons_master() {
             .any(|(w, v)| w == "nobody echo" && v.contains("AuthorizationError")),
         "{b:?}"
     );
+}
+
+const BACKENDS: &str = r#"
+res = salt.auth.Resolver(opts)
+local = salt.client.LocalClient(mopts=opts)
+show('pam alice', lambda: sorted(res.mk_token({'eauth': 'pam', 'username': 'alice', 'password': 's3cret'})))
+show('pam alice wrong password', lambda: res.mk_token({'eauth': 'pam', 'username': 'alice', 'password': 'nope'}))
+show('pam unknown user', lambda: res.mk_token({'eauth': 'pam', 'username': 'zed', 'password': 's3cret'}))
+show('pam locked account', lambda: res.mk_token({'eauth': 'pam', 'username': 'locked', 'password': 's3cret'}))
+nob = res.mk_token({'eauth': 'pam', 'username': 'nobody', 'password': 's3cret'})
+show('pam groups in the token', lambda: nob.get('groups'))
+show('pam group entry allows', lambda: local.cmd('a1', 'test.ping', timeout=30, token=nob['token']))
+show('pam group entry refuses', lambda: local.cmd('a1', 'test.echo', ['x'], timeout=5, token=nob['token']))
+show('pam publish by eauth', lambda: local.cmd('a1', 'test.echo', ['x'], timeout=30, eauth='pam', username='alice', password='s3cret'))
+show('pam publish wrong password', lambda: local.cmd('a1', 'test.echo', ['x'], timeout=5, eauth='pam', username='alice', password='nope'))
+show('file carol', lambda: sorted(res.mk_token({'eauth': 'file', 'username': 'carol', 'password': 'c4rol'})))
+show('file carol wrong password', lambda: res.mk_token({'eauth': 'file', 'username': 'carol', 'password': 'nope'}))
+show('file wheel', lambda: sorted(salt.wheel.WheelClient(opts).cmd_sync({'fun': 'key.list_all', 'eauth': 'file', 'username': 'carol', 'password': 'c4rol'})))
+show('file wheel wrong password', lambda: salt.wheel.WheelClient(opts).cmd_sync({'fun': 'key.list_all', 'eauth': 'file', 'username': 'carol', 'password': 'nope'}))
+show('file runner refused', lambda: salt.runner.RunnerClient(opts).cmd_sync({'fun': 'manage.up', 'eauth': 'file', 'username': 'carol', 'password': 'c4rol'}))
+"#;
+
+/// The `pam` backend (a PAM service of the test: pam_exec scripts; a
+/// locked account; `group%` entries from the user's system groups) and
+/// the `file` backend (an htpasswd file), logging in and running through
+/// both masters.
+#[test]
+fn pam_and_file_logins_as_on_pythons_master() {
+    let pam = brine_testutil::pam::PamService::new(true, "");
+    let sha = openssl::hash::hash(openssl::hash::MessageDigest::sha1(), b"c4rol").unwrap();
+    let htpasswd = format!("carol:{{SHA}}{}\n", openssl::base64::encode_block(&sha));
+    let make = |brine: bool| {
+        Side::start(brine, "3007.17", "", "", "", |env| {
+            let file = env.root().join("htpasswd");
+            std::fs::write(&file, &htpasswd).unwrap();
+            let conf = env.conf_dir.join("master");
+            let mut text = std::fs::read_to_string(&conf).unwrap();
+            text.push_str(&format!(
+                "auto_accept: True\nauth.pam.service: {svc}\nexternal_auth:\n  pam:\n    alice:\n      - 'test.*'\n    nogroup%:\n      - test.ping\n  file:\n    ^filename: {file}\n    ^filetype: htpasswd\n    carol:\n      - 'test.*'\n      - '@wheel'\n",
+                svc = pam.name,
+                file = file.display()
+            ));
+            std::fs::write(&conf, text).unwrap();
+        })
+    };
+    let brine = make(true);
+    let python = make(false);
+    let b = results(&client_script(&brine.env, BACKENDS));
+    let p = results(&client_script(&python.env, BACKENDS));
+    for (bw, pw) in b.iter().zip(&p) {
+        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
+    }
+    assert_eq!(b, p);
+    assert!(
+        b.iter()
+            .any(|(w, v)| w == "pam groups in the token" && v.contains("nogroup")),
+        "{b:?}"
+    );
+    assert!(b.iter().any(|(w, v)| w == "pam locked account" && v == "\"\""), "{b:?}");
+    let log = read(&brine.env.log_file());
+    for secret in ["s3cret", "c4rol"] {
+        assert!(!log.contains(secret), "a password in the log");
+    }
 }

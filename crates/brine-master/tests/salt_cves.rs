@@ -450,6 +450,96 @@ fn cve_2021_25281_wheel_without_credentials() {
     a.finish();
 }
 
+/// CVE-2020-25592: salt-api handed eauth credentials and tokens to
+/// clients that did not check them. Every command Brine serves checks
+/// them itself: a token is refused for what its user's ACL does not
+/// allow (runner, wheel and publish alike), an unknown token, an expired
+/// one (removed on the way) and one of a backend `external_auth` no
+/// longer names are refused everywhere, and a runner call without
+/// credentials starts no job (the `runner_async` half of CVE-2021-25281).
+#[test]
+fn cve_2020_25592_credentials_checked_on_every_command() {
+    let mut a = Attack::start(
+        1,
+        "external_auth:\n  auto:\n    fred:\n      - 'test.*'\n      - '@runner'\n      - '@wheel'\n    bob:\n      - test.ping\n",
+    );
+    let pem = {
+        let k = PrivateKey::generate(2048).unwrap();
+        String::from_utf8(k.public_key().to_pem_spki().unwrap()).unwrap()
+    };
+    let pre = a.env.root().join("pki/minions_pre/newbie");
+    std::fs::write(&pre, &pem).unwrap();
+    let bob = a.clear(load(
+        "mk_token",
+        &[("eauth", s("auto")), ("username", s("bob")), ("password", s("x"))],
+    ));
+    let bob = bob
+        .get("token")
+        .and_then(Value::as_str)
+        .expect("bob's token")
+        .to_string();
+    // Tokens planted in the store: fred's, expired; fred's of a backend
+    // external_auth does not name.
+    let tokens = a.env.root().join("cache/tokens");
+    let plant = |name: &str, expire: f64, eauth: &str| {
+        let data = Value::map([
+            ("start", Value::F64(1.0)),
+            ("expire", Value::F64(expire)),
+            ("name", s("fred")),
+            ("eauth", s(eauth)),
+            ("token", s(name)),
+        ]);
+        std::fs::write(tokens.join(name), data.to_network()).unwrap();
+    };
+    let expired = "e".repeat(64);
+    let other_backend = "b".repeat(64);
+    plant(&expired, 2.0, "auto");
+    plant(&other_backend, 4e9, "pam");
+    let unknown = "0".repeat(64);
+    let with = |cmd: &str, fun: &str, tok: &str| {
+        let mut l = load(cmd, &[("fun", s(fun)), ("token", s(tok))]);
+        if cmd == "wheel" {
+            l.set("match", s("newbie"));
+        }
+        error_name(&a.clear(l))
+    };
+    let publish = |tok: &str, fun: &str| {
+        let mut l = load(
+            "publish",
+            &[("fun", s(fun)), ("tgt", s("*")), ("arg", Value::Array(vec![]))],
+        );
+        l.set("tgt_type", s("glob"));
+        l.set("user", s("root"));
+        l.set("kwargs", Value::map([("token", s(tok))]));
+        error_name(&a.clear(l))
+    };
+    // Bob's token, beyond bob's ACL.
+    assert_eq!(with("wheel", "key.accept", &bob), "TokenAuthenticationError");
+    assert_eq!(with("runner", "manage.up", &bob), "TokenAuthenticationError");
+    assert_eq!(publish(&bob, "cmd.run"), "AuthorizationError");
+    for tok in [&expired, &other_backend, &unknown] {
+        assert_eq!(with("wheel", "key.accept", tok), "TokenAuthenticationError", "{tok}");
+        assert_eq!(with("runner", "manage.up", tok), "TokenAuthenticationError", "{tok}");
+        assert_eq!(publish(tok, "test.ping"), "AuthenticationError", "{tok}");
+    }
+    assert_eq!(
+        a.clear(load("get_token", &[("token", s(&expired))])),
+        Value::Map(vec![])
+    );
+    assert!(!tokens.join(&expired).exists(), "the expired token was kept");
+    // No credentials at all.
+    assert_eq!(
+        error_name(&a.clear(load("runner", &[("fun", s("manage.up"))]))),
+        "UserAuthenticationError"
+    );
+    assert_eq!(read(&pre), pem, "the pending key was touched");
+    a.assert_never_fired("salt/run/");
+    a.assert_never_fired("salt/wheel/");
+    a.assert_never_fired("salt/key");
+    a.logged("Authentication failure of type \"token\" occurred.");
+    a.finish();
+}
+
 /// CVE-2021-25282: Salt's wheel `pillar_roots.write` joined the caller's
 /// path onto the pillar root unchecked: an eauth user with `@wheel` (or
 /// anyone, through CVE-2021-25281) wrote any file the master's user

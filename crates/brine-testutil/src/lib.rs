@@ -3,6 +3,7 @@
 //! /proc queries about processes the tests started, and a [`Tmpfs`] to make
 //! a directory full or read-only.
 
+pub mod pam;
 mod tmpfs;
 
 pub use tmpfs::Tmpfs;
