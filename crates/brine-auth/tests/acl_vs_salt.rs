@@ -5,8 +5,6 @@
 //! `auth_check`, Salt 3007.17 from the reference venv) and brine-auth, on
 //! the same pki dir.
 
-use std::process::{Command, Stdio};
-
 use brine_auth::acl::{auth_check, fill_auth_list, spec_check, Spec, Target};
 use brine_proto::json::from_json;
 use serde_json::{json, Value as Json};
@@ -287,25 +285,7 @@ fn acl_checks_agree_with_salt_on_generated_cases() {
 }
 
 fn python(request: &Json) -> Json {
-    let venv = brine_testutil::salt_venv("3007.17");
-    let mut child = Command::new(venv.join("bin/python"))
-        .args(["-c", PY])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(request.to_string().as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bad python output ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    let out = brine_testutil::salt_python("3007.17", PY, request.to_string().as_bytes());
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("bad python output ({e}): {}", String::from_utf8_lossy(&out)))
 }

@@ -7,7 +7,6 @@
 //! checked against the library Salt verifies with.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use brine_config::MasterConfig;
 use serde_json::{json, Value as Json};
@@ -50,23 +49,8 @@ json.dump(out, sys.stdout)
 "#;
 
 fn python(script: &str, input: &Json) -> Json {
-    let venv = brine_testutil::salt_venv("3007.17");
-    let mut child = Command::new(venv.join("bin/python"))
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the venv's python");
-    let stdin = child.stdin.take().expect("stdin");
-    serde_json::to_writer(stdin, input).expect("write the cases");
-    let out = child.wait_with_output().expect("python's output");
-    assert!(
-        out.status.success(),
-        "python failed (is passlib in the venv? run scripts/salt-venv): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("python's JSON")
+    let out = brine_testutil::salt_python("3007.17", script, input.to_string().as_bytes());
+    serde_json::from_slice(&out).expect("python's JSON")
 }
 
 /// Brine's answer through the registered backend, as LoadAuth asks it.

@@ -9,7 +9,6 @@
 //! CI); without it these tests fail, saying so.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use brine_config::MasterConfig;
@@ -32,23 +31,8 @@ fn brine_auth(service: &str, user: &str, password: &str) -> bool {
 }
 
 fn python(script: &str, input: &Json) -> Json {
-    let venv = brine_testutil::salt_venv("3007.17");
-    let mut child = Command::new(venv.join("bin/python"))
-        .args(["-c", script])
-        .env("BRINE_VENV_PYTHON", venv.join("bin/python"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the venv's python");
-    serde_json::to_writer(child.stdin.take().unwrap(), input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("python's JSON")
+    let out = brine_testutil::salt_python("3007.17", script, input.to_string().as_bytes());
+    serde_json::from_slice(&out).expect("python's JSON")
 }
 
 /// Salt's `pam.auth` for each `[service, user, password]`. Salt runs

@@ -1,8 +1,9 @@
 //! How `salt` and `salt-run` authenticate to the master, in Salt's
-//! order: the key the master keeps for the local user in cachedir; a
-//! saved token (`-T` earlier) for a user who cannot read that key; eauth
+//! order: a saved token (`-T` earlier) for a user who cannot read root's
+//! key in cachedir (with it, the user key wins, even over `-a`); eauth
 //! credentials (`-a BACKEND`, `--username`, `--password`, prompted for
-//! when missing), exchanged for a token first and saved with `-T`.
+//! when missing), exchanged for a token first and saved with `-T`; else
+//! the key the master keeps for the local user in cachedir.
 
 use std::io::{BufRead, Write};
 
@@ -69,13 +70,17 @@ pub struct Refused {
 /// The client for `cfg` authenticated as Salt's CLIs do.
 pub fn client(cfg: &MasterConfig, o: &EauthOpts) -> Result<LocalClient, Refused> {
     let key = UserKey::current(cfg);
-    if let Some(tok) = brine_client::token::saved(cfg) {
-        if key.is_err() {
+    // A saved token is used by whoever cannot read root's key; whoever
+    // can goes by key, `-a` or not (Salt's CLIs check `.root_key`).
+    let saved = brine_client::token::saved(cfg);
+    if let Some(tok) = &saved {
+        if std::fs::File::open(cfg.cachedir.join(".root_key")).is_err() {
             let user = brine_config::current_user();
-            return Ok(LocalClient::from_config(cfg, UserKey::new(&user, "")).with_token(&tok));
+            return Ok(LocalClient::from_config(cfg, UserKey::new(&user, "")).with_token(tok));
         }
     }
-    let Some(eauth) = &o.eauth else {
+    let eauth = o.eauth.as_ref().filter(|_| saved.is_none());
+    let Some(eauth) = eauth else {
         return key.map(|k| LocalClient::from_config(cfg, k)).map_err(|e| Refused {
             message: e.to_string(),
             status: 2,

@@ -112,6 +112,13 @@ time.sleep(5)
 show('Maintenance removed it', lambda: os.path.exists(os.path.join(opts['cachedir'], 'tokens', tok['token'])))
 "#;
 
+/// Both masters' answers, one after the other, for the test's output.
+fn show_side_by_side(b: &[(String, String)], p: &[(String, String)]) {
+    for (bw, pw) in b.iter().zip(p) {
+        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
+    }
+}
+
 fn results(out: &str) -> Vec<(String, String)> {
     out.lines()
         .filter_map(|l| l.split_once('\t'))
@@ -125,9 +132,7 @@ fn eauth_tokens_and_acls_answer_as_pythons_master() {
     let python = side(false, "43200");
     let b = results(&client_script(&brine.env, WIRE));
     let p = results(&client_script(&python.env, WIRE));
-    for (bw, pw) in b.iter().zip(&p) {
-        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
-    }
+    show_side_by_side(&b, &p);
     assert_eq!(b.len(), p.len(), "brine:\n{b:#?}\npython:\n{p:#?}");
     for (bw, pw) in b.iter().zip(&p) {
         assert_eq!(bw, pw, "{}", bw.0);
@@ -155,61 +160,17 @@ fn eauth_tokens_and_acls_answer_as_pythons_master() {
 
     // The CLIs: Python's salt and Brine's salt print the same things
     // against each master, for eauth, -T and refusals.
-    let cli_cases: &[&[&str]] = &[
-        &[
-            "-a",
-            "auto",
-            "--username",
-            "fred",
-            "--password",
-            "x",
-            "*",
-            "test.ping",
-            "--out",
-            "json",
-            "--static",
-            "-t",
-            "30",
-        ],
-        &[
-            "-a",
-            "auto",
-            "--username",
-            "bob",
-            "--password",
-            "x",
-            "a2",
-            "test.ping",
-            "-t",
-            "5",
-        ],
-        &[
-            "-a",
-            "auto",
-            "--username",
-            "eve",
-            "--password",
-            "x",
-            "*",
-            "test.ping",
-            "-t",
-            "5",
-        ],
-        &[
-            "-a",
-            "auto",
-            "--username",
-            "fred",
-            "--password",
-            "x",
-            "-T",
-            "a1",
-            "test.ping",
-            "-t",
-            "30",
-        ],
+    // (user, arguments after `-a auto --username USER --password x`).
+    let cli_cases: &[(&str, &[&str])] = &[
+        ("fred", &["*", "test.ping", "--out", "json", "--static", "-t", "30"]),
+        ("bob", &["a2", "test.ping", "-t", "5"]),
+        ("eve", &["*", "test.ping", "-t", "5"]),
+        ("fred", &["-T", "a1", "test.ping", "-t", "30"]),
     ];
-    for args in cli_cases {
+    for (user, rest) in cli_cases {
+        let mut args = vec!["-a", "auto", "--username", user, "--password", "x"];
+        args.extend_from_slice(rest);
+        let args = &args;
         let (po, pe, pc) = py(&python.env, "3007.17", "salt", args);
         let (bo, be, bc) = py(&brine.env, "3007.17", "salt", args);
         let what = args.join(" ");
@@ -219,7 +180,7 @@ fn eauth_tokens_and_acls_answer_as_pythons_master() {
             std::process::Command::new(brine_bin("salt"))
                 .arg("-c")
                 .arg(&brine.env.conf_dir)
-                .args(*args),
+                .args(args.iter()),
         );
         assert_eq!((bc, sorted(&bo)), (pc, sorted(&po)), "brine salt {what}\n{be}");
     }
@@ -230,6 +191,38 @@ fn eauth_tokens_and_acls_answer_as_pythons_master() {
         assert!(brine_auth_like_token(&tok), "{tok:?}");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // salt-run by eauth, refused, then with -T: Brine's salt-run prints
+    // what Python's prints against Python's master. (A saved token makes
+    // Salt's CLIs go by root's key, readable here: removed first.)
+    for side in [&brine, &python] {
+        std::fs::remove_file(side.env.root().join("salt_token")).unwrap();
+    }
+    for (user, make_token) in [("bob", "--no-parse=x"), ("fred", "-T")] {
+        let args = [
+            "-a",
+            "auto",
+            "--username",
+            user,
+            "--password",
+            "x",
+            make_token,
+            "manage.up",
+        ];
+        let (po, pe, pc) = py(&python.env, "3007.17", "salt-run", &args);
+        let (bo, be, bc) = output(
+            std::process::Command::new(brine_bin("salt-run"))
+                .arg("-c")
+                .arg(&brine.env.conf_dir)
+                .args(args),
+        );
+        let what = args.join(" ");
+        eprintln!("== salt-run {what}\n-- brine: {bo}{be}\n-- python: {po}{pe}");
+        assert_eq!((bc, sorted(&bo)), (pc, sorted(&po)), "brine salt-run {what}\n{be}");
+    }
+    for side in [&brine, &python] {
+        let tok = std::fs::read_to_string(side.env.root().join("salt_token")).unwrap();
+        assert!(brine_auth_like_token(&tok), "salt-run -T saved {tok:?}");
     }
 }
 
@@ -250,9 +243,7 @@ fn expired_tokens_are_refused_and_removed_as_by_pythons_master() {
     let python = side(false, "3");
     let b = results(&client_script(&brine.env, EXPIRY));
     let p = results(&client_script(&python.env, EXPIRY));
-    for (bw, pw) in b.iter().zip(&p) {
-        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
-    }
+    show_side_by_side(&b, &p);
     assert_eq!(b, p);
     assert!(
         b.iter().any(|(w, v)| w == "Maintenance removed it" && v == "false"),
@@ -300,9 +291,7 @@ fn publisher_acl_and_its_blacklist_as_on_pythons_master() {
     let python = Side::start(false, "3007.17", extra, "", "", |_| {});
     let b = results(&client_script(&brine.env, PUBLISHER_ACL));
     let p = results(&client_script(&python.env, PUBLISHER_ACL));
-    for (bw, pw) in b.iter().zip(&p) {
-        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
-    }
+    show_side_by_side(&b, &p);
     assert_eq!(b, p);
     assert!(b.iter().any(|(w, v)| w == "nobody ping" && v.contains("true")), "{b:?}");
     assert!(
@@ -359,9 +348,7 @@ fn pam_and_file_logins_as_on_pythons_master() {
     let python = make(false);
     let b = results(&client_script(&brine.env, BACKENDS));
     let p = results(&client_script(&python.env, BACKENDS));
-    for (bw, pw) in b.iter().zip(&p) {
-        eprintln!("{}\n  brine:  {}\n  python: {}", bw.0, bw.1, pw.1);
-    }
+    show_side_by_side(&b, &p);
     assert_eq!(b, p);
     assert!(
         b.iter()

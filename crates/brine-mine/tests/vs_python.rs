@@ -305,29 +305,12 @@ print(json.dumps(res, default=repr))
 "#;
 
 fn python(version: &str, conf: &Path, ops: &[(&str, Value)]) -> Vec<Json> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let venv = brine_testutil::salt_venv(version);
     let request = json!({
         "conf": conf,
         "ops": ops.iter().map(|(c, l)| json!({"cmd": c, "load": to_json(l)})).collect::<Vec<_>>(),
     });
-    let mut child = Command::new(venv.join("bin/python"))
-        .args(["-c", PY])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = brine_testutil::salt_python(version, PY, request.to_string().as_bytes());
+    serde_json::from_slice(&out).unwrap()
 }
 
 fn agree(version: &str, extra: &str) {

@@ -7,7 +7,6 @@
 //! and `missing`.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use brine_keys::{FsKeyStore, KeyState, KeyStore};
 use brine_proto::json::from_json;
@@ -266,33 +265,9 @@ print(json.dumps(out))
 "#;
 
 fn python(version: &str, request: &Json) -> Json {
-    let venv = brine_testutil::salt_venv(version);
-    let mut child = Command::new(venv.join("bin/python"))
-        .args(["-c", PY])
-        .env("PYTHONHASHSEED", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(request.to_string().as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "bad python output ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    let out = brine_testutil::salt_python(version, PY, request.to_string().as_bytes());
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("bad python output ({e}): {}", String::from_utf8_lossy(&out)))
 }
 
 /// Master-side cases: (expr, type, delimiter).

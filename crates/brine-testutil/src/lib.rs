@@ -29,6 +29,38 @@ pub fn salt_venv(version: &str) -> PathBuf {
     v
 }
 
+/// Run `script` with the Python of Salt `version`'s venv, `input` on its
+/// stdin: its stdout. Panics with Python's stderr when it fails. The
+/// venv's python is in `$BRINE_VENV_PYTHON` for scripts that start
+/// another (Salt's PAM check runs in a subprocess).
+pub fn salt_python(version: &str, script: &str, input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = salt_venv(version).join("bin/python");
+    let mut child = Command::new(&python)
+        .args(["-c", script])
+        .env("BRINE_VENV_PYTHON", &python)
+        .env("PYTHONHASHSEED", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the venv's python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to python");
+    let out = child.wait_with_output().expect("python's output");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

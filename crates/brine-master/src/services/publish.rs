@@ -58,13 +58,10 @@ pub(super) fn publish(ctx: &mut Ctx, push: &zmq::Socket, load: &Value) -> Result
         AuthType::User => ctx.auth.check_authentication(&ctx.cfg, &load, kind, false),
         _ => ctx.auth.check_authentication(&ctx.cfg, &extra, kind, false),
     };
+    load.set("kwargs", extra);
     // The credentials go no further: not into the job cache, the events
     // or the publication.
-    load.remove("key");
-    for k in ["token", "password", "username", "eauth"] {
-        extra.remove(k);
-    }
-    load.set("kwargs", extra);
+    strip_credentials(&mut load);
     let authed = match checked {
         Ok(a) => a,
         Err(f) => {
@@ -85,12 +82,7 @@ pub(super) fn publish(ctx: &mut Ctx, push: &zmq::Socket, load: &Value) -> Result
             ));
         }
     };
-    let tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
-    let tgt_type = load
-        .get("tgt_type")
-        .and_then(Value::as_str)
-        .unwrap_or("glob")
-        .to_string();
+    let (tgt, tgt_type) = target_of(&load);
     // Every token and eauth user, and every local user other than root
     // and the master's, passes the ACL.
     if kind != AuthType::User || !authed.auth_list.is_empty() {
@@ -146,20 +138,33 @@ fn refusal(ctx: &mut Ctx, load: &Value, name: &str, message: &str, event: bool) 
     let jid = load.get("jid").and_then(Value::as_str).and_then(Jid::parse);
     if let (Some(jid), true) = (jid, event) {
         let mut event = load.clone();
-        event.remove("key");
-        if let Some(kw) = event.get("kwargs").cloned() {
-            let mut kw = kw;
-            for k in ["token", "password", "username", "eauth"] {
-                kw.remove(k);
-            }
-            event.set("kwargs", kw);
-        }
+        strip_credentials(&mut event);
         if let Some(e) = err.get("error") {
             event.set("error", e.clone());
         }
         let _ = ctx.events.fire(&format!("salt/job/{jid}/error"), &event);
     }
     err.to_network()
+}
+
+/// A publish load without its user key and the eauth credentials or
+/// token in its kwargs.
+fn strip_credentials(load: &mut Value) {
+    load.remove("key");
+    if let Some(kw) = load.get("kwargs").filter(|k| k.is_map()).cloned() {
+        let mut kw = kw;
+        for k in ["token", "password", "username", "eauth"] {
+            kw.remove(k);
+        }
+        load.set("kwargs", kw);
+    }
+}
+
+/// The load's target and target type (`glob` when missing).
+fn target_of(load: &Value) -> (Value, String) {
+    let tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
+    let tgt_type = load.get("tgt_type").and_then(Value::as_str).unwrap_or("glob");
+    (tgt, tgt_type.to_string())
 }
 
 fn delimiter_of(load: &Value) -> String {
@@ -175,12 +180,7 @@ fn delimiter_of(load: &Value) -> String {
 /// `load`: `{jid, minions, missing}`, or `{jid: None, minions: [],
 /// error}` when no minion matched.
 pub(super) fn publish_job(ctx: &mut Ctx, push: &zmq::Socket, mut load: Value, user: &str) -> Result<Value, String> {
-    let tgt = load.get("tgt").cloned().unwrap_or(Value::Nil);
-    let tgt_type = load
-        .get("tgt_type")
-        .and_then(Value::as_str)
-        .unwrap_or("glob")
-        .to_string();
+    let (tgt, tgt_type) = target_of(&load);
     let delimiter = delimiter_of(&load);
     let (minions, missing) = expected_minions(ctx, &tgt, &tgt_type, &delimiter);
     // As Salt: no matched minion is an error (missing ones alone do not
