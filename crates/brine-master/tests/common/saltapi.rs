@@ -62,6 +62,14 @@ impl SaltApi {
     /// Start salt-api `version` on `env` (whose config has
     /// `ports.config()`) and wait until both interfaces accept connections.
     pub fn start(env: &Env, version: &str, ports: ApiPorts) -> SaltApi {
+        // Without CherryPy salt-api starts, logs that rest_cherrypy cannot
+        // load and never listens on its port.
+        let (_, err, code) =
+            super::output(Command::new(venv(version).join("bin/python")).args(["-c", "import cherrypy"]));
+        assert_eq!(
+            code, 0,
+            "CherryPy is not in Salt {version}'s venv: run scripts/salt-venv\n{err}"
+        );
         let stderr = env.root().join("salt-api.stderr");
         let child = Command::new(venv(version).join("bin/salt-api"))
             .arg("-c")
