@@ -57,9 +57,9 @@ const VERSION: &str = "3007.17";
 
 /// Both masters' config (after [`ApiPorts::config`]): `fred` may run
 /// test.* and grains.items (for `/minions`) on every minion, runners and
-/// wheel functions; `bob` only
-/// test.ping on `minion1*`. `token_expire_user_override` lets a login ask
-/// for a token that expires in 2 seconds.
+/// wheel functions; `bob` only test.ping on `minion1*`.
+/// `token_expire_user_override` lets a login ask for a token that expires
+/// within seconds.
 const CONF: &str = "\
 auto_accept: True
 token_expire_user_override: True
@@ -477,18 +477,20 @@ fn cherrypy(side: &Side, rec: &mut Record) {
     let r = api.post_json("/", Some("deadbeef"), &json!([local("minion1", "test.ping", &[])]));
     rec.response("cherrypy garbage X-Auth-Token", &r);
 
-    // Tokens that expire 2 s after the login: one through its cherrypy
+    // Tokens that expire 4 s after the login (time enough for one call
+    // while valid on a loaded machine): one through its cherrypy
     // session (/events asks the master with `get_token`), one as the raw
     // Salt token, the file the master wrote in cachedir/tokens (/run
     // publishes with it).
     let before = side.tokens();
-    let short = json!({"username": "fred", "password": "secret", "eauth": "auto", "token_expire": 2});
+    let short = json!({"username": "fred", "password": "secret", "eauth": "auto", "token_expire": 4});
     let r = api.post_json("/login", None, &short);
-    rec.response("cherrypy POST /login fred token_expire=2", &r);
+    rec.response("cherrypy POST /login fred token_expire=4", &r);
     let session = r.token();
-    let t0 = Instant::now();
     let mid = side.tokens();
     let r = api.post_json("/login", None, &short);
+    // Both tokens have expired 5 s from here.
+    let t0 = Instant::now();
     let raw: Vec<String> = side.tokens().difference(&mid).cloned().collect();
     rec.push(
         "cherrypy token files made by two logins",
@@ -510,7 +512,7 @@ fn cherrypy(side: &Side, rec: &mut Record) {
         "cherrypy /run raw token before it expires",
         &api.post_json("/run", None, &json!([with_raw])),
     );
-    std::thread::sleep(Duration::from_secs(3).saturating_sub(t0.elapsed()));
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(t0.elapsed()));
     match api.events(session.as_deref()) {
         Ok(s) => rec.push("cherrypy GET /events expired token", s.status(), "", "stream"),
         Err(r) => rec.response("cherrypy GET /events expired token", &r),
