@@ -652,6 +652,30 @@ fn salt_api_answers_for_brine_as_for_python_salt() {
         scenario("brine", false)
     };
     let other_label = if both_python { "python (again)" } else { "brine" };
+    // The reference did what the scenario is about (a harness that broke
+    // both sides alike would otherwise compare failures with failures).
+    for (name, status, needle) in [
+        ("cherrypy POST /login fred (form)", 200, "\"user\": \"fred\""),
+        ("cherrypy local test.ping + test.echo", 200, "\"minion1\": \"hello\""),
+        (
+            "cherrypy bob test.echo on minion1 (refused)",
+            401,
+            "Authorization error occurred.",
+        ),
+        ("cherrypy /run raw token before it expires", 200, "\"minion1\": true"),
+        ("cherrypy /run expired raw token", 401, "Authentication error occurred."),
+        ("cherrypy event salt/netapi/hook/brine/test", 200, "\"msg\": \"hi\""),
+        ("cherrypy reaction's return", 200, "\"return\": \"reacted\""),
+        ("tornado fred local test.ping", 200, "\"minion1\": true"),
+    ] {
+        let step = python.iter().find(|s| s.name == name).expect(name);
+        assert!(
+            step.status == status && step.body.contains(needle),
+            "Python's master: {name}: {} {}",
+            step.status,
+            step.body
+        );
+    }
     let mut failed = Vec::new();
     for (p, b) in python.iter().zip(&other) {
         assert_eq!(p.name, b.name, "the scenario ran the same steps");
