@@ -6,7 +6,8 @@
 //! and the two records must be equal.
 //!
 //! The scenario: eauth logins (`auto` backend; a user without ACL; an eauth
-//! backend that is not configured), `local`, `local_async` and its job,
+//! backend that is not configured; the `file` backend, with a wrong
+//! password too), `local`, `local_async` and its job,
 //! `runner`, `runner_async` and its job, `wheel`, `/minions`, `/keys`,
 //! `/jobs`, a user allowed only `test.ping` on `minion1*` calling what it
 //! may and may not, `/run` with eauth credentials and with tokens (garbage
@@ -57,7 +58,8 @@ const VERSION: &str = "3007.17";
 
 /// Both masters' config (after [`ApiPorts::config`]): `fred` may run
 /// test.* and grains.items (for `/minions`) on every minion, runners and
-/// wheel functions; `bob` only test.ping on `minion1*`.
+/// wheel functions; `bob` only test.ping on `minion1*`; `alice`, whose
+/// password is in a text file (the `file` backend), test.*.
 /// `token_expire_user_override` lets a login ask for a token that expires
 /// within seconds.
 const CONF: &str = "\
@@ -74,6 +76,10 @@ external_auth:
     bob:
       - 'minion1*':
         - test.ping
+  file:
+    ^filename: {root}/users.txt
+    alice:
+      - 'test.*'
 reactor:
   - 'salt/netapi/hook/react':
     - {root}/reactor/hook.sls
@@ -116,6 +122,7 @@ impl Side {
             format!("{conf}{}{}", ports.config(), CONF.replace("{root}", &root)),
         )
         .unwrap();
+        std::fs::write(env.root().join("users.txt"), "alice:wonderland\n").unwrap();
         std::fs::create_dir_all(env.root().join("reactor")).unwrap();
         std::fs::write(env.root().join("reactor/hook.sls"), REACTION.replace("{root}", &root)).unwrap();
         let master = EitherMaster::start(&env, python, VERSION);
@@ -293,9 +300,13 @@ fn local(tgt: &str, fun: &str, arg: &[&str]) -> Value {
 }
 
 /// `low` with eauth credentials, for `/run`.
-fn with_creds(mut low: Value, user: &str, eauth: &str) -> Value {
+fn with_creds(low: Value, user: &str, eauth: &str) -> Value {
+    with_password(low, user, "secret", eauth)
+}
+
+fn with_password(mut low: Value, user: &str, password: &str, eauth: &str) -> Value {
     low["username"] = json!(user);
-    low["password"] = json!("secret");
+    low["password"] = json!(password);
     low["eauth"] = json!(eauth);
     low
 }
@@ -323,7 +334,9 @@ fn cherrypy(side: &Side, rec: &mut Record) {
     let api = side.api.cherrypy();
 
     // Logins: a form and a JSON body; a user the `auto` backend accepts
-    // though external_auth gives it nothing; a backend not configured.
+    // though external_auth gives it nothing; a backend not configured; the
+    // `file` backend with the right password and a wrong one (refused
+    // after Salt's time_auth delay).
     let r = api.post_form(
         "/login",
         None,
@@ -354,6 +367,21 @@ fn cherrypy(side: &Side, rec: &mut Record) {
         &[("username", "fred"), ("password", "secret"), ("eauth", "nosuch")],
     );
     rec.response("cherrypy POST /login eauth not configured", &r);
+    let r = api.post_json(
+        "/login",
+        None,
+        &json!({"username": "alice", "password": "wonderland", "eauth": "file"}),
+    );
+    rec.response("cherrypy POST /login alice (file)", &r);
+    let alice = r.token();
+    let r = api.post_json(
+        "/login",
+        None,
+        &json!({"username": "alice", "password": "rabbit", "eauth": "file"}),
+    );
+    rec.response("cherrypy POST /login alice wrong password", &r);
+    let r = api.post_json("/", alice.as_deref(), &json!([local("minion1", "test.echo", &["a"])]));
+    rec.response("cherrypy alice test.echo", &r);
 
     // fred: local (two lowstate chunks in one request), local_async and
     // its job, runner, runner_async and its job, wheel.
@@ -456,6 +484,14 @@ fn cherrypy(side: &Side, rec: &mut Record) {
         (
             "eauth not configured",
             with_creds(local("minion1", "test.ping", &[]), "fred", "nosuch"),
+        ),
+        (
+            "alice eauth file test.ping",
+            with_password(local("minion1", "test.ping", &[]), "alice", "wonderland", "file"),
+        ),
+        (
+            "alice eauth file wrong password",
+            with_password(local("minion1", "test.ping", &[]), "alice", "rabbit", "file"),
         ),
         ("garbage hex token", {
             let mut l = local("minion1", "test.ping", &[]);
@@ -687,6 +723,12 @@ fn salt_api_answers_for_brine_as_for_python_salt() {
     // both sides alike would otherwise compare failures with failures).
     for (name, status, needle) in [
         ("cherrypy POST /login fred (form)", 200, "\"user\": \"fred\""),
+        (
+            "cherrypy POST /login alice wrong password",
+            401,
+            "Could not authenticate",
+        ),
+        ("cherrypy alice test.echo", 200, "\"minion1\": \"a\""),
         ("cherrypy local test.ping + test.echo", 200, "\"minion1\": \"hello\""),
         (
             "cherrypy bob test.echo on minion1 (refused)",
