@@ -9,6 +9,7 @@ pub mod attack;
 pub mod minion;
 pub mod pysalt;
 pub mod requests;
+pub mod saltapi;
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
