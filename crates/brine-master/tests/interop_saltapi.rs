@@ -59,7 +59,9 @@ const VERSION: &str = "3007.17";
 /// Both masters' config (after [`ApiPorts::config`]): `fred` may run
 /// test.* and grains.items (for `/minions`) on every minion, runners and
 /// wheel functions; `bob` only test.ping on `minion1*`; `alice`, whose
-/// password is in a text file (the `file` backend), test.*.
+/// password is in a text file (the `file` backend), test.*; `nobody` and
+/// `locked` (the `pam` backend, a PAM service of the test whose account
+/// step refuses `locked`), test.ping.
 /// `token_expire_user_override` lets a login ask for a token that expires
 /// within seconds.
 const CONF: &str = "\
@@ -80,6 +82,12 @@ external_auth:
     ^filename: {root}/users.txt
     alice:
       - 'test.*'
+  pam:
+    nobody:
+      - test.ping
+    locked:
+      - test.ping
+auth.pam.service: {pam}
 reactor:
   - 'salt/netapi/hook/react':
     - {root}/reactor/hook.sls
@@ -111,7 +119,7 @@ struct Side {
 }
 
 impl Side {
-    fn start(label: &'static str, python: bool) -> Side {
+    fn start(label: &'static str, python: bool, pam: &str) -> Side {
         let ports = ApiPorts::new();
         let env = Env::with_extra(2, "");
         let root = env.root().display().to_string();
@@ -119,7 +127,11 @@ impl Side {
         let conf = std::fs::read_to_string(&conf_path).unwrap();
         std::fs::write(
             &conf_path,
-            format!("{conf}{}{}", ports.config(), CONF.replace("{root}", &root)),
+            format!(
+                "{conf}{}{}",
+                ports.config(),
+                CONF.replace("{root}", &root).replace("{pam}", pam)
+            ),
         )
         .unwrap();
         std::fs::write(env.root().join("users.txt"), "alice:wonderland\n").unwrap();
@@ -382,6 +394,30 @@ fn cherrypy(side: &Side, rec: &mut Record) {
     rec.response("cherrypy POST /login alice wrong password", &r);
     let r = api.post_json("/", alice.as_deref(), &json!([local("minion1", "test.echo", &["a"])]));
     rec.response("cherrypy alice test.echo", &r);
+    // PAM logins: a user with the right password, a wrong one, a locked
+    // account whose password is right.
+    let pam_login = |user: &str, password: &str| {
+        api.post_json(
+            "/login",
+            None,
+            &json!({"username": user, "password": password, "eauth": "pam"}),
+        )
+    };
+    let r = pam_login("nobody", "s3cret");
+    rec.response("cherrypy POST /login nobody (pam)", &r);
+    let nobody = r.token();
+    rec.response(
+        "cherrypy POST /login nobody (pam) wrong password",
+        &pam_login("nobody", "nope"),
+    );
+    rec.response(
+        "cherrypy POST /login locked (pam, account locked)",
+        &pam_login("locked", "s3cret"),
+    );
+    let r = api.post_json("/", nobody.as_deref(), &json!([local("minion1", "test.ping", &[])]));
+    rec.response("cherrypy nobody (pam) test.ping", &r);
+    let r = api.post_json("/", nobody.as_deref(), &json!([local("minion1", "test.echo", &["a"])]));
+    rec.response("cherrypy nobody (pam) test.echo refused", &r);
 
     // fred: local (two lowstate chunks in one request), local_async and
     // its job, runner, runner_async and its job, wheel.
@@ -650,9 +686,9 @@ fn tornado(side: &Side, rec: &mut Record) {
     rec.response("tornado POST /login eauth not configured", &login("fred", "nosuch"));
 }
 
-fn scenario(label: &'static str, python: bool) -> Vec<Step> {
+fn scenario(label: &'static str, python: bool, pam: &str) -> Vec<Step> {
     let t0 = Instant::now();
-    let side = Side::start(label, python);
+    let side = Side::start(label, python, pam);
     eprintln!("===== {label}: up in {:?}", t0.elapsed());
     let mut rec = Record {
         masker: Masker::new(&side.env.root()),
@@ -712,11 +748,12 @@ fn tail(s: &str, n: usize) -> String {
 #[test]
 fn salt_api_answers_for_brine_as_for_python_salt() {
     let both_python = std::env::var_os("BRINE_SALTAPI_BOTH_PYTHON").is_some();
-    let python = scenario("python", true);
+    let pam = brine_testutil::pam::PamService::new(true, "");
+    let python = scenario("python", true, &pam.name);
     let other = if both_python {
-        scenario("python (again)", true)
+        scenario("python (again)", true, &pam.name)
     } else {
-        scenario("brine", false)
+        scenario("brine", false, &pam.name)
     };
     let other_label = if both_python { "python (again)" } else { "brine" };
     // The reference did what the scenario is about (a harness that broke
@@ -740,6 +777,13 @@ fn salt_api_answers_for_brine_as_for_python_salt() {
         ("cherrypy event salt/netapi/hook/brine/test", 200, "\"msg\": \"hi\""),
         ("cherrypy reaction's return", 200, "\"return\": \"reacted\""),
         ("tornado fred local test.ping", 200, "\"minion1\": true"),
+        ("cherrypy POST /login nobody (pam)", 200, "\"eauth\": \"pam\""),
+        (
+            "cherrypy POST /login locked (pam, account locked)",
+            401,
+            "Could not authenticate",
+        ),
+        ("cherrypy nobody (pam) test.ping", 200, "\"minion1\": true"),
     ] {
         let step = python.iter().find(|s| s.name == name).expect(name);
         assert!(

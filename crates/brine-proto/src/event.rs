@@ -35,6 +35,15 @@ pub fn pack_event_with(tag: &str, data: &Value, trim: Option<(usize, Trim)>) -> 
     out
 }
 
+/// Stamp `data` (a map) with the time now, as Python's `fire_event` does
+/// to the dict it is given (over any stamp it had): a caller that keeps
+/// the dict (a runner's or wheel call's job data) keeps the stamp.
+pub fn stamp(data: &mut Value) {
+    if data.is_map() {
+        data.set("_stamp", Value::Str(utc_stamp(std::time::SystemTime::now())));
+    }
+}
+
 /// The frame pushed to `master_event_pull.ipc` / sent to subscribers.
 pub fn frame(event: &[u8]) -> Vec<u8> {
     Value::map([("head", Value::Map(Vec::new())), ("body", Value::Bytes(event.to_vec()))]).to_file()

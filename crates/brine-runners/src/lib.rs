@@ -24,6 +24,7 @@ use brine_cache::backends::job_cache;
 use brine_cache::Jid;
 use brine_client::low::CallArgs;
 use brine_config::MasterConfig;
+use brine_proto::event::stamp;
 use brine_proto::Value;
 use brine_py::{fnmatch, text};
 use log::{info, warn};
@@ -137,6 +138,7 @@ pub fn run_full(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &s
         ("user", Value::from(user)),
         ("fun_args", args.fun_args(load)),
     ]);
+    stamp(&mut data);
     let _ = events.fire(&format!("{tag}/new"), &data);
     info!("runner {fun} ({jid}) for {user}");
     if !available(fun) {
@@ -145,6 +147,7 @@ pub fn run_full(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &s
         data.set("success", Value::Bool(false));
         data.set("return", Value::from(not_available(fun)));
         data.set("retcode", Value::Int(254));
+        stamp(&mut data);
         let _ = events.fire(&format!("{tag}/ret"), &data);
         return data;
     }
@@ -168,14 +171,16 @@ pub fn run_full(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &s
         data.set("retcode", Value::Int(1));
     }
     store_job(cfg, jid, &data);
+    stamp(&mut data);
     let _ = events.fire(&format!("{tag}/ret"), &data);
     data
 }
 
-/// Salt's `store_job` for a runner job: the load (`id` and `tgt` the
-/// master's id, the job's data as `return`) and the return under the
-/// master's id, so `jobs.lookup_jid` finds runner jobs too.
-fn store_job(cfg: &MasterConfig, jid: &str, data: &Value) {
+/// Salt's `store_job` for a runner or wheel job (`low` in Salt's client
+/// mixins): the load (`id` and `tgt` the master's id, the job's data as
+/// `return`) and the return under the master's id, so `jobs.lookup_jid`
+/// and `jobs.list_jobs` find runner and wheel jobs too.
+pub fn store_job(cfg: &MasterConfig, jid: &str, data: &Value) {
     let Some(jid) = Jid::parse(jid) else { return };
     if !cfg.get_bool("job_cache").unwrap_or(true) {
         return;

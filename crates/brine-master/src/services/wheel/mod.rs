@@ -1,7 +1,9 @@
 //! The wheel functions Brine serves, run in the MWorker: a call answers
 //! `{tag, data}` at once (`data` = `{fun, jid, tag, user, return,
-//! success}`, which Salt's WheelClient reads), with `salt/wheel/<jid>/new`
-//! and `…/ret` fired around it. A function Brine does not implement is
+//! success, _stamp}`, which Salt's WheelClient reads), with
+//! `salt/wheel/<jid>/new` and `…/ret` fired around it; the function runs
+//! as Salt's `WheelClient.low` runs it, a job of its own (another jid,
+//! its events, stored in the job cache unless `wheel_returns: False`). A function Brine does not implement is
 //! refused up front with a `SaltMasterError` naming it, so the Python
 //! client prints it and exits rather than waiting for a return that never
 //! comes.
@@ -21,6 +23,7 @@ mod key;
 mod roots;
 
 use brine_cache::Jid;
+use brine_proto::event::stamp;
 use brine_proto::Value;
 use log::{info, warn};
 
@@ -85,8 +88,22 @@ pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
         ("tag", Value::from(tag.as_str())),
         ("user", Value::from(username)),
     ]);
+    stamp(&mut data);
     let _ = ctx.events.fire(&format!("{tag}/new"), &data);
     let args = CallArgs::from_load(load);
+    // Salt's master runs the function through `WheelClient.low`, a job
+    // of its own: another jid, its own new/ret events, user `UNKNOWN`,
+    // stored in the job cache under the master's id.
+    let low_jid = Jid::generate();
+    let low_tag = format!("salt/wheel/{low_jid}");
+    let mut low = Value::map([
+        ("fun", Value::from(format!("wheel.{fun}"))),
+        ("jid", Value::from(low_jid.as_str())),
+        ("user", Value::from("UNKNOWN")),
+        ("fun_args", args.fun_args(load)),
+    ]);
+    stamp(&mut low);
+    let _ = ctx.events.fire(&format!("{low_tag}/new"), &low);
     let (ret, success) = match call(ctx, fun, &args) {
         Ok(v) => (v, true),
         Err(e) => {
@@ -95,8 +112,19 @@ pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
         }
     };
     info!("wheel {fun} by {}: success={success}", username.escape_debug());
+    low.set("return", ret.clone());
+    low.set("success", Value::Bool(success));
+    if !success {
+        low.set("retcode", Value::Int(1));
+    }
+    if ctx.cfg.get_bool("wheel_returns").unwrap_or(true) {
+        brine_runners::store_job(&ctx.cfg, low_jid.as_str(), &low);
+    }
+    stamp(&mut low);
+    let _ = ctx.events.fire(&format!("{low_tag}/ret"), &low);
     data.set("return", ret);
     data.set("success", Value::Bool(success));
+    stamp(&mut data);
     let _ = ctx.events.fire(&format!("{tag}/ret"), &data);
     Value::map([("tag", Value::from(tag.as_str())), ("data", data)])
 }
