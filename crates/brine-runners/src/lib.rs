@@ -19,6 +19,7 @@ mod manage;
 mod matching;
 mod pillar;
 mod state;
+mod test;
 
 use brine_cache::backends::job_cache;
 use brine_cache::Jid;
@@ -70,6 +71,13 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("state.orch", "An alias of state.orchestrate."),
     ("state.orchestrate", "Run an orchestration: the SLS files named, from the master's file_roots, with Salt's requisites; steps are salt.function, salt.state, salt.runner, salt.wheel, salt.wait_for_event and test.* states:\nstate.orchestrate <mods> [saltenv=base] [test=True] [pillar={...}] [pillarenv=...] [exclude=...]"),
     ("state.sls", "An alias of state.orchestrate (on the master)."),
+    ("test.arg", "The arguments given, keyword arguments whose names start with __ left out: test.arg [args...] [key=value...]"),
+    ("test.get_opts", "The master's configuration options."),
+    ("test.metasyntactic", "Common metasyntactic variables: test.metasyntactic [locality=us|uk]"),
+    ("test.raw_arg", "The arguments given, every keyword argument kept: test.raw_arg [args...] [key=value...]"),
+    ("test.sleep", "Sleep, then return True: test.sleep [s_time=10]"),
+    ("test.stdout_print", "Return 'bar' (Salt's also prints 'foo' on the master's stdout)."),
+    ("test.stream", "Fire 99 progress events, one every 0.1 s, then return True."),
     ("pillar.show_top", "The pillar top data for a minion: pillar.show_top [minion] [saltenv=base]"),
 ];
 
@@ -242,6 +250,7 @@ fn call(
             Ok(Value::Bool(true))
         }
         "salt" if name == "cmd" => salt_cmd(args),
+        "test" => test::call(cfg, name, args, jid, events),
         "doc" if name == "runner" => Ok(Value::Map(
             docs("")
                 .into_iter()
