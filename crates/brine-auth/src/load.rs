@@ -365,6 +365,16 @@ impl LoadAuth {
                 return None;
             }
         };
+        // The store finds the token by name; the token it holds is then
+        // compared in constant time, so a store that matched loosely (a
+        // case-folding filesystem, another backend) cannot let a near
+        // guess through, and the comparison's timing tells nothing.
+        if let Some(stored) = tdata.get("token").and_then(Value::as_str) {
+            if !secret_eq(stored.as_bytes(), tok.as_bytes()) {
+                warn!("Token {} holds another token's data: refused", tokens::short(tok));
+                return None;
+            }
+        }
         if num(tdata.get("expire")).unwrap_or(0.0) < now() {
             self.tokens.rm_token(tok);
             return None;

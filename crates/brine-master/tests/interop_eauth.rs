@@ -24,7 +24,11 @@ fn config(root_hint: &str) -> String {
 }
 
 fn side(brine: bool, expire: &str) -> Side {
-    Side::start(brine, "3007.17", &config(expire), "", "", |env| {
+    side_with(brine, expire, "")
+}
+
+fn side_with(brine: bool, expire: &str, extra: &str) -> Side {
+    Side::start(brine, "3007.17", &format!("{}{extra}", config(expire)), "", "", |env| {
         // The CLI's token file, inside the test's root.
         let conf = env.conf_dir.join("master");
         let mut text = std::fs::read_to_string(&conf).unwrap();
@@ -101,6 +105,9 @@ res = salt.auth.Resolver(opts)
 tok = res.mk_token({'eauth': 'auto', 'username': 'fred', 'password': 'x'})
 t = tok['token']
 show('expire - start', lambda: round(tok['expire'] - tok['start']))
+show('token fields (keep_acl_in_token)', lambda: sorted(tok))
+show('stored auth_list', lambda: tok.get('auth_list', 'absent'))
+show('publish by a token that keeps its ACL', lambda: salt.client.LocalClient(mopts=opts).cmd('a1', 'test.ping', timeout=10, token=t))
 show('fresh token', lambda: sorted(res.get_token(t)))
 time.sleep(4)
 local = salt.client.LocalClient(mopts=opts)
@@ -239,8 +246,10 @@ fn brine_auth_like_token(t: &str) -> bool {
 
 #[test]
 fn expired_tokens_are_refused_and_removed_as_by_pythons_master() {
-    let brine = side(true, "3");
-    let python = side(false, "3");
+    // keep_acl_in_token too: the token keeps what the backend's own ACL
+    // function gives (auto has none), as Salt stores it.
+    let brine = side_with(true, "3", "keep_acl_in_token: True\n");
+    let python = side_with(false, "3", "keep_acl_in_token: True\n");
     let b = results(&client_script(&brine.env, EXPIRY));
     let p = results(&client_script(&python.env, EXPIRY));
     show_side_by_side(&b, &p);
@@ -360,4 +369,85 @@ fn pam_and_file_logins_as_on_pythons_master() {
     for secret in ["s3cret", "c4rol"] {
         assert!(!log.contains(secret), "a password in the log");
     }
+}
+
+/// Run Brine's `salt` as the user `nobody` (who cannot read root's key
+/// in cachedir): (stdout, stderr, status).
+fn salt_as_nobody(env: &Env, args: &[&str]) -> (String, String, i32) {
+    output(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(brine_bin("salt"))
+            .arg("-c")
+            .arg(&env.conf_dir)
+            .args(args),
+    )
+}
+
+/// `salt -T` by a user who cannot read the master's keys: the token is
+/// saved in `token_file` (0600, theirs) and the next `salt` goes by it,
+/// with the token user's ACL.
+#[test]
+fn a_saved_token_is_reused_by_a_user_without_a_key() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let brine = Side::start(true, "3007.17", &config("43200"), "", "", |env| {
+        let tokens = env.root().join("user-tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!("token_file: {}\n", tokens.join("salt_token").display()));
+        std::fs::write(&conf, text).unwrap();
+    });
+    // The user reaches the config, not the keys.
+    for dir in [brine.env.root(), brine.env.conf_dir.clone()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(
+        brine.env.conf_dir.join("master"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let token_file = brine.env.root().join("user-tokens/salt_token");
+    let (out, err, code) = salt_as_nobody(
+        &brine.env,
+        &[
+            "-a",
+            "auto",
+            "--username",
+            "fred",
+            "--password",
+            "x",
+            "-T",
+            "--async",
+            "a1",
+            "test.ping",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("Executed command with job ID: "), "{out}{err}");
+    let meta = std::fs::metadata(&token_file).expect("the token was saved");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), 65534, "the token file is the user's");
+    // No credentials now: the saved token.
+    let (out, err, code) = salt_as_nobody(&brine.env, &["--async", "a1", "test.ping"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let jid = out
+        .trim()
+        .strip_prefix("Executed command with job ID: ")
+        .unwrap_or_else(|| panic!("{out}{err}"))
+        .to_string();
+    let (job, err, _) = output(
+        std::process::Command::new(brine_bin("salt-run"))
+            .arg("-c")
+            .arg(&brine.env.conf_dir)
+            .args(["jobs.list_job", &jid, "--out", "json"]),
+    );
+    assert!(
+        job.contains("\"User\": \"fred\""),
+        "the job runs as the token's user: {job}{err}"
+    );
+    // The token's user's ACL applies.
+    let (out, err, _) = salt_as_nobody(&brine.env, &["--async", "a1", "cmd.run", "id"]);
+    assert_eq!(out.trim(), "Authorization error occurred.", "{err}");
 }
