@@ -419,7 +419,7 @@ impl Worker {
                 let ctx = self
                     .wheel
                     .get_or_insert_with(|| crate::services::Ctx::new(Rc::new(self.cfg.clone())));
-                crate::services::wheel::wheel(ctx, &fun, &low, EVENT_USER);
+                crate::services::wheel::reaction(ctx, &fun, &low, EVENT_USER);
             }
             Reaction::Local { .. } => self.publish(tag, &r),
         }

@@ -64,21 +64,14 @@ pub const WHEEL_FUNCS: [&str; 28] = [
     "pillar_roots.write",
 ];
 
-/// A wheel call: `{tag, data}` with the return, events around it.
+/// A wheel call (Salt's `ClearFuncs.wheel`): `{tag, data}` with the
+/// return, events around it. Salt's master runs the function itself
+/// through `WheelClient.low`, a job of its own ([`low`]: another jid, its
+/// own new/ret events, user `UNKNOWN`).
 pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> Value {
-    let fun = match fun {
-        "key.print" => "key.key_str",
-        f => f,
-    };
-    if !WHEEL_FUNCS.contains(&fun) {
-        warn!("wheel {}: not implemented in Brine; refused", fun.escape_debug());
-        return error(
-            "SaltMasterError",
-            &format!(
-                "Brine's master does not implement the wheel function '{fun}' (it serves {})",
-                WHEEL_FUNCS.join(", ")
-            ),
-        );
+    let fun = canonical(fun);
+    if let Err(refused) = check(fun) {
+        return refused;
     }
     let jid = Jid::generate();
     let tag = format!("salt/wheel/{jid}");
@@ -90,16 +83,59 @@ pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
     ]);
     stamp(&mut data);
     let _ = ctx.events.fire(&format!("{tag}/new"), &data);
+    let (ret, success) = low(ctx, fun, load, "UNKNOWN");
+    info!("wheel {fun} by {}: success={success}", username.escape_debug());
+    data.set("return", ret);
+    data.set("success", Value::Bool(success));
+    stamp(&mut data);
+    let _ = ctx.events.fire(&format!("{tag}/ret"), &data);
+    Value::map([("tag", Value::from(tag.as_str())), ("data", data)])
+}
+
+/// A wheel reaction (Salt's `ReactWrap.wheel`, which calls
+/// `WheelClient.low` with the reaction's user): one job, its events
+/// carrying `user`, so the Reactor does not react to them.
+pub(crate) fn reaction(ctx: &mut Ctx, fun: &str, load: &Value, user: &str) {
+    let fun = canonical(fun);
+    if check(fun).is_ok() {
+        let (_, success) = low(ctx, fun, load, user);
+        info!("wheel {fun} by {}: success={success}", user.escape_debug());
+    }
+}
+
+fn canonical(fun: &str) -> &str {
+    match fun {
+        "key.print" => "key.key_str",
+        f => f,
+    }
+}
+
+/// A function Brine serves, or Brine's refusal.
+fn check(fun: &str) -> Result<(), Value> {
+    if WHEEL_FUNCS.contains(&fun) {
+        return Ok(());
+    }
+    warn!("wheel {}: not implemented in Brine; refused", fun.escape_debug());
+    Err(error(
+        "SaltMasterError",
+        &format!(
+            "Brine's master does not implement the wheel function '{fun}' (it serves {})",
+            WHEEL_FUNCS.join(", ")
+        ),
+    ))
+}
+
+/// `WheelClient.low`: the function as a job of its own (new/ret events
+/// under a new jid, `user` in their data, stored in the job cache under
+/// the master's id when `wheel_returns`); its return and success.
+fn low(ctx: &mut Ctx, fun: &str, load: &Value, user: &str) -> (Value, bool) {
     let args = CallArgs::from_load(load);
-    // Salt's master runs the function through `WheelClient.low`, a job
-    // of its own: another jid, its own new/ret events, user `UNKNOWN`,
-    // stored in the job cache under the master's id.
     let low_jid = Jid::generate();
     let low_tag = format!("salt/wheel/{low_jid}");
     let mut low = Value::map([
         ("fun", Value::from(format!("wheel.{fun}"))),
         ("jid", Value::from(low_jid.as_str())),
-        ("user", Value::from("UNKNOWN")),
+        ("user", Value::from(user)),
         ("fun_args", args.fun_args(load)),
     ]);
     stamp(&mut low);
@@ -111,7 +147,6 @@ pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
             (Value::from(format!("Exception occurred in wheel {fun}: {e}")), false)
         }
     };
-    info!("wheel {fun} by {}: success={success}", username.escape_debug());
     low.set("return", ret.clone());
     low.set("success", Value::Bool(success));
     if !success {
@@ -122,11 +157,7 @@ pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
     }
     stamp(&mut low);
     let _ = ctx.events.fire(&format!("{low_tag}/ret"), &low);
-    data.set("return", ret);
-    data.set("success", Value::Bool(success));
-    stamp(&mut data);
-    let _ = ctx.events.fire(&format!("{tag}/ret"), &data);
-    Value::map([("tag", Value::from(tag.as_str())), ("data", data)])
+    (ret, success)
 }
 
 /// One of [`WHEEL_FUNCS`]: its return, or the text of what Salt's
