@@ -78,16 +78,22 @@ pub fn reset_signals() {
 /// Run `cmd` (its stdin, stdout, stderr and process group are set here)
 /// and wait for it within `limits`.
 pub fn run(cmd: &mut Command, limits: &Limits) -> Result<Output, RunError> {
-    run_with(cmd, limits, false)
+    run_with(cmd, limits, false, None)
+}
+
+/// [`run`], with `stdin` (a file, a memfd) as the command's standard
+/// input instead of `/dev/null`.
+pub fn run_with_stdin(cmd: &mut Command, limits: &Limits, stdin: Stdio) -> Result<Output, RunError> {
+    run_with(cmd, limits, false, Some(stdin))
 }
 
 /// [`run`], with standard error written into standard output (as a
 /// shell's `2>&1`); `Output::stderr` is empty.
 pub fn run_merged(cmd: &mut Command, limits: &Limits) -> Result<Output, RunError> {
-    run_with(cmd, limits, true)
+    run_with(cmd, limits, true, None)
 }
 
-fn run_with(cmd: &mut Command, limits: &Limits, merged: bool) -> Result<Output, RunError> {
+fn run_with(cmd: &mut Command, limits: &Limits, merged: bool, stdin: Option<Stdio>) -> Result<Output, RunError> {
     let mut merged_out = None;
     if merged {
         let (r, w) = io::pipe().map_err(RunError::Spawn)?;
@@ -96,7 +102,7 @@ fn run_with(cmd: &mut Command, limits: &Limits, merged: bool) -> Result<Output, 
     } else {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
-    cmd.stdin(Stdio::null()).process_group(0);
+    cmd.stdin(stdin.unwrap_or_else(Stdio::null)).process_group(0);
     // SAFETY: only async-signal-safe calls (signal) between fork and exec.
     unsafe {
         cmd.pre_exec(|| {

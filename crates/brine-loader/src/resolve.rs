@@ -1,0 +1,337 @@
+//! Which modules run through Python, and whether the pool is needed.
+//!
+//! For each module the configuration names, Brine uses its native
+//! implementation where it has one, else Salt's Python module. A custom
+//! module of the same name in the directories Salt's loader searches
+//! first (`extension_modules/<type>/`, `<tag>_dirs`, `module_dirs`)
+//! overrides a native one, as it overrides Salt's built-in one.
+//! `loader_source: {<type>: native|python|auto}` forces either per module
+//! type (`native` never asks Python, `python` always does).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value as Json};
+
+/// The master's options (`MasterConfig::raw`).
+pub type Opts = Map<String, Json>;
+
+fn str_list(opts: &Opts, key: &str) -> Vec<String> {
+    match opts.get(key) {
+        Some(Json::Array(a)) => a.iter().filter_map(Json::as_str).map(String::from).collect(),
+        Some(Json::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The loader types Brine can send to Python, by Salt's directory names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModuleType {
+    /// `ext_pillar` modules (`salt.loader.pillars`).
+    Pillar,
+    /// `master_tops` modules (`salt.loader.tops`).
+    Tops,
+    /// Runner modules (`salt.loader.runner`).
+    Runners,
+}
+
+impl ModuleType {
+    /// The directory under `extension_modules` (Salt's `ext_type`).
+    pub fn dir(self) -> &'static str {
+        match self {
+            ModuleType::Pillar => "pillar",
+            ModuleType::Tops => "tops",
+            ModuleType::Runners => "runners",
+        }
+    }
+
+    /// The option naming more directories (Salt's `<tag>_dirs`).
+    fn dirs_option(self) -> &'static str {
+        match self {
+            ModuleType::Pillar => "pillar_dirs",
+            ModuleType::Tops => "top_dirs",
+            ModuleType::Runners => "runner_dirs",
+        }
+    }
+
+    /// Its key in `loader_source`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ModuleType::Pillar => "pillar",
+            ModuleType::Tops => "tops",
+            ModuleType::Runners => "runners",
+        }
+    }
+
+    pub const ALL: [ModuleType; 3] = [ModuleType::Pillar, ModuleType::Tops, ModuleType::Runners];
+}
+
+/// `loader_source` for one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Auto,
+    Native,
+    Python,
+}
+
+/// The configured source for `ty` (`auto` when unset or not understood).
+pub fn source(opts: &Opts, ty: ModuleType) -> Source {
+    let v = opts
+        .get("loader_source")
+        .and_then(|m| m.get(ty.key()))
+        .and_then(Json::as_str);
+    match v.map(str::to_ascii_lowercase).as_deref() {
+        Some("native") => Source::Native,
+        Some("python") => Source::Python,
+        _ => Source::Auto,
+    }
+}
+
+/// The directories Salt's loader searches for custom modules of `ty`
+/// before its own: `module_dirs`' `<type>`/`_<type>` subdirectories, the
+/// `<tag>_dirs` option, then `extension_modules/<type>`.
+pub fn custom_dirs(opts: &Opts, ty: ModuleType) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for d in str_list(opts, "module_dirs") {
+        for sub in [ty.dir().to_string(), format!("_{}", ty.dir())] {
+            let p = Path::new(&d).join(sub);
+            if p.is_dir() {
+                out.push(p);
+                break;
+            }
+        }
+    }
+    for d in str_list(opts, ty.dirs_option()) {
+        out.push(PathBuf::from(d));
+    }
+    if let Some(ext) = opts
+        .get("extension_modules")
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        out.push(Path::new(ext).join(ty.dir()));
+    }
+    out
+}
+
+/// Whether a custom module named `name` exists for `ty`: a file
+/// `<name>.py` (or `.pyc`, `.so`), a package `<name>/`, or a module whose
+/// `__virtualname__` is `name`.
+pub fn has_custom(opts: &Opts, ty: ModuleType, name: &str) -> bool {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return false;
+    }
+    custom_dirs(opts, ty).iter().any(|d| dir_has_module(d, name))
+}
+
+fn dir_has_module(dir: &Path, name: &str) -> bool {
+    for ext in ["py", "pyc", "so"] {
+        if dir.join(format!("{name}.{ext}")).is_file() {
+            return true;
+        }
+    }
+    if dir.join(name).join("__init__.py").is_file() {
+        return true;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        p.extension().is_some_and(|x| x == "py")
+            && fs::read_to_string(&p).is_ok_and(|text| virtualname(&text).as_deref() == Some(name))
+    })
+}
+
+/// A module's `__virtualname__ = "..."`, as written at the start of a line.
+fn virtualname(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let rest = l
+            .strip_prefix("__virtualname__")?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
+        let q = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let inner = &rest[1..];
+        Some(inner[..inner.find(q)?].to_string())
+    })
+}
+
+/// Whether module `name` of type `ty` runs through Python, given whether
+/// Brine has it natively.
+pub fn use_python(opts: &Opts, ty: ModuleType, name: &str, native: bool) -> bool {
+    match source(opts, ty) {
+        Source::Native => false,
+        Source::Python => true,
+        Source::Auto => !native || has_custom(opts, ty, name),
+    }
+}
+
+/// `python_loader`: `auto` (start the pool when a module needs it),
+/// `always`, `never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Auto,
+    Always,
+    Never,
+}
+
+pub fn mode(opts: &Opts) -> Mode {
+    match opts.get("python_loader") {
+        Some(Json::Bool(false)) => Mode::Never,
+        Some(Json::Bool(true)) => Mode::Always,
+        Some(Json::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "always" | "true" | "yes" => Mode::Always,
+            "never" | "false" | "no" | "off" => Mode::Never,
+            _ => Mode::Auto,
+        },
+        _ => Mode::Auto,
+    }
+}
+
+/// What the configuration asks of Python.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The configured modules that need Python, as `type:name`.
+    pub modules: Vec<String>,
+    /// Whether the pool should run.
+    pub pool: bool,
+}
+
+/// The plan for `cfg`. `native_pillar` tells which `ext_pillar` modules
+/// Brine has natively.
+pub fn plan(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool) -> Plan {
+    let mut modules = Vec::new();
+    for name in ext_pillar_names(opts) {
+        if use_python(opts, ModuleType::Pillar, &name, native_pillar(&name)) {
+            modules.push(format!("pillar:{name}"));
+        }
+    }
+    for name in master_tops_names(opts) {
+        if use_python(opts, ModuleType::Tops, &name, false) {
+            modules.push(format!("tops:{name}"));
+        }
+    }
+    for dir in custom_dirs(opts, ModuleType::Runners) {
+        if has_python_files(&dir) {
+            modules.push(format!("runners:{}", dir.display()));
+        }
+    }
+    modules.dedup();
+    let pool = match mode(opts) {
+        Mode::Never => false,
+        Mode::Always => true,
+        Mode::Auto => !modules.is_empty(),
+    };
+    Plan { modules, pool }
+}
+
+fn has_python_files(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            let p = e.path();
+            p.extension().is_some_and(|x| x == "py") || p.join("__init__.py").is_file()
+        })
+    })
+}
+
+/// The module names of the `ext_pillar` list (each entry a one-key map),
+/// and of `on_demand_ext_pillar`.
+pub fn ext_pillar_names(opts: &Opts) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(Json::Array(items)) = opts.get("ext_pillar") {
+        for item in items {
+            if let Json::Object(m) = item {
+                out.extend(m.keys().cloned());
+            }
+        }
+    }
+    out
+}
+
+/// The modules `master_tops` enables (its keys).
+pub fn master_tops_names(opts: &Opts) -> Vec<String> {
+    match opts.get("master_tops") {
+        Some(Json::Object(m)) => m.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(dir: &Path, extra: Json) -> Opts {
+        let mut o = serde_json::Map::new();
+        o.insert(
+            "extension_modules".into(),
+            Json::from(dir.join("ext").to_str().unwrap()),
+        );
+        if let Json::Object(m) = extra {
+            o.extend(m);
+        }
+        o
+    }
+
+    #[test]
+    fn virtualname_is_read_as_python_writes_it() {
+        assert_eq!(
+            virtualname("x = 1\n__virtualname__ = 'vault'\n").as_deref(),
+            Some("vault")
+        );
+        assert_eq!(virtualname("__virtualname__=\"a b\"").as_deref(), Some("a b"));
+        assert_eq!(virtualname("  __virtualname__ = 'indented'"), None);
+        assert_eq!(virtualname("__virtualname__ = name"), None);
+    }
+
+    #[test]
+    fn custom_modules_override_native_ones_and_loader_source_forces() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cfg(
+            d.path(),
+            serde_json::json!({
+                "ext_pillar": [{"cmd_yaml": "echo"}, {"mine": {"a": 1}}, {"file_tree": {}}],
+                "master_tops": {"ext_nodes": "cobbler"},
+            }),
+        );
+        let native = |n: &str| n == "cmd_yaml" || n == "file_tree";
+        let ext = PathBuf::from(c["extension_modules"].as_str().unwrap());
+        fs::create_dir_all(ext.join("pillar")).unwrap();
+        fs::write(ext.join("pillar/renamed.py"), "__virtualname__ = 'file_tree'\n").unwrap();
+        let p = plan(&c, &native);
+        assert_eq!(p.modules, ["pillar:mine", "pillar:file_tree", "tops:ext_nodes"]);
+        assert!(p.pool);
+
+        let mut forced = cfg(
+            d.path(),
+            serde_json::json!({
+                "ext_pillar": [{"cmd_yaml": "echo"}, {"mine": {}}],
+                "loader_source": {"pillar": "native"},
+            }),
+        );
+        assert_eq!(plan(&forced, &native), Plan::default());
+        forced = cfg(
+            d.path(),
+            serde_json::json!({"ext_pillar": [{"cmd_yaml": "echo"}], "loader_source": {"pillar": "python"}}),
+        );
+        assert_eq!(plan(&forced, &native).modules, ["pillar:cmd_yaml"]);
+    }
+
+    #[test]
+    fn the_pool_follows_python_loader() {
+        let d = tempfile::tempdir().unwrap();
+        let none = |_: &str| true;
+        assert!(!plan(&cfg(d.path(), serde_json::json!({})), &none).pool);
+        assert!(plan(&cfg(d.path(), serde_json::json!({"python_loader": "always"})), &none).pool);
+        let never = cfg(
+            d.path(),
+            serde_json::json!({"python_loader": false, "master_tops": {"x": true}}),
+        );
+        let p = plan(&never, &none);
+        assert_eq!((p.modules.len(), p.pool), (1, false));
+        let ext = d.path().join("ext/runners");
+        fs::create_dir_all(&ext).unwrap();
+        fs::write(ext.join("custom.py"), "def hello():\n    return 1\n").unwrap();
+        assert!(plan(&cfg(d.path(), serde_json::json!({})), &none).pool);
+    }
+}
