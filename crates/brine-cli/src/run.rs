@@ -186,8 +186,17 @@ fn split_args(texts: &[String], no_parse: &[String]) -> (Vec<Value>, Vec<(String
 }
 
 /// Python's exit status for a runner job's data: the `retcode` of the
-/// return (or of its `data`), else 0.
+/// return (or of its `data`), else 0. A name that is no runner exits 0,
+/// as Python's `salt-run` does when its own check refuses the name
+/// before running anything (here the master refused it: the name may have
+/// been a Python runner).
 fn exit_code(data: &Value) -> i32 {
+    if let (Some(Value::Str(r)), Some(Value::Str(fun))) = (data.get("return"), data.get("fun")) {
+        let fun = fun.strip_prefix("runner.").unwrap_or(fun);
+        if data.get("retcode").and_then(Value::as_i64) == Some(254) && *r == brine_runners::not_available(fun) {
+            return 0;
+        }
+    }
     let ret = match (data.get("return"), data.get("retcode")) {
         (Some(r), None) => r,
         _ => data,
@@ -211,7 +220,7 @@ fn run(o: &Opts) -> Result<i32> {
         println!("Must specify a function to run!\nex: manage.up");
         return Ok(0);
     };
-    if !brine_runners::available(fun) {
+    if !brine_runners::available(fun) && !brine_runners::python_runners(&cfg) {
         // Salt's salt-run checks the name before it runs anything: the
         // documentation of what the name starts, else Salt's message.
         let docs = brine_runners::docs(&format!("{fun}*"));

@@ -204,9 +204,6 @@ impl Fileserver {
         if !others.is_empty() {
             warn!("fileserver_backend {others:?}: Brine serves only the roots backend; these serve nothing");
         }
-        if cfg.get("master_tops").is_some_and(truthy) {
-            warn!("master_tops is configured but Brine runs no master_tops modules: minions get no tops from it");
-        }
         let hash_type = cfg.hash_type().to_string();
         if hash_kind_ok(&hash_type).is_err() {
             warn!("hash_type {hash_type:?} is not a hash Python's hashlib has: file hashes will fail");

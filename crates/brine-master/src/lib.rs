@@ -8,6 +8,7 @@ pub mod channel;
 pub mod cli;
 pub mod loglimit;
 pub mod manager;
+pub mod offload;
 pub mod pki;
 pub mod roles;
 pub mod runjobs;

@@ -45,7 +45,10 @@ pub fn run(
     aes.store(brine_proto::crypto::Crypticle::generate_key_string().as_bytes(), 0)?;
 
     let stats = roles::reqserver::ReqStats::new(cfg.worker_threads).context("cannot map shared memory")?;
-    let specs = vec![
+    // Salt's Python modules: found and checked here, before the first
+    // fork (it runs Python once, no thread).
+    let pyloader = roles::pyloader::prepare(&cfg);
+    let mut specs = vec![
         roles::logging::spec(logging, log_rx.clone()),
         roles::publisher::spec(cfg.clone(), aes.clone(), keys.clone()),
         roles::events::spec(cfg.clone()),
@@ -53,6 +56,9 @@ pub fn run(
         roles::reactor::spec(cfg.clone()),
         roles::reqserver::spec(cfg.clone(), aes.clone(), keys, stats.clone()),
     ];
+    if let Some(pool) = &pyloader {
+        specs.extend(roles::pyloader::specs(&cfg, pool));
+    }
     let mut sup = Supervisor::new(names::PROCESS_MANAGER, specs)?;
     sup.close_in_child(pidfile.raw_fd());
     info!(

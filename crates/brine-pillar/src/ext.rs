@@ -24,7 +24,10 @@
 //! list) or the one argument; a binding Python would refuse is Python's
 //! `TypeError` in `_errors`. `exclude_ext_pillar`, `ext_pillar_first`, and
 //! `pillar_source_merging_strategy` for each module's data apply as in
-//! Salt. Other modules are logged as unavailable.
+//! Salt. Every other module (and a custom module of the same name as a
+//! native one, in `extension_modules/pillar`) runs through Salt's own
+//! loader in the Python pool (brine-loader); without a pool it is logged
+//! as unavailable, as Salt logs a missing module.
 //!
 //! Where Brine is stricter than Salt, for safety:
 //! * A command runs for at most `ext_pillar_cmd_timeout` seconds (a Brine
@@ -113,6 +116,11 @@ impl Module {
             Module::ExtraMinionData => (&["include", "extra_minion_data"], 1),
         }
     }
+}
+
+/// Whether Brine runs the `ext_pillar` module `name` itself.
+pub fn is_native(name: &str) -> bool {
+    Module::named(name).is_some()
 }
 
 /// Python's binding of `ext_pillar(minion_id, pillar, **val)` (a dict),
@@ -224,11 +232,24 @@ impl Pillar<'_> {
                 continue;
             }
             for (key, val) in run {
-                let Some(module) = Module::named(key) else {
+                let native = Module::named(key);
+                let result = if brine_loader::resolve::use_python(
+                    &self.opts,
+                    brine_loader::ModuleType::Pillar,
+                    key,
+                    native.is_some(),
+                ) {
+                    match self.run_python(key, &from_json(val), &pillar) {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                } else if let Some(module) = native {
+                    self.run_ext(module, key, &from_json(val), &pillar)
+                } else {
                     error!(critical = true; "Specified ext_pillar interface {key} is unavailable");
                     continue;
                 };
-                match self.run_ext(module, key, &from_json(val), &pillar) {
+                match result {
                     Ok(v) => ext = Some(v),
                     Err(e) => {
                         error!(
@@ -255,6 +276,45 @@ impl Pillar<'_> {
             }
         }
         pillar
+    }
+
+    /// One module through Salt's own loader in the Python pool: its
+    /// answer, `Err` with the exception's text as Salt reports it, or
+    /// `None` when the module is not there (logged as Salt logs a
+    /// missing module; without a pool, also why).
+    fn run_python(&self, key: &str, val: &Value, pillar: &Pairs) -> Option<Result<Value, String>> {
+        use brine_loader::LoaderError;
+        let Some(loader) = self.req.loader else {
+            error!(critical = true; "Specified ext_pillar interface {key} is unavailable");
+            return None;
+        };
+        let req = Value::map([
+            ("kind", Value::from("ext_pillar")),
+            ("module", Value::from(key)),
+            ("minion_id", Value::from(self.req.id)),
+            ("grains", self.req.grains.clone()),
+            ("pillar", Value::Map(pillar.clone())),
+            ("val", val.clone()),
+            (
+                "extra_minion_data",
+                self.req.extra_minion_data.cloned().unwrap_or(Value::Nil),
+            ),
+            ("saltenv", self.req.saltenv.map_or(Value::Nil, Value::from)),
+            ("pillarenv", self.req.pillarenv.map_or(Value::Nil, Value::from)),
+        ]);
+        debug!("ext_pillar {key} for minion {:?} through Python", self.req.id);
+        match loader.call(&req) {
+            Ok(v) => Some(Ok(v)),
+            Err(LoaderError::Missing(_)) => {
+                error!(critical = true; "Specified ext_pillar interface {key} is unavailable");
+                None
+            }
+            Err(e @ LoaderError::Unavailable(_)) => {
+                error!(critical = true; "Specified ext_pillar interface {key} is unavailable ({e})");
+                None
+            }
+            Err(e) => Some(Err(e.to_string())),
+        }
     }
 
     /// `_external_pillar_data`: one module's answer; `Err` is the

@@ -46,6 +46,7 @@
 //! * `pillar_cache` is not implemented (every request compiles).
 
 mod ext;
+pub use ext::is_native as ext_pillar_is_native;
 pub mod jinja;
 pub mod merge;
 pub mod mutable;
@@ -98,6 +99,7 @@ pub fn compile(
         static CACHE: Once = Once::new();
         CACHE.call_once(|| warn!("pillar_cache is not implemented by Brine: every request compiles the pillar"));
     }
+    let loader = brine_loader::Client::of(cfg);
     let req = Request {
         id,
         grains,
@@ -106,6 +108,7 @@ pub fn compile(
         pillar_override: over,
         extra_minion_data: load.get("extra_minion_data"),
         accepted: Some(accepted),
+        loader: Some(&loader),
     };
     // A bug must not take the MWorker down with it.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_pillar(&cfg.raw, &req))) {
@@ -131,6 +134,9 @@ pub struct Request<'a> {
     pub extra_minion_data: Option<&'a Value>,
     /// The accepted minions (file_tree's node groups); none when `None`.
     pub accepted: Option<&'a dyn Fn() -> Vec<String>>,
+    /// The Python loader pool, for the `ext_pillar` modules Brine does
+    /// not run natively; without it they are unavailable.
+    pub loader: Option<&'a brine_loader::Client>,
 }
 
 /// A top file's entry for one target: `match`/`order` dicts and SLS names.

@@ -48,6 +48,7 @@ impl Fixture {
             pillar_override: None,
             extra_minion_data: None,
             accepted: None,
+            loader: None,
         };
         to_json(&Value::Map(compile_pillar(&self.opts(extra), &req)))
     }
@@ -224,6 +225,7 @@ fn env_placeholder_roots() {
         pillar_override: None,
         extra_minion_data: None,
         accepted: None,
+        loader: None,
     };
     let p = compile_pillar(&f.opts(roots), &req);
     assert_eq!(to_json(&Value::Map(p)), json!({"env": "dev"}));

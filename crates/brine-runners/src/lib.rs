@@ -149,6 +149,31 @@ pub fn run_full(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &s
     stamp(&mut data);
     let _ = events.fire(&format!("{tag}/new"), &data);
     info!("runner {fun} ({jid}) for {user}");
+    if let Some(answer) = python_runner(cfg, fun, &args, load.get("__opts__"), user, jid, &tag) {
+        let (ret, success, raised) = match answer {
+            Ok(mut v) => {
+                let success = v.get("success").and_then(Value::as_bool).unwrap_or(true);
+                (v.remove("return").unwrap_or(Value::Nil), success, false)
+            }
+            Err(text) => {
+                warn!("runner {fun} ({jid}) through Python failed");
+                (Value::from(text), false, true)
+            }
+        };
+        let success = match ret.get("data") {
+            Some(d) if ret.is_map() => success && brine_state::states::check_result(d, false),
+            _ => success,
+        };
+        data.set("return", ret);
+        data.set("success", Value::Bool(success));
+        if raised {
+            data.set("retcode", Value::Int(1));
+        }
+        store_job(cfg, jid, &data);
+        stamp(&mut data);
+        let _ = events.fire(&format!("{tag}/ret"), &data);
+        return data;
+    }
     if !available(fun) {
         // Salt's `Runner.run` when `verify_fun` refuses the name.
         warn!("runner {fun} ({jid}) for {user}: not available in Brine");
@@ -182,6 +207,91 @@ pub fn run_full(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &s
     stamp(&mut data);
     let _ = events.fire(&format!("{tag}/ret"), &data);
     data
+}
+
+/// What Salt's client mixins keep for themselves out of a call's keyword
+/// arguments (`CLIENT_INTERNAL_KEYWORDS`).
+const CLIENT_INTERNAL_KEYWORDS: [&str; 14] = [
+    "client",
+    "cmd",
+    "eauth",
+    "fun",
+    "kwarg",
+    "match",
+    "token",
+    "__jid__",
+    "__tag__",
+    "__user__",
+    "username",
+    "password",
+    "full_return",
+    "print_event",
+];
+
+/// Whether runner functions Brine lacks may exist in Salt's Python on
+/// this master (the Python loader runs: custom runner modules, or
+/// `python_loader: always`); then only the master can say whether a
+/// name is a runner.
+pub fn python_runners(cfg: &MasterConfig) -> bool {
+    brine_loader::resolve::plan(&cfg.raw, &brine_pillar::ext_pillar_is_native).pool
+}
+
+/// `python_loader_runner_timeout` when not set: a day.
+const PYTHON_RUNNER_TIMEOUT: f64 = 86_400.0;
+
+/// A runner function Salt's Python runs: one Brine lacks, or one of a
+/// custom module that overrides Brine's (`extension_modules/runners`,
+/// `runner_dirs`). Run in a Python process of its own (the job's), with
+/// the job's jid, user and tag as `RunnerClient.low` sets them, and
+/// `opts` (`__opts__` of the low data) over the master's options. `None`
+/// when Brine runs it natively or no Python with Salt was found (then
+/// Brine's own answer, "not available", stands); `Err` is Salt's text for
+/// the exception.
+fn python_runner(
+    cfg: &MasterConfig,
+    fun: &str,
+    args: &CallArgs,
+    opts: Option<&Value>,
+    user: &str,
+    jid: &str,
+    tag: &str,
+) -> Option<Result<Value, String>> {
+    use brine_loader::resolve::{use_python, ModuleType};
+    use brine_loader::LoaderError;
+    let module = fun.split('.').next().unwrap_or(fun);
+    if !use_python(&cfg.raw, ModuleType::Runners, module, available(fun)) {
+        return None;
+    }
+    brine_loader::oneshot::python()?;
+    let kwarg = args
+        .named()
+        .iter()
+        .filter(|(k, _)| !CLIENT_INTERNAL_KEYWORDS.contains(&k.as_str()))
+        .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
+        .collect();
+    let req = Value::map([
+        ("kind", Value::from("runner")),
+        ("fun", Value::from(fun)),
+        ("arg", Value::Array(args.positional().to_vec())),
+        ("kwarg", Value::Map(kwarg)),
+        ("jid", Value::from(jid)),
+        ("user", Value::from(user)),
+        ("tag", Value::from(tag)),
+        // What the caller changes in the runner's `__opts__` (a peer's id).
+        ("opts", opts.filter(|o| o.is_map()).cloned().unwrap_or(Value::Nil)),
+    ]);
+    let secs = cfg
+        .get("python_loader_runner_timeout")
+        .and_then(|v| v.as_f64())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(PYTHON_RUNNER_TIMEOUT);
+    let title = format!("ProcessFunc(AsyncClientMixin._proc_function, fun={fun} jid={jid})");
+    match brine_loader::oneshot::call(cfg, &req, std::time::Duration::from_secs_f64(secs.min(1e7)), &title) {
+        Ok(v) => Some(Ok(v)),
+        Err(LoaderError::Missing(_)) => None,
+        Err(LoaderError::Module(text)) => Some(Err(text)),
+        Err(e) => Some(Err(format!("Exception occurred in runner {fun}: {e}"))),
+    }
 }
 
 /// Salt's `store_job` for a runner or wheel job (`low` in Salt's client

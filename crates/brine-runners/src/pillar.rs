@@ -45,6 +45,7 @@ pub(crate) fn call(cfg: &MasterConfig, name: &str, args: &CallArgs) -> Result<Va
                 pillar_override: None,
                 extra_minion_data: None,
                 accepted: None,
+                loader: None,
             };
             let (top, errors) = brine_pillar::show_top(&cfg.raw, &req);
             if errors.is_empty() {

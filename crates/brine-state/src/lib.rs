@@ -75,6 +75,7 @@ fn master_pillar(cfg: &MasterConfig, id: &str, saltenv: &str, pillarenv: Option<
         pillar_override: over,
         extra_minion_data: None,
         accepted: None,
+        loader: Some(&brine_loader::Client::of(cfg)),
     };
     Value::Map(brine_pillar::compile_pillar(&cfg.raw, &req))
 }

@@ -89,9 +89,23 @@ pub struct ReqServerChannel {
     /// The request just handled waits for a runner job (its reply is not
     /// the bytes [`ReqServerChannel::handle`] returned).
     deferred: Option<Token>,
-    /// Per waiting request, what seals its reply: the session key and the
-    /// request's nonce.
-    waiting: std::collections::HashMap<Token, (Crypticle, Option<String>)>,
+    /// Per waiting request, what seals its reply.
+    waiting: std::collections::HashMap<Token, Seal>,
+}
+
+/// How a reply that comes later is sealed.
+enum Seal {
+    /// `send`: the session key and the request's nonce.
+    Session(Crypticle, Option<String>),
+    /// `send_private` (a pillar): the minion, its key, the request's nonce
+    /// and algorithms.
+    Private {
+        id: String,
+        pem: String,
+        nonce: Option<String>,
+        enc: String,
+        sig: String,
+    },
 }
 
 /// The sender as its request names it (never trusted, only logged) and
@@ -226,20 +240,35 @@ impl ReqServerChannel {
 
     /// The runner jobs' pipes, to poll beside the request socket.
     pub fn job_fds(&self) -> Vec<std::os::fd::RawFd> {
-        self.services.runner_jobs.fds()
+        let mut fds = self.services.runner_jobs.fds();
+        fds.extend(self.services.offload_fd());
+        fds
     }
 
-    /// Reap the runner jobs that ended; the sealed replies of the
-    /// requests that waited for them.
+    /// Reap the runner jobs that ended and the offloaded work that is
+    /// done; the sealed replies of the requests that waited for them.
     pub fn finished_jobs(&mut self) -> Vec<(Token, Vec<u8>)> {
         let mut out = Vec::new();
-        for (token, ret) in self.services.runner_jobs.collect() {
-            let Some((session, nonce)) = self.waiting.remove(&token) else {
-                continue;
+        let mut done = self.services.runner_jobs.collect();
+        done.extend(self.services.finished());
+        for (token, ret) in done {
+            let sealed = match self.waiting.remove(&token) {
+                None => continue,
+                Some(Seal::Session(session, nonce)) => session
+                    .seal(&ret.to_network(), nonce.as_deref())
+                    .map(|sealed| Value::Bytes(sealed).to_network())
+                    .map_err(|e| e.to_string()),
+                Some(Seal::Private {
+                    id,
+                    pem,
+                    nonce,
+                    enc,
+                    sig,
+                }) => self.encrypt_private(&id, ret, nonce.as_deref(), &pem, &enc, &sig),
             };
-            match session.seal(&ret.to_network(), nonce.as_deref()) {
-                Ok(sealed) => out.push((token, Value::Bytes(sealed).to_network())),
-                Err(e) => warn!("cannot encrypt a runner job's reply: {e}"),
+            match sealed {
+                Ok(bytes) => out.push((token, bytes)),
+                Err(e) => warn!("cannot encrypt a reply that waited: {e}"),
             }
         }
         out
@@ -412,7 +441,22 @@ impl ReqServerChannel {
         let ret = match ret {
             Reply::Send(v) => v,
             Reply::Later(token) => {
-                self.waiting.insert(token, (session, nonce));
+                self.waiting.insert(token, Seal::Session(session, nonce));
+                self.deferred = Some(token);
+                return Ok(Vec::new());
+            }
+            Reply::PrivateLater(token) => {
+                let algo = |k: &str, default: &str| env.get(k).and_then(Value::as_str).unwrap_or(default).to_string();
+                self.waiting.insert(
+                    token,
+                    Seal::Private {
+                        id: id.to_string(),
+                        pem,
+                        nonce,
+                        enc: algo("enc_algo", "OAEP-SHA1"),
+                        sig: algo("sig_algo", "PKCS1v15-SHA1"),
+                    },
+                );
                 self.deferred = Some(token);
                 return Ok(Vec::new());
             }

@@ -5,6 +5,7 @@ pub mod events;
 pub mod logging;
 pub mod maintenance;
 pub mod publisher;
+pub mod pyloader;
 pub mod reactor;
 pub mod reqserver;
 pub mod retmonitor;

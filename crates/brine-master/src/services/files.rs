@@ -5,6 +5,9 @@
 //! As in `AESFuncs.run_func`, a function that raises is answered with `""`
 //! (and logged); every other answer is the function's return value.
 
+use std::sync::Arc;
+
+use brine_config::MasterConfig;
 use brine_keys::MinionId;
 use brine_proto::commands::AesCmd;
 use brine_proto::json::from_json;
@@ -35,12 +38,8 @@ const STATE_OPTS: [&str; 12] = [
 
 /// One fileserver command from minion `id`.
 pub(super) fn file_cmd(ctx: &Ctx, files: &mut Fileserver, cmd: AesCmd, id: &MinionId, load: &Value) -> Value {
-    match cmd {
-        AesCmd::MasterOpts => return master_opts(ctx, files, load),
-        // Salt runs the configured master_tops modules; Brine has none
-        // (Fileserver::new warns when master_tops is set), so `{}`.
-        AesCmd::MasterTops => return Value::Map(Vec::new()),
-        _ => {}
+    if cmd == AesCmd::MasterOpts {
+        return master_opts(ctx, files, load);
     }
     let fs = files;
     let ret: Result<Value, FsError> = match cmd {
@@ -79,4 +78,45 @@ fn master_opts(ctx: &Ctx, files: &Fileserver, load: &Value) -> Value {
     }
     m.extend(STATE_OPTS.iter().map(|k| (Value::from(*k), opt(k))));
     Value::Map(m)
+}
+
+/// `_master_tops` (Salt's `RemoteFuncs._master_tops`): every configured
+/// `master_tops` module, run by Salt's loader in the Python pool with the
+/// minion's options and grains from the request, their tops merged. The
+/// task for an offload thread, or `None` when no module is configured
+/// (the answer is then `{}`).
+pub(super) fn master_tops_task(
+    cfg: &Arc<MasterConfig>,
+    id: &MinionId,
+    load: &Value,
+) -> Option<Box<dyn FnOnce() -> Value + Send>> {
+    if brine_loader::resolve::master_tops_names(&cfg.raw).is_empty() {
+        return None;
+    }
+    let client = brine_loader::Client::of(cfg);
+    let req = Value::map([
+        ("kind", Value::from("master_tops")),
+        ("minion_id", Value::from(id)),
+        ("opts", load.get("opts").cloned().unwrap_or(Value::Map(Vec::new()))),
+    ]);
+    let id = id.clone();
+    Some(Box::new(move || match client.call(&req) {
+        Ok(tops) if tops.is_map() => tops,
+        Ok(other) => {
+            warn!(
+                "master_tops for {id}: the modules answered a {}, not a dict",
+                brine_py::type_name(&other)
+            );
+            Value::Map(Vec::new())
+        }
+        Err(e @ brine_loader::LoaderError::Unavailable(_)) => {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| warn!("master_tops is configured but {e}: minions get no tops from it"));
+            Value::Map(Vec::new())
+        }
+        Err(e) => {
+            log::error!("master_tops for minion {id}: {e}");
+            Value::Map(Vec::new())
+        }
+    }))
 }

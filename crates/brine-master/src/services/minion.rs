@@ -72,13 +72,26 @@ fn fire_for(ctx: &mut Ctx, id: &MinionId, tag: &str, data: &Value) {
 /// `_pillar`: the minion's compiled pillar; stores grains and
 /// pillar in the minion data cache when `minion_data_cache` (default on).
 pub(super) fn pillar(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Value {
-    let Some(mut grains) = load.get("grains").cloned().filter(Value::is_map) else {
+    let Some(grains) = pillar_grains(id, load) else {
         return Value::Map(Vec::new());
     };
-    grains.set("id", Value::from(id));
     let keys = &ctx.keys;
     let accepted = || keys.list(KeyState::Accepted).unwrap_or_default();
     let pillar = brine_pillar::compile(&ctx.cfg, id, &grains, load, &accepted);
+    store_pillar(ctx, id, grains, &pillar);
+    pillar
+}
+
+/// The grains a `_pillar` request compiles with (its `grains`, `id` set
+/// to the minion's), `None` when it has none.
+pub(super) fn pillar_grains(id: &MinionId, load: &Value) -> Option<Value> {
+    let mut grains = load.get("grains").cloned().filter(Value::is_map)?;
+    grains.set("id", Value::from(id));
+    Some(grains)
+}
+
+/// The minion data cache's entry for a compiled pillar.
+pub(super) fn store_pillar(ctx: &mut Ctx, id: &MinionId, grains: Value, pillar: &Value) {
     if ctx.cfg.get_bool("minion_data_cache").unwrap_or(true) {
         let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);
         match MinionCache::new(&ctx.cfg.cachedir).store(id, "data", &data) {
@@ -90,7 +103,6 @@ pub(super) fn pillar(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Value {
             let _ = ctx.events.fire(&format!("minion/refresh/{id}"), &ev);
         }
     }
-    pillar
 }
 
 /// `revoke_auth` (`saltutil.revoke_auth`): the minion's own key is

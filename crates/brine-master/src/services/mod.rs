@@ -32,19 +32,22 @@ mod publish;
 mod tokens;
 pub(crate) mod wheel;
 
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use brine_auth::LoadAuth;
 use brine_cache::JobCache;
 use brine_config::MasterConfig;
 use brine_fileserver::Fileserver;
-use brine_keys::{FsKeyStore, MinionId};
+use brine_keys::{FsKeyStore, KeyState, KeyStore, MinionId};
 use brine_proto::commands::{AesCmd, ClearCmd};
 use brine_proto::event::EventSender;
 use brine_proto::Value;
 use log::{debug, warn};
 
-use crate::runjobs::RunnerJobs;
+use crate::offload::Offload;
+use crate::runjobs::{RunnerJobs, Token};
 
 /// How an AES command's result goes back (Salt's `req_fun`).
 pub enum Reply {
@@ -52,9 +55,13 @@ pub enum Reply {
     Send(Value),
     /// `send_private`: the `_pillar` reply.
     Private(Value),
-    /// `send`, once the runner job behind this token has ended (its
-    /// return is the reply): the MWorker serves other requests meanwhile.
+    /// `send`, once the runner job or the offloaded work behind this
+    /// token has ended (its return is the reply): the MWorker serves
+    /// other requests meanwhile.
     Later(crate::runjobs::Token),
+    /// `send_private`, once the offloaded pillar behind this token is
+    /// compiled.
+    PrivateLater(crate::runjobs::Token),
 }
 
 /// What every family of commands works with: the options, the key store,
@@ -93,7 +100,20 @@ pub struct Services {
     push: zmq::Socket,
     /// The runner jobs this MWorker started (`runner`, `minion_runner`).
     pub runner_jobs: RunnerJobs,
+    /// Work that may wait on Salt's Python modules, off the request loop.
+    offload: Offload,
+    /// What to do on the request loop once an offloaded task is done,
+    /// before its reply is sent.
+    after: HashMap<Token, After>,
+    /// The options, shareable with the offload threads.
+    shared_cfg: Arc<MasterConfig>,
+    /// Whether a pillar may need Python (`ext_pillar` modules the pool
+    /// runs): then pillars are compiled off the request loop.
+    pillar_offload: bool,
 }
+
+/// The step an offloaded task leaves to the request loop.
+type After = Box<dyn FnOnce(&mut Ctx, &Value)>;
 
 impl Services {
     pub fn new(cfg: Rc<MasterConfig>, zctx: &zmq::Context) -> Result<Services, String> {
@@ -101,12 +121,83 @@ impl Services {
         push.set_linger(1000).map_err(|e| e.to_string())?;
         push.connect(&format!("ipc://{}", cfg.sock_dir.join("publish_pull.ipc").display()))
             .map_err(|e| e.to_string())?;
+        let plan = brine_loader::resolve::plan(&cfg.raw, &brine_pillar::ext_pillar_is_native);
         Ok(Services {
             files: Fileserver::new(&cfg),
+            shared_cfg: Arc::new((*cfg).clone()),
+            pillar_offload: plan.modules.iter().any(|m| m.starts_with("pillar:")),
             ctx: Ctx::new(cfg),
             push,
             runner_jobs: RunnerJobs::default(),
+            offload: Offload::default(),
+            after: HashMap::new(),
         })
+    }
+
+    /// The offload threads' wake-up pipe, once they run.
+    pub fn offload_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.offload.fd()
+    }
+
+    /// The offloaded tasks that are done, their last step taken: the
+    /// values their requests are answered with.
+    pub fn finished(&mut self) -> Vec<(Token, Value)> {
+        let mut done = self.offload.collect();
+        for (token, value) in &mut done {
+            if let Some(after) = self.after.remove(token) {
+                after(&mut self.ctx, value);
+            }
+        }
+        done
+    }
+
+    /// `_pillar` compiled on an offload thread, the minion data cache
+    /// written when it is done.
+    fn pillar_later(&mut self, id: &MinionId, load: &Value) -> Reply {
+        let Some(grains) = minion::pillar_grains(id, load) else {
+            return Reply::Private(Value::Map(Vec::new()));
+        };
+        let cfg = self.shared_cfg.clone();
+        let (task_id, task_grains, task_load) = (id.to_string(), grains.clone(), load.clone());
+        let task = Box::new(move || {
+            let keys = FsKeyStore::new(&cfg.pki_dir);
+            let accepted = || keys.list(KeyState::Accepted).unwrap_or_default();
+            brine_pillar::compile(&cfg, &task_id, &task_grains, &task_load, &accepted)
+        });
+        match self.offload.submit(task) {
+            Ok(token) => {
+                let id = id.clone();
+                self.after.insert(
+                    token,
+                    Box::new(move |ctx, pillar| minion::store_pillar(ctx, &id, grains, pillar)),
+                );
+                Reply::PrivateLater(token)
+            }
+            Err(e) => {
+                warn!("pillar for {id} refused: {e}");
+                Reply::Private(Value::map([(
+                    "_errors",
+                    Value::Array(vec![Value::from(format!(
+                        "The master is too busy to compile the pillar: {e}"
+                    ))]),
+                )]))
+            }
+        }
+    }
+
+    /// `_master_tops`: Salt's `master_tops` modules, through the Python
+    /// pool on an offload thread (Brine has none natively).
+    fn master_tops_later(&mut self, id: &MinionId, load: &Value) -> Reply {
+        let Some(task) = files::master_tops_task(&self.shared_cfg, id, load) else {
+            return Reply::Send(Value::Map(Vec::new()));
+        };
+        match self.offload.submit(task) {
+            Ok(token) => Reply::Later(token),
+            Err(e) => {
+                warn!("master_tops for {id} refused: {e}");
+                Reply::Send(Value::Map(Vec::new()))
+            }
+        }
     }
 
     /// This worker's event bus writer (the channel fires `salt/auth` on
@@ -139,14 +230,15 @@ impl Services {
     pub fn aes(&mut self, cmd: AesCmd, id: &MinionId, load: &mut Value) -> Reply {
         let ctx = &mut self.ctx;
         match cmd {
+            AesCmd::Pillar if self.pillar_offload => self.pillar_later(id, load),
             AesCmd::Pillar => Reply::Private(minion::pillar(ctx, id, load)),
+            AesCmd::MasterTops => self.master_tops_later(id, load),
             AesCmd::MinionEvent => Reply::Send(minion::minion_event(ctx, id, load)),
             AesCmd::Mine => Reply::Send(mine::mine(ctx, id, load)),
             AesCmd::MineGet => Reply::Send(mine::mine_get(ctx, id, load)),
             AesCmd::MineDelete => Reply::Send(mine::mine_delete(ctx, id, load)),
             AesCmd::MineFlush => Reply::Send(mine::mine_flush(ctx, id, load)),
             AesCmd::MasterOpts
-            | AesCmd::MasterTops
             | AesCmd::FileEnvs
             | AesCmd::FileList
             | AesCmd::FileListEmptydirs

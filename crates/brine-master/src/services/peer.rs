@@ -280,7 +280,14 @@ pub(super) fn minion_runner(ctx: &Ctx, jobs: &mut RunnerJobs, id: &MinionId, loa
         }
         _ => Value::Map(vec![]),
     };
-    let low = Value::map([("arg", Value::Array(args)), ("kwarg", kwarg)]);
+    // Salt runs a peer's runner with the master's options but the
+    // minion's `id` (`RemoteFuncs.minion_runner`), which a Python runner
+    // sees in `__opts__`.
+    let low = Value::map([
+        ("arg", Value::Array(args)),
+        ("kwarg", kwarg),
+        ("__opts__", Value::map([("id", Value::from(id.as_str()))])),
+    ]);
     let job = JobSpec {
         fun: fun.to_string(),
         low,

@@ -1,0 +1,347 @@
+//! Salt's Python extension modules on the master, through Brine's pool of
+//! Python workers (PythonLoader-N) running Salt's own loader: a custom
+//! `ext_pillar` module (with `__grains__`, `__opts__`, `__salt__` and the
+//! pillar so far), one that raises, a missing one, and a custom
+//! `master_tops` module, against Brine and, in the same test, against
+//! Python's master on the same config with real minions. Then what Brine
+//! adds: a hung module is killed after `python_loader_timeout` while the
+//! MWorkers go on serving, the worker is replaced; without Python Salt
+//! the master starts and says which modules are unavailable.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use brine_proto::Value;
+use common::minion::{venv, Minion, READY};
+use common::pysalt::Side;
+use common::*;
+use serde_json::Value as Json;
+
+const CUSTOM_PILLAR: &str = r#"
+import logging
+log = logging.getLogger(__name__)
+
+def ext_pillar(minion_id, pillar, greeting, extra_minion_data=None):
+    return {
+        "custom": {
+            "minion": minion_id,
+            "greeting": greeting,
+            "role_grain": __grains__.get("role"),
+            "role_salt": __salt__["grains.get"]("role"),
+            "master_id": __opts__["id"],
+            "pillarenv": __opts__.get("pillarenv"),
+            "seen_before": sorted(pillar),
+            "extra": extra_minion_data,
+        }
+    }
+"#;
+
+const RAISING_PILLAR: &str = r#"
+def ext_pillar(minion_id, pillar, *args):
+    if minion_id == "a2":
+        raise ValueError("boom for " + minion_id)
+    return {}
+"#;
+
+const CUSTOM_RUNNER: &str = r#"
+def hello(name="world", **kwargs):
+    __jid_event__.fire_event({"message": "saying hello to " + name}, "progress")
+    return {"hello": name, "user": __user__ is not None, "master_id": __opts__["id"], "extra": sorted(kwargs)}
+
+def boom():
+    raise RuntimeError("runner failed")
+"#;
+
+const CUSTOM_TOPS: &str = r#"
+def top(**kwargs):
+    grains = kwargs.get("grains", {})
+    states = ["topped"]
+    if grains.get("role") == "web":
+        states.append("web_only")
+    return {"base": states}
+"#;
+
+/// Both masters' config: the extension modules and the trees under the
+/// env's root.
+fn prepare(env: &Env) {
+    let root = env.root();
+    let ext = root.join("extmods");
+    for (dir, name, text) in [
+        ("pillar", "custom_pillar.py", CUSTOM_PILLAR),
+        ("pillar", "raising.py", RAISING_PILLAR),
+        ("tops", "custom_tops.py", CUSTOM_TOPS),
+        ("runners", "custom.py", CUSTOM_RUNNER),
+    ] {
+        std::fs::create_dir_all(ext.join(dir)).unwrap();
+        std::fs::write(ext.join(dir).join(name), text).unwrap();
+    }
+    let pillar = root.join("pillar");
+    let states = root.join("states");
+    std::fs::create_dir_all(&pillar).unwrap();
+    std::fs::create_dir_all(&states).unwrap();
+    std::fs::write(pillar.join("top.sls"), "base:\n  '*':\n    - common\n").unwrap();
+    std::fs::write(pillar.join("common.sls"), "from_roots: 1\n").unwrap();
+    std::fs::write(states.join("top.sls"), "base:\n  'a2':\n    - from_top_file\n").unwrap();
+    for sls in ["topped", "web_only", "from_top_file"] {
+        std::fs::write(
+            states.join(format!("{sls}.sls")),
+            format!("{sls}_state:\n  test.succeed_without_changes:\n    - name: {sls}\n"),
+        )
+        .unwrap();
+    }
+    let conf = env.conf_dir.join("master");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "extension_modules: {ext}\npillar_roots:\n  base:\n    - {pillar}\nfile_roots:\n  base:\n    - {states}\n\
+         ext_pillar:\n  - custom_pillar:\n      greeting: hello\n  - raising: [1]\n  - not_a_module: 1\n\
+         master_tops:\n  custom_tops: True\npeer_run:\n  a1:\n    - custom.*\n",
+        ext = ext.display(),
+        pillar = pillar.display(),
+        states = states.display(),
+    ));
+    std::fs::write(&conf, text).unwrap();
+}
+
+/// Brine's own options: the reference venv's Python; for 3006's CLIs,
+/// length-prefixed event bus publications (see interop_python_cli).
+fn brine_extra(version: &str) -> String {
+    format!(
+        "python_loader_executable: {}\n{}",
+        venv(version).join("bin/python").display(),
+        if version.starts_with("3006") {
+            "event_publisher_length_prefix: True\n"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What the `salt` of the side's version prints as JSON.
+fn salt_json(side: &Side, args: &[&str]) -> Json {
+    let (out, err, code) = common::pysalt::py(
+        &side.env,
+        side.version,
+        "salt",
+        &[args, &["--out", "json", "--static", "-t", "60"]].concat(),
+    );
+    assert_eq!(code, 0, "{args:?}: {out}{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// `salt-run` of the side's own kind (Brine's against Brine, Python's
+/// against Python's master): (stdout, exit status).
+fn salt_run(side: &Side, brine: bool, args: &[&str]) -> (String, i32) {
+    let (out, err, code) = if brine {
+        common::minion::run_cli(&side.env.conf_dir, "salt-run", args)
+    } else {
+        common::pysalt::py(&side.env, side.version, "salt-run", args)
+    };
+    let _ = err;
+    let stamp = regex::Regex::new(r#""_stamp": "[^"]*""#).unwrap();
+    (stamp.replace_all(&out, r#""_stamp": "<time>""#).into_owned(), code)
+}
+
+fn observe(side: &Side, brine: bool) -> Vec<(String, Json)> {
+    let mut seen = Vec::new();
+    let (out, code) = salt_run(side, brine, &["custom.hello", "name=you", "other=1", "--out", "json"]);
+    seen.push(("salt-run custom.hello".into(), serde_json::json!([out, code])));
+    let (out, code) = salt_run(side, brine, &["custom.nope"]);
+    seen.push(("salt-run custom.nope".into(), serde_json::json!([out, code])));
+    // The traceback's frames differ (Salt's client mixins vs Brine's
+    // worker); its first and last lines are compared.
+    let (out, code) = salt_run(side, brine, &["custom.boom"]);
+    let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+    let ends = (lines.first().map(|l| l.trim()), lines.last().map(|l| l.trim()));
+    seen.push(("salt-run custom.boom".into(), serde_json::json!([ends.0, ends.1, code])));
+    for args in [
+        // A minion's publish.runner reaches the custom runner too.
+        vec!["a1", "publish.runner", "custom.hello"],
+        vec!["*", "pillar.items"],
+        vec!["*", "state.show_top"],
+        vec!["*", "state.show_highstate"],
+    ] {
+        seen.push((args.join(" "), salt_json(side, &args)));
+    }
+    seen
+}
+
+#[test]
+fn custom_ext_pillar_and_master_tops_as_python_runs_them() {
+    for version in ["3007.17", "3006.30"] {
+        let extra = "auto_accept: True\n";
+        let brine = Side::start(true, version, extra, &brine_extra(version), "", prepare);
+        let b = observe(&brine, true);
+        let log = read(&brine.env.log_file());
+        let python = Side::start(false, version, extra, "", "", prepare);
+        let p = observe(&python, false);
+        for ((what, got), (_, want)) in b.iter().zip(&p) {
+            assert_eq!(got, want, "{version}: {what}: Brine vs Python\nBrine's log:\n{log}");
+        }
+        // What the comparison stands on.
+        // The progress event, then the return.
+        let text = b[0].1[0].as_str().unwrap();
+        assert!(text.contains(r#""message": "saying hello to you""#), "{text}");
+        let hello: Json = serde_json::from_str(&text[text.rfind("\n{").unwrap()..]).unwrap();
+        assert_eq!(hello["hello"], "you", "{hello}");
+        assert_eq!(hello["extra"], serde_json::json!(["other"]), "{hello}");
+        assert_eq!(b[0].1[1], 0);
+        assert_eq!(b[2].1[1], "RuntimeError: runner failed", "{:?}", b[2]);
+        let b = &b[3..];
+        assert_eq!(b[0].1["a1"]["hello"], "world", "{}", b[0].1);
+        let b = &b[1..];
+        let pillar = &b[0].1;
+        let custom = &pillar["a1"]["custom"];
+        assert_eq!(custom["greeting"], "hello", "{pillar}");
+        assert_eq!(custom["role_grain"], "web", "{pillar}");
+        assert_eq!(custom["role_salt"], "web", "{pillar}");
+        assert_eq!(custom["seen_before"], serde_json::json!(["from_roots"]), "{pillar}");
+        assert_eq!(pillar["a2"]["custom"]["role_grain"], "db", "{pillar}");
+        assert_eq!(
+            pillar["a2"]["_errors"],
+            serde_json::json!(["Failed to load ext_pillar raising: boom for a2"]),
+            "{pillar}"
+        );
+        assert!(pillar["a1"].get("_errors").is_none(), "{pillar}");
+        assert_eq!(
+            b[1].1["a1"],
+            serde_json::json!({"base": ["topped", "web_only"]}),
+            "{version}: show_top: {}",
+            b[1].1
+        );
+        // A pillar with errors stops a2's state functions, on both masters.
+        assert!(
+            b[1].1["a2"]
+                .as_str()
+                .is_some_and(|t| t.contains("Failed to load ext_pillar raising: boom for a2")),
+            "{}",
+            b[1].1
+        );
+        assert!(
+            log.contains("Specified ext_pillar interface not_a_module is unavailable"),
+            "{log}"
+        );
+        // The pillar compiled off the request loop reached the minion
+        // data cache.
+        let data = std::fs::read(brine.env.root().join("cache/minions/a1/data.p")).unwrap();
+        let data = Value::decode(&data).unwrap();
+        let cached = data
+            .get("pillar")
+            .and_then(|p| p.get("custom"))
+            .and_then(|c| c.get("greeting"));
+        assert_eq!(cached, Some(&Value::from("hello")));
+    }
+}
+
+const HANGING_PILLAR: &str = r#"
+import time
+
+def ext_pillar(minion_id, pillar, *args):
+    if __grains__.get("role") == "hang":
+        time.sleep(3600)
+    return {"answered_for": minion_id}
+"#;
+
+/// The PythonLoader-N children of the master: title → pid.
+fn loaders(env: &Env, m: &Master) -> std::collections::BTreeMap<String, i32> {
+    m.named_children(m.pid, &format!("{BIN} -c {}", env.conf_dir.display()))
+        .into_iter()
+        .filter(|(t, _)| t.starts_with("PythonLoader-"))
+        .collect()
+}
+
+#[test]
+fn a_hung_module_is_killed_its_worker_replaced_and_the_mworkers_keep_serving() {
+    let env = Env::with_extra(
+        2,
+        &format!(
+            "auto_accept: True\npython_loader_timeout: 4\npython_loader_workers: 2\n{}",
+            brine_extra("3007.17")
+        ),
+    );
+    let ext = env.root().join("extmods/pillar");
+    std::fs::create_dir_all(&ext).unwrap();
+    std::fs::write(ext.join("hanging.py"), HANGING_PILLAR).unwrap();
+    let conf = env.conf_dir.join("master");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "extension_modules: {}\next_pillar:\n  - hanging: []\n",
+        env.root().join("extmods").display()
+    ));
+    std::fs::write(&conf, text).unwrap();
+    let mut m = env.start();
+    m.wait_ready();
+    let before = loaders(&env, &m);
+    assert_eq!(before.keys().collect::<Vec<_>>(), ["PythonLoader-0", "PythonLoader-1"]);
+    for pid in before.values() {
+        assert_eq!(comm(*pid), "salt-master");
+        assert!(cmdline(*pid).ends_with(&format!(
+            "PythonLoader-{}",
+            if *pid == before["PythonLoader-0"] { 0 } else { 1 }
+        )));
+    }
+    let ok = Minion::start(&env, "3007.17", "fine", "grains:\n  role: ok\n");
+    assert!(ok.wait_log(READY, Duration::from_secs(120)), "{}", ok.log());
+    let hung = Minion::start(&env, "3007.17", "stuck", "grains:\n  role: hang\n");
+    // The hung minion's start-up pillar holds one worker for the timeout;
+    // meanwhile the other minion's pillar and jobs are served.
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let (code, out) = ok.salt_call(&["--out", "json", "pillar.items"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"answered_for\": \"fine\""), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "served behind the hung module"
+    );
+    let (out, err, code) = common::minion::run_cli(&env.conf_dir, "salt", &["fine", "test.ping", "--out", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("true"), "{out}");
+    // The hung request failed with a clear error and its worker was
+    // replaced.
+    assert!(
+        wait_until(Duration::from_secs(30), || read(&env.log_file())
+            .contains("did not answer within")),
+        "{}",
+        read(&env.log_file())
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let now = loaders(&env, &m);
+            now.len() == 2 && now.values().filter(|p| before.values().any(|b| b == *p)).count() == 1
+        }),
+        "one worker replaced: {before:?} → {:?}",
+        loaders(&env, &m)
+    );
+    let (_, out) = hung.salt_call(&["--out", "json", "pillar.item", "_errors"]);
+    assert!(
+        out.contains("Failed to load ext_pillar hanging: Python loader worker"),
+        "{out}"
+    );
+    assert!(out.contains("did not answer within 4s"), "{out}");
+}
+
+#[test]
+fn without_python_salt_the_master_starts_and_names_what_is_unavailable() {
+    let env = Env::with_extra(
+        1,
+        "auto_accept: True\npython_loader_executable: /nonexistent/python3\next_pillar:\n  - vault: path=secret/x\n  - cmd_yaml: \"echo 'native: yes'\"\nmaster_tops:\n  reclass: {}\n",
+    );
+    let mut m = env.start();
+    m.wait_ready();
+    assert!(loaders(&env, &m).is_empty());
+    let log = read(&env.log_file());
+    assert!(
+        log.contains("Salt's Python modules are unavailable")
+            && log.contains("pillar:vault")
+            && log.contains("tops:reclass"),
+        "{log}"
+    );
+    let mn = Minion::start(&env, "3007.17", "alone", "");
+    assert!(mn.wait_log(READY, Duration::from_secs(120)), "{}", mn.log());
+    let (code, out) = mn.salt_call(&["--out", "json", "pillar.items"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"native\": true"), "{out}");
+    assert!(!out.contains("_errors"), "{out}");
+    assert!(read(&env.log_file()).contains("Specified ext_pillar interface vault is unavailable"));
+}
