@@ -33,6 +33,8 @@ import time
 import traceback
 
 MAX_REQUEST = 64 * 1024 * 1024
+# What `ps` shows before a process's title (the master's command line).
+TITLE_BASE = "salt-master"
 READ_TIMEOUT = 30.0
 
 log = logging.getLogger("brine.loader")
@@ -94,22 +96,33 @@ def _level(name):
     return levels.get(str(name).lower(), 30)
 
 
-def setup_process(title):
-    base = os.environ.get("BRINE_TITLE_BASE", "salt-master")
+def set_title(title):
+    """`<master command line> <title>` for ps, and comm `salt-master`
+    (setproctitle sets comm from the title; it is put back)."""
     try:
         import setproctitle
 
-        setproctitle.setproctitle("%s %s" % (base, title))
+        setproctitle.setproctitle("%s %s" % (TITLE_BASE, title))
     except ImportError:
         pass
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None)
-        libc.prctl(15, b"salt-master", 0, 0, 0)  # PR_SET_NAME
+        ctypes.CDLL(None).prctl(15, b"salt-master", 0, 0, 0)  # PR_SET_NAME
+    except Exception:  # pylint: disable=broad-except
+        pass
+
+
+def setup_process(title):
+    global TITLE_BASE
+    TITLE_BASE = os.environ.get("BRINE_TITLE_BASE", "salt-master")
+    set_title(title)
+    try:
+        import ctypes
+
         # PR_SET_PDEATHSIG: die with the parent (the ProcessManager, or
         # the runner job's process).
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
     except Exception:  # pylint: disable=broad-except
         pass
     log_fd = _env_fd("BRINE_LOG_FD")
@@ -464,6 +477,52 @@ def one_shot(loaders, title, broken):
     return 0
 
 
+def _report_ready(status_fd, title):
+    if status_fd < 0:
+        return
+    status = socket.socket(fileno=status_fd)
+    try:
+        status.send(b"READY %d" % os.getpid())
+    except OSError as exc:
+        log.warning("%s: cannot report to the supervisor: %s", title, exc)
+
+
+def run_engine(opts, spec, title, status_fd):
+    """BRINE_LOADER_ENGINE: one engine of `engines:`, as Salt's
+    start_engines and Engine.run run it: the loaders made in this process,
+    `engine_module` honoured, the process titled as Salt titles it, and
+    the engine's start(**opts) called; when it returns, the process ends
+    and the ProcessManager starts it again."""
+    import salt.loader
+
+    name = spec["name"]
+    engine_opts = dict(spec.get("opts") or {})
+    if "engine_module" in engine_opts:
+        fun = "%s.start" % engine_opts.pop("engine_module")
+        engine_name = name
+    else:
+        fun = "%s.start" % name
+        engine_name = None
+    utils = salt.loader.utils(opts)
+    runners = salt.loader.runner(opts, utils=utils)
+    funcs = salt.loader.minion_mods(opts, utils=utils)
+    engines = salt.loader.engines(opts, funcs, runners, utils)
+    if fun not in engines:
+        # Salt skips an engine it cannot load; Brine says so, once, and
+        # keeps the process idle so that it is not respawned in a loop.
+        log.error("%s: engine %s is not available (no %s in Salt's engines loader)", title, name, fun)
+        _report_ready(status_fd, title)
+        while True:
+            signal.pause()
+    start = engines[fun]
+    proc_name = "Engine(%s%s)" % (start.__module__, ", name=%s" % engine_name if engine_name else "")
+    set_title(proc_name)
+    _report_ready(status_fd, title)
+    log.info("Starting Engine %s", proc_name)
+    start(**engine_opts)
+    return 0
+
+
 def main():
     title = os.environ.get("BRINE_TITLE", "PythonLoader")
     oneshot = os.environ.get("BRINE_LOADER_ONESHOT") == "1"
@@ -471,6 +530,7 @@ def main():
     listen_fd = _env_fd("BRINE_LOADER_LISTEN_FD")
     status_fd = _env_fd("BRINE_STATUS_FD")
     conf_file = os.environ.get("BRINE_CONF_FILE", "/etc/salt/master")
+    engine = os.environ.get("BRINE_LOADER_ENGINE")
     for name in list(os.environ):
         if name.startswith("BRINE_"):
             del os.environ[name]
@@ -494,13 +554,16 @@ def main():
         log.error("%s: %s", title, broken, exc_info=True)
     if oneshot:
         return one_shot(loaders, title, broken)
+    if engine is not None:
+        if broken is not None:
+            _report_ready(status_fd, title)
+            while True:
+                signal.pause()
+        import json
+
+        return run_engine(loaders.opts, json.loads(engine), title, status_fd)
     listener = socket.socket(fileno=listen_fd)
-    if status_fd >= 0:
-        status = socket.socket(fileno=status_fd)
-        try:
-            status.send(b"READY %d" % os.getpid())
-        except OSError as exc:
-            log.warning("%s: cannot report to the supervisor: %s", title, exc)
+    _report_ready(status_fd, title)
     serve(listener, loaders, title, broken)
     return 0
 

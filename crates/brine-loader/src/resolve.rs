@@ -196,6 +196,9 @@ pub struct Plan {
     pub modules: Vec<String>,
     /// Whether the pool should run.
     pub pool: bool,
+    /// The engines Python runs, each a process of its own: the name in
+    /// `engines:` and its options.
+    pub engines: Vec<(String, Json)>,
 }
 
 /// The plan for `cfg`. `native_pillar` tells which `ext_pillar` modules
@@ -223,7 +226,32 @@ pub fn plan(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool) -> Plan {
         Mode::Always => true,
         Mode::Auto => !modules.is_empty(),
     };
-    Plan { modules, pool }
+    let engines = if mode(opts) == Mode::Never {
+        Vec::new()
+    } else {
+        engines(opts)
+    };
+    modules.extend(engines.iter().map(|(name, _)| format!("engines:{name}")));
+    Plan { modules, pool, engines }
+}
+
+/// `engines:` as Salt's `start_engines` reads it (a list of names or
+/// one-key maps of a name to its options, or one map), without the
+/// `reactor` engine, which is Brine's Reactor process.
+pub fn engines(opts: &Opts) -> Vec<(String, Json)> {
+    let entries: Vec<(String, Json)> = match opts.get("engines") {
+        Some(Json::Array(items)) => items
+            .iter()
+            .filter_map(|item| match item {
+                Json::String(name) => Some((name.clone(), Json::Object(Map::new()))),
+                Json::Object(m) => m.iter().next().map(|(k, v)| (k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect(),
+        Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Vec::new(),
+    };
+    entries.into_iter().filter(|(name, _)| name != "reactor").collect()
 }
 
 fn has_python_files(dir: &Path) -> bool {
@@ -329,6 +357,16 @@ mod tests {
         );
         let p = plan(&never, &none);
         assert_eq!((p.modules.len(), p.pool), (1, false));
+        let e = plan(
+            &cfg(
+                d.path(),
+                serde_json::json!({"engines": ["webhook", {"reactor": {}}, {"tick": {"interval": 1}}]}),
+            ),
+            &none,
+        );
+        assert_eq!(e.modules, ["engines:webhook", "engines:tick"]);
+        assert_eq!(e.engines[1], ("tick".to_string(), serde_json::json!({"interval": 1})));
+        assert!(!e.pool, "engines run in processes of their own, not in the pool");
         let ext = d.path().join("ext/runners");
         fs::create_dir_all(&ext).unwrap();
         fs::write(ext.join("custom.py"), "def hello():\n    return 1\n").unwrap();

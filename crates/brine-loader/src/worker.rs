@@ -43,12 +43,27 @@ pub const PYTHON_ENV: &str = "BRINE_PYTHON_LOADER";
 
 /// Replace this process with the worker. Returns only on failure.
 pub fn exec(w: &WorkerExec) -> io::Error {
-    let mut fds = vec![w.listen_fd, w.status_fd];
+    match prepare(w) {
+        Ok(mut cmd) => cmd.exec(),
+        Err(e) => e,
+    }
+}
+
+/// Replace this process with an engine: `spec` is `{name, opts}` (JSON),
+/// the entry of `engines:`. Returns only on failure.
+pub fn exec_engine(w: &WorkerExec, spec: &str) -> io::Error {
+    match prepare(w) {
+        Ok(mut cmd) => cmd.env("BRINE_LOADER_ENGINE", spec).exec(),
+        Err(e) => e,
+    }
+}
+
+fn prepare(w: &WorkerExec) -> io::Result<Command> {
+    let mut fds = vec![w.status_fd];
+    fds.extend(Some(w.listen_fd).filter(|fd| *fd >= 0));
     fds.extend(w.log_fd);
     for fd in fds {
-        if let Err(e) = inherit(fd) {
-            return e;
-        }
+        inherit(fd)?;
     }
     let mut cmd = command(w.python, w.conf_file, w.title, w.title_base, w.log_level);
     // argv[0] stays the interpreter's path: Python finds its prefix (a
@@ -58,7 +73,7 @@ pub fn exec(w: &WorkerExec) -> io::Error {
     if let Some(fd) = w.log_fd {
         cmd.env("BRINE_LOG_FD", fd.to_string());
     }
-    cmd.exec()
+    Ok(cmd)
 }
 
 /// Python with the worker's code and the environment every worker gets.

@@ -345,3 +345,80 @@ fn without_python_salt_the_master_starts_and_names_what_is_unavailable() {
     assert!(!out.contains("_errors"), "{out}");
     assert!(read(&env.log_file()).contains("Specified ext_pillar interface vault is unavailable"));
 }
+
+const TICK_ENGINE: &str = r#"
+import time
+import salt.utils.event
+
+def start(interval=1, tag="custom/engine/tick"):
+    event = salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False)
+    n = 0
+    while True:
+        n += 1
+        event.fire_event({"n": n, "master": __opts__["id"]}, tag)
+        time.sleep(interval)
+"#;
+
+#[test]
+fn an_engine_fires_events_the_reactor_sees() {
+    let prepare = |env: &Env| {
+        let root = env.root();
+        let ext = root.join("extmods/engines");
+        std::fs::create_dir_all(&ext).unwrap();
+        std::fs::write(ext.join("tick.py"), TICK_ENGINE).unwrap();
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        let reaction = root.join("tick.sls");
+        std::fs::write(
+            &reaction,
+            format!(
+                "touch_on_tick:\n  local.cmd.run:\n    - tgt: a1\n    - arg:\n      - touch {}/out/tick-{{{{ data['master'] }}}}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "extension_modules: {}\nengines:\n  - tick:\n      interval: 1\nreactor:\n  - 'custom/engine/tick':\n    - {}\n",
+            root.join("extmods").display(),
+            reaction.display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+    };
+    let mut made = Vec::new();
+    for brine in [true, false] {
+        let side = Side::start(
+            brine,
+            "3007.17",
+            "auto_accept: True\n",
+            &brine_extra("3007.17"),
+            "",
+            prepare,
+        );
+        let out = side.env.root().join("out");
+        let touched = wait_until(Duration::from_secs(60), || {
+            std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some())
+        });
+        let names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            touched,
+            "{}: the engine's events did not reach the reactor\n{}",
+            if brine { "Brine" } else { "Python" },
+            read(&side.env.log_file())
+        );
+        if brine {
+            // The engine is a child of the ProcessManager, titled as Salt
+            // titles it.
+            let engine = descendants(std::process::id() as i32)
+                .into_iter()
+                .find(|p| cmdline(*p).ends_with("Engine(salt.loaded.ext.engines.tick)"));
+            let engine = engine.expect("an Engine(salt.loaded.ext.engines.tick) process");
+            assert_eq!(comm(engine), "salt-master");
+        }
+        made.push(names);
+    }
+    assert_eq!(made[0], made[1], "the same file, named after the master's id, on both");
+}

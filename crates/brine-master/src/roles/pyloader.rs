@@ -23,17 +23,21 @@ use brine_loader::python::Python;
 use brine_proc::supervisor::{ChildContext, ChildSpec};
 use log::{error, info, warn};
 
-/// What the pool's workers are started with, made before the first fork.
+/// What the pool's workers (and the Python engines) are started with,
+/// made before the first fork.
 pub struct Pool {
     pub python: Python,
-    listener: Rc<OwnedFd>,
+    /// The pool's socket; `None` when only engines need Python.
+    listener: Option<Rc<OwnedFd>>,
     workers: usize,
+    /// The engines (`engines:` but `reactor`), each a process of its own.
+    engines: Vec<(String, serde_json::Value)>,
 }
 
 /// Whether the pool runs, and with what; `None` (logged) when it does not.
 pub fn prepare(cfg: &MasterConfig) -> Option<Pool> {
     let plan = brine_loader::resolve::plan(&cfg.raw, &brine_pillar::ext_pillar_is_native);
-    if !plan.pool {
+    if !plan.pool && plan.engines.is_empty() {
         if !plan.modules.is_empty() {
             warn!(
                 "python_loader is off: these configured modules are unavailable: {}",
@@ -56,6 +60,24 @@ pub fn prepare(cfg: &MasterConfig) -> Option<Pool> {
             return None;
         }
     };
+    // Runner jobs and the Reactor start Python runners themselves, with
+    // the Python found here (set before the first fork, single-threaded).
+    std::env::set_var(brine_loader::worker::PYTHON_ENV, &python.executable);
+    let engines = plan.engines.clone();
+    if !plan.pool {
+        info!(
+            "Python loader: engines {} with Salt {} ({})",
+            engine_names(&engines),
+            python.salt_version,
+            python.executable.display()
+        );
+        return Some(Pool {
+            python,
+            listener: None,
+            workers: 0,
+            engines,
+        });
+    }
     let path = brine_loader::socket_path(cfg);
     let _ = std::fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
@@ -71,9 +93,6 @@ pub fn prepare(cfg: &MasterConfig) -> Option<Pool> {
     if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
         warn!("cannot make {} private: {e}", path.display());
     }
-    // Runner jobs and the Reactor start Python runners themselves, with
-    // the Python found here (set before the first fork, single-threaded).
-    std::env::set_var(brine_loader::worker::PYTHON_ENV, &python.executable);
     let workers = brine_loader::workers(cfg);
     info!(
         "Python loader: {workers} workers with Salt {} ({}) for {}",
@@ -87,16 +106,64 @@ pub fn prepare(cfg: &MasterConfig) -> Option<Pool> {
     );
     Some(Pool {
         python,
-        listener: Rc::new(OwnedFd::from(listener)),
+        listener: Some(Rc::new(OwnedFd::from(listener))),
         workers,
+        engines,
     })
 }
 
-/// The pool's workers, as children of the ProcessManager.
+fn engine_names(engines: &[(String, serde_json::Value)]) -> String {
+    engines.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// The pool's workers and the engines, as children of the
+/// ProcessManager.
 pub fn specs(cfg: &Rc<MasterConfig>, pool: &Pool) -> Vec<ChildSpec> {
+    let mut specs = workers(cfg, pool);
+    specs.extend(
+        pool.engines
+            .iter()
+            .map(|(name, opts)| engine(cfg, &pool.python, name, opts)),
+    );
+    specs
+}
+
+/// An engine (Salt's `Engine` process): Python running the engine's
+/// `start(**opts)` from Salt's engines loader; it retitles itself as Salt
+/// titles it (`Engine(salt.loaded.ext.engines.<name>)`), and is respawned
+/// when `start` returns or raises, as Salt's ProcessManager restarts it.
+fn engine(cfg: &Rc<MasterConfig>, python: &Python, name: &str, opts: &serde_json::Value) -> ChildSpec {
+    let (cfg, python) = (cfg.clone(), python.clone());
+    let spec = serde_json::json!({"name": name, "opts": opts}).to_string();
+    ChildSpec::new(format!("Engine({name})"), move |ctx: &ChildContext| {
+        brine_log::set_process_name(&ctx.name);
+        let base = brine_proc::title::original_command_line();
+        let level = brine_loader::more_verbose(&cfg.log_level, &cfg.log_level_logfile);
+        let err = brine_loader::worker::exec_engine(
+            &brine_loader::worker::WorkerExec {
+                python: &python.executable,
+                conf_file: &cfg.conf_file,
+                title: &ctx.name,
+                title_base: &base,
+                listen_fd: -1,
+                status_fd: ctx.status_fd(),
+                log_fd: brine_log::forward_fd(),
+                log_level: level,
+            },
+            &spec,
+        );
+        error!("{}: cannot execute {}: {err}", ctx.name, python.executable.display());
+        1
+    })
+}
+
+fn workers(cfg: &Rc<MasterConfig>, pool: &Pool) -> Vec<ChildSpec> {
+    let Some(listener) = &pool.listener else {
+        return Vec::new();
+    };
     (0..pool.workers)
         .map(|i| {
-            let (cfg, listener, python) = (cfg.clone(), pool.listener.clone(), pool.python.clone());
+            let (cfg, listener, python) = (cfg.clone(), listener.clone(), pool.python.clone());
             ChildSpec::new(
                 format!("{}{i}", brine_loader::WORKER_PREFIX),
                 move |ctx: &ChildContext| {
