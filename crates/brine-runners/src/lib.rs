@@ -149,51 +149,41 @@ pub fn run_full(cfg: &MasterConfig, fun: &str, load: &Value, user: &str, jid: &s
     stamp(&mut data);
     let _ = events.fire(&format!("{tag}/new"), &data);
     info!("runner {fun} ({jid}) for {user}");
-    if let Some(answer) = python_runner(cfg, fun, &args, load.get("__opts__"), user, jid, &tag) {
-        let (ret, success, raised) = match answer {
-            Ok(mut v) => {
-                let success = v.get("success").and_then(Value::as_bool).unwrap_or(true);
-                (v.remove("return").unwrap_or(Value::Nil), success, false)
-            }
-            Err(text) => {
-                warn!("runner {fun} ({jid}) through Python failed");
-                (Value::from(text), false, true)
-            }
-        };
-        let success = match ret.get("data") {
-            Some(d) if ret.is_map() => success && brine_state::states::check_result(d, false),
-            _ => success,
-        };
-        data.set("return", ret);
-        data.set("success", Value::Bool(success));
-        if raised {
-            data.set("retcode", Value::Int(1));
+    // The function's return, whether it succeeded by its own account,
+    // and whether it raised.
+    let (ret, success, raised) = match python_runner(cfg, fun, &args, load.get("__opts__"), user, jid, &tag) {
+        Some(Ok(mut v)) => {
+            let success = v.get("success").and_then(Value::as_bool).unwrap_or(true);
+            (v.remove("return").unwrap_or(Value::Nil), success, false)
         }
-        store_job(cfg, jid, &data);
-        stamp(&mut data);
-        let _ = events.fire(&format!("{tag}/ret"), &data);
-        return data;
-    }
-    if !available(fun) {
-        // Salt's `Runner.run` when `verify_fun` refuses the name.
-        warn!("runner {fun} ({jid}) for {user}: not available in Brine");
-        data.set("success", Value::Bool(false));
-        data.set("return", Value::from(not_available(fun)));
-        data.set("retcode", Value::Int(254));
-        stamp(&mut data);
-        let _ = events.fire(&format!("{tag}/ret"), &data);
-        return data;
-    }
-    let (ret, success) = match call(cfg, fun, &args, user, jid, &mut events) {
-        Ok(v) => (v, true),
-        Err(e) => {
-            warn!("runner {fun} ({jid}): {e}");
-            (Value::from(format!("Exception occurred in runner {fun}: {e}")), false)
+        Some(Err(text)) => {
+            warn!("runner {fun} ({jid}) through Python failed");
+            (Value::from(text), false, true)
         }
+        None if !available(fun) => {
+            // Salt's `Runner.run` when `verify_fun` refuses the name.
+            warn!("runner {fun} ({jid}) for {user}: not available in Brine");
+            data.set("success", Value::Bool(false));
+            data.set("return", Value::from(not_available(fun)));
+            data.set("retcode", Value::Int(254));
+            stamp(&mut data);
+            let _ = events.fire(&format!("{tag}/ret"), &data);
+            return data;
+        }
+        None => match call(cfg, fun, &args, user, jid, &mut events) {
+            Ok(v) => (v, true, false),
+            Err(e) => {
+                warn!("runner {fun} ({jid}): {e}");
+                (
+                    Value::from(format!("Exception occurred in runner {fun}: {e}")),
+                    false,
+                    true,
+                )
+            }
+        },
     };
     // Salt: a return with `data` (an orchestration's) succeeds when its
     // states did (`check_result`).
-    let raised = !success;
     let success = match ret.get("data") {
         Some(d) if ret.is_map() => success && brine_state::states::check_result(d, false),
         _ => success,
