@@ -104,9 +104,7 @@ impl Client {
         let body = req.to_network();
         let answer_by = Instant::now() + self.timeout;
         conn.set_write_timeout(Some(self.timeout)).map_err(io_err)?;
-        let sent = conn
-            .write_all(&(body.len() as u32).to_be_bytes())
-            .and_then(|()| conn.write_all(&body));
+        let sent = write_frame(&mut conn, &body);
         if let Err(e) = sent {
             return Err(match e.kind() {
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.kill(pid),
@@ -134,6 +132,12 @@ impl Client {
             timeout: self.timeout,
         }
     }
+}
+
+/// One frame: the body's u32 big-endian length, then the body.
+pub(crate) fn write_frame(w: &mut impl Write, body: &[u8]) -> io::Result<()> {
+    w.write_all(&(body.len() as u32).to_be_bytes())?;
+    w.write_all(body)
 }
 
 /// A worker's answer: its `ret`, or its `error` (`missing` when the

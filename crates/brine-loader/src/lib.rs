@@ -72,14 +72,3 @@ pub fn timeout(cfg: &brine_config::MasterConfig) -> std::time::Duration {
         .unwrap_or(DEFAULT_TIMEOUT_SECS);
     std::time::Duration::from_secs_f64(secs.min(86_400.0))
 }
-
-/// The more verbose of two Salt level names (a worker's Python logging
-/// level, from `log_level` and `log_level_logfile`).
-pub fn more_verbose<'a>(a: &'a str, b: &'a str) -> &'a str {
-    let v = |s: &str| brine_config::parse_log_level(s).map_or(u32::MAX, |l| l.value());
-    if v(b) < v(a) {
-        b
-    } else {
-        a
-    }
-}

@@ -8,7 +8,7 @@
 //! standard output, both as the pool's frames. Python is the one the
 //! ProcessManager found at start ([`crate::worker::PYTHON_ENV`]).
 
-use std::io::{Seek, Write};
+use std::io::Seek;
 use std::os::fd::FromRawFd;
 use std::process::Stdio;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use brine_config::MasterConfig;
 use brine_proc::command::{self, Limits, RunError};
 use brine_proto::Value;
 
-use crate::client::{answer_value, LoaderError, MAX_ANSWER};
+use crate::client::{answer_value, write_frame, LoaderError, MAX_ANSWER};
 use crate::worker::{self, PYTHON_ENV};
 
 /// The Python the ProcessManager found, if any.
@@ -30,14 +30,11 @@ pub fn call(cfg: &MasterConfig, req: &Value, timeout: Duration, title: &str) -> 
     let python = python().ok_or_else(|| LoaderError::Unavailable("no Python with Salt was found at start".into()))?;
     let body = req.to_network();
     let mut input = memfd().map_err(|e| LoaderError::Protocol(format!("cannot hold the request: {e}")))?;
-    input
-        .write_all(&(body.len() as u32).to_be_bytes())
-        .and_then(|()| input.write_all(&body))
+    write_frame(&mut input, &body)
         .and_then(|()| input.rewind())
         .map_err(|e| LoaderError::Protocol(format!("cannot hold the request: {e}")))?;
     let base = brine_proc::title::original_command_line();
-    let level = crate::more_verbose(&cfg.log_level, &cfg.log_level_logfile);
-    let mut cmd = worker::command(&python, &cfg.conf_file, title, &base, level);
+    let mut cmd = worker::command(&python, &cfg.conf_file, title, &base);
     cmd.env("BRINE_LOADER_ONESHOT", "1");
     if let Some(fd) = brine_log::forward_fd() {
         cmd.env("BRINE_LOG_FD", fd.to_string());

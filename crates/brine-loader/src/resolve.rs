@@ -8,8 +8,11 @@
 //! `loader_source: {<type>: native|python|auto}` forces either per module
 //! type (`native` never asks Python, `python` always does).
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use serde_json::{Map, Value as Json};
 
@@ -125,22 +128,47 @@ pub fn has_custom(opts: &Opts, ty: ModuleType, name: &str) -> bool {
 }
 
 fn dir_has_module(dir: &Path, name: &str) -> bool {
-    for ext in ["py", "pyc", "so"] {
-        if dir.join(format!("{name}.{ext}")).is_file() {
-            return true;
+    dir_modules(dir).contains(name)
+}
+
+/// The module names `dir` offers: its `<name>.py`/`.pyc`/`.so` files, its
+/// packages, and the `__virtualname__` of each `.py`. `use_python` runs
+/// for every `ext_pillar` entry of every pillar compilation, so the names
+/// are read again only when the directory's mtime changes (a module added,
+/// removed or renamed, as `saltutil.sync_*` does); none when it is missing.
+fn dir_modules(dir: &Path) -> Arc<HashSet<String>> {
+    type Cache = HashMap<PathBuf, (SystemTime, Arc<HashSet<String>>)>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let Ok(mtime) = fs::metadata(dir).and_then(|m| m.modified()) else {
+        return Arc::default();
+    };
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((seen, names)) = cache.lock().ok().and_then(|c| c.get(dir).cloned()) {
+        if seen == mtime {
+            return names;
         }
     }
-    if dir.join(name).join("__init__.py").is_file() {
-        return true;
-    }
-    let Ok(entries) = fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
+    let mut names = HashSet::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        p.extension().is_some_and(|x| x == "py")
-            && fs::read_to_string(&p).is_ok_and(|text| virtualname(&text).as_deref() == Some(name))
-    })
+        let ext = p.extension().and_then(|x| x.to_str());
+        if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+            if matches!(ext, Some("py" | "pyc" | "so")) {
+                names.insert(stem.to_string());
+            }
+        }
+        if p.join("__init__.py").is_file() {
+            names.extend(p.file_name().and_then(|n| n.to_str()).map(String::from));
+        }
+        if ext == Some("py") {
+            names.extend(fs::read_to_string(&p).ok().and_then(|text| virtualname(&text)));
+        }
+    }
+    let names = Arc::new(names);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(dir.to_path_buf(), (mtime, names.clone()));
+    }
+    names
 }
 
 /// A module's `__virtualname__ = "..."`, as written at the start of a line.

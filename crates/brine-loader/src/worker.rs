@@ -31,9 +31,6 @@ pub struct WorkerExec<'a> {
     pub listen_fd: RawFd,
     pub status_fd: RawFd,
     pub log_fd: Option<RawFd>,
-    /// Python's logging level name (`log_level` or `log_level_logfile`,
-    /// whichever lets more through).
-    pub log_level: &'a str,
 }
 
 /// The environment variable through which the ProcessManager tells its
@@ -65,7 +62,7 @@ fn prepare(w: &WorkerExec) -> io::Result<Command> {
     for fd in fds {
         inherit(fd)?;
     }
-    let mut cmd = command(w.python, w.conf_file, w.title, w.title_base, w.log_level);
+    let mut cmd = command(w.python, w.conf_file, w.title, w.title_base);
     // argv[0] stays the interpreter's path: Python finds its prefix (a
     // virtualenv's site-packages) from it. The worker retitles itself.
     cmd.env("BRINE_LOADER_LISTEN_FD", w.listen_fd.to_string())
@@ -77,7 +74,7 @@ fn prepare(w: &WorkerExec) -> io::Result<Command> {
 }
 
 /// Python with the worker's code and the environment every worker gets.
-pub(crate) fn command(python: &Path, conf_file: &Path, title: &str, title_base: &str, log_level: &str) -> Command {
+pub(crate) fn command(python: &Path, conf_file: &Path, title: &str, title_base: &str) -> Command {
     let mut cmd = Command::new(python);
     cmd.args([
         "-c",
@@ -87,7 +84,7 @@ pub(crate) fn command(python: &Path, conf_file: &Path, title: &str, title_base: 
     .env("BRINE_CONF_FILE", conf_file)
     .env("BRINE_TITLE", title)
     .env("BRINE_TITLE_BASE", title_base)
-    .env("BRINE_LOG_LEVEL", log_level)
+    .env("BRINE_LOG_LEVEL", python_level(log::max_level()))
     // Salt's deprecation noise stays out of the master's console.
     .env("PYTHONWARNINGS", "ignore")
     .env_remove(PYTHON_ENV);
@@ -104,4 +101,18 @@ pub(crate) fn inherit(fd: RawFd) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Python's logging level for this process's own filter (the more
+/// verbose of `log_level` and `log_level_logfile`, set at start), so the
+/// worker sends no record the log writer would drop.
+fn python_level(filter: log::LevelFilter) -> &'static str {
+    match filter {
+        log::LevelFilter::Off => "quiet",
+        log::LevelFilter::Error => "error",
+        log::LevelFilter::Warn => "warning",
+        log::LevelFilter::Info => "info",
+        log::LevelFilter::Debug => "debug",
+        log::LevelFilter::Trace => "trace",
+    }
 }

@@ -138,7 +138,6 @@ fn engine(cfg: &Rc<MasterConfig>, python: &Python, name: &str, opts: &serde_json
     ChildSpec::new(format!("Engine({name})"), move |ctx: &ChildContext| {
         brine_log::set_process_name(&ctx.name);
         let base = brine_proc::title::original_command_line();
-        let level = brine_loader::more_verbose(&cfg.log_level, &cfg.log_level_logfile);
         let err = brine_loader::worker::exec_engine(
             &brine_loader::worker::WorkerExec {
                 python: &python.executable,
@@ -148,7 +147,6 @@ fn engine(cfg: &Rc<MasterConfig>, python: &Python, name: &str, opts: &serde_json
                 listen_fd: -1,
                 status_fd: ctx.status_fd(),
                 log_fd: brine_log::forward_fd(),
-                log_level: level,
             },
             &spec,
         );
@@ -169,7 +167,6 @@ fn workers(cfg: &Rc<MasterConfig>, pool: &Pool) -> Vec<ChildSpec> {
                 move |ctx: &ChildContext| {
                     brine_log::set_process_name(&ctx.name);
                     let base = brine_proc::title::original_command_line();
-                    let level = brine_loader::more_verbose(&cfg.log_level, &cfg.log_level_logfile);
                     let err = brine_loader::worker::exec(&brine_loader::worker::WorkerExec {
                         python: &python.executable,
                         conf_file: &cfg.conf_file,
@@ -178,7 +175,6 @@ fn workers(cfg: &Rc<MasterConfig>, pool: &Pool) -> Vec<ChildSpec> {
                         listen_fd: listener.as_raw_fd(),
                         status_fd: ctx.status_fd(),
                         log_fd: brine_log::forward_fd(),
-                        log_level: level,
                     });
                     error!("{}: cannot execute {}: {err}", ctx.name, python.executable.display());
                     1
