@@ -84,15 +84,11 @@ impl TokenStore for LocalFs {
         }
         tdata.set("token", Value::from(tok.as_str()));
         let path = self.dir.join(&tok);
-        // Written aside and renamed: a reader never sees half a token.
-        let tmp = self.dir.join(format!("{tok}.tmp"));
-        let written = std::fs::create_dir_all(&self.dir)
-            .and_then(|()| write_new(&tmp, &tdata.to_network()))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        match written {
+        // Written aside and renamed, mode 0600 from the start (Salt's umask
+        // 0o177): a reader never sees half a token.
+        match brine_cache::fs::write_atomic(&path, &tdata.to_network(), 0o600) {
             Ok(()) => Some(tdata),
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
                 warn!(
                     "Authentication failure: can not write token file \"{}\": {e}",
                     path.display()
@@ -146,20 +142,6 @@ impl TokenStore for LocalFs {
             .filter_map(|e| e.file_name().into_string().ok())
             .collect()
     }
-}
-
-/// A new file with mode 0600 from the start (Salt's umask 0o177).
-fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 /// A token as it may appear in a log line: its first 8 characters, so
