@@ -90,6 +90,14 @@ pub trait JobCache {
     /// (the caller turns `keep_jobs_seconds`, or the older `keep_jobs`
     /// hours, into `keep`; Salt's 0, keep forever, is not a call).
     fn clean_old_jobs(&self, keep: Duration) -> Cleaned;
+    /// For a cache that writes later (from a thread of its own): a wait
+    /// for every write made so far, for the caller to run off its request
+    /// loop before it answers a publication (Python's `salt` reads the
+    /// job's load as soon as the publication is answered). `None` when a
+    /// write is done when it returns.
+    fn barrier(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        None
+    }
 }
 
 /// What one [`JobCache::clean_old_jobs`] pass did.

@@ -7,7 +7,6 @@
 //!   `minions/<id>`: grains and pillar in `data.p`, the mine in `mine.p`).
 //! * [`fs`]: the atomic file writes both use.
 
-pub mod backends;
 pub mod fs;
 pub mod jobs;
 pub mod minions;
@@ -32,6 +31,9 @@ pub enum CacheError {
     Io(#[from] std::io::Error),
     #[error("the {0:?} job cache is not available in Brine (only local_cache)")]
     Unsupported(String),
+    /// A job cache kept elsewhere (a returner) refused or lost a write.
+    #[error("{0}")]
+    Backend(String),
 }
 
 impl CacheError {

@@ -229,6 +229,7 @@ class Loaders:
         self._pillar = None
         self._tops = None
         self._runner = None
+        self._returners = None
 
     def pillar(self):
         if self._pillar is None:
@@ -259,6 +260,20 @@ class Loaders:
 
             self._runner = salt.loader.runner(self.opts, utils=salt.loader.utils(self.opts))
         return self._runner
+
+
+    def returners(self):
+        if self._returners is None:
+            import salt.loader
+
+            # As Salt's MasterMinion: the execution modules the returners
+            # call as __salt__, with the master's options.
+            opts = copy.deepcopy(self.opts)
+            opts.setdefault("grains", {})
+            utils = salt.loader.utils(opts)
+            functions = salt.loader.minion_mods(opts, utils=utils)
+            self._returners = salt.loader.returners(opts, functions)
+        return self._returners
 
 
 def do_ext_pillar(loaders, req):
@@ -383,6 +398,44 @@ def do_runner(loaders, req):
         event.destroy()
 
 
+def _returner_call(returners, call):
+    fun = call.get("fun") or ""
+    if fun not in returners:
+        name, _, function = fun.partition(".")
+        raise Missing("Returner '%s' does not support function %s" % (name, function))
+    return returners[fun](*(call.get("args") or []), **(call.get("kwargs") or {}))
+
+
+def do_returner(loaders, req):
+    """One returner function (a read: get_load, get_jid, get_jids, ...)."""
+    return _returner_call(loaders.returners(), req)
+
+
+def do_returner_batch(loaders, req):
+    """Writes in order (prep_jid, save_load, returner, event_return, ...),
+    each failure logged as Salt's master logs it and the others done;
+    answers how many failed and the first error."""
+    returners = loaders.returners()
+    failed = 0
+    first = None
+    for call in req.get("calls") or []:
+        try:
+            _returner_call(returners, call)
+        except Missing as exc:
+            log.error("%s", exc)
+            failed += 1
+            first = first or str(exc)
+        except Exception as exc:  # pylint: disable=broad-except
+            log.critical(
+                "The specified '%s' returner threw a stack trace",
+                (call.get("fun") or "").partition(".")[0],
+                exc_info=True,
+            )
+            failed += 1
+            first = first or "%s: %s" % (type(exc).__name__, exc)
+    return {"failed": failed, "error": first}
+
+
 def do_has(loaders, req):
     kind = req.get("type")
     name = req.get("name")
@@ -392,6 +445,8 @@ def do_has(loaders, req):
         return name in loaders.tops()
     if kind == "runner":
         return name in loaders.runner()
+    if kind == "returner":
+        return name in loaders.returners()
     raise Refused("unknown module type %r" % kind)
 
 
@@ -399,6 +454,8 @@ HANDLERS = {
     "ext_pillar": do_ext_pillar,
     "master_tops": do_master_tops,
     "runner": do_runner,
+    "returner": do_returner,
+    "returner_batch": do_returner_batch,
     "has": do_has,
     "ping": lambda loaders, req: {"pid": os.getpid(), "salt": __import__("salt.version").version.__version__},
 }

@@ -66,6 +66,10 @@ impl Client {
         Client::new(crate::socket_path(cfg), crate::timeout(cfg))
     }
 
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -33,6 +33,7 @@ pub mod client;
 pub mod oneshot;
 pub mod python;
 pub mod resolve;
+pub mod returners;
 pub mod worker;
 
 pub use client::{Client, LoaderError};

@@ -36,6 +36,9 @@ pub enum ModuleType {
     Tops,
     /// Runner modules (`salt.loader.runner`).
     Runners,
+    /// Returners (`salt.loader.returners`): `master_job_cache`,
+    /// `ext_job_cache`, `event_return`.
+    Returners,
 }
 
 impl ModuleType {
@@ -45,6 +48,7 @@ impl ModuleType {
             ModuleType::Pillar => "pillar",
             ModuleType::Tops => "tops",
             ModuleType::Runners => "runners",
+            ModuleType::Returners => "returners",
         }
     }
 
@@ -54,6 +58,7 @@ impl ModuleType {
             ModuleType::Pillar => "pillar_dirs",
             ModuleType::Tops => "top_dirs",
             ModuleType::Runners => "runner_dirs",
+            ModuleType::Returners => "returner_dirs",
         }
     }
 
@@ -63,10 +68,16 @@ impl ModuleType {
             ModuleType::Pillar => "pillar",
             ModuleType::Tops => "tops",
             ModuleType::Runners => "runners",
+            ModuleType::Returners => "returners",
         }
     }
 
-    pub const ALL: [ModuleType; 3] = [ModuleType::Pillar, ModuleType::Tops, ModuleType::Runners];
+    pub const ALL: [ModuleType; 4] = [
+        ModuleType::Pillar,
+        ModuleType::Tops,
+        ModuleType::Runners,
+        ModuleType::Returners,
+    ];
 }
 
 /// `loader_source` for one type.
@@ -243,6 +254,11 @@ pub fn plan(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool) -> Plan {
             modules.push(format!("tops:{name}"));
         }
     }
+    for name in returner_names(opts) {
+        if use_python(opts, ModuleType::Returners, &name, name == LOCAL_CACHE) {
+            modules.push(format!("returners:{name}"));
+        }
+    }
     for dir in custom_dirs(opts, ModuleType::Runners) {
         if has_python_files(&dir) {
             modules.push(format!("runners:{}", dir.display()));
@@ -303,6 +319,52 @@ pub fn ext_pillar_names(opts: &Opts) -> Vec<String> {
         }
     }
     out
+}
+
+/// Salt's default `master_job_cache`, which Brine keeps natively.
+pub const LOCAL_CACHE: &str = "local_cache";
+
+/// The returners the master itself calls: `master_job_cache` (when set),
+/// `ext_job_cache`, and each of `event_return` (a name, a comma-separated
+/// list or a list), in that order, without repeats.
+pub fn returner_names(opts: &Opts) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        let name = name.trim();
+        if !name.is_empty() && !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+    };
+    for key in ["master_job_cache", "ext_job_cache"] {
+        if let Some(Json::String(s)) = opts.get(key) {
+            add(s);
+        }
+    }
+    for name in event_returners(opts) {
+        add(&name);
+    }
+    out
+}
+
+/// `event_return`: a returner name, a comma-separated list of them, or a
+/// list (Salt's EventReturn accepts all three).
+pub fn event_returners(opts: &Opts) -> Vec<String> {
+    match opts.get("event_return") {
+        Some(Json::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Some(Json::Array(a)) => a
+            .iter()
+            .filter_map(Json::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The modules `master_tops` enables (its keys).
@@ -399,5 +461,23 @@ mod tests {
         fs::create_dir_all(&ext).unwrap();
         fs::write(ext.join("custom.py"), "def hello():\n    return 1\n").unwrap();
         assert!(plan(&cfg(d.path(), serde_json::json!({})), &none).pool);
+    }
+
+    #[test]
+    fn the_returners_the_master_calls() {
+        let d = tempfile::tempdir().unwrap();
+        let none = |_: &str| true;
+        let c = cfg(
+            d.path(),
+            serde_json::json!({"master_job_cache": "redis", "ext_job_cache": "", "event_return": "redis, mysql"}),
+        );
+        assert_eq!(returner_names(&c), ["redis", "mysql"]);
+        assert_eq!(plan(&c, &none).modules, ["returners:redis", "returners:mysql"]);
+        let local = cfg(
+            d.path(),
+            serde_json::json!({"master_job_cache": "local_cache", "event_return": ["x"]}),
+        );
+        assert_eq!(plan(&local, &none).modules, ["returners:x"]);
+        assert_eq!(event_returners(&local), ["x"]);
     }
 }

@@ -24,6 +24,7 @@ pub mod names {
     pub const EVENT_PUBLISHER: &str = "EventPublisher";
     pub const MAINTENANCE: &str = "Maintenance";
     pub const REACTOR: &str = "Reactor";
+    pub const EVENT_RETURN: &str = "EventReturn";
     pub const REQ_SERVER: &str = "ReqServer_ProcessManager";
     pub const WORKER_QUEUE: &str = "MWorkerQueue";
     pub const WORKER_PREFIX: &str = "MWorker-";

@@ -62,7 +62,6 @@ fn start(opts: &Options) -> Result<()> {
     brine_log::to_stderr(logging.console_fmt.clone());
 
     // Directories, pidfile lock, daemon.
-    brine_cache::backends::warn_unsupported(&cfg);
     setup::prepare_dirs(&cfg)?;
     let mut pidfile = Pidfile::acquire(&cfg.pidfile)?;
     if opts.daemon {

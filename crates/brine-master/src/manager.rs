@@ -48,6 +48,7 @@ pub fn run(
     // Salt's Python modules: found and checked here, before the first
     // fork (it runs Python once, no thread).
     let pyloader = roles::pyloader::prepare(&cfg);
+    brine_loader::returners::warn_unavailable(&cfg);
     let mut specs = vec![
         roles::logging::spec(logging, log_rx.clone()),
         roles::publisher::spec(cfg.clone(), aes.clone(), keys.clone()),
@@ -58,6 +59,9 @@ pub fn run(
     ];
     if let Some(pool) = &pyloader {
         specs.extend(roles::pyloader::specs(&cfg, pool));
+    }
+    if roles::eventreturn::wanted(&cfg) {
+        specs.push(roles::eventreturn::spec(cfg.clone()));
     }
     let mut sup = Supervisor::new(names::PROCESS_MANAGER, specs)?;
     sup.close_in_child(pidfile.raw_fd());

@@ -422,3 +422,151 @@ fn an_engine_fires_events_the_reactor_sees() {
     }
     assert_eq!(made[0], made[1], "the same file, named after the master's id, on both");
 }
+
+const FILE_JOBS_RETURNER: &str = r#"
+import json
+import os
+
+import salt.utils.jid
+
+
+def _path(*parts):
+    path = os.path.join(__opts__["filejobs.dir"], *parts)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+def prep_jid(nocache=False, passed_jid=None):
+    return passed_jid or salt.utils.jid.gen_jid(__opts__)
+
+
+def save_load(jid, load, minions=None):
+    # The publication's load (with its minions) wins over the return
+    # loads Salt's store_job saves again with each return.
+    path = _path(jid, "load.json")
+    if minions is not None or not os.path.exists(path):
+        with open(path, "w") as f:
+            json.dump(load, f)
+    if minions is not None:
+        with open(_path(jid, "minions.json"), "w") as f:
+            json.dump(sorted(minions), f)
+
+
+def get_load(jid):
+    try:
+        with open(os.path.join(__opts__["filejobs.dir"], jid, "load.json")) as f:
+            return json.load(f)
+    except OSError:
+        return {}
+
+
+def returner(ret):
+    with open(_path(ret["jid"], "returns", ret["id"] + ".json"), "w") as f:
+        json.dump(ret, f)
+
+
+def get_jid(jid):
+    out = {}
+    d = os.path.join(__opts__["filejobs.dir"], jid, "returns")
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        with open(os.path.join(d, name)) as f:
+            ret = json.load(f)
+        out[ret["id"]] = {"return": ret["return"], "retcode": ret.get("retcode", 0)}
+    return out
+
+
+def get_jids():
+    d = __opts__["filejobs.dir"]
+    return {j: get_load(j) for j in os.listdir(d) if j.isdigit()} if os.path.isdir(d) else {}
+
+
+def event_return(events):
+    with open(_path("events.log"), "a") as f:
+        for event in events:
+            f.write(event["tag"] + "\n")
+"#;
+
+#[test]
+fn a_custom_returner_keeps_the_jobs_and_the_events() {
+    let prepare = |env: &Env| {
+        let root = env.root();
+        let ext = root.join("extmods/returners");
+        std::fs::create_dir_all(&ext).unwrap();
+        std::fs::write(ext.join("filejobs.py"), FILE_JOBS_RETURNER).unwrap();
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "extension_modules: {}\nmaster_job_cache: filejobs\nfilejobs.dir: {}\n\
+             event_return: filejobs\nevent_return_whitelist:\n  - 'salt/job/*'\nevent_return_blacklist:\n  - 'salt/job/*/new'\n",
+            root.join("extmods").display(),
+            root.join("filejobs").display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+    };
+    let mut seen = Vec::new();
+    let jid_re = regex::Regex::new(r"\d{20}").unwrap();
+    for brine in [true, false] {
+        let side = Side::start(
+            brine,
+            "3007.17",
+            "auto_accept: True\n",
+            &brine_extra("3007.17"),
+            "",
+            prepare,
+        );
+        let what = if brine { "Brine" } else { "Python" };
+        let log = || read(&side.env.log_file());
+        // Python's salt reads the job's load through the returner as soon
+        // as the publication is answered: it must be there by then.
+        let pinged = salt_json(&side, &["*", "test.ping"]);
+        let (out, err, code) = common::pysalt::py(
+            &side.env,
+            side.version,
+            "salt",
+            &["*", "test.arg", "1", "two=2", "--async"],
+        );
+        assert_eq!(code, 0, "{what}: {out}{err}");
+        let jid = jid_re.find(&out).unwrap().as_str().to_string();
+        let jobs = side.env.root().join("filejobs");
+        let returned = wait_until(Duration::from_secs(60), || {
+            ["a1", "a2"]
+                .iter()
+                .all(|m| jobs.join(&jid).join(format!("returns/{m}.json")).is_file())
+        });
+        assert!(returned, "{what}: the returns did not reach the returner\n{}", log());
+        let load: Json = serde_json::from_str(&read(&jobs.join(&jid).join("load.json"))).unwrap();
+        assert_eq!(load["fun"], "test.arg", "{what}: {load}");
+        assert_eq!(read(&jobs.join(&jid).join("minions.json")), r#"["a1", "a2"]"#, "{what}");
+        let (lookup, code) = salt_run(&side, brine, &["jobs.lookup_jid", &jid, "--out", "json"]);
+        assert_eq!(code, 0, "{what}: {lookup}\n{}", log());
+        let lookup: Json = serde_json::from_str(&lookup).unwrap_or_else(|e| panic!("{what}: {e}: {lookup}"));
+        assert_eq!(lookup["a1"]["args"][0], 1, "{what}: {lookup}");
+        // The events, filtered by the white and black lists.
+        let events = jobs.join("events.log");
+        assert!(
+            wait_until(Duration::from_secs(30), || read(&events)
+                .contains(&format!("salt/job/{jid}/ret/a2"))),
+            "{what}: {}\n{}",
+            read(&events),
+            log()
+        );
+        let tags = read(&events);
+        assert!(
+            !tags.contains("/new\n") && !tags.contains("salt/auth"),
+            "{what}: {tags}"
+        );
+        if brine {
+            // Nothing in local_cache: the returner is the job cache.
+            let local = side.env.root().join("cache/jobs");
+            let cached = std::fs::read_dir(&local).map_or(0, |d| d.count());
+            assert_eq!(cached, 0, "local_cache written beside the returner");
+            let event_return = descendants(std::process::id() as i32)
+                .into_iter()
+                .find(|p| cmdline(*p).ends_with("EventReturn"));
+            assert!(event_return.is_some(), "an EventReturn process");
+        }
+        let lookup = lookup.to_string().replace(&jid, "<jid>");
+        seen.push((pinged.to_string(), lookup));
+    }
+    assert_eq!(seen[0], seen[1], "Brine vs Python");
+}

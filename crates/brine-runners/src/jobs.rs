@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use brine_cache::backends::job_cache;
 use brine_cache::{Jid, JobCache};
 use brine_client::low::CallArgs;
 use brine_client::{LocalClient, Publish};
 use brine_config::MasterConfig;
+use brine_loader::returners::job_cache;
 use brine_proto::Value;
 use brine_py::{fnmatch, split_input, text};
 

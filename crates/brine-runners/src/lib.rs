@@ -21,10 +21,10 @@ mod pillar;
 mod state;
 mod test;
 
-use brine_cache::backends::job_cache;
 use brine_cache::Jid;
 use brine_client::low::CallArgs;
 use brine_config::MasterConfig;
+use brine_loader::returners::job_cache;
 use brine_proto::event::stamp;
 use brine_proto::Value;
 use brine_py::{fnmatch, text};

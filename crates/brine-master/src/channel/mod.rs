@@ -23,7 +23,7 @@ use brine_proto::Value;
 use log::warn;
 
 use crate::runjobs::Token;
-use crate::services::{Reply, Services};
+use crate::services::{ClearReply, Reply, Services};
 pub use sessions::SessionKeys;
 /// Requests larger than this are refused before decoding, unless the
 /// Brine option `request_max_size` says otherwise.
@@ -95,6 +95,8 @@ pub struct ReqServerChannel {
 
 /// How a reply that comes later is sealed.
 enum Seal {
+    /// A clear command's answer, already encoded (`Value::Bytes`).
+    Clear,
     /// `send`: the session key and the request's nonce.
     Session(Crypticle, Option<String>),
     /// `send_private` (a pillar): the minion, its key, the request's nonce
@@ -254,6 +256,10 @@ impl ReqServerChannel {
         for (token, ret) in done {
             let sealed = match self.waiting.remove(&token) {
                 None => continue,
+                Some(Seal::Clear) => match ret {
+                    Value::Bytes(b) => Ok(b),
+                    other => Ok(other.to_network()),
+                },
                 Some(Seal::Session(session, nonce)) => session
                     .seal(&ret.to_network(), nonce.as_deref())
                     .map(|sealed| Value::Bytes(sealed).to_network())
@@ -342,7 +348,14 @@ impl ReqServerChannel {
                 }
                 match cmd.parse::<ClearCmd>() {
                     Ok(ClearCmd::Auth) => self.auth(load, version),
-                    Ok(c) => self.run(c.as_str(), |s| s.clear(c, load)),
+                    Ok(c) => match self.run(c.as_str(), |s| s.clear(c, load))? {
+                        ClearReply::Now(bytes) => Ok(bytes),
+                        ClearReply::Later(token) => {
+                            self.waiting.insert(token, Seal::Clear);
+                            self.deferred = Some(token);
+                            Ok(Vec::new())
+                        }
+                    },
                     // Salt answers an unknown clear command with {} and
                     // logs "Requested method not exposed" (an error).
                     Err(e) => {

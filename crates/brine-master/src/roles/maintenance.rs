@@ -323,7 +323,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
     role(names::MAINTENANCE, move |ctx| {
         let sig = stop_signals()?;
         let interval = Duration::from_secs(cfg.loop_interval.max(1));
-        let jobs = brine_cache::backends::job_cache(&cfg);
+        let jobs = brine_loader::returners::job_cache(&cfg);
         let auth = brine_auth::LoadAuth::new(&cfg);
         let master_id = cfg.master_id();
         let mut events = brine_client::event_sender(&cfg);

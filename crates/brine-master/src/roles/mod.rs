@@ -1,6 +1,7 @@
 //! The master's processes. Each module exposes `spec(...)`, the
 //! [`ChildSpec`] the ProcessManager (or ReqServer_ProcessManager) forks.
 
+pub mod eventreturn;
 pub mod events;
 pub mod logging;
 pub mod maintenance;

@@ -72,6 +72,9 @@ pub struct Ctx {
     pub keys: FsKeyStore,
     pub events: EventSender,
     pub jobs: Box<dyn JobCache + Send>,
+    /// `ext_job_cache`: also saves each publication's load; returns are
+    /// then not stored by the master (Salt's `store_job`).
+    pub ext_jobs: Option<Box<dyn JobCache + Send>>,
     /// Authentication (tokens, eauth backends, user keys).
     pub auth: LoadAuth,
 }
@@ -81,7 +84,8 @@ impl Ctx {
         Ctx {
             keys: FsKeyStore::new(&cfg.pki_dir),
             events: brine_client::event_sender(&cfg),
-            jobs: brine_cache::backends::job_cache(&cfg),
+            jobs: brine_loader::returners::job_cache(&cfg),
+            ext_jobs: brine_loader::returners::ext_job_cache(&cfg),
             auth: LoadAuth::new(&cfg),
             cfg,
         }
@@ -110,6 +114,15 @@ pub struct Services {
     /// Whether a pillar may need Python (`ext_pillar` modules the pool
     /// runs): then pillars are compiled off the request loop.
     pillar_offload: bool,
+}
+
+/// How a clear command is answered.
+pub enum ClearReply {
+    /// These bytes, now.
+    Now(Vec<u8>),
+    /// The offloaded task's value (`Value::Bytes` of the encoded answer)
+    /// once it is done.
+    Later(Token),
 }
 
 /// The step an offloaded task leaves to the request loop.
@@ -213,9 +226,25 @@ impl Services {
     }
 
     /// A clear command other than `_auth` (which the channel answers).
-    pub fn clear(&mut self, cmd: ClearCmd, load: &Value) -> Result<Vec<u8>, String> {
-        match cmd {
-            ClearCmd::Publish => publish::publish(&mut self.ctx, &self.push, load),
+    pub fn clear(&mut self, cmd: ClearCmd, load: &Value) -> Result<ClearReply, String> {
+        let bytes = match cmd {
+            ClearCmd::Publish => {
+                let answer = publish::publish(&mut self.ctx, &self.push, load)?;
+                // A job cache that writes later: the answer waits (off the
+                // request loop) until the job's load is written.
+                if let Some(wait) = self.ctx.jobs.barrier() {
+                    let later = answer.clone();
+                    let task = Box::new(move || {
+                        wait();
+                        Value::Bytes(later)
+                    });
+                    match self.offload.submit(task) {
+                        Ok(token) => return Ok(ClearReply::Later(token)),
+                        Err(e) => warn!("publish answered before its load is written: {e}"),
+                    }
+                }
+                Ok(answer)
+            }
             ClearCmd::Runner => Ok(control::control(&mut self.ctx, &mut self.runner_jobs, load, "runner")),
             ClearCmd::Wheel => Ok(control::control(&mut self.ctx, &mut self.runner_jobs, load, "wheel")),
             // Salt's `ping` sends the load back.
@@ -223,7 +252,8 @@ impl Services {
             ClearCmd::MkToken => Ok(tokens::mk_token(&self.ctx, load).to_network()),
             ClearCmd::GetToken => Ok(tokens::get_token(&self.ctx, load).to_network()),
             ClearCmd::Auth => Err("_auth reached the services; the channel answers it".into()),
-        }
+        };
+        bytes.map(ClearReply::Now)
     }
 
     /// An AES command from the minion `id`.

@@ -10,7 +10,7 @@ use brine_auth::acl::{auth_check, PublisherAcl, Target};
 use brine_auth::AuthType;
 use brine_keys::{KeyState, KeyStore};
 use brine_proto::Value;
-use log::{info, warn};
+use log::{error, info, warn};
 
 use super::Ctx;
 use crate::alarm::{self, Store};
@@ -224,6 +224,11 @@ pub(super) fn publish_job(ctx: &mut Ctx, push: &zmq::Socket, mut load: Value, us
     // A job cache that cannot be written (full, read-only) does not stop
     // the job (Salt's master refuses it): it is published uncached and
     // the failure is logged (CRITICAL, once a minute).
+    if let Some(ext) = &ctx.ext_jobs {
+        if let Err(e) = ext.save_load(&jid, &saved, &minions) {
+            error!("ext_job_cache: the load of {jid} was not saved: {e}");
+        }
+    }
     match ctx.jobs.save_load(&jid, &saved, &minions) {
         Ok(()) => alarm::ok(Store::JobLoad),
         Err(e) => alarm::failed(Store::JobLoad, e.io_kind(), &e),
