@@ -198,20 +198,21 @@ def _loader_modules(loader):
                 yield mod
 
 
-def _retarget(loader, opts_changes, grains):
+def _retarget(loader, opts_changes, grains, pillar=None):
     """Point a long-lived loader at one call: Salt's master builds its
     loaders afresh for each pillar compilation; Brine keeps them and
     changes, in place, what differs between two calls (the options the
-    modules see, the minion's grains, a fresh __context__)."""
+    modules see, the minion's grains and pillar, a fresh __context__)."""
     loader.opts.update(opts_changes)
     for mod in _loader_modules(loader):
         mod_opts = getattr(mod, "__opts__", None)
         if isinstance(mod_opts, dict):
             mod_opts.update(opts_changes)
     pack = loader.pack
-    if grains is not None and isinstance(pack.get("__grains__"), dict):
-        pack["__grains__"].clear()
-        pack["__grains__"].update(grains)
+    for key, value in (("__grains__", grains), ("__pillar__", pillar)):
+        if value is not None and isinstance(pack.get(key), dict):
+            pack[key].clear()
+            pack[key].update(value)
     if isinstance(pack.get("__context__"), dict):
         pack["__context__"].clear()
 
@@ -230,6 +231,7 @@ class Loaders:
         self._tops = None
         self._runner = None
         self._returners = None
+        self._pillar_render = None
 
     def pillar(self):
         if self._pillar is None:
@@ -274,6 +276,80 @@ class Loaders:
             functions = salt.loader.minion_mods(opts, utils=utils)
             self._returners = salt.loader.returners(opts, functions)
         return self._returners
+
+
+    def pillar_render(self):
+        """The execution modules and renderers of Salt's Pillar (built
+        with its __gen_opts: the local file client, the minion's grains
+        and id), kept and retargeted for each request."""
+        if self._pillar_render is None:
+            import salt.loader
+
+            opts = copy.deepcopy(self.opts)
+            opts["file_client"] = "local"
+            opts["grains"] = {}
+            opts["pillar"] = {}
+            utils = salt.loader.utils(opts)
+            functions = salt.loader.minion_mods(opts, utils=utils)
+            rend = salt.loader.render(copy.deepcopy(opts), functions)
+            self._pillar_render = (functions, rend)
+        return self._pillar_render
+
+
+def _pillar_context(loaders, req):
+    """The pillar loaders, pointed at the request's minion."""
+    functions, rend = loaders.pillar_render()
+    grains = req.get("grains") or {}
+    pillar = req.get("pillar") or {}
+    changes = {
+        "id": req.get("minion_id"),
+        "minion_id": req.get("minion_id"),
+        "grains": grains,
+        "pillar": pillar,
+        "saltenv": req.get("saltenv"),
+        "pillarenv": req.get("pillarenv"),
+    }
+    _retarget(functions, changes, grains, pillar)
+    _retarget(_inner(rend), changes, grains, pillar)
+    return functions, rend
+
+
+def do_render(loaders, req):
+    """One stage of a render pipe (salt.template.compile_template) with a
+    renderer Brine does not have: the text or data before it, the answer
+    as {"text": ...} or {"data": ...}."""
+    import io
+
+    _, rend = _pillar_context(loaders, req)
+    name = req["renderer"]
+    if name not in rend:
+        raise Missing("The renderer %s is not available" % name)
+    data = req.get("data")
+    if isinstance(data, str):
+        data = io.StringIO(data)
+    kwargs = dict(req.get("context") or {})
+    kwargs.update(renderers=rend, tmplpath=req.get("path"))
+    if req.get("pillar_render"):
+        kwargs["_pillar_rend"] = True
+    if req.get("argline"):
+        kwargs["argline"] = req["argline"]
+    ret = rend[name](data, req.get("saltenv") or "base", req.get("sls") or "", **kwargs)
+    if hasattr(ret, "read"):
+        ret = ret.read()
+    if isinstance(ret, bytes):
+        ret = ret.decode()
+    return {"text": ret} if isinstance(ret, str) else {"data": ret}
+
+
+def do_execution(loaders, req):
+    """salt['mod.fun'](...) in a pillar template, for a function Brine
+    does not have: Salt's execution module on the master, as Salt's
+    Pillar loads them for the minion."""
+    functions, _ = _pillar_context(loaders, req)
+    fun = req["fun"]
+    if fun not in functions:
+        raise Missing("'%s' is not available." % fun)
+    return functions[fun](*(req.get("args") or []), **(req.get("kwargs") or {}))
 
 
 def do_ext_pillar(loaders, req):
@@ -455,6 +531,8 @@ HANDLERS = {
     "master_tops": do_master_tops,
     "runner": do_runner,
     "returner": do_returner,
+    "render": do_render,
+    "execution": do_execution,
     "returner_batch": do_returner_batch,
     "has": do_has,
     "ping": lambda loaders, req: {"pid": os.getpid(), "salt": __import__("salt.version").version.__version__},

@@ -39,6 +39,18 @@ pub mod worker;
 pub use client::{Client, LoaderError};
 pub use resolve::{ModuleType, Plan};
 
+/// Set (to the pool's socket) in the master's processes when the pool
+/// runs: then pillars are compiled off the MWorkers' request loop, and
+/// their renderers may call it.
+pub const POOL_ENV: &str = "BRINE_PYTHON_POOL";
+
+/// The pool, when this master runs one.
+pub fn pool(cfg: &brine_config::MasterConfig) -> Option<Client> {
+    std::env::var_os(POOL_ENV)
+        .filter(|p| !p.is_empty())
+        .map(|_| Client::of(cfg))
+}
+
 /// The pool's socket, in `sock_dir`.
 pub const SOCKET_NAME: &str = "python_loader.ipc";
 

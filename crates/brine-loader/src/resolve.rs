@@ -243,6 +243,13 @@ pub struct Plan {
 /// The plan for `cfg`. `native_pillar` tells which `ext_pillar` modules
 /// Brine has natively.
 pub fn plan(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool) -> Plan {
+    plan_with(opts, native_pillar, Vec::new())
+}
+
+/// [`plan`], with more that needs Python (`renderer:gpg`,
+/// `execution:cp.get_file_str`: what the pillar tree uses that Brine
+/// does not have).
+pub fn plan_with(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool, more: Vec<String>) -> Plan {
     let mut modules = Vec::new();
     for name in ext_pillar_names(opts) {
         if use_python(opts, ModuleType::Pillar, &name, native_pillar(&name)) {
@@ -264,6 +271,7 @@ pub fn plan(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool) -> Plan {
             modules.push(format!("runners:{}", dir.display()));
         }
     }
+    modules.extend(more);
     modules.dedup();
     let pool = match mode(opts) {
         Mode::Never => false,

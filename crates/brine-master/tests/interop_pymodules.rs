@@ -570,3 +570,153 @@ fn a_custom_returner_keeps_the_jobs_and_the_events() {
     }
     assert_eq!(seen[0], seen[1], "Brine vs Python");
 }
+
+/// gpg's home for a test: a key without a passphrase, its agent killed
+/// (by gpgconf, which knows its pid) when dropped.
+struct GpgHome(std::path::PathBuf);
+
+impl GpgHome {
+    fn new(dir: &std::path::Path) -> GpgHome {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let home = GpgHome(dir.to_path_buf());
+        home.gpg(
+            &[
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "Brine Test <brine@test.invalid>",
+                "default",
+                "default",
+                "never",
+            ],
+            b"",
+        );
+        home
+    }
+
+    fn gpg(&self, args: &[&str], input: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("gpg")
+            .arg("--homedir")
+            .arg(&self.0)
+            .args(["--batch", "--yes", "--pinentry-mode", "loopback"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gpg (Debian's gnupg) on PATH");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn encrypt(&self, text: &str) -> String {
+        self.gpg(
+            &[
+                "--armor",
+                "--trust-model",
+                "always",
+                "--encrypt",
+                "-r",
+                "brine@test.invalid",
+            ],
+            text.as_bytes(),
+        )
+    }
+}
+
+impl Drop for GpgHome {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&self.0)
+            .args(["--kill", "all"])
+            .status();
+    }
+}
+
+#[test]
+fn pillar_renderers_and_functions_brine_lacks_run_as_salt_runs_them() {
+    let scratch = tempfile::tempdir().unwrap();
+    let gpg = GpgHome::new(&scratch.path().join("gpgkeys"));
+    let secret = gpg.encrypt("s3cret value");
+    let indented: String = secret.lines().map(|l| format!("  {l}\n")).collect();
+    let keydir = scratch.path().join("gpgkeys");
+    let content = scratch.path().join("content.txt");
+    std::fs::write(&content, "from a file").unwrap();
+    let prepare = |env: &Env| {
+        let pillar = env.root().join("pillar");
+        std::fs::create_dir_all(&pillar).unwrap();
+        std::fs::write(
+            pillar.join("top.sls"),
+            "base:\n  '*':\n    - secret\n    - frompy\n    - ex\n    - withcp\n",
+        )
+        .unwrap();
+        std::fs::write(
+            pillar.join("secret.sls"),
+            format!("#!yaml|gpg\nplain: visible\nsecret: |\n{indented}"),
+        )
+        .unwrap();
+        std::fs::write(
+            pillar.join("frompy.sls"),
+            "#!py\ndef run():\n    return {'from_py': {'role': __grains__['role'], 'id': __opts__['id'], 'sls': sls}}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            pillar.join("ex.sls"),
+            "#!yamlex\nyamlex_agg: !aggregate first\nyamlex_agg: !aggregate second\n",
+        )
+        .unwrap();
+        std::fs::write(
+            pillar.join("withcp.sls"),
+            format!(
+                "{{%- set text = salt['cp.get_file_str']('{}') %}}\nfile_content: {{{{ text }}}}\n",
+                content.display()
+            ),
+        )
+        .unwrap();
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "pillar_roots:\n  base:\n    - {}\ngpg_keydir: {}\n",
+            pillar.display(),
+            keydir.display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+    };
+    let mut seen = Vec::new();
+    for brine in [true, false] {
+        let side = Side::start(
+            brine,
+            "3007.17",
+            "auto_accept: True\n",
+            &brine_extra("3007.17"),
+            "",
+            prepare,
+        );
+        let pillar = salt_json(&side, &["*", "pillar.items"]);
+        seen.push(pillar);
+        if brine {
+            let log = read(&side.env.log_file());
+            assert!(
+                log.contains("renderer:gpg") && log.contains("execution:cp.get_file_str"),
+                "{log}"
+            );
+        }
+    }
+    let a1 = &seen[0]["a1"];
+    assert_eq!(a1["secret"], "s3cret value", "{}", seen[0]);
+    assert_eq!(a1["plain"], "visible");
+    assert_eq!(a1["from_py"]["role"], "web", "{}", seen[0]);
+    assert_eq!(a1["file_content"], "from a file", "{}", seen[0]);
+    assert_eq!(a1["yamlex_agg"], serde_json::json!(["first", "second"]), "{}", seen[0]);
+    assert!(a1.get("_errors").is_none(), "{}", seen[0]);
+    assert_eq!(seen[0], seen[1], "Brine vs Python");
+}

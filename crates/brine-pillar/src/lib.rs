@@ -99,7 +99,7 @@ pub fn compile(
         static CACHE: Once = Once::new();
         CACHE.call_once(|| warn!("pillar_cache is not implemented by Brine: every request compiles the pillar"));
     }
-    let loader = brine_loader::Client::of(cfg);
+    let loader = brine_loader::pool(cfg);
     let req = Request {
         id,
         grains,
@@ -108,7 +108,7 @@ pub fn compile(
         pillar_override: over,
         extra_minion_data: load.get("extra_minion_data"),
         accepted: Some(accepted),
-        loader: Some(&loader),
+        loader: loader.as_ref(),
     };
     // A bug must not take the MWorker down with it.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_pillar(&cfg.raw, &req))) {
@@ -242,7 +242,9 @@ fn ignored_dir(opts: &Map<String, Json>, name: &str) -> bool {
 
 /// `PillarClient.file_list` + `list_states`: every `.sls` under the
 /// environment's roots (symlinks followed) as a sorted set of SLS names.
-fn list_states(opts: &Map<String, Json>, dirs: &[PathBuf]) -> Vec<String> {
+/// The files under a pillar root, relative to it, sorted as `os.walk`
+/// (following symlinks, `file_ignore_*` directories left out).
+fn root_files(opts: &Map<String, Json>, root: &Path) -> Vec<String> {
     fn walk(opts: &Map<String, Json>, root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>) {
         let Ok(rd) = std::fs::read_dir(dir) else { return };
         let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
@@ -260,10 +262,71 @@ fn list_states(opts: &Map<String, Json>, dirs: &[PathBuf]) -> Vec<String> {
             }
         }
     }
+    let mut files = Vec::new();
+    walk(opts, root, root, 0, &mut files);
+    files
+}
+
+/// What in the pillar tree needs Salt's Python loader: renderers Brine
+/// does not have (a `#!` line, the `renderer` option, PGP messages for
+/// `gpg`) and `salt[...]` functions outside Brine's own, as
+/// `renderer:<name>` / `execution:<name>`, sorted. Read once at start, so
+/// that the pool runs for a pillar that needs it; each file's first
+/// 256 KiB, at most 20,000 files.
+pub fn python_needs(opts: &Map<String, Json>) -> Vec<String> {
+    const MAX_FILES: usize = 20_000;
+    const MAX_READ: u64 = 256 << 10;
+    let mut out = Vec::new();
+    let default = opt_str(opts, "renderer").unwrap_or("jinja|yaml");
+    out.extend(
+        render::python_renderers(default, "")
+            .into_iter()
+            .map(|r| format!("renderer:{r}")),
+    );
+    let mut seen = 0;
+    for (_, dirs) in pillar_roots(opts, "base") {
+        for dir in dirs {
+            for rel in root_files(opts, &dir) {
+                seen += 1;
+                if seen > MAX_FILES {
+                    break;
+                }
+                if !rel.ends_with(".sls") {
+                    continue;
+                }
+                let mut text = String::new();
+                let read = std::fs::File::open(dir.join(&rel))
+                    .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_READ), &mut text));
+                if read.is_err() {
+                    continue;
+                }
+                let first = text.lines().next().unwrap_or("");
+                let pipe = first
+                    .strip_prefix("#!")
+                    .filter(|_| !first.starts_with("#!/"))
+                    .unwrap_or(default);
+                out.extend(
+                    render::python_renderers(pipe, &text)
+                        .into_iter()
+                        .map(|r| format!("renderer:{r}")),
+                );
+                out.extend(
+                    jinja::python_functions(&text)
+                        .into_iter()
+                        .map(|f| format!("execution:{f}")),
+                );
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn list_states(opts: &Map<String, Json>, dirs: &[PathBuf]) -> Vec<String> {
     let mut states: Vec<String> = Vec::new();
     for d in dirs {
-        let mut files = Vec::new();
-        walk(opts, d, d, 0, &mut files);
+        let files = root_files(opts, d);
         for f in files {
             if let Some(stem) = f.strip_suffix("/init.sls") {
                 states.push(stem.replace('/', "."));
@@ -388,7 +451,8 @@ impl<'a> Pillar<'a> {
             pillar,
             match_pillar.clone(),
             roots.clone(),
-        );
+        )
+        .with_python(req.loader.cloned());
         Pillar {
             opts,
             req,
@@ -678,7 +742,8 @@ impl<'a> Pillar<'a> {
                 first_v.clone(),
                 self.shared.match_pillar().clone(),
                 self.roots.clone(),
-            );
+            )
+            .with_python(self.req.loader.cloned());
             self.match_pillar = first_v;
             let matches = self.top_matches(&top);
             let rendered = self.render_pillar(&matches, self.pillar_override.clone(), &mut errors);

@@ -2,9 +2,11 @@
 //! pipe from a `#!` shebang or the `renderer` option, then each renderer.
 //!
 //! Renderers: `jinja`, `yaml`, `json`, and `gpg` for data without PGP
-//! blocks (passed through). Salt's other renderers (`py`, `mako`,
-//! `yamlex`, `pydsl`, …) are render errors naming the renderer; a name
-//! Salt does not know renders to `{}` as in Salt.
+//! blocks (passed through). The others (`gpg` with PGP messages, `py`,
+//! `mako`, `yamlex`, custom ones in `extension_modules/renderers`, …) are
+//! Salt's own, run by the Python loader pool when it runs, one stage of
+//! the pipe at a time; without it they are render errors naming the
+//! renderer. A name nobody knows renders to `{}` as in Salt.
 
 use std::path::Path;
 
@@ -54,6 +56,21 @@ fn old_style(pipe: &str) -> Option<&'static str> {
     })
 }
 
+/// The renderers of `pipe` that only Salt's Python loader has, for a
+/// template whose text is `text`: those Brine lacks, and `gpg` when the
+/// text holds a PGP message.
+pub fn python_renderers(pipe: &str, text: &str) -> Vec<String> {
+    let pipe = old_style(pipe).unwrap_or(pipe);
+    pipe.split('|')
+        .map(|p| p.trim().split(' ').next().unwrap_or(""))
+        .filter(|name| {
+            !name.is_empty()
+                && (!SUPPORTED.contains(name) || (*name == "gpg" && text.contains("-----BEGIN PGP MESSAGE-----")))
+        })
+        .map(String::from)
+        .collect()
+}
+
 /// Which renderers run a template: the pipe used without a `#!` line, and
 /// `renderer_whitelist` / `renderer_blacklist`.
 pub struct Renderers {
@@ -86,7 +103,7 @@ impl Renderers {
 
     /// `check_render_pipe_str`: the renderers of a pipe, `None` when one
     /// is unknown (Salt renders nothing then).
-    fn pipe(&self, pipe: &str) -> Option<Vec<(String, String)>> {
+    fn pipe(&self, pipe: &str, python: bool) -> Option<Vec<(String, String)>> {
         let pipe = old_style(pipe).unwrap_or(pipe);
         let mut out = Vec::new();
         for part in pipe.split('|').map(str::trim) {
@@ -97,7 +114,7 @@ impl Renderers {
                 warn!("The renderer \"{name}\" is disallowed by configuration and will be skipped.");
                 continue;
             }
-            if !SUPPORTED.contains(&name) && !UNSUPPORTED.contains(&name) {
+            if !SUPPORTED.contains(&name) && !UNSUPPORTED.contains(&name) && !python {
                 error!("The renderer \"{pipe}\" is not available");
                 return None;
             }
@@ -157,11 +174,12 @@ pub fn compile_bytes(
         return Ok(Value::Map(Vec::new()));
     }
     let first = text.lines().next().unwrap_or("");
+    let python = shared.python.is_some();
     let pipe = if first.starts_with("#!") && !first.starts_with("#!/") {
-        renderers.pipe(&first.trim()[2..])
+        renderers.pipe(&first.trim()[2..], python)
     } else {
         match &renderers.default {
-            Some(d) => renderers.pipe(d),
+            Some(d) => renderers.pipe(d, python),
             None => Some(Vec::new()),
         }
     };
@@ -186,18 +204,25 @@ pub fn compile_bytes(
             }
             ("yaml", Data::Text(t)) => Data::Value(render_yaml(&t, path)?),
             ("json", Data::Text(t)) => Data::Value(render_json(&t)?),
-            ("gpg", data) => {
-                let has_pgp = match &data {
-                    Data::Text(t) => t.contains("-----BEGIN PGP MESSAGE-----"),
-                    Data::Value(v) => to_json(v).to_string().contains("-----BEGIN PGP MESSAGE-----"),
-                };
-                if has_pgp {
-                    return Err("the gpg renderer is not supported by Brine: cannot decrypt PGP messages".into());
-                }
-                data
+            ("gpg", data) if !has_pgp(&data) => data,
+            ("gpg", _) if shared.python.is_none() => {
+                return Err("the gpg renderer is not supported by Brine: cannot decrypt PGP messages".into())
             }
             ("yaml" | "json", Data::Value(v)) => Data::Value(v),
-            (other, _) => return Err(format!("the {other} renderer is not supported by Brine")),
+            (other, data) => match &shared.python {
+                Some(client) => {
+                    match python_stage(shared, client, other, &argline, data, path, saltenv, sls, defaults)? {
+                        Some(next) => next,
+                        // Salt's check_render_pipe_str: the renderer is not
+                        // there, nothing is rendered.
+                        None => {
+                            error!("The renderer \"{other}\" is not available");
+                            return Ok(Value::Map(Vec::new()));
+                        }
+                    }
+                }
+                None => return Err(format!("the {other} renderer is not supported by Brine")),
+            },
         };
     }
     Ok(match data {
@@ -207,6 +232,69 @@ pub fn compile_bytes(
         Data::Text(t) if windows_newline && !t.contains("\r\n") => Value::Str(t.replace('\n', "\r\n")),
         Data::Text(t) => Value::Str(t),
     })
+}
+
+fn has_pgp(data: &Data) -> bool {
+    const PGP: &str = "-----BEGIN PGP MESSAGE-----";
+    match data {
+        Data::Text(t) => t.contains(PGP),
+        Data::Value(v) => to_json(v).to_string().contains(PGP),
+    }
+}
+
+/// One stage of the pipe through Salt's renderer `name` in the Python
+/// loader pool, with the minion's grains and pillar; `None` when Salt has
+/// no such renderer.
+#[allow(clippy::too_many_arguments)]
+fn python_stage(
+    shared: &JinjaShared,
+    client: &brine_loader::Client,
+    name: &str,
+    argline: &str,
+    data: Data,
+    path: &Path,
+    saltenv: &str,
+    sls: &str,
+    defaults: &Pairs,
+) -> Result<Option<Data>, String> {
+    let opt = |k: &str| {
+        shared
+            .opts
+            .get(k)
+            .and_then(Json::as_str)
+            .map_or(Value::Nil, Value::from)
+    };
+    let req = Value::map([
+        ("kind", Value::from("render")),
+        ("renderer", Value::from(name)),
+        ("argline", Value::from(argline)),
+        (
+            "data",
+            match data {
+                Data::Text(t) => Value::Str(t),
+                Data::Value(v) => v,
+            },
+        ),
+        ("path", Value::from(path.to_string_lossy().as_ref())),
+        ("saltenv", Value::from(saltenv)),
+        ("sls", Value::from(sls)),
+        ("context", Value::Map(defaults.clone())),
+        ("pillar_render", Value::Bool(true)),
+        ("minion_id", opt("minion_id")),
+        ("pillarenv", opt("pillarenv")),
+        ("grains", shared.grains.as_ref().clone()),
+        ("pillar", shared.pillar.as_ref().clone()),
+    ]);
+    debug!("renderer {name} through Python for {}", path.display());
+    match client.call(&req) {
+        Ok(answer) => match (answer.get("text"), answer.get("data")) {
+            (Some(Value::Str(t)), _) => Ok(Some(Data::Text(t.clone()))),
+            (_, Some(v)) => Ok(Some(Data::Value(v.clone()))),
+            _ => Err(format!("the {name} renderer answered neither text nor data")),
+        },
+        Err(brine_loader::LoaderError::Missing(_)) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Python's `UnicodeDecodeError` text for `bytes.decode()`.

@@ -377,3 +377,42 @@ fn file_tree_stays_in_its_root() {
         assert_eq!(p["a"], 1, "{p}");
     }
 }
+
+#[test]
+fn what_in_the_pillar_tree_needs_salts_python_loader() {
+    let f = Fixture::new(&[
+        ("pillar/top.sls", TOP),
+        (
+            "pillar/plain.sls",
+            "{{ salt['grains.get']('os') }}: {{ salt.pillar.get('x') }}\n",
+        ),
+        ("pillar/clear.sls", "#!yaml|gpg\na: 1\n"),
+        (
+            "pillar/secret.sls",
+            "#!yaml|gpg\na: |\n  -----BEGIN PGP MESSAGE-----\n  x\n",
+        ),
+        ("pillar/deep/py.sls", "#!py\ndef run():\n    return {}\n"),
+        (
+            "pillar/cp.sls",
+            "{% set t = salt['cp.get_file_str']('/x') %}{{ salt.http.query('u') }}\n",
+        ),
+        ("pillar/notes.txt", "#!mako\n"),
+    ]);
+    assert_eq!(
+        python_needs(&f.opts(json!({}))),
+        [
+            "execution:cp.get_file_str",
+            "execution:http.query",
+            "renderer:gpg",
+            "renderer:py"
+        ]
+    );
+    assert_eq!(
+        python_needs(&f.opts(json!({"renderer": "jinja|yamlex"})))
+            .last()
+            .map(String::as_str),
+        Some("renderer:yamlex")
+    );
+    let none = Fixture::new(&[("pillar/top.sls", TOP), ("pillar/s.sls", "a: 1\n")]);
+    assert!(python_needs(&none.opts(json!({}))).is_empty());
+}

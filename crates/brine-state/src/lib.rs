@@ -67,6 +67,7 @@ fn split_input(mods: &[String]) -> Vec<String> {
 /// id, the `pillar=` override merged last.
 fn master_pillar(cfg: &MasterConfig, id: &str, saltenv: &str, pillarenv: Option<&str>, over: Option<&Value>) -> Value {
     let grains = Value::Map(Vec::new());
+    let loader = brine_loader::pool(cfg);
     let req = brine_pillar::Request {
         id,
         grains: &grains,
@@ -75,7 +76,7 @@ fn master_pillar(cfg: &MasterConfig, id: &str, saltenv: &str, pillarenv: Option<
         pillar_override: over,
         extra_minion_data: None,
         accepted: None,
-        loader: Some(&brine_loader::Client::of(cfg)),
+        loader: loader.as_ref(),
     };
     Value::Map(brine_pillar::compile_pillar(&cfg.raw, &req))
 }

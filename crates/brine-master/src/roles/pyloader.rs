@@ -36,7 +36,11 @@ pub struct Pool {
 
 /// Whether the pool runs, and with what; `None` (logged) when it does not.
 pub fn prepare(cfg: &MasterConfig) -> Option<Pool> {
-    let plan = brine_loader::resolve::plan(&cfg.raw, &brine_pillar::ext_pillar_is_native);
+    let plan = brine_loader::resolve::plan_with(
+        &cfg.raw,
+        &brine_pillar::ext_pillar_is_native,
+        brine_pillar::python_needs(&cfg.raw),
+    );
     if !plan.pool && plan.engines.is_empty() {
         if !plan.modules.is_empty() {
             warn!(
@@ -93,6 +97,9 @@ pub fn prepare(cfg: &MasterConfig) -> Option<Pool> {
     if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
         warn!("cannot make {} private: {e}", path.display());
     }
+    // The MWorkers compile pillars off their request loop, and their
+    // renderers call the pool (set before the first fork).
+    std::env::set_var(brine_loader::POOL_ENV, &path);
     let workers = brine_loader::workers(cfg);
     info!(
         "Python loader: {workers} workers with Salt {} ({}) for {}",

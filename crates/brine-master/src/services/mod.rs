@@ -134,11 +134,10 @@ impl Services {
         push.set_linger(1000).map_err(|e| e.to_string())?;
         push.connect(&format!("ipc://{}", cfg.sock_dir.join("publish_pull.ipc").display()))
             .map_err(|e| e.to_string())?;
-        let plan = brine_loader::resolve::plan(&cfg.raw, &brine_pillar::ext_pillar_is_native);
         Ok(Services {
             files: Fileserver::new(&cfg),
             shared_cfg: Arc::new((*cfg).clone()),
-            pillar_offload: plan.modules.iter().any(|m| m.starts_with("pillar:")),
+            pillar_offload: brine_loader::pool(&cfg).is_some(),
             ctx: Ctx::new(cfg),
             push,
             runner_jobs: RunnerJobs::default(),

@@ -1,5 +1,8 @@
 //! `salt[...]` in pillar templates: the execution-module functions Brine
-//! offers on the master (`grains.*`, `pillar.*`, `config.*`, `match.*`).
+//! offers on the master (`grains.*`, `pillar.*`, `config.*`, `match.*`),
+//! and, when the Python loader pool runs, any other one through Salt's
+//! own execution modules (`cp.get_file_str`, `http.query`, …), loaded as
+//! Salt's Pillar loads them for the minion.
 
 use std::sync::Arc;
 
@@ -12,7 +15,7 @@ use serde_json::Value as Json;
 
 use super::*;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct FuncData {
     pub(super) opts: Arc<Json>,
     /// The options as `config.get` reads them.
@@ -24,6 +27,16 @@ pub(super) struct FuncData {
     /// For `match.*`: the minion's id.
     pub(super) id: String,
     pub(super) nodegroups: Msg,
+    /// The Python loader pool, for the functions Brine does not have.
+    pub(super) python: Option<brine_loader::Client>,
+}
+
+impl FuncData {
+    /// Whether `salt[name]` can be called: Brine's own, or any through
+    /// Python.
+    fn has(&self, name: &str) -> bool {
+        FUNCS.contains(&name) || self.python.is_some()
+    }
 }
 
 /// The `salt` variable: `salt['mod.fun'](…)` and `salt.mod.fun(…)`.
@@ -64,7 +77,7 @@ impl Object for SaltFuncs {
     fn get_value(self: &Arc<Self>, key: &Mj) -> Option<Mj> {
         let name = key.as_str()?;
         if name.contains('.') {
-            if !FUNCS.contains(&name) {
+            if !self.data.has(name) {
                 return None;
             }
             Some(Mj::from_object(SaltFunc {
@@ -102,7 +115,7 @@ struct SaltModule {
 impl Object for SaltModule {
     fn get_value(self: &Arc<Self>, key: &Mj) -> Option<Mj> {
         let name = format!("{}.{}", self.module, key.as_str()?);
-        if !FUNCS.contains(&name.as_str()) {
+        if !self.data.has(&name) {
             return None;
         }
         Some(Mj::from_object(SaltFunc {
@@ -113,7 +126,7 @@ impl Object for SaltModule {
 
     fn call_method(self: &Arc<Self>, _state: &mut State<'_, '_>, method: &str, args: &[Mj]) -> Result<Mj, Error> {
         let name = format!("{}.{method}", self.module);
-        if !FUNCS.contains(&name.as_str()) {
+        if !self.data.has(&name) {
             return Err(unavailable(&name));
         }
         call(&self.data, &name, args)
@@ -166,7 +179,62 @@ pub(super) fn bind(name: &str, names: &[&str], args: &[Mj]) -> Result<Vec<Option
     Ok(out)
 }
 
+/// The `salt['mod.fun']` and `salt.mod.fun(` calls in a template's text
+/// that Brine does not have.
+pub fn python_functions(text: &str) -> Vec<String> {
+    static CALLS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = CALLS.get_or_init(|| {
+        regex::Regex::new(
+            r#"\bsalt(?:\[\s*['"]([A-Za-z_][\w]*\.[A-Za-z_]\w*)['"]\s*\]|\.([A-Za-z_]\w*\.[A-Za-z_]\w*)\s*\()"#,
+        )
+        .expect("a valid regex")
+    });
+    let mut out: Vec<String> = re
+        .captures_iter(text)
+        .filter_map(|c| c.get(1).or_else(|| c.get(2)).map(|m| m.as_str().to_string()))
+        .filter(|name| !FUNCS.contains(&name.as_str()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `salt[name](args)` through Salt's execution modules in the pool.
+fn call_python(data: &FuncData, client: &brine_loader::Client, name: &str, args: &[Mj]) -> Result<Mj, Error> {
+    let (pos, kw) = split_args(args)?;
+    let args = pos.iter().map(to_msg).collect::<Result<Vec<_>, _>>()?;
+    let mut kwargs = Vec::new();
+    if let Some(kw) = kw {
+        for k in kw.args() {
+            kwargs.push((Msg::from(k), to_msg(&kw.get::<Mj>(k)?)?));
+        }
+    }
+    let opt = |k: &str| data.opts.get(k).and_then(Json::as_str).map_or(Msg::Nil, Msg::from);
+    let req = Msg::map([
+        ("kind", Msg::from("execution")),
+        ("fun", Msg::from(name)),
+        ("args", Msg::Array(args)),
+        ("kwargs", Msg::Map(kwargs)),
+        ("minion_id", Msg::from(data.id.as_str())),
+        ("grains", data.grains.as_ref().clone()),
+        ("pillar", data.pillar.as_ref().clone()),
+        ("saltenv", opt("saltenv")),
+        ("pillarenv", opt("pillarenv")),
+    ]);
+    match client.call(&req) {
+        Ok(v) => Ok(from_msg(&v)),
+        Err(brine_loader::LoaderError::Missing(_)) => Err(unavailable(name)),
+        Err(e) => Err(err(format!("{name}: {e}"))),
+    }
+}
+
 fn call(data: &FuncData, name: &str, args: &[Mj]) -> Result<Mj, Error> {
+    if !FUNCS.contains(&name) {
+        return match &data.python {
+            Some(client) => call_python(data, client, name, args),
+            None => Err(unavailable(name)),
+        };
+    }
     let text = |v: &Option<Mj>, default: &str| -> String {
         v.as_ref()
             .and_then(|v| v.as_str().map(String::from))

@@ -61,6 +61,7 @@ mod filters;
 mod funcs;
 
 use filters::{add_filters, add_globals, add_tests, py_methods};
+pub use funcs::python_functions;
 use funcs::{split_args, FuncData, SaltFuncs};
 
 /// What every template of one minion's compilation shares.
@@ -78,6 +79,8 @@ pub struct JinjaShared {
     /// `__opts__`), before the per-render ones.
     pub globals: Vec<(String, Mj)>,
     salt_data: Arc<FuncData>,
+    /// The Python loader pool, for the renderers Brine does not have.
+    pub python: Option<brine_loader::Client>,
 }
 
 impl JinjaShared {
@@ -112,6 +115,7 @@ impl JinjaShared {
             grains: grains.clone(),
             pillar: pillar.clone(),
             match_pillar: Arc::new(match_pillar),
+            python: None,
         });
         let salt_mj = Mj::from_object(SaltFuncs {
             data: salt_data.clone(),
@@ -127,7 +131,21 @@ impl JinjaShared {
             grains,
             pillar,
             roots: Arc::new(roots),
+            python: None,
         }
+    }
+
+    /// Renderers and `salt[...]` functions Brine does not have, through
+    /// Salt's own in the Python loader pool (a pillar's renderers).
+    pub fn with_python(mut self, client: Option<brine_loader::Client>) -> JinjaShared {
+        let mut data = (*self.salt_data).clone();
+        data.python = client.clone();
+        self.salt_data = Arc::new(data);
+        self.salt_mj = Mj::from_object(SaltFuncs {
+            data: self.salt_data.clone(),
+        });
+        self.python = client;
+        self
     }
 
     /// What the `match.*` functions match as the pillar.
