@@ -232,6 +232,7 @@ class Loaders:
         self._runner = None
         self._returners = None
         self._pillar_render = None
+        self._cache = None
 
     def pillar(self):
         if self._pillar is None:
@@ -294,6 +295,34 @@ class Loaders:
             rend = salt.loader.render(copy.deepcopy(opts), functions)
             self._pillar_render = (functions, rend)
         return self._pillar_render
+
+
+    def cache(self):
+        """Salt's minion data cache (salt.cache.Cache: the `cache` driver,
+        with its init_kwargs), kept."""
+        if self._cache is None:
+            import salt.cache
+
+            self._cache = salt.cache.Cache(copy.deepcopy(self.opts))
+        return self._cache
+
+
+def do_cache(loaders, req):
+    """One operation of the minion data cache's driver."""
+    cache = loaders.cache()
+    op = req.get("op")
+    bank = req.get("bank")
+    if op == "store":
+        return cache.store(bank, req.get("key"), req.get("data"))
+    if op == "fetch":
+        return cache.fetch(bank, req.get("key"))
+    if op == "flush":
+        return cache.flush(bank, req.get("key"))
+    if op == "list":
+        return cache.list(bank)
+    if op == "contains":
+        return cache.contains(bank, req.get("key"))
+    raise Refused("unknown cache operation %r" % (op,))
 
 
 def _pillar_context(loaders, req):
@@ -532,6 +561,7 @@ HANDLERS = {
     "runner": do_runner,
     "returner": do_returner,
     "render": do_render,
+    "cache": do_cache,
     "execution": do_execution,
     "returner_batch": do_returner_batch,
     "has": do_has,

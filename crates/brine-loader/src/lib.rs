@@ -30,6 +30,7 @@
 //!   clear error.
 
 pub mod client;
+pub mod datacache;
 pub mod oneshot;
 pub mod python;
 pub mod resolve;

@@ -39,6 +39,8 @@ pub enum ModuleType {
     /// Returners (`salt.loader.returners`): `master_job_cache`,
     /// `ext_job_cache`, `event_return`.
     Returners,
+    /// The minion data cache's driver (`salt.loader.cache`): `cache`.
+    Cache,
 }
 
 impl ModuleType {
@@ -49,6 +51,7 @@ impl ModuleType {
             ModuleType::Tops => "tops",
             ModuleType::Runners => "runners",
             ModuleType::Returners => "returners",
+            ModuleType::Cache => "cache",
         }
     }
 
@@ -59,6 +62,7 @@ impl ModuleType {
             ModuleType::Tops => "top_dirs",
             ModuleType::Runners => "runner_dirs",
             ModuleType::Returners => "returner_dirs",
+            ModuleType::Cache => "cache_dirs",
         }
     }
 
@@ -69,14 +73,16 @@ impl ModuleType {
             ModuleType::Tops => "tops",
             ModuleType::Runners => "runners",
             ModuleType::Returners => "returners",
+            ModuleType::Cache => "cache",
         }
     }
 
-    pub const ALL: [ModuleType; 4] = [
+    pub const ALL: [ModuleType; 5] = [
         ModuleType::Pillar,
         ModuleType::Tops,
         ModuleType::Runners,
         ModuleType::Returners,
+        ModuleType::Cache,
     ];
 }
 
@@ -266,6 +272,10 @@ pub fn plan_with(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool, more: Vec<St
             modules.push(format!("returners:{name}"));
         }
     }
+    let driver = cache_driver(opts);
+    if use_python(opts, ModuleType::Cache, &driver, driver == LOCALFS) {
+        modules.push(format!("cache:{driver}"));
+    }
     for dir in custom_dirs(opts, ModuleType::Runners) {
         if has_python_files(&dir) {
             modules.push(format!("runners:{}", dir.display()));
@@ -331,6 +341,17 @@ pub fn ext_pillar_names(opts: &Opts) -> Vec<String> {
 
 /// Salt's default `master_job_cache`, which Brine keeps natively.
 pub const LOCAL_CACHE: &str = "local_cache";
+
+/// Salt's default minion data cache driver, which Brine keeps natively.
+pub const LOCALFS: &str = "localfs";
+
+/// The minion data cache's driver (`cache`, default `localfs`).
+pub fn cache_driver(opts: &Opts) -> String {
+    match opts.get("cache") {
+        Some(Json::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+        _ => LOCALFS.to_string(),
+    }
+}
 
 /// The returners the master itself calls: `master_job_cache` (when set),
 /// `ext_job_cache`, and each of `event_return` (a name, a comma-separated
@@ -487,5 +508,18 @@ mod tests {
         );
         assert_eq!(plan(&local, &none).modules, ["returners:x"]);
         assert_eq!(event_returners(&local), ["x"]);
+    }
+
+    #[test]
+    fn the_cache_driver_goes_to_python_when_brine_lacks_it_or_it_is_overridden() {
+        let d = tempfile::tempdir().unwrap();
+        let none = |_: &str| true;
+        assert!(plan(&cfg(d.path(), serde_json::json!({})), &none).modules.is_empty());
+        let redis = cfg(d.path(), serde_json::json!({"cache": "redis"}));
+        assert_eq!(plan(&redis, &none).modules, ["cache:redis"]);
+        let ext = d.path().join("ext/cache");
+        fs::create_dir_all(&ext).unwrap();
+        fs::write(ext.join("localfs.py"), "def store(bank, key, data):\n    pass\n").unwrap();
+        assert_eq!(plan(&cfg(d.path(), serde_json::json!({})), &none).modules, ["cache:localfs"]);
     }
 }

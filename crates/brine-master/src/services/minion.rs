@@ -4,9 +4,10 @@
 
 use brine_cache::fs::write_atomic;
 use brine_cache::{Jid, MinionCache};
+use brine_config::MasterConfig;
 use brine_keys::{KeyState, KeyStore, Match, MinionId};
 use brine_proto::Value;
-use log::{debug, info, warn};
+use log::{debug, error, info, warn};
 
 use super::Ctx;
 use crate::alarm::{self, Store};
@@ -91,6 +92,29 @@ pub(super) fn pillar_grains(id: &MinionId, load: &Value) -> Option<Value> {
 }
 
 /// The minion data cache's entry for a compiled pillar.
+/// A `cache` driver that runs through Python (brine-loader's
+/// datacache): the minion's grains and pillar stored through it too, off
+/// the request loop; a driver that raises makes the answer Salt's error
+/// text, as Salt's master answers when `cache.store` raises in `_pillar`.
+pub(super) fn store_pillar_through_driver(cfg: &MasterConfig, id: &str, grains: &Value, pillar: Value) -> Value {
+    if !cfg.get_bool("minion_data_cache").unwrap_or(true) {
+        return pillar;
+    }
+    let Some((driver, client)) = brine_loader::datacache::python_driver(cfg) else {
+        return pillar;
+    };
+    let data = Value::map([("grains", grains.clone()), ("pillar", pillar.clone())]);
+    match brine_loader::datacache::store(&client, &format!("minions/{id}"), "data", &data) {
+        Ok(()) => pillar,
+        Err(e) => {
+            error!(
+                "Some exception handling a payload from minion {id:?}: the {driver} cache driver's store raised: {e}"
+            );
+            Value::from(brine_loader::datacache::SALT_HANDLER_ERROR)
+        }
+    }
+}
+
 pub(super) fn store_pillar(ctx: &mut Ctx, id: &MinionId, grains: Value, pillar: &Value) {
     if ctx.cfg.get_bool("minion_data_cache").unwrap_or(true) {
         let data = Value::map([("grains", grains), ("pillar", pillar.clone())]);

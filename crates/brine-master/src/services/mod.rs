@@ -174,14 +174,20 @@ impl Services {
         let task = Box::new(move || {
             let keys = FsKeyStore::new(&cfg.pki_dir);
             let accepted = || keys.list(KeyState::Accepted).unwrap_or_default();
-            brine_pillar::compile(&cfg, &task_id, &task_grains, &task_load, &accepted)
+            let pillar = brine_pillar::compile(&cfg, &task_id, &task_grains, &task_load, &accepted);
+            minion::store_pillar_through_driver(&cfg, &task_id, &task_grains, pillar)
         });
         match self.offload.submit(task) {
             Ok(token) => {
                 let id = id.clone();
                 self.after.insert(
                     token,
-                    Box::new(move |ctx, pillar| minion::store_pillar(ctx, &id, grains, pillar)),
+                    Box::new(move |ctx, pillar| {
+                        // A driver that raised answered Salt's error text.
+                        if pillar.is_map() {
+                            minion::store_pillar(ctx, &id, grains, pillar)
+                        }
+                    }),
                 );
                 Reply::PrivateLater(token)
             }
