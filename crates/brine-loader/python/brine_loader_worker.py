@@ -233,6 +233,7 @@ class Loaders:
         self._returners = None
         self._pillar_render = None
         self._cache = None
+        self._wheel = None
 
     def pillar(self):
         if self._pillar is None:
@@ -305,6 +306,34 @@ class Loaders:
 
             self._cache = salt.cache.Cache(copy.deepcopy(self.opts))
         return self._cache
+
+
+    def wheel(self):
+        if self._wheel is None:
+            import salt.loader
+
+            self._wheel = salt.loader.wheels(self.opts)
+        return self._wheel
+
+
+def do_wheel(loaders, req):
+    """A wheel function as Salt's WheelClient.low calls it: {return,
+    success}, an exception answered with its traceback."""
+    wheels = loaders.wheel()
+    fun = req["fun"]
+    if fun not in wheels:
+        raise Missing("'%s' is not available." % fun)
+    func = wheels[fun]
+    args = list(req.get("arg") or [])
+    kwargs = _accepted_kwargs(func, dict(req.get("kwarg") or {}))
+    try:
+        try:
+            return {"return": func(*args, **kwargs), "success": True}
+        except TypeError as exc:
+            return {"return": "\nPassed invalid arguments: {}\n\nUsage:\n{}".format(exc, func.__doc__), "success": False}
+    except Exception:  # pylint: disable=broad-except
+        log.error("wheel %s raised", fun, exc_info=True)
+        return {"return": "Exception occurred in wheel %s: %s" % (fun, traceback.format_exc()), "success": False}
 
 
 def do_cache(loaders, req):
@@ -562,6 +591,7 @@ HANDLERS = {
     "returner": do_returner,
     "render": do_render,
     "cache": do_cache,
+    "wheel": do_wheel,
     "execution": do_execution,
     "returner_batch": do_returner_batch,
     "has": do_has,

@@ -41,6 +41,8 @@ pub enum ModuleType {
     Returners,
     /// The minion data cache's driver (`salt.loader.cache`): `cache`.
     Cache,
+    /// Wheel modules (`salt.loader.wheels`).
+    Wheel,
 }
 
 impl ModuleType {
@@ -52,6 +54,7 @@ impl ModuleType {
             ModuleType::Runners => "runners",
             ModuleType::Returners => "returners",
             ModuleType::Cache => "cache",
+            ModuleType::Wheel => "wheel",
         }
     }
 
@@ -63,6 +66,7 @@ impl ModuleType {
             ModuleType::Runners => "runner_dirs",
             ModuleType::Returners => "returner_dirs",
             ModuleType::Cache => "cache_dirs",
+            ModuleType::Wheel => "wheel_dirs",
         }
     }
 
@@ -74,15 +78,17 @@ impl ModuleType {
             ModuleType::Runners => "runners",
             ModuleType::Returners => "returners",
             ModuleType::Cache => "cache",
+            ModuleType::Wheel => "wheel",
         }
     }
 
-    pub const ALL: [ModuleType; 5] = [
+    pub const ALL: [ModuleType; 6] = [
         ModuleType::Pillar,
         ModuleType::Tops,
         ModuleType::Runners,
         ModuleType::Returners,
         ModuleType::Cache,
+        ModuleType::Wheel,
     ];
 }
 
@@ -276,9 +282,11 @@ pub fn plan_with(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool, more: Vec<St
     if use_python(opts, ModuleType::Cache, &driver, driver == LOCALFS) {
         modules.push(format!("cache:{driver}"));
     }
-    for dir in custom_dirs(opts, ModuleType::Runners) {
-        if has_python_files(&dir) {
-            modules.push(format!("runners:{}", dir.display()));
+    for ty in [ModuleType::Runners, ModuleType::Wheel] {
+        for dir in custom_dirs(opts, ty) {
+            if has_python_files(&dir) {
+                modules.push(format!("{}:{}", ty.key(), dir.display()));
+            }
         }
     }
     modules.extend(more);
@@ -520,6 +528,9 @@ mod tests {
         let ext = d.path().join("ext/cache");
         fs::create_dir_all(&ext).unwrap();
         fs::write(ext.join("localfs.py"), "def store(bank, key, data):\n    pass\n").unwrap();
-        assert_eq!(plan(&cfg(d.path(), serde_json::json!({})), &none).modules, ["cache:localfs"]);
+        assert_eq!(
+            plan(&cfg(d.path(), serde_json::json!({})), &none).modules,
+            ["cache:localfs"]
+        );
     }
 }

@@ -486,6 +486,13 @@ def event_return(events):
             f.write(event["tag"] + "\n")
 "#;
 
+const CUSTOM_WHEEL: &str = r#"
+def hello(who="world"):
+    return {"hello": who, "master": __opts__["id"]}
+"#;
+
+/// A custom returner as the job cache and the event returner, and a
+/// custom wheel module (called from an orchestration).
 #[test]
 fn a_custom_returner_keeps_the_jobs_and_the_events() {
     let prepare = |env: &Env| {
@@ -493,13 +500,23 @@ fn a_custom_returner_keeps_the_jobs_and_the_events() {
         let ext = root.join("extmods/returners");
         std::fs::create_dir_all(&ext).unwrap();
         std::fs::write(ext.join("filejobs.py"), FILE_JOBS_RETURNER).unwrap();
+        std::fs::create_dir_all(root.join("extmods/wheel")).unwrap();
+        std::fs::write(root.join("extmods/wheel/custom.py"), CUSTOM_WHEEL).unwrap();
+        std::fs::create_dir_all(root.join("states/orch")).unwrap();
+        std::fs::write(
+            root.join("states/orch/wheel.sls"),
+            "call_wheel:\n  salt.wheel:\n    - name: custom.hello\n    - who: you\n",
+        )
+        .unwrap();
         let conf = env.conf_dir.join("master");
         let mut text = std::fs::read_to_string(&conf).unwrap();
         text.push_str(&format!(
             "extension_modules: {}\nmaster_job_cache: filejobs\nfilejobs.dir: {}\n\
-             event_return: filejobs\nevent_return_whitelist:\n  - 'salt/job/*'\nevent_return_blacklist:\n  - 'salt/job/*/new'\n",
+             event_return: filejobs\nevent_return_whitelist:\n  - 'salt/job/*'\nevent_return_blacklist:\n  - 'salt/job/*/new'\n\
+             file_roots:\n  base:\n    - {}\n",
             root.join("extmods").display(),
-            root.join("filejobs").display()
+            root.join("filejobs").display(),
+            root.join("states").display()
         ));
         std::fs::write(&conf, text).unwrap();
     };
@@ -565,8 +582,15 @@ fn a_custom_returner_keeps_the_jobs_and_the_events() {
                 .find(|p| cmdline(*p).ends_with("EventReturn"));
             assert!(event_return.is_some(), "an EventReturn process");
         }
-        let lookup = lookup.to_string().replace(&jid, "<jid>");
-        seen.push((pinged.to_string(), lookup));
+        let (orch, code) = salt_run(&side, brine, &["state.orchestrate", "orch.wheel", "--out", "json"]);
+        assert_eq!(code, 0, "{what}: {orch}\n{}", log());
+        assert!(
+            orch.contains(r#""hello": "you""#) && orch.contains(r#""result": true"#),
+            "{what}: {orch}\n{}",
+            log()
+        );
+        let lookup: Json = serde_json::from_str(&lookup.to_string().replace(&jid, "<jid>")).unwrap();
+        seen.push((pinged, lookup));
     }
     assert_eq!(seen[0], seen[1], "Brine vs Python");
 }

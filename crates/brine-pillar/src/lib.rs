@@ -54,7 +54,7 @@ pub mod pyfmt;
 pub mod render;
 mod top;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -283,40 +283,58 @@ pub fn python_needs(opts: &Map<String, Json>) -> Vec<String> {
             .into_iter()
             .map(|r| format!("renderer:{r}")),
     );
-    let mut seen = 0;
-    for (_, dirs) in pillar_roots(opts, "base") {
-        for dir in dirs {
-            for rel in root_files(opts, &dir) {
-                seen += 1;
-                if seen > MAX_FILES {
-                    break;
-                }
-                if !rel.ends_with(".sls") {
-                    continue;
-                }
-                let mut text = String::new();
-                let read = std::fs::File::open(dir.join(&rel))
-                    .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_READ), &mut text));
-                if read.is_err() {
-                    continue;
-                }
-                let first = text.lines().next().unwrap_or("");
-                let pipe = first
-                    .strip_prefix("#!")
-                    .filter(|_| !first.starts_with("#!/"))
-                    .unwrap_or(default);
-                out.extend(
-                    render::python_renderers(pipe, &text)
-                        .into_iter()
-                        .map(|r| format!("renderer:{r}")),
-                );
-                out.extend(
-                    jinja::python_functions(&text)
-                        .into_iter()
-                        .map(|f| format!("execution:{f}")),
-                );
+    // Each directory once (by device and inode: links may loop), and
+    // at most MAX_FILES files in all.
+    fn sls_files(dir: &Path, visited: &mut HashSet<(u64, u64)>, budget: &mut usize, out: &mut Vec<PathBuf>) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(dir) else { return };
+        if !visited.insert((meta.dev(), meta.ino())) {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            if *budget == 0 {
+                return;
+            }
+            *budget -= 1;
+            let p = e.path();
+            if p.is_dir() {
+                sls_files(&p, visited, budget, out);
+            } else if p.extension().is_some_and(|x| x == "sls") {
+                out.push(p);
             }
         }
+    }
+    let mut visited = HashSet::new();
+    let mut budget = MAX_FILES;
+    let mut files = Vec::new();
+    for (_, dirs) in pillar_roots(opts, "base") {
+        for dir in dirs {
+            sls_files(&dir, &mut visited, &mut budget, &mut files);
+        }
+    }
+    for path in files {
+        let mut text = String::new();
+        let read = std::fs::File::open(&path)
+            .and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_READ), &mut text));
+        if read.is_err() {
+            continue;
+        }
+        let first = text.lines().next().unwrap_or("");
+        let pipe = first
+            .strip_prefix("#!")
+            .filter(|_| !first.starts_with("#!/"))
+            .unwrap_or(default);
+        out.extend(
+            render::python_renderers(pipe, &text)
+                .into_iter()
+                .map(|r| format!("renderer:{r}")),
+        );
+        out.extend(
+            jinja::python_functions(&text)
+                .into_iter()
+                .map(|f| format!("execution:{f}")),
+        );
     }
     out.sort();
     out.dedup();

@@ -398,6 +398,10 @@ fn what_in_the_pillar_tree_needs_salts_python_loader() {
         ),
         ("pillar/notes.txt", "#!mako\n"),
     ]);
+    // Links that loop are walked once.
+    let pillar = f.dir.path().join("pillar");
+    std::os::unix::fs::symlink(&pillar, pillar.join("deep/loop")).unwrap();
+    std::os::unix::fs::symlink(f.dir.path(), pillar.join("up")).unwrap();
     assert_eq!(
         python_needs(&f.opts(json!({}))),
         [

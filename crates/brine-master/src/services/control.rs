@@ -27,23 +27,41 @@ use brine_client::low::error;
 
 use crate::runjobs::{JobSpec, RunnerJobs};
 
+/// What a `runner` / `wheel` call comes to.
+pub(super) enum Control {
+    /// The answer.
+    Now(Vec<u8>),
+    /// A wheel function Salt's Python runs, authorized: the caller runs
+    /// [`super::wheel::python_task`] off its request loop.
+    PythonWheel { fun: String, load: Value, username: String },
+}
+
 /// `runner` / `wheel`: authenticate, authorize, run.
-pub(super) fn control(ctx: &mut Ctx, jobs: &mut RunnerJobs, load: &Value, form: &str) -> Vec<u8> {
+pub(super) fn control(
+    ctx: &mut Ctx,
+    jobs: &mut RunnerJobs,
+    load: &Value,
+    form: &str,
+    python_wheel: &dyn Fn(&str) -> bool,
+) -> Control {
     let mut load = load.clone();
     let fun = load.get("fun").map(brine_py::to_str).unwrap_or_default();
     let username = match authorize(ctx, &load, form, &fun) {
         Ok(u) => u,
-        Err(e) => return Value::map([("error", e)]).to_network(),
+        Err(e) => return Control::Now(Value::map([("error", e)]).to_network()),
     };
     for k in ["username", "password", "token", "key", "eauth"] {
         load.remove(k);
+    }
+    if form == "wheel" && python_wheel(&fun) {
+        return Control::PythonWheel { fun, load, username };
     }
     let reply = if form == "wheel" {
         super::wheel::wheel(ctx, &fun, &load, &username)
     } else {
         start_runner(ctx, jobs, &fun, &load, &username)
     };
-    reply.to_network()
+    Control::Now(reply.to_network())
 }
 
 /// Who may run `fun`: the user the job runs as, or Salt's error dict.

@@ -250,8 +250,27 @@ impl Services {
                 }
                 Ok(answer)
             }
-            ClearCmd::Runner => Ok(control::control(&mut self.ctx, &mut self.runner_jobs, load, "runner")),
-            ClearCmd::Wheel => Ok(control::control(&mut self.ctx, &mut self.runner_jobs, load, "wheel")),
+            ClearCmd::Runner | ClearCmd::Wheel => {
+                let form = if cmd == ClearCmd::Runner { "runner" } else { "wheel" };
+                let cfg = self.shared_cfg.clone();
+                let python_wheel = |fun: &str| wheel::python_task(&cfg, fun, &Value::Nil, "").is_some();
+                match control::control(&mut self.ctx, &mut self.runner_jobs, load, form, &python_wheel) {
+                    control::Control::Now(bytes) => Ok(bytes),
+                    control::Control::PythonWheel { fun, load, username } => {
+                        let task =
+                            wheel::python_task(&self.shared_cfg, &fun, &load, &username).expect("checked by control");
+                        let task = Box::new(move || Value::Bytes(task().to_network()));
+                        match self.offload.submit(task) {
+                            Ok(token) => return Ok(ClearReply::Later(token)),
+                            Err(e) => Ok(Value::map([(
+                                "error",
+                                brine_client::low::error("SaltMasterError", &format!("wheel {fun} refused: {e}")),
+                            )])
+                            .to_network()),
+                        }
+                    }
+                }
+            }
             // Salt's `ping` sends the load back.
             ClearCmd::Ping => Ok(load.to_network()),
             ClearCmd::MkToken => Ok(tokens::mk_token(&self.ctx, load).to_network()),

@@ -22,8 +22,12 @@ mod config;
 mod key;
 mod roots;
 
+use std::sync::Arc;
+
 use brine_cache::Jid;
-use brine_proto::event::stamp;
+use brine_config::MasterConfig;
+use brine_loader::resolve::{use_python, ModuleType};
+use brine_proto::event::{stamp, EventSender};
 use brine_proto::Value;
 use log::{info, warn};
 
@@ -73,6 +77,15 @@ pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
     if let Err(refused) = check(fun) {
         return refused;
     }
+    let (tag, data) = outer_begin(fun, username);
+    let _ = ctx.events.fire(&format!("{tag}/new"), &data);
+    let (ret, success) = low(ctx, fun, load, "UNKNOWN");
+    info!("wheel {fun} by {}: success={success}", username.escape_debug());
+    outer_end(&mut ctx.events, &tag, data, ret, success)
+}
+
+/// The outer job of a wheel call (`ClearFuncs.wheel`): its tag and data.
+fn outer_begin(fun: &str, username: &str) -> (String, Value) {
     let jid = Jid::generate();
     let tag = format!("salt/wheel/{jid}");
     let mut data = Value::map([
@@ -82,14 +95,83 @@ pub(crate) fn wheel(ctx: &mut Ctx, fun: &str, load: &Value, username: &str) -> V
         ("user", Value::from(username)),
     ]);
     stamp(&mut data);
-    let _ = ctx.events.fire(&format!("{tag}/new"), &data);
-    let (ret, success) = low(ctx, fun, load, "UNKNOWN");
-    info!("wheel {fun} by {}: success={success}", username.escape_debug());
+    (tag, data)
+}
+
+/// The outer job's end: its `…/ret` event, and the answer.
+fn outer_end(events: &mut EventSender, tag: &str, mut data: Value, ret: Value, success: bool) -> Value {
     data.set("return", ret);
     data.set("success", Value::Bool(success));
     stamp(&mut data);
-    let _ = ctx.events.fire(&format!("{tag}/ret"), &data);
-    Value::map([("tag", Value::from(tag.as_str())), ("data", data)])
+    let _ = events.fire(&format!("{tag}/ret"), &data);
+    Value::map([("tag", Value::from(tag)), ("data", data)])
+}
+
+/// A wheel function Salt's Python runs (one Brine lacks, or one of a
+/// custom module in `extension_modules/wheel` or `wheel_dirs` that
+/// overrides Brine's), as a task for a thread off the request loop: the
+/// same jobs and events as Brine's own, the function through the Python
+/// loader pool (or a Python process of its own when no pool runs).
+/// `None` when Brine runs it, or no Python with Salt was found.
+pub(crate) fn python_task(
+    cfg: &Arc<MasterConfig>,
+    fun: &str,
+    load: &Value,
+    username: &str,
+) -> Option<Box<dyn FnOnce() -> Value + Send>> {
+    let fun = canonical(fun).to_string();
+    let module = fun.split('.').next().unwrap_or_default();
+    let native = WHEEL_FUNCS.contains(&fun.as_str());
+    if !use_python(&cfg.raw, ModuleType::Wheel, module, native) {
+        return None;
+    }
+    let pool = brine_loader::pool(cfg);
+    if pool.is_none() && brine_loader::oneshot::python().is_none() {
+        return None;
+    }
+    let (cfg, load, username) = (cfg.clone(), load.clone(), username.to_string());
+    Some(Box::new(move || {
+        let mut events = brine_client::event_sender(&cfg);
+        let (tag, data) = outer_begin(&fun, &username);
+        let _ = events.fire(&format!("{tag}/new"), &data);
+        let args = CallArgs::from_load(&load);
+        let (low_jid, low_tag, low) = low_begin(&fun, "UNKNOWN", &load, &args);
+        let _ = events.fire(&format!("{low_tag}/new"), &low);
+        let (ret, success) = python_call(&cfg, pool.as_ref(), &fun, &args);
+        info!("wheel {fun} (Python) by {}: success={success}", username.escape_debug());
+        low_end(&cfg, &mut events, &low_jid, &low_tag, low, ret.clone(), success);
+        outer_end(&mut events, &tag, data, ret, success)
+    }))
+}
+
+/// The function through Salt's wheel loader: its return and success.
+fn python_call(cfg: &MasterConfig, pool: Option<&brine_loader::Client>, fun: &str, args: &CallArgs) -> (Value, bool) {
+    let kwarg = args
+        .named()
+        .iter()
+        .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
+        .collect();
+    let req = Value::map([
+        ("kind", Value::from("wheel")),
+        ("fun", Value::from(fun)),
+        ("arg", Value::Array(args.positional().to_vec())),
+        ("kwarg", Value::Map(kwarg)),
+    ]);
+    let answer = match pool {
+        Some(client) => client.call(&req),
+        None => brine_loader::oneshot::call(cfg, &req, brine_loader::timeout(cfg), "WheelClient"),
+    };
+    match answer {
+        Ok(v) => (
+            v.get("return").cloned().unwrap_or(Value::Nil),
+            v.get("success").is_none_or(brine_py::truthy),
+        ),
+        Err(brine_loader::LoaderError::Missing(text)) => (Value::from(text), false),
+        Err(e) => {
+            warn!("wheel {fun}: {e}");
+            (Value::from(format!("Exception occurred in wheel {fun}: {e}")), false)
+        }
+    }
 }
 
 /// A wheel reaction (Salt's `ReactWrap.wheel`, which calls
@@ -130,6 +212,22 @@ fn check(fun: &str) -> Result<(), Value> {
 /// the master's id when `wheel_returns`); its return and success.
 fn low(ctx: &mut Ctx, fun: &str, load: &Value, user: &str) -> (Value, bool) {
     let args = CallArgs::from_load(load);
+    let (low_jid, low_tag, low) = low_begin(fun, user, load, &args);
+    let _ = ctx.events.fire(&format!("{low_tag}/new"), &low);
+    let (ret, success) = match call(ctx, fun, &args) {
+        Ok(v) => (v, true),
+        Err(e) => {
+            warn!("wheel {fun}: {}", e.escape_debug());
+            (Value::from(format!("Exception occurred in wheel {fun}: {e}")), false)
+        }
+    };
+    let cfg = ctx.cfg.clone();
+    low_end(&cfg, &mut ctx.events, &low_jid, &low_tag, low, ret.clone(), success);
+    (ret, success)
+}
+
+/// The low job's jid, tag and data.
+fn low_begin(fun: &str, user: &str, load: &Value, args: &CallArgs) -> (Jid, String, Value) {
     let low_jid = Jid::generate();
     let low_tag = format!("salt/wheel/{low_jid}");
     let mut low = Value::map([
@@ -139,25 +237,29 @@ fn low(ctx: &mut Ctx, fun: &str, load: &Value, user: &str) -> (Value, bool) {
         ("fun_args", args.fun_args(load)),
     ]);
     stamp(&mut low);
-    let _ = ctx.events.fire(&format!("{low_tag}/new"), &low);
-    let (ret, success) = match call(ctx, fun, &args) {
-        Ok(v) => (v, true),
-        Err(e) => {
-            warn!("wheel {fun}: {}", e.escape_debug());
-            (Value::from(format!("Exception occurred in wheel {fun}: {e}")), false)
-        }
-    };
-    low.set("return", ret.clone());
+    (low_jid, low_tag, low)
+}
+
+/// The low job's end: stored (`wheel_returns`), its `…/ret` event.
+fn low_end(
+    cfg: &MasterConfig,
+    events: &mut EventSender,
+    low_jid: &Jid,
+    low_tag: &str,
+    mut low: Value,
+    ret: Value,
+    success: bool,
+) {
+    low.set("return", ret);
     low.set("success", Value::Bool(success));
     if !success {
         low.set("retcode", Value::Int(1));
     }
-    if ctx.cfg.get_bool("wheel_returns").unwrap_or(true) {
-        brine_runners::store_job(&ctx.cfg, low_jid.as_str(), &low);
+    if cfg.get_bool("wheel_returns").unwrap_or(true) {
+        brine_runners::store_job(cfg, low_jid.as_str(), &low);
     }
     stamp(&mut low);
-    let _ = ctx.events.fire(&format!("{low_tag}/ret"), &low);
-    (ret, success)
+    let _ = events.fire(&format!("{low_tag}/ret"), &low);
 }
 
 /// One of [`WHEEL_FUNCS`]: its return, or the text of what Salt's
