@@ -183,6 +183,10 @@ pub struct LoadAuth {
     /// Whether eauth credentials were refused since the last
     /// [`LoadAuth::take_eauth_failure`].
     failed: std::cell::Cell<bool>,
+    /// What an eauth backend run through Python answered for the request
+    /// being handled ([`crate::eauth::python`]), asked off the request
+    /// loop before the request is handled again.
+    verdict: std::cell::RefCell<Option<crate::eauth::python::Verdict>>,
 }
 
 impl LoadAuth {
@@ -201,7 +205,28 @@ impl LoadAuth {
         LoadAuth {
             tokens,
             failed: std::cell::Cell::new(false),
+            verdict: std::cell::RefCell::new(None),
         }
+    }
+
+    /// The Python backend's answer for `load`, for the next handling of
+    /// that load.
+    pub fn set_python_verdict(&self, load: &Value, answer: &Value) {
+        *self.verdict.borrow_mut() = crate::eauth::python::Verdict::of(load, answer);
+    }
+
+    /// Forget the Python backend's answer (the request was handled).
+    pub fn clear_python_verdict(&self) {
+        self.verdict.borrow_mut().take();
+    }
+
+    /// The Python backend's answer, if it was for these credentials.
+    fn python_verdict(&self, eauth: &str, user: &str, password: &str) -> Option<(bool, Option<Vec<String>>)> {
+        self.verdict
+            .borrow()
+            .as_ref()
+            .filter(|v| v.is_for(eauth, user, password))
+            .map(|v| (v.ok, v.groups.clone()))
     }
 
     /// Whether eauth credentials were refused since the last call. Salt
@@ -241,18 +266,27 @@ impl LoadAuth {
             warn!("Authentication failure of type \"eauth\" occurred.");
             return false;
         }
-        let Some(backend) = eauth::backend(&eauth) else {
+        let python = eauth::python::runs(cfg, &eauth);
+        let backend = eauth::backend(&eauth).filter(|_| !python);
+        if backend.is_none() && !python {
             warn!(
-                "The eauth system {} is not available in Brine (it has: {}); ldap is planned",
+                "The eauth system {} is not available (Brine has {}, and no Python with Salt runs the others)",
                 brine_py::str_repr(&eauth),
                 eauth::NAMES.join(", ")
             );
             warn!("Authentication failure of type \"eauth\" occurred.");
             return false;
-        };
-        let ok = match Self::creds(load) {
-            Some((_, user, password)) => backend.auth(cfg, user, password),
-            None => {
+        }
+        let ok = match (Self::creds(load), backend) {
+            (Some((_, user, password)), Some(backend)) => backend.auth(cfg, user, password),
+            (Some((_, user, password)), None) => match self.python_verdict(&eauth, user, password) {
+                Some((ok, _)) => ok,
+                None => {
+                    warn!("eauth {eauth}: the Python backend was not asked for this request");
+                    false
+                }
+            },
+            (None, _) => {
                 debug!("Authentication request for eauth {eauth:?} is missing required arguments");
                 false
             }
@@ -270,10 +304,16 @@ impl LoadAuth {
     }
 
     /// Salt's `get_groups`: the backend's groups for the load's user.
-    fn groups(cfg: &MasterConfig, load: &Value) -> Vec<String> {
+    fn groups(&self, cfg: &MasterConfig, load: &Value) -> Vec<String> {
         let Some((eauth, user, password)) = Self::creds(load) else {
             return Vec::new();
         };
+        if eauth::python::runs(cfg, eauth) {
+            return self
+                .python_verdict(eauth, user, password)
+                .and_then(|(_, groups)| groups)
+                .unwrap_or_default();
+        }
         eauth::backend(eauth)
             .and_then(|b| b.groups(cfg, user, password))
             .unwrap_or_default()
@@ -330,7 +370,7 @@ impl LoadAuth {
             // None and the ACL is looked up from the config at each use.
             tdata.set("auth_list", Value::Nil);
         }
-        let groups = Self::groups(cfg, load);
+        let groups = self.groups(cfg, load);
         if !groups.is_empty() {
             tdata.set(
                 "groups",
@@ -420,7 +460,7 @@ impl LoadAuth {
 
     /// Salt's `get_auth_list`: the ACL entries for an eauth load or a
     /// token. `None` when the backend is not enabled (nothing allowed).
-    fn auth_list(cfg: &MasterConfig, load: &Value, token: Option<&Value>) -> Option<Vec<Json>> {
+    fn auth_list(&self, cfg: &MasterConfig, load: &Value, token: Option<&Value>) -> Option<Vec<Json>> {
         let keep = cfg.get_bool("keep_acl_in_token").unwrap_or(false);
         if let (Some(t), true) = (token, keep) {
             if let Some(list) = t.get("auth_list") {
@@ -454,7 +494,7 @@ impl LoadAuth {
             ),
             None => (
                 load.get("username").map(brine_py::to_str).unwrap_or_default(),
-                Self::groups(cfg, load),
+                self.groups(cfg, load),
             ),
         };
         let permissive = cfg.get_bool("permissive_acl").unwrap_or(false);
@@ -550,7 +590,7 @@ impl LoadAuth {
                 Ok(Authed {
                     kind,
                     username,
-                    auth_list: Self::auth_list(cfg, load, Some(&token)).unwrap_or_default(),
+                    auth_list: self.auth_list(cfg, load, Some(&token)).unwrap_or_default(),
                     acl_user: None,
                 })
             }
@@ -564,7 +604,7 @@ impl LoadAuth {
                 Ok(Authed {
                     kind,
                     username,
-                    auth_list: Self::auth_list(cfg, load, None).unwrap_or_default(),
+                    auth_list: self.auth_list(cfg, load, None).unwrap_or_default(),
                     acl_user: None,
                 })
             }

@@ -234,6 +234,7 @@ class Loaders:
         self._pillar_render = None
         self._cache = None
         self._wheel = None
+        self._auth = None
 
     def pillar(self):
         if self._pillar is None:
@@ -314,6 +315,44 @@ class Loaders:
 
             self._wheel = salt.loader.wheels(self.opts)
         return self._wheel
+
+
+    def auth(self):
+        if self._auth is None:
+            import salt.loader
+
+            self._auth = salt.loader.auth(self.opts)
+        return self._auth
+
+
+def do_eauth(loaders, req):
+    """Salt's LoadAuth.time_auth and get_groups for one eauth load: the
+    backend's auth(...) with the load's arguments it takes, then its
+    groups(...) if it has one."""
+    import salt.auth
+    import salt.utils.args
+
+    auth = loaders.auth()
+    load = req.get("load") or {}
+    eauth = load.get("eauth")
+    fstr = "%s.auth" % eauth
+    if fstr not in auth:
+        raise Missing("The eauth system %s is not available" % eauth)
+    fcall = salt.utils.args.format_call(auth[fstr], load, expected_extra_kws=salt.auth.AUTH_INTERNAL_KEYWORDS)
+    try:
+        ok = bool(auth[fstr](*fcall["args"], **fcall["kwargs"]))
+    except Exception as exc:  # pylint: disable=broad-except
+        log.error("Authentication function threw %s", exc, exc_info=True)
+        ok = False
+    groups = None
+    gstr = "%s.groups" % eauth
+    if ok and gstr in auth:
+        gcall = salt.utils.args.format_call(auth[gstr], load, expected_extra_kws=salt.auth.AUTH_INTERNAL_KEYWORDS)
+        try:
+            groups = auth[gstr](*gcall["args"], **gcall["kwargs"])
+        except Exception as exc:  # pylint: disable=broad-except
+            log.error("Group lookup for %s failed: %s", load.get("username"), exc)
+    return {"auth": ok, "groups": list(groups) if isinstance(groups, (list, tuple, set)) else None}
 
 
 def do_wheel(loaders, req):
@@ -592,6 +631,7 @@ HANDLERS = {
     "render": do_render,
     "cache": do_cache,
     "wheel": do_wheel,
+    "eauth": do_eauth,
     "execution": do_execution,
     "returner_batch": do_returner_batch,
     "has": do_has,

@@ -43,6 +43,8 @@ pub enum ModuleType {
     Cache,
     /// Wheel modules (`salt.loader.wheels`).
     Wheel,
+    /// eauth backends (`salt.loader.auth`): `external_auth`'s keys.
+    Auth,
 }
 
 impl ModuleType {
@@ -55,6 +57,7 @@ impl ModuleType {
             ModuleType::Returners => "returners",
             ModuleType::Cache => "cache",
             ModuleType::Wheel => "wheel",
+            ModuleType::Auth => "auth",
         }
     }
 
@@ -67,6 +70,7 @@ impl ModuleType {
             ModuleType::Returners => "returner_dirs",
             ModuleType::Cache => "cache_dirs",
             ModuleType::Wheel => "wheel_dirs",
+            ModuleType::Auth => "auth_dirs",
         }
     }
 
@@ -79,16 +83,18 @@ impl ModuleType {
             ModuleType::Returners => "returners",
             ModuleType::Cache => "cache",
             ModuleType::Wheel => "wheel",
+            ModuleType::Auth => "auth",
         }
     }
 
-    pub const ALL: [ModuleType; 6] = [
+    pub const ALL: [ModuleType; 7] = [
         ModuleType::Pillar,
         ModuleType::Tops,
         ModuleType::Runners,
         ModuleType::Returners,
         ModuleType::Cache,
         ModuleType::Wheel,
+        ModuleType::Auth,
     ];
 }
 
@@ -258,6 +264,21 @@ pub fn plan(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool) -> Plan {
     plan_with(opts, native_pillar, Vec::new())
 }
 
+/// The eauth backends Brine has natively.
+pub const NATIVE_EAUTH: &[&str] = &["auto", "file", "pam"];
+
+/// The eauth backends `external_auth` enables that run through Python.
+pub fn python_eauth(opts: &Opts) -> Vec<String> {
+    match opts.get("external_auth") {
+        Some(Json::Object(m)) => m
+            .keys()
+            .filter(|name| use_python(opts, ModuleType::Auth, name, NATIVE_EAUTH.contains(&name.as_str())))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// [`plan`], with more that needs Python (`renderer:gpg`,
 /// `execution:cp.get_file_str`: what the pillar tree uses that Brine
 /// does not have).
@@ -278,6 +299,7 @@ pub fn plan_with(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool, more: Vec<St
             modules.push(format!("returners:{name}"));
         }
     }
+    modules.extend(python_eauth(opts).into_iter().map(|n| format!("auth:{n}")));
     let driver = cache_driver(opts);
     if use_python(opts, ModuleType::Cache, &driver, driver == LOCALFS) {
         modules.push(format!("cache:{driver}"));

@@ -744,3 +744,75 @@ fn pillar_renderers_and_functions_brine_lacks_run_as_salt_runs_them() {
     assert!(a1.get("_errors").is_none(), "{}", seen[0]);
     assert_eq!(seen[0], seen[1], "Brine vs Python");
 }
+
+const CUSTOM_EAUTH: &str = r#"
+def auth(username, password, **kwargs):
+    return username == "carol" and password == "letmein"
+
+
+def groups(username, **kwargs):
+    return ["devs"] if username == "carol" else []
+"#;
+
+/// A custom eauth backend (`extension_modules/auth`), with groups, for
+/// Python's `salt -a`: allowed, refused by the ACL, wrong password.
+#[test]
+fn a_custom_eauth_backend_authenticates_as_salt_does() {
+    let prepare = |env: &Env| {
+        let root = env.root();
+        std::fs::create_dir_all(root.join("extmods/auth")).unwrap();
+        std::fs::write(root.join("extmods/auth/myauth.py"), CUSTOM_EAUTH).unwrap();
+        let conf = env.conf_dir.join("master");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str(&format!(
+            "extension_modules: {}\nexternal_auth:\n  myauth:\n    'devs%':\n      - 'test.ping'\n",
+            root.join("extmods").display()
+        ));
+        std::fs::write(&conf, text).unwrap();
+    };
+    let mut seen = Vec::new();
+    for brine in [true, false] {
+        let side = Side::start(
+            brine,
+            "3007.17",
+            "auto_accept: True\n",
+            &brine_extra("3007.17"),
+            "",
+            prepare,
+        );
+        let mut got = Vec::new();
+        for (password, fun) in [
+            ("letmein", "test.ping"),
+            ("letmein", "test.version"),
+            ("wrong", "test.ping"),
+        ] {
+            let (out, err, code) = common::pysalt::py(
+                &side.env,
+                side.version,
+                "salt",
+                &[
+                    "-a",
+                    "myauth",
+                    "--username",
+                    "carol",
+                    "--password",
+                    password,
+                    "*",
+                    fun,
+                    "--out",
+                    "json",
+                    "--static",
+                ],
+            );
+            got.push((common::pysalt::mask(&out), common::pysalt::mask(&err), code));
+        }
+        let what = if brine { "Brine" } else { "Python" };
+        assert!(
+            got[0].0.contains(r#""a1": true"#),
+            "{what}: {got:?}\n{}",
+            read(&side.env.log_file())
+        );
+        seen.push(got);
+    }
+    assert_eq!(seen[0], seen[1], "Brine vs Python");
+}

@@ -10,6 +10,7 @@ use brine_config::MasterConfig;
 
 mod file;
 mod pam;
+pub mod python;
 
 /// One eauth backend.
 pub trait Backend: Sync {

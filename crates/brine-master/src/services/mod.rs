@@ -109,6 +109,12 @@ pub struct Services {
     /// What to do on the request loop once an offloaded task is done,
     /// before its reply is sent.
     after: HashMap<Token, After>,
+    /// Clear requests waiting for a Python eauth backend's answer, to be
+    /// handled again once it is in.
+    reauth: HashMap<Token, (ClearCmd, Value)>,
+    /// A request handled again that waits once more (a publication for
+    /// its load to be written): its new token → the one its caller holds.
+    alias: HashMap<Token, Token>,
     /// The options, shareable with the offload threads.
     shared_cfg: Arc<MasterConfig>,
     /// Whether a pillar may need Python (`ext_pillar` modules the pool
@@ -143,6 +149,8 @@ impl Services {
             runner_jobs: RunnerJobs::default(),
             offload: Offload::default(),
             after: HashMap::new(),
+            reauth: HashMap::new(),
+            alias: HashMap::new(),
         })
     }
 
@@ -155,12 +163,35 @@ impl Services {
     /// values their requests are answered with.
     pub fn finished(&mut self) -> Vec<(Token, Value)> {
         let mut done = self.offload.collect();
-        for (token, value) in &mut done {
-            if let Some(after) = self.after.remove(token) {
-                after(&mut self.ctx, value);
+        let mut out = Vec::with_capacity(done.len());
+        for (token, mut value) in done.drain(..) {
+            if let Some(after) = self.after.remove(&token) {
+                after(&mut self.ctx, &value);
             }
+            if let Some((cmd, load)) = self.reauth.remove(&token) {
+                // The eauth backend answered: the request, handled again.
+                self.ctx.auth.set_python_verdict(&load, &value);
+                let reply = self.clear_now(cmd, &load);
+                self.ctx.auth.clear_python_verdict();
+                // Its answer goes now: a refusal is not delayed again
+                // (the backend took its time) nor left for the next one.
+                let _ = self.ctx.auth.take_eauth_failure();
+                value = match reply {
+                    Ok(ClearReply::Now(bytes)) => Value::Bytes(bytes),
+                    Ok(ClearReply::Later(next)) => {
+                        self.alias.insert(next, token);
+                        continue;
+                    }
+                    Err(e) => {
+                        warn!("{} request refused: {e}", cmd.as_str());
+                        Value::map([("error", Value::from(e))])
+                    }
+                };
+            }
+            let token = self.alias.remove(&token).unwrap_or(token);
+            out.push((token, value));
         }
-        done
+        out
     }
 
     /// `_pillar` compiled on an offload thread, the minion data cache
@@ -231,7 +262,30 @@ impl Services {
     }
 
     /// A clear command other than `_auth` (which the channel answers).
+    /// One with credentials for an eauth backend that runs through Python
+    /// waits (off the request loop) for the backend's answer first.
     pub fn clear(&mut self, cmd: ClearCmd, load: &Value) -> Result<ClearReply, String> {
+        if !matches!(cmd, ClearCmd::Ping | ClearCmd::GetToken) {
+            if let Some(task) = brine_auth::eauth::python::task(&self.shared_cfg, load) {
+                return match self.offload.submit(task) {
+                    Ok(token) => {
+                        self.reauth.insert(token, (cmd, load.clone()));
+                        Ok(ClearReply::Later(token))
+                    }
+                    Err(e) => Ok(ClearReply::Now(
+                        Value::map([(
+                            "error",
+                            brine_client::low::error("SaltMasterError", &format!("authentication refused: {e}")),
+                        )])
+                        .to_network(),
+                    )),
+                };
+            }
+        }
+        self.clear_now(cmd, load)
+    }
+
+    fn clear_now(&mut self, cmd: ClearCmd, load: &Value) -> Result<ClearReply, String> {
         let bytes = match cmd {
             ClearCmd::Publish => {
                 let answer = publish::publish(&mut self.ctx, &self.push, load)?;
