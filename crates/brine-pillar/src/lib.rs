@@ -45,6 +45,7 @@
 //!   PGP blocks (see [`render`]).
 //! * `pillar_cache` is not implemented (every request compiles).
 
+pub mod cache;
 mod ext;
 pub use ext::is_native as ext_pillar_is_native;
 pub mod jinja;
@@ -90,14 +91,9 @@ pub fn compile(
         }
     });
     let pillarenv = text("pillarenv");
-    let over = load.get("pillar_override");
     if load.get("ext").is_some_and(|e| !e.is_nil()) {
         static EXT: Once = Once::new();
         EXT.call_once(|| warn!("on-demand ext_pillar (pillar.ext) is not implemented by Brine: ignored"));
-    }
-    if cfg.get_bool("pillar_cache") == Some(true) {
-        static CACHE: Once = Once::new();
-        CACHE.call_once(|| warn!("pillar_cache is not implemented by Brine: every request compiles the pillar"));
     }
     let loader = brine_loader::pool(cfg);
     let req = Request {
@@ -105,16 +101,31 @@ pub fn compile(
         grains,
         saltenv: saltenv.as_deref(),
         pillarenv: pillarenv.as_deref(),
-        pillar_override: over,
+        pillar_override: load.get("pillar_override"),
         extra_minion_data: load.get("extra_minion_data"),
         accepted: Some(accepted),
         loader: loader.as_ref(),
     };
+    if cfg.get_bool("pillar_cache") == Some(true) {
+        let clean = load.get("clean_cache").is_some_and(brine_py::truthy);
+        // Salt's PillarCache compiles a missing entry without the
+        // request's pillar_override.
+        let uncached = Request {
+            pillar_override: None,
+            ..req
+        };
+        return cache::cached(cfg, id, pillarenv.as_deref(), clean, || guarded(cfg, &uncached));
+    }
+    guarded(cfg, &req)
+}
+
+/// The compilation, a panic in it answered as an error pillar.
+fn guarded(cfg: &MasterConfig, req: &Request) -> Value {
     // A bug must not take the MWorker down with it.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_pillar(&cfg.raw, &req))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compile_pillar(&cfg.raw, req))) {
         Ok(p) => Value::Map(p),
         Err(_) => {
-            error!("pillar compilation for {id} panicked");
+            error!("pillar compilation for {} panicked", req.id);
             Value::map([(
                 "_errors",
                 Value::Array(vec![Value::from("Pillar compilation failed on the master")]),
