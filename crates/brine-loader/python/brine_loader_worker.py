@@ -438,6 +438,48 @@ def do_render(loaders, req):
     return {"text": ret} if isinstance(ret, str) else {"data": ret}
 
 
+def do_decrypt_pillar(loaders, req):
+    """Salt's Pillar.decrypt_pillar for a compiled pillar: each key
+    `decrypt_pillar` names, through its renderer (decrypt_pillar_default
+    when it names none); answers the pillar and the errors."""
+    import salt.utils.crypt
+    import salt.utils.data
+
+    _, rend = _pillar_context(loaders, req)
+    opts = loaders.opts
+    pillar = req.get("pillar") or {}
+    conf = opts.get("decrypt_pillar")
+    if not isinstance(conf, dict):
+        conf = salt.utils.data.repack_dictlist(conf)
+    errors = []
+    if not conf:
+        errors.append("decrypt_pillar config option is malformed")
+    delim = opts.get("decrypt_pillar_delimiter", ":")
+    for key, renderer in (conf or {}).items():
+        value = salt.utils.data.traverse_dict(pillar, key, default=None, delimiter=delim)
+        if value is None:
+            log.debug("Pillar key %s not present", key)
+            continue
+        try:
+            clear = salt.utils.crypt.decrypt(
+                value,
+                renderer or opts.get("decrypt_pillar_default", "gpg"),
+                renderers=rend,
+                opts=opts,
+                valid_rend=opts.get("decrypt_pillar_renderers", ["gpg"]),
+            )
+        except Exception as exc:  # pylint: disable=broad-except
+            msg = "Failed to decrypt pillar key '%s': %s" % (key, exc)
+            errors.append(msg)
+            log.error(msg, exc_info=True)
+            continue
+        parent, _, child = key.rpartition(delim)
+        holder = pillar if not parent else salt.utils.data.traverse_dict(pillar, parent, default=None, delimiter=delim)
+        if isinstance(holder, dict):
+            holder[child] = clear
+    return {"pillar": pillar, "errors": errors}
+
+
 def do_execution(loaders, req):
     """salt['mod.fun'](...) in a pillar template, for a function Brine
     does not have: Salt's execution module on the master, as Salt's
@@ -633,6 +675,7 @@ HANDLERS = {
     "wheel": do_wheel,
     "eauth": do_eauth,
     "execution": do_execution,
+    "decrypt_pillar": do_decrypt_pillar,
     "returner_batch": do_returner_batch,
     "has": do_has,
     "ping": lambda loaders, req: {"pid": os.getpid(), "salt": __import__("salt.version").version.__version__},

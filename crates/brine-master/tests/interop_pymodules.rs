@@ -680,7 +680,7 @@ fn pillar_renderers_and_functions_brine_lacks_run_as_salt_runs_them() {
         std::fs::create_dir_all(&pillar).unwrap();
         std::fs::write(
             pillar.join("top.sls"),
-            "base:\n  '*':\n    - secret\n    - frompy\n    - ex\n    - withcp\n",
+            "base:\n  '*':\n    - secret\n    - frompy\n    - ex\n    - withcp\n    - plainenc\n",
         )
         .unwrap();
         std::fs::write(
@@ -693,6 +693,10 @@ fn pillar_renderers_and_functions_brine_lacks_run_as_salt_runs_them() {
             "#!py\ndef run():\n    return {'from_py': {'role': __grains__['role'], 'id': __opts__['id'], 'sls': sls}}\n",
         )
         .unwrap();
+        // Encrypted, in a file the gpg renderer does not read:
+        // decrypt_pillar names the key.
+        let nested: String = secret.lines().map(|l| format!("    {l}\n")).collect();
+        std::fs::write(pillar.join("plainenc.sls"), format!("nested:\n  enc: |\n{nested}")).unwrap();
         std::fs::write(
             pillar.join("ex.sls"),
             "#!yamlex\nyamlex_agg: !aggregate first\nyamlex_agg: !aggregate second\n",
@@ -709,7 +713,7 @@ fn pillar_renderers_and_functions_brine_lacks_run_as_salt_runs_them() {
         let conf = env.conf_dir.join("master");
         let mut text = std::fs::read_to_string(&conf).unwrap();
         text.push_str(&format!(
-            "pillar_roots:\n  base:\n    - {}\ngpg_keydir: {}\n",
+            "pillar_roots:\n  base:\n    - {}\ngpg_keydir: {}\ndecrypt_pillar:\n  - 'nested:enc': gpg\n",
             pillar.display(),
             keydir.display()
         ));
@@ -738,6 +742,7 @@ fn pillar_renderers_and_functions_brine_lacks_run_as_salt_runs_them() {
     let a1 = &seen[0]["a1"];
     assert_eq!(a1["secret"], "s3cret value", "{}", seen[0]);
     assert_eq!(a1["plain"], "visible");
+    assert_eq!(a1["nested"]["enc"], "s3cret value", "{}", seen[0]);
     assert_eq!(a1["from_py"]["role"], "web", "{}", seen[0]);
     assert_eq!(a1["file_content"], "from a file", "{}", seen[0]);
     assert_eq!(a1["yamlex_agg"], serde_json::json!(["first", "second"]), "{}", seen[0]);

@@ -294,6 +294,9 @@ pub fn python_needs(opts: &Map<String, Json>) -> Vec<String> {
             .into_iter()
             .map(|r| format!("renderer:{r}")),
     );
+    if opts.get("decrypt_pillar").is_some_and(brine_py::truthy) {
+        out.push("decrypt_pillar".into());
+    }
     // Each directory once (by device and inode: links may loop), and
     // at most MAX_FILES files in all.
     fn sls_files(dir: &Path, visited: &mut HashSet<(u64, u64)>, budget: &mut usize, out: &mut Vec<PathBuf>) {
@@ -809,7 +812,12 @@ impl<'a> Pillar<'a> {
         if !self.pillar_override.is_empty() {
             pillar = self.merge(pillar, self.pillar_override.clone());
         }
-        let decrypt = self.decrypt_errors(&pillar);
+        let decrypt = match self.req.loader {
+            Some(client) if self.opts.get("decrypt_pillar").is_some_and(brine_py::truthy) => {
+                self.decrypt_through_python(client, &mut pillar)
+            }
+            _ => self.decrypt_errors(&pillar),
+        };
         if !decrypt.is_empty() {
             let key = Value::from("_errors");
             if dict::get(&pillar, &key).is_none() {
@@ -823,8 +831,35 @@ impl<'a> Pillar<'a> {
         pillar
     }
 
-    /// `decrypt_pillar`: Brine has no decryption renderer, so each
-    /// configured key present in the pillar is an error.
+    /// `decrypt_pillar` through Salt's own (`Pillar.decrypt_pillar`, its
+    /// renderers in the Python loader pool): the pillar with the values
+    /// decrypted, and the errors.
+    fn decrypt_through_python(&self, client: &brine_loader::Client, pillar: &mut Pairs) -> Vec<String> {
+        let opt = |k: &str| opt_str(&self.opts, k).map_or(Value::Nil, Value::from);
+        let req = Value::map([
+            ("kind", Value::from("decrypt_pillar")),
+            ("pillar", Value::Map(pillar.clone())),
+            ("minion_id", Value::from(self.req.id)),
+            ("grains", self.req.grains.clone()),
+            ("saltenv", opt("saltenv")),
+            ("pillarenv", opt("pillarenv")),
+        ]);
+        match client.call(&req) {
+            Ok(answer) => {
+                if let Some(Value::Map(p)) = answer.get("pillar") {
+                    *pillar = p.clone();
+                }
+                match answer.get("errors") {
+                    Some(Value::Array(e)) => e.iter().map(brine_py::to_str).collect(),
+                    _ => Vec::new(),
+                }
+            }
+            Err(e) => vec![format!("Failed to decrypt pillar: {e}")],
+        }
+    }
+
+    /// `decrypt_pillar` without Python: Brine has no decryption renderer,
+    /// so each configured key present in the pillar is an error.
     fn decrypt_errors(&self, pillar: &Pairs) -> Vec<String> {
         let Some(conf) = self.opts.get("decrypt_pillar").filter(|v| brine_py::truthy(*v)) else {
             return Vec::new();
