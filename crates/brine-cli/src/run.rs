@@ -152,8 +152,16 @@ fn display(data: &Value, outputter: Option<&str>, out: &OutOpts) -> Result<()> {
 
 /// `--doc`: each function matching the argument (a module, a function,
 /// or nothing for all) with its documentation, as Salt's `print_docs`.
-fn print_docs(arg: Option<&str>) {
-    for (fun, doc) in brine_runners::docs(arg.unwrap_or("")) {
+fn print_docs(cfg: Option<&MasterConfig>, arg: Option<&str>) {
+    let arg = arg.unwrap_or("");
+    let docs = match cfg {
+        Some(cfg) => brine_runners::all_docs(cfg, arg),
+        None => brine_runners::docs(arg)
+            .into_iter()
+            .map(|(f, d)| (f.to_string(), d.to_string()))
+            .collect(),
+    };
+    for (fun, doc) in docs {
         println!("{fun}:");
         println!("{doc}");
     }
@@ -209,7 +217,11 @@ fn exit_code(data: &Value) -> i32 {
 
 fn run(o: &Opts) -> Result<i32> {
     if o.doc {
-        print_docs(o.positional.first().map(String::as_str));
+        let cfg = MasterConfig::load(&o.config_dir).ok();
+        if let Some(cfg) = &cfg {
+            brine_runners::find_python_for_docs(cfg, o.positional.first().map_or("", String::as_str));
+        }
+        print_docs(cfg.as_ref(), o.positional.first().map(String::as_str));
         return Ok(0);
     }
     let cfg = MasterConfig::load(&o.config_dir)?;

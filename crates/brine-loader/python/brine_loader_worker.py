@@ -651,6 +651,24 @@ def do_returner_batch(loaders, req):
     return {"failed": failed, "error": first}
 
 
+def do_runner_doc(loaders, req):
+    """Salt's RunnerClient.get_docs: the runner functions `arg` names (all
+    for none, a glob with *, else the function and its module's), their
+    docstrings with Salt's strip_rst."""
+    import fnmatch
+
+    import salt.utils.doc
+
+    runners = loaders.runner()
+    arg = req.get("arg") or ""
+    prefix = arg if arg.endswith(".") else arg + "."
+    docs = {}
+    for name in list(runners.keys()):
+        if not arg or (fnmatch.fnmatch(name, arg) if "*" in arg else (name == arg or name.startswith(prefix))):
+            docs[name] = runners[name].__doc__
+    return salt.utils.doc.strip_rst(docs)
+
+
 def do_has(loaders, req):
     kind = req.get("type")
     name = req.get("name")
@@ -677,6 +695,7 @@ HANDLERS = {
     "execution": do_execution,
     "decrypt_pillar": do_decrypt_pillar,
     "returner_batch": do_returner_batch,
+    "runner_doc": do_runner_doc,
     "has": do_has,
     "ping": lambda loaders, req: {"pid": os.getpid(), "salt": __import__("salt.version").version.__version__},
 }

@@ -25,6 +25,22 @@ pub fn python() -> Option<std::path::PathBuf> {
     std::env::var_os(PYTHON_ENV).filter(|p| !p.is_empty()).map(Into::into)
 }
 
+/// The Python for a process the ProcessManager did not start (a CLI):
+/// found as the master finds it, once, and remembered in the
+/// environment. Call it while the process has one thread.
+pub fn ensure_python(cfg: &MasterConfig) -> bool {
+    if python().is_some() {
+        return true;
+    }
+    match crate::python::find(cfg) {
+        Ok(p) => {
+            std::env::set_var(PYTHON_ENV, &p.executable);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Run `req` in a Python process titled `title`, for at most `timeout`.
 pub fn call(cfg: &MasterConfig, req: &Value, timeout: Duration, title: &str) -> Result<Value, LoaderError> {
     let python = python().ok_or_else(|| LoaderError::Unavailable("no Python with Salt was found at start".into()))?;

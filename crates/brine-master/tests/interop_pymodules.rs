@@ -46,6 +46,15 @@ def ext_pillar(minion_id, pillar, *args):
 
 const CUSTOM_RUNNER: &str = r#"
 def hello(name="world", **kwargs):
+    """
+    Say hello.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run custom.hello name=you
+    """
     __jid_event__.fire_event({"message": "saying hello to " + name}, "progress")
     return {"hello": name, "user": __user__ is not None, "master_id": __opts__["id"], "extra": sorted(kwargs)}
 
@@ -163,6 +172,11 @@ fn observe(side: &Side, brine: bool) -> Vec<(String, Json)> {
     ] {
         seen.push((args.join(" "), salt_json(side, &args)));
     }
+    // The custom runner's documentation (Salt's strip_rst of its
+    // docstring).
+    let (out, code) = salt_run(side, brine, &["--doc", "custom"]);
+    assert!(out.contains("custom.hello:") && out.contains("Say hello"), "{out}");
+    seen.push(("salt-run --doc custom".into(), serde_json::json!([out, code])));
     seen
 }
 

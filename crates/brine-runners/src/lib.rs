@@ -86,6 +86,53 @@ pub fn available(fun: &str) -> bool {
     FUNCTIONS.iter().any(|(f, _)| *f == fun)
 }
 
+/// [`docs`], with the functions Salt's Python runs on this master (its
+/// other runner modules, custom ones in `extension_modules/runners` or
+/// `runner_dirs`, which override Brine's of the same module): their
+/// docstrings from Salt's runner loader.
+pub fn all_docs(cfg: &MasterConfig, arg: &str) -> Vec<(String, String)> {
+    use brine_loader::resolve::{has_custom, ModuleType};
+    let overridden = |fun: &str| has_custom(&cfg.raw, ModuleType::Runners, fun.split('.').next().unwrap_or(fun));
+    let mut out: Vec<(String, String)> = docs(arg)
+        .into_iter()
+        .filter(|(f, _)| !overridden(f))
+        .map(|(f, d)| (f.to_string(), d.to_string()))
+        .collect();
+    if (out.is_empty() || python_runners(cfg)) && brine_loader::oneshot::python().is_some() {
+        let req = Value::map([("kind", Value::from("runner_doc")), ("arg", Value::from(arg))]);
+        match brine_loader::oneshot::call(cfg, &req, brine_loader::timeout(cfg), "salt-run --doc") {
+            Ok(Value::Map(more)) => {
+                for (f, d) in more {
+                    let f = brine_py::to_str(&f);
+                    if !out.iter().any(|(g, _)| *g == f) && (!available(&f) || overridden(&f)) {
+                        out.push((
+                            f,
+                            if d.is_nil() {
+                                "None".into()
+                            } else {
+                                brine_py::to_str(&d)
+                            },
+                        ));
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("the documentation of Salt's Python runners is not available: {e}"),
+        }
+    }
+    out.sort();
+    out
+}
+
+/// In a process the master did not start (`salt-run --doc`): find Salt's
+/// Python when [`all_docs`] for `arg` needs it. Call it while the
+/// process has one thread.
+pub fn find_python_for_docs(cfg: &MasterConfig, arg: &str) {
+    if docs(arg).is_empty() || python_runners(cfg) {
+        brine_loader::oneshot::ensure_python(cfg);
+    }
+}
+
 /// The functions `arg` names and their documentation, as Salt's
 /// `get_docs`: every function for an empty `arg`, those matching a glob
 /// with `*`, else the function `arg` and those of the module `arg`.
@@ -352,7 +399,7 @@ fn call(
         "salt" if name == "cmd" => salt_cmd(args),
         "test" => test::call(cfg, name, args, jid, events),
         "doc" if name == "runner" => Ok(Value::Map(
-            docs("")
+            all_docs(cfg, "")
                 .into_iter()
                 .map(|(f, d)| (Value::from(f), Value::from(d)))
                 .collect(),
