@@ -71,6 +71,27 @@ def top(**kwargs):
     return {"base": states}
 "#;
 
+/// Append `text` to the env's master config.
+fn add_conf(env: &Env, text: &str) {
+    let conf = env.conf_dir.join("master");
+    let mut all = std::fs::read_to_string(&conf).unwrap();
+    all.push_str(text);
+    std::fs::write(&conf, all).unwrap();
+}
+
+/// A side of Salt 3007.17 (Brine with the reference venv's Python),
+/// minions accepted on sight.
+fn side_3007(brine: bool, prepare: impl FnOnce(&Env)) -> Side {
+    Side::start(
+        brine,
+        "3007.17",
+        "auto_accept: True\n",
+        &brine_extra("3007.17"),
+        "",
+        prepare,
+    )
+}
+
 /// Both masters' config: the extension modules and the trees under the
 /// env's root.
 fn prepare(env: &Env) {
@@ -99,17 +120,17 @@ fn prepare(env: &Env) {
         )
         .unwrap();
     }
-    let conf = env.conf_dir.join("master");
-    let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str(&format!(
-        "extension_modules: {ext}\npillar_roots:\n  base:\n    - {pillar}\nfile_roots:\n  base:\n    - {states}\n\
+    add_conf(
+        env,
+        &format!(
+            "extension_modules: {ext}\npillar_roots:\n  base:\n    - {pillar}\nfile_roots:\n  base:\n    - {states}\n\
          ext_pillar:\n  - custom_pillar:\n      greeting: hello\n  - raising: [1]\n  - not_a_module: 1\n\
          master_tops:\n  custom_tops: True\npeer_run:\n  a1:\n    - custom.*\n",
-        ext = ext.display(),
-        pillar = pillar.display(),
-        states = states.display(),
-    ));
-    std::fs::write(&conf, text).unwrap();
+            ext = ext.display(),
+            pillar = pillar.display(),
+            states = states.display(),
+        ),
+    );
 }
 
 /// Brine's own options: the reference venv's Python; for 3006's CLIs,
@@ -276,13 +297,13 @@ fn a_hung_module_is_killed_its_worker_replaced_and_the_mworkers_keep_serving() {
     let ext = env.root().join("extmods/pillar");
     std::fs::create_dir_all(&ext).unwrap();
     std::fs::write(ext.join("hanging.py"), HANGING_PILLAR).unwrap();
-    let conf = env.conf_dir.join("master");
-    let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str(&format!(
-        "extension_modules: {}\next_pillar:\n  - hanging: []\n",
-        env.root().join("extmods").display()
-    ));
-    std::fs::write(&conf, text).unwrap();
+    add_conf(
+        &env,
+        &format!(
+            "extension_modules: {}\next_pillar:\n  - hanging: []\n",
+            env.root().join("extmods").display()
+        ),
+    );
     let mut m = env.start();
     m.wait_ready();
     let before = loaders(&env, &m);
@@ -390,25 +411,15 @@ fn an_engine_fires_events_the_reactor_sees() {
             ),
         )
         .unwrap();
-        let conf = env.conf_dir.join("master");
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!(
+        add_conf(env, &format!(
             "extension_modules: {}\nengines:\n  - tick:\n      interval: 1\nreactor:\n  - 'custom/engine/tick':\n    - {}\n",
             root.join("extmods").display(),
             reaction.display()
         ));
-        std::fs::write(&conf, text).unwrap();
     };
     let mut made = Vec::new();
     for brine in [true, false] {
-        let side = Side::start(
-            brine,
-            "3007.17",
-            "auto_accept: True\n",
-            &brine_extra("3007.17"),
-            "",
-            prepare,
-        );
+        let side = side_3007(brine, prepare);
         let out = side.env.root().join("out");
         let touched = wait_until(Duration::from_secs(60), || {
             std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some())
@@ -522,9 +533,7 @@ fn a_custom_returner_keeps_the_jobs_and_the_events() {
             "call_wheel:\n  salt.wheel:\n    - name: custom.hello\n    - who: you\n",
         )
         .unwrap();
-        let conf = env.conf_dir.join("master");
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!(
+        add_conf(env, &format!(
             "extension_modules: {}\nmaster_job_cache: filejobs\nfilejobs.dir: {}\n\
              event_return: filejobs\nevent_return_whitelist:\n  - 'salt/job/*'\nevent_return_blacklist:\n  - 'salt/job/*/new'\n\
              file_roots:\n  base:\n    - {}\n",
@@ -532,19 +541,11 @@ fn a_custom_returner_keeps_the_jobs_and_the_events() {
             root.join("filejobs").display(),
             root.join("states").display()
         ));
-        std::fs::write(&conf, text).unwrap();
     };
     let mut seen = Vec::new();
     let jid_re = regex::Regex::new(r"\d{20}").unwrap();
     for brine in [true, false] {
-        let side = Side::start(
-            brine,
-            "3007.17",
-            "auto_accept: True\n",
-            &brine_extra("3007.17"),
-            "",
-            prepare,
-        );
+        let side = side_3007(brine, prepare);
         let what = if brine { "Brine" } else { "Python" };
         let log = || read(&side.env.log_file());
         // Python's salt reads the job's load through the returner as soon
@@ -724,25 +725,18 @@ fn pillar_renderers_and_functions_brine_lacks_run_as_salt_runs_them() {
             ),
         )
         .unwrap();
-        let conf = env.conf_dir.join("master");
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!(
-            "pillar_roots:\n  base:\n    - {}\ngpg_keydir: {}\ndecrypt_pillar:\n  - 'nested:enc': gpg\n",
-            pillar.display(),
-            keydir.display()
-        ));
-        std::fs::write(&conf, text).unwrap();
+        add_conf(
+            env,
+            &format!(
+                "pillar_roots:\n  base:\n    - {}\ngpg_keydir: {}\ndecrypt_pillar:\n  - 'nested:enc': gpg\n",
+                pillar.display(),
+                keydir.display()
+            ),
+        );
     };
     let mut seen = Vec::new();
     for brine in [true, false] {
-        let side = Side::start(
-            brine,
-            "3007.17",
-            "auto_accept: True\n",
-            &brine_extra("3007.17"),
-            "",
-            prepare,
-        );
+        let side = side_3007(brine, prepare);
         let pillar = salt_json(&side, &["*", "pillar.items"]);
         seen.push(pillar);
         if brine {
@@ -781,24 +775,17 @@ fn a_custom_eauth_backend_authenticates_as_salt_does() {
         let root = env.root();
         std::fs::create_dir_all(root.join("extmods/auth")).unwrap();
         std::fs::write(root.join("extmods/auth/myauth.py"), CUSTOM_EAUTH).unwrap();
-        let conf = env.conf_dir.join("master");
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!(
-            "extension_modules: {}\nexternal_auth:\n  myauth:\n    'devs%':\n      - 'test.ping'\n",
-            root.join("extmods").display()
-        ));
-        std::fs::write(&conf, text).unwrap();
+        add_conf(
+            env,
+            &format!(
+                "extension_modules: {}\nexternal_auth:\n  myauth:\n    'devs%':\n      - 'test.ping'\n",
+                root.join("extmods").display()
+            ),
+        );
     };
     let mut seen = Vec::new();
     for brine in [true, false] {
-        let side = Side::start(
-            brine,
-            "3007.17",
-            "auto_accept: True\n",
-            &brine_extra("3007.17"),
-            "",
-            prepare,
-        );
+        let side = side_3007(brine, prepare);
         let mut got = Vec::new();
         for (password, fun) in [
             ("letmein", "test.ping"),

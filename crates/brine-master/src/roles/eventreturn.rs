@@ -16,19 +16,16 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use brine_client::{BusAddr, EventBus};
+use brine_client::BusAddr;
 use brine_config::MasterConfig;
 use brine_loader::returners::PyReturner;
 use brine_proc::supervisor::{poll_fds, ChildSpec};
 use brine_proto::Value;
 use log::{debug, error, info, warn};
 
-use super::{role, stop_signals, stopping, RoleError};
+use super::{role, stop_signals, stopping, subscribe_bus};
 use crate::loglimit::LogLimiter;
 use crate::names;
-
-/// How long EventReturn waits for the event bus at start.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether the master runs EventReturn: `event_return` names a returner
 /// that can be called (through Python; the others were warned about).
@@ -155,20 +152,9 @@ pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
         let mut ready = false;
         let tick = queue.max_age.map(|m| m.min(Duration::from_secs(1)));
         loop {
-            let mut bus = match EventBus::subscribe(&addr) {
-                Ok(b) => b,
-                Err(e) => {
-                    if !ready && started.elapsed() > CONNECT_TIMEOUT {
-                        return Err(RoleError::Failed(format!("cannot subscribe to the event bus: {e}")));
-                    }
-                    poll_fds(&[sig.fd()], Some(Duration::from_millis(20)))?;
-                    sig.drain();
-                    if stopping() {
-                        queue.finish();
-                        return Ok(());
-                    }
-                    continue;
-                }
+            let Some(mut bus) = subscribe_bus(&addr, &sig, started, ready)? else {
+                queue.finish();
+                return Ok(());
             };
             if !ready {
                 ctx.ready();

@@ -101,3 +101,33 @@ pub fn wait_readable_with(
 pub fn stopping() -> bool {
     brine_proc::signals::take(Signal::SIGTERM)
 }
+
+/// How long a role that follows the event bus waits for it at start.
+const BUS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Subscribe to the master event bus, trying again every 20 ms while the
+/// EventPublisher (re)starts. Before the role was ever `ready`, giving up
+/// after 10 s fails the role (the ProcessManager respawns it); after, it
+/// tries until it gets there. `None`: SIGTERM came meanwhile.
+pub fn subscribe_bus(
+    addr: &brine_client::BusAddr,
+    sig: &brine_proc::signals::SignalPipe,
+    started: std::time::Instant,
+    ready: bool,
+) -> Result<Option<brine_client::EventBus>, RoleError> {
+    loop {
+        match brine_client::EventBus::subscribe(addr) {
+            Ok(bus) => return Ok(Some(bus)),
+            Err(e) => {
+                if !ready && started.elapsed() > BUS_CONNECT_TIMEOUT {
+                    return Err(RoleError::Failed(format!("cannot subscribe to the event bus: {e}")));
+                }
+                brine_proc::supervisor::poll_fds(&[sig.fd()], Some(std::time::Duration::from_millis(20)))?;
+                sig.drain();
+                if stopping() {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}

@@ -23,19 +23,17 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use brine_client::{BusAddr, EventBus, LocalClient, Publish, UserKey};
+use brine_client::{BusAddr, LocalClient, Publish, UserKey};
 use brine_config::MasterConfig;
 use brine_proc::supervisor::{poll_fds, ChildSpec};
 use brine_proto::Value;
 use brine_reactor::{compile_high_data, reaction, verify_high, Reaction, ReactorMap, Renderer, Settings, EVENT_USER};
 use log::{debug, error, info, warn};
 
-use super::{role, stop_signals, stopping, RoleError};
+use super::{role, stop_signals, stopping, subscribe_bus};
 use crate::loglimit::LogLimiter;
 use crate::names;
 
-/// How long the Reactor waits for the event bus at start before giving up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a reactor map kept in a file is checked for changes.
 const MAP_CHECK: Duration = Duration::from_secs(1);
 /// How long a reaction's publish waits for the master's answer.
@@ -67,19 +65,8 @@ pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
         let mut ready = false;
         let started = Instant::now();
         loop {
-            let mut bus = match EventBus::subscribe(&addr) {
-                Ok(b) => b,
-                Err(e) => {
-                    if !ready && started.elapsed() > CONNECT_TIMEOUT {
-                        return Err(RoleError::Failed(format!("cannot subscribe to the event bus: {e}")));
-                    }
-                    poll_fds(&[sig.fd()], Some(Duration::from_millis(20)))?;
-                    sig.drain();
-                    if stopping() {
-                        return Ok(());
-                    }
-                    continue;
-                }
+            let Some(mut bus) = subscribe_bus(&addr, &sig, started, ready)? else {
+                return Ok(());
             };
             if !ready {
                 ctx.ready();
