@@ -514,6 +514,12 @@ def event_return(events):
 const CUSTOM_WHEEL: &str = r#"
 def hello(who="world"):
     return {"hello": who, "master": __opts__["id"]}
+
+
+def touch(path):
+    with open(path, "w") as f:
+        f.write(__opts__["id"])
+    return True
 "#;
 
 /// A custom returner as the job cache and the event returner, and a
@@ -533,13 +539,23 @@ fn a_custom_returner_keeps_the_jobs_and_the_events() {
             "call_wheel:\n  salt.wheel:\n    - name: custom.hello\n    - who: you\n",
         )
         .unwrap();
+        // A wheel reaction calls the custom wheel function too.
+        std::fs::write(
+            root.join("wheel_react.sls"),
+            format!(
+                "touch_it:\n  wheel.custom.touch:\n    - path: {}\n",
+                root.join("wheel-touched").display()
+            ),
+        )
+        .unwrap();
         add_conf(env, &format!(
             "extension_modules: {}\nmaster_job_cache: filejobs\nfilejobs.dir: {}\n\
              event_return: filejobs\nevent_return_whitelist:\n  - 'salt/job/*'\nevent_return_blacklist:\n  - 'salt/job/*/new'\n\
-             file_roots:\n  base:\n    - {}\n",
+             file_roots:\n  base:\n    - {}\nreactor:\n  - 'custom/wheel/go':\n    - {}\n",
             root.join("extmods").display(),
             root.join("filejobs").display(),
-            root.join("states").display()
+            root.join("states").display(),
+            root.join("wheel_react.sls").display()
         ));
     };
     let mut seen = Vec::new();
@@ -602,6 +618,14 @@ fn a_custom_returner_keeps_the_jobs_and_the_events() {
         assert!(
             orch.contains(r#""hello": "you""#) && orch.contains(r#""result": true"#),
             "{what}: {orch}\n{}",
+            log()
+        );
+        let (code, out) = side.minions[0].salt_call(&["event.send", "custom/wheel/go"]);
+        assert_eq!(code, 0, "{what}: {out}");
+        let touched = side.env.root().join("wheel-touched");
+        assert!(
+            wait_until(Duration::from_secs(30), || touched.is_file()),
+            "{what}: the wheel reaction did not run\n{}",
             log()
         );
         let lookup: Json = serde_json::from_str(&lookup.to_string().replace(&jid, "<jid>")).unwrap();

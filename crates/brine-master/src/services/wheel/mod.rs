@@ -120,15 +120,7 @@ pub(crate) fn python_task(
     username: &str,
 ) -> Option<Box<dyn FnOnce() -> Value + Send>> {
     let fun = canonical(fun).to_string();
-    let module = fun.split('.').next().unwrap_or_default();
-    let native = WHEEL_FUNCS.contains(&fun.as_str());
-    if !use_python(&cfg.raw, ModuleType::Wheel, module, native) {
-        return None;
-    }
-    let pool = brine_loader::pool(cfg);
-    if pool.is_none() && brine_loader::oneshot::python().is_none() {
-        return None;
-    }
+    let pool = python_wheel(cfg, &fun)?;
     let (cfg, load, username) = (cfg.clone(), load.clone(), username.to_string());
     Some(Box::new(move || {
         let mut events = brine_client::event_sender(&cfg);
@@ -176,13 +168,37 @@ fn python_call(cfg: &MasterConfig, pool: Option<&brine_loader::Client>, fun: &st
 
 /// A wheel reaction (Salt's `ReactWrap.wheel`, which calls
 /// `WheelClient.low` with the reaction's user): one job, its events
-/// carrying `user`, so the Reactor does not react to them.
+/// carrying `user`, so the Reactor does not react to them. A function
+/// Salt's Python runs is called from here (a Reactor worker thread,
+/// which may wait).
 pub(crate) fn reaction(ctx: &mut Ctx, fun: &str, load: &Value, user: &str) {
     let fun = canonical(fun);
-    if check(fun).is_ok() {
+    if let Some(pool) = python_wheel(&ctx.cfg, fun) {
+        let args = CallArgs::from_load(load);
+        let (low_jid, low_tag, low) = low_begin(fun, user, load, &args);
+        let _ = ctx.events.fire(&format!("{low_tag}/new"), &low);
+        let (ret, success) = python_call(&ctx.cfg, pool.as_ref(), fun, &args);
+        let cfg = ctx.cfg.clone();
+        low_end(&cfg, &mut ctx.events, &low_jid, &low_tag, low, ret, success);
+        info!("wheel {fun} (Python) by {}: success={success}", user.escape_debug());
+    } else if check(fun).is_ok() {
         let (_, success) = low(ctx, fun, load, user);
         info!("wheel {fun} by {}: success={success}", user.escape_debug());
     }
+}
+
+/// Whether Salt's Python runs the wheel function `fun` here: `Some` with
+/// the pool (`None` inside: a Python process of its own) when it does.
+fn python_wheel(cfg: &MasterConfig, fun: &str) -> Option<Option<brine_loader::Client>> {
+    let module = fun.split('.').next().unwrap_or_default();
+    if !use_python(&cfg.raw, ModuleType::Wheel, module, WHEEL_FUNCS.contains(&fun)) {
+        return None;
+    }
+    let pool = brine_loader::pool(cfg);
+    if pool.is_none() && brine_loader::oneshot::python().is_none() {
+        return None;
+    }
+    Some(pool)
 }
 
 fn canonical(fun: &str) -> &str {
