@@ -742,9 +742,10 @@ def handle(loaders, req, title, broken):
         answer = {"error": str(exc)}
     except Exception as exc:  # pylint: disable=broad-except
         # str(exc), as Salt puts a module's exception in its answers (the
-        # pillar's _errors); the type and the traceback go to the log.
-        log.error("%s: %s raised %s: %s", title, kind, type(exc).__name__, exc, exc_info=True)
-        answer = {"error": str(exc), "exc_type": type(exc).__name__}
+        # pillar's _errors), and the traceback, which the caller logs once
+        # with its own words for the failure (here only at debug level).
+        log.debug("%s: %s raised %s: %s", title, kind, type(exc).__name__, exc, exc_info=True)
+        answer = {"error": str(exc), "exc_type": type(exc).__name__, "traceback": traceback.format_exc()}
     log.debug("%s: %s answered in %.3f s", title, kind, time.time() - started)
     return answer
 

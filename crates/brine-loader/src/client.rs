@@ -41,9 +41,23 @@ pub enum LoaderError {
     /// The module (or Salt's loader) raised: Salt's text.
     #[error("{0}")]
     Module(String),
+    /// The module raised: Salt's text, and the traceback for the log.
+    #[error("{text}")]
+    Raised { text: String, traceback: String },
     /// The module asked for is not there: Salt's text.
     #[error("{0}")]
     Missing(String),
+}
+
+impl LoaderError {
+    /// The Python traceback of a module that raised, for the one log
+    /// line that reports it.
+    pub fn traceback(&self) -> Option<&str> {
+        match self {
+            LoaderError::Raised { traceback, .. } => Some(traceback),
+            _ => None,
+        }
+    }
 }
 
 /// A client of the pool at one socket.
@@ -151,6 +165,11 @@ pub(crate) fn answer_value(answer: Value, pid: i32) -> Result<Value, LoaderError
         let text = err.as_str().map_or_else(|| format!("{err:?}"), str::to_string);
         return Err(if answer.get("missing").is_some_and(|m| m.as_bool() == Some(true)) {
             LoaderError::Missing(text)
+        } else if let Some(tb) = answer.get("traceback").and_then(Value::as_str) {
+            LoaderError::Raised {
+                text,
+                traceback: tb.to_string(),
+            }
         } else {
             LoaderError::Module(text)
         });

@@ -233,6 +233,9 @@ impl Pillar<'_> {
             }
             for (key, val) in run {
                 let native = Module::named(key);
+                // The Python traceback of a module that raised, for the
+                // one line that reports it (as Salt's).
+                let mut traceback = None;
                 let result = if brine_loader::resolve::use_python(
                     &self.opts,
                     brine_loader::ModuleType::Pillar,
@@ -240,7 +243,11 @@ impl Pillar<'_> {
                     native.is_some(),
                 ) {
                     match self.run_python(key, &from_json(val), &pillar) {
-                        Some(r) => r,
+                        Some(Ok(v)) => Ok(v),
+                        Some(Err(e)) => {
+                            traceback = e.traceback().map(String::from);
+                            Err(e.to_string())
+                        }
                         None => continue,
                     }
                 } else if let Some(module) = native {
@@ -253,8 +260,9 @@ impl Pillar<'_> {
                     Ok(v) => ext = Some(v),
                     Err(e) => {
                         error!(
-                            "Exception caught loading ext_pillar '{key}' for minion {:?}: {e}",
-                            self.req.id
+                            "Exception caught loading ext_pillar '{key}' for minion {:?}: {e}{}",
+                            self.req.id,
+                            traceback.map(|t| format!("\n{}", t.trim_end())).unwrap_or_default()
                         );
                         errors.push(format!("Failed to load ext_pillar {key}: {e}"));
                     }
@@ -282,7 +290,7 @@ impl Pillar<'_> {
     /// answer, `Err` with the exception's text as Salt reports it, or
     /// `None` when the module is not there (logged as Salt logs a
     /// missing module; without a pool, also why).
-    fn run_python(&self, key: &str, val: &Value, pillar: &Pairs) -> Option<Result<Value, String>> {
+    fn run_python(&self, key: &str, val: &Value, pillar: &Pairs) -> Option<Result<Value, brine_loader::LoaderError>> {
         use brine_loader::LoaderError;
         let Some(loader) = self.req.loader else {
             error!(critical = true; "Specified ext_pillar interface {key} is unavailable");
@@ -313,7 +321,7 @@ impl Pillar<'_> {
                 error!(critical = true; "Specified ext_pillar interface {key} is unavailable ({e})");
                 None
             }
-            Err(e) => Some(Err(e.to_string())),
+            Err(e) => Some(Err(e)),
         }
     }
 

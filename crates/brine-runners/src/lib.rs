@@ -326,7 +326,7 @@ fn python_runner(
     match brine_loader::oneshot::call(cfg, &req, std::time::Duration::from_secs_f64(secs.min(1e7)), &title) {
         Ok(v) => Some(Ok(v)),
         Err(LoaderError::Missing(_)) => None,
-        Err(LoaderError::Module(text)) => Some(Err(text)),
+        Err(LoaderError::Module(text) | LoaderError::Raised { text, .. }) => Some(Err(text)),
         Err(e) => Some(Err(format!("Exception occurred in runner {fun}: {e}"))),
     }
 }
