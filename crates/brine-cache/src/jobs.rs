@@ -61,6 +61,30 @@ pub fn is_jid(jid: &str) -> bool {
     (b.len() == 20 || (b.len() > 21 && b[20] == b'_')) && b[..20.min(b.len())].iter().all(u8::is_ascii_digit)
 }
 
+/// Salt's `jid_to_time`: `2015, Mar 04 15:39:32.066574`.
+pub fn jid_to_time(jid: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let d = &jid[..20.min(jid.len())];
+    if d.len() < 20 || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return String::new();
+    }
+    let month = d[4..6].parse::<usize>().unwrap_or(0);
+    let Some(name) = month.checked_sub(1).and_then(|m| MONTHS.get(m)) else {
+        return String::new();
+    };
+    format!(
+        "{}, {name} {} {}:{}:{}.{}",
+        &d[..4],
+        &d[6..8],
+        &d[8..10],
+        &d[10..12],
+        &d[12..14],
+        &d[14..20]
+    )
+}
+
 /// What the master keeps of its jobs (Salt's returner interface for
 /// `master_job_cache`: `save_load`, `returner`, `get_load`, `get_jid`,
 /// `get_jids`, `clean_old_jobs`).
@@ -351,6 +375,13 @@ impl JobCache for LocalCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jid_to_time_is_salts() {
+        assert_eq!(jid_to_time("20150304153932066574"), "2015, Mar 04 15:39:32.066574");
+        assert_eq!(jid_to_time("2015030415393206657"), "");
+        assert_eq!(jid_to_time("20151304153932066574"), "");
+    }
 
     #[test]
     fn jids_and_layout_match_salt() {

@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use brine_cache::jobs::jid_to_time;
 use brine_cache::{CacheError, Cleaned, Jid, JobCache, LocalCache};
 use brine_config::MasterConfig;
 use brine_proto::Value;
@@ -325,30 +326,6 @@ impl JobCache for PyJobCache {
     }
 }
 
-/// Salt's `jid_to_time`: `2015, Mar 04 15:39:32.066574`.
-pub fn jid_to_time(jid: &str) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let d = &jid[..20.min(jid.len())];
-    if d.len() < 20 || !d.bytes().all(|b| b.is_ascii_digit()) {
-        return String::new();
-    }
-    let month = d[4..6].parse::<usize>().unwrap_or(0);
-    let Some(name) = month.checked_sub(1).and_then(|m| MONTHS.get(m)) else {
-        return String::new();
-    };
-    format!(
-        "{}, {name} {} {}:{}:{}.{}",
-        &d[..4],
-        &d[6..8],
-        &d[8..10],
-        &d[10..12],
-        &d[12..14],
-        &d[14..20]
-    )
-}
-
 /// Whether the returner `name` runs through Python here: Brine does not
 /// have it natively (or `loader_source` says so), and a Python with Salt
 /// was found when the master started.
@@ -405,17 +382,5 @@ pub fn warn_unavailable(cfg: &MasterConfig) {
             "event_return: {} not available (no Python with Salt); events are not sent to them",
             events.join(", ")
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jid_to_time_is_salts() {
-        assert_eq!(jid_to_time("20150304153932066574"), "2015, Mar 04 15:39:32.066574");
-        assert_eq!(jid_to_time("2015030415393206657"), "");
-        assert_eq!(jid_to_time("20151304153932066574"), "");
     }
 }

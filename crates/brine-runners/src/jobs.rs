@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use brine_cache::jobs::jid_to_time;
 use brine_cache::{Jid, JobCache};
 use brine_client::low::CallArgs;
 use brine_client::{LocalClient, Publish};
@@ -328,27 +329,6 @@ fn format_jid_instance(jid: &str, job: &Value, with_minions: bool) -> Value {
     }
     ret.set("StartTime", Value::from(jid_to_time(jid)));
     ret
-}
-
-/// `2026, Nov 25 10:00:00.123456` from a jid.
-fn jid_to_time(jid: &str) -> String {
-    const MONTHS: [&str; 13] = [
-        "", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    if jid.len() < 20 || !jid[..20].bytes().all(|b| b.is_ascii_digit()) {
-        return String::new();
-    }
-    let month: usize = jid[4..6].parse().unwrap_or(0);
-    format!(
-        "{}, {} {} {}:{}:{}.{}",
-        &jid[..4],
-        MONTHS.get(month).unwrap_or(&""),
-        &jid[6..8],
-        &jid[8..10],
-        &jid[10..12],
-        &jid[12..14],
-        &jid[14..20]
-    )
 }
 
 /// `jobs.list_job`: the job's description and its returns.
