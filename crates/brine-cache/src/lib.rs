@@ -12,7 +12,7 @@ pub mod jobs;
 pub mod minions;
 
 pub use jobs::{Cleaned, Jid, JobCache, LocalCache, LOCAL_CACHE};
-pub use minions::MinionCache;
+pub use minions::{MinionCache, LOCALFS};
 
 /// A cache file that could not be read, decoded or written.
 #[derive(Debug, thiserror::Error)]

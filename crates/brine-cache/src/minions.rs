@@ -10,6 +10,10 @@ use brine_proto::Value;
 use crate::fs::write_p;
 use crate::CacheError;
 
+/// Salt's default minion data cache driver (`cache`), the one
+/// [`MinionCache`] is.
+pub const LOCALFS: &str = "localfs";
+
 /// The `minions` bank of the localfs cache under one `cachedir`.
 #[derive(Debug, Clone)]
 pub struct MinionCache {

@@ -14,7 +14,9 @@ use brine_config::MasterConfig;
 use brine_proto::Value;
 
 use crate::client::{Client, LoaderError};
-use crate::resolve::{self, ModuleType, LOCALFS};
+use brine_cache::LOCALFS;
+
+use crate::resolve::{self, ModuleType};
 
 /// Salt's answer to a request whose handler raised.
 pub const SALT_HANDLER_ERROR: &str = "Some exception handling minion payload";

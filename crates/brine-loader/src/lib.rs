@@ -52,6 +52,25 @@ pub fn pool(cfg: &brine_config::MasterConfig) -> Option<Client> {
         .map(|_| Client::of(cfg))
 }
 
+/// Whether Salt's Python can be asked here: the pool runs, or a Python
+/// with Salt was found for processes of their own.
+pub fn available(cfg: &brine_config::MasterConfig) -> bool {
+    pool(cfg).is_some() || oneshot::python().is_some()
+}
+
+/// One request to the pool when it runs, else to a Python process of its
+/// own titled `title` (bounded by `python_loader_timeout` either way).
+pub fn call(
+    cfg: &brine_config::MasterConfig,
+    req: &brine_proto::Value,
+    title: &str,
+) -> Result<brine_proto::Value, LoaderError> {
+    match pool(cfg) {
+        Some(client) => client.call(req),
+        None => oneshot::call(cfg, req, timeout(cfg), title),
+    }
+}
+
 /// The pool's socket, in `sock_dir`.
 pub const SOCKET_NAME: &str = "python_loader.ipc";
 

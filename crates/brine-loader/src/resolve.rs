@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
+use brine_cache::{LOCALFS, LOCAL_CACHE};
 use serde_json::{Map, Value as Json};
 
 /// The master's options (`MasterConfig::raw`).
@@ -264,7 +265,8 @@ pub fn plan(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool) -> Plan {
     plan_with(opts, native_pillar, Vec::new())
 }
 
-/// The eauth backends Brine has natively.
+/// The eauth backends Brine has natively (brine-auth's `eauth::backend`
+/// serves these names).
 pub const NATIVE_EAUTH: &[&str] = &["auto", "file", "pam"];
 
 /// The eauth backends `external_auth` enables that run through Python.
@@ -368,12 +370,6 @@ pub fn ext_pillar_names(opts: &Opts) -> Vec<String> {
     }
     out
 }
-
-/// Salt's default `master_job_cache`, which Brine keeps natively.
-pub const LOCAL_CACHE: &str = "local_cache";
-
-/// Salt's default minion data cache driver, which Brine keeps natively.
-pub const LOCALFS: &str = "localfs";
 
 /// The minion data cache's driver (`cache`, default `localfs`).
 pub fn cache_driver(opts: &Opts) -> String {

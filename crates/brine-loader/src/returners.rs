@@ -27,13 +27,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use brine_cache::jobs::jid_to_time;
-use brine_cache::{CacheError, Cleaned, Jid, JobCache, LocalCache};
+use brine_cache::{CacheError, Cleaned, Jid, JobCache, LocalCache, LOCAL_CACHE};
 use brine_config::MasterConfig;
 use brine_proto::Value;
 use log::{error, warn};
 
 use crate::client::{Client, LoaderError};
-use crate::resolve::{self, ModuleType, LOCAL_CACHE};
+use crate::resolve::{self, ModuleType};
 
 /// Writes a process may have queued for the pool before it refuses more.
 const QUEUE: usize = 16_384;
@@ -334,6 +334,18 @@ fn through_python(cfg: &MasterConfig, name: &str) -> bool {
         && crate::oneshot::python().is_some()
 }
 
+/// The `event_return` returners that can be called: through Python (Brine
+/// has no event returner of its own), with a Python with Salt found.
+pub fn event_returners(cfg: &MasterConfig) -> Vec<String> {
+    if crate::oneshot::python().is_none() {
+        return Vec::new();
+    }
+    resolve::event_returners(&cfg.raw)
+        .into_iter()
+        .filter(|n| resolve::use_python(&cfg.raw, ModuleType::Returners, n, false))
+        .collect()
+}
+
 /// The job cache a returner name selects: Brine's own, or the Python
 /// returner; `None` when neither is available.
 pub fn open_job_cache(cfg: &MasterConfig, name: &str) -> Option<Box<dyn JobCache + Send>> {
@@ -373,9 +385,10 @@ pub fn warn_unavailable(cfg: &MasterConfig) {
             warn!("ext_job_cache: the {name:?} returner is not available (not in Brine, and no Python with Salt); publications are not saved to it");
         }
     }
+    let callable = event_returners(cfg);
     let events: Vec<String> = resolve::event_returners(&cfg.raw)
         .into_iter()
-        .filter(|n| !through_python(cfg, n))
+        .filter(|n| !callable.contains(n))
         .collect();
     if !events.is_empty() {
         warn!(

@@ -174,7 +174,7 @@ pub fn compile_bytes(
         return Ok(Value::Map(Vec::new()));
     }
     let first = text.lines().next().unwrap_or("");
-    let python = shared.python.is_some();
+    let python = shared.python().is_some();
     let pipe = if first.starts_with("#!") && !first.starts_with("#!/") {
         renderers.pipe(&first.trim()[2..], python)
     } else {
@@ -205,11 +205,11 @@ pub fn compile_bytes(
             ("yaml", Data::Text(t)) => Data::Value(render_yaml(&t, path)?),
             ("json", Data::Text(t)) => Data::Value(render_json(&t)?),
             ("gpg", data) if !has_pgp(&data) => data,
-            ("gpg", _) if shared.python.is_none() => {
+            ("gpg", _) if shared.python().is_none() => {
                 return Err("the gpg renderer is not supported by Brine: cannot decrypt PGP messages".into())
             }
             ("yaml" | "json", Data::Value(v)) => Data::Value(v),
-            (other, data) => match &shared.python {
+            (other, data) => match shared.python() {
                 Some(client) => {
                     match python_stage(shared, client, other, &argline, data, path, saltenv, sls, defaults)? {
                         Some(next) => next,

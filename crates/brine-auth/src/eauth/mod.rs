@@ -46,5 +46,6 @@ pub fn backend(name: &str) -> Option<&'static dyn Backend> {
     }
 }
 
-/// The backends Brine has, for messages.
-pub const NAMES: &[&str] = &["auto", "file", "pam"];
+/// The backends Brine has (the list the loader's resolution reads, so
+/// that the others go to Salt's Python).
+pub const NAMES: &[&str] = brine_loader::resolve::NATIVE_EAUTH;

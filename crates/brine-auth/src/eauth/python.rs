@@ -17,8 +17,7 @@ use log::warn;
 
 /// Whether the eauth backend `name` runs through Python on this master.
 pub fn runs(cfg: &MasterConfig, name: &str) -> bool {
-    brine_loader::resolve::python_eauth(&cfg.raw).iter().any(|n| n == name)
-        && (brine_loader::pool(cfg).is_some() || brine_loader::oneshot::python().is_some())
+    brine_loader::resolve::python_eauth(&cfg.raw).iter().any(|n| n == name) && brine_loader::available(cfg)
 }
 
 /// Where a load's credentials are: at its top (runner, wheel,
@@ -77,11 +76,7 @@ pub fn task(cfg: &Arc<MasterConfig>, load: &Value) -> Option<Box<dyn FnOnce() ->
     let (cfg, load) = (cfg.clone(), load.clone());
     Some(Box::new(move || {
         let req = Value::map([("kind", Value::from("eauth")), ("load", load.clone())]);
-        let answer = match brine_loader::pool(&cfg) {
-            Some(client) => client.call(&req),
-            None => brine_loader::oneshot::call(&cfg, &req, brine_loader::timeout(&cfg), "LoadAuth"),
-        };
-        answer.unwrap_or_else(|e| {
+        brine_loader::call(&cfg, &req, "LoadAuth").unwrap_or_else(|e| {
             let eauth = load.get("eauth").map(brine_py::to_str).unwrap_or_default();
             warn!("eauth {eauth}: the Python backend did not answer: {e}");
             Value::map([("auth", Value::Bool(false))])

@@ -30,17 +30,7 @@ use crate::names;
 /// Whether the master runs EventReturn: `event_return` names a returner
 /// that can be called (through Python; the others were warned about).
 pub fn wanted(cfg: &MasterConfig) -> bool {
-    !returners(cfg).is_empty()
-}
-
-fn returners(cfg: &MasterConfig) -> Vec<String> {
-    brine_loader::resolve::event_returners(&cfg.raw)
-        .into_iter()
-        .filter(|n| {
-            brine_loader::resolve::use_python(&cfg.raw, brine_loader::ModuleType::Returners, n, false)
-                && brine_loader::oneshot::python().is_some()
-        })
-        .collect()
+    !brine_loader::returners::event_returners(cfg).is_empty()
 }
 
 /// What EventReturn keeps between events.
@@ -69,7 +59,7 @@ impl Queue {
                 .map(Duration::from_secs),
             allow: list("event_return_whitelist"),
             deny: list("event_return_blacklist"),
-            returners: returners(cfg)
+            returners: brine_loader::returners::event_returners(cfg)
                 .iter()
                 .map(|n| PyReturner::new(n, client.clone()))
                 .collect(),

@@ -37,13 +37,7 @@ pub(super) enum Control {
 }
 
 /// `runner` / `wheel`: authenticate, authorize, run.
-pub(super) fn control(
-    ctx: &mut Ctx,
-    jobs: &mut RunnerJobs,
-    load: &Value,
-    form: &str,
-    python_wheel: &dyn Fn(&str) -> bool,
-) -> Control {
+pub(super) fn control(ctx: &mut Ctx, jobs: &mut RunnerJobs, load: &Value, form: &str) -> Control {
     let mut load = load.clone();
     let fun = load.get("fun").map(brine_py::to_str).unwrap_or_default();
     let username = match authorize(ctx, &load, form, &fun) {
@@ -53,7 +47,7 @@ pub(super) fn control(
     for k in ["username", "password", "token", "key", "eauth"] {
         load.remove(k);
     }
-    if form == "wheel" && python_wheel(&fun) {
+    if form == "wheel" && super::wheel::in_python(&ctx.cfg, &fun) {
         return Control::PythonWheel { fun, load, username };
     }
     let reply = if form == "wheel" {

@@ -117,8 +117,9 @@ pub struct Services {
     alias: HashMap<Token, Token>,
     /// The options, shareable with the offload threads.
     shared_cfg: Arc<MasterConfig>,
-    /// Whether a pillar may need Python (`ext_pillar` modules the pool
-    /// runs): then pillars are compiled off the request loop.
+    /// Whether the Python loader pool runs: then any pillar may call it
+    /// (an `ext_pillar` module, a renderer, `salt[...]`), and pillars are
+    /// compiled off the request loop.
     pillar_offload: bool,
 }
 
@@ -306,14 +307,11 @@ impl Services {
             }
             ClearCmd::Runner | ClearCmd::Wheel => {
                 let form = if cmd == ClearCmd::Runner { "runner" } else { "wheel" };
-                let cfg = self.shared_cfg.clone();
-                let python_wheel = |fun: &str| wheel::python_task(&cfg, fun, &Value::Nil, "").is_some();
-                match control::control(&mut self.ctx, &mut self.runner_jobs, load, form, &python_wheel) {
+                match control::control(&mut self.ctx, &mut self.runner_jobs, load, form) {
                     control::Control::Now(bytes) => Ok(bytes),
                     control::Control::PythonWheel { fun, load, username } => {
-                        let task =
-                            wheel::python_task(&self.shared_cfg, &fun, &load, &username).expect("checked by control");
-                        let task = Box::new(move || Value::Bytes(task().to_network()));
+                        let call = wheel::python_task(&self.shared_cfg, &fun, &load, &username);
+                        let task = Box::new(move || Value::Bytes(call().to_network()));
                         match self.offload.submit(task) {
                             Ok(token) => return Ok(ClearReply::Later(token)),
                             Err(e) => Ok(Value::map([(

@@ -79,8 +79,6 @@ pub struct JinjaShared {
     /// `__opts__`), before the per-render ones.
     pub globals: Vec<(String, Mj)>,
     salt_data: Arc<FuncData>,
-    /// The Python loader pool, for the renderers Brine does not have.
-    pub python: Option<brine_loader::Client>,
 }
 
 impl JinjaShared {
@@ -131,7 +129,6 @@ impl JinjaShared {
             grains,
             pillar,
             roots: Arc::new(roots),
-            python: None,
         }
     }
 
@@ -139,13 +136,17 @@ impl JinjaShared {
     /// Salt's own in the Python loader pool (a pillar's renderers).
     pub fn with_python(mut self, client: Option<brine_loader::Client>) -> JinjaShared {
         let mut data = (*self.salt_data).clone();
-        data.python = client.clone();
+        data.python = client;
         self.salt_data = Arc::new(data);
         self.salt_mj = Mj::from_object(SaltFuncs {
             data: self.salt_data.clone(),
         });
-        self.python = client;
         self
+    }
+
+    /// The Python loader pool, when these templates may call it.
+    pub fn python(&self) -> Option<&brine_loader::Client> {
+        self.salt_data.python.as_ref()
     }
 
     /// What the `match.*` functions match as the pillar.

@@ -111,33 +111,40 @@ fn outer_end(events: &mut EventSender, tag: &str, mut data: Value, ret: Value, s
 /// custom module in `extension_modules/wheel` or `wheel_dirs` that
 /// overrides Brine's), as a task for a thread off the request loop: the
 /// same jobs and events as Brine's own, the function through the Python
-/// loader pool (or a Python process of its own when no pool runs).
-/// `None` when Brine runs it, or no Python with Salt was found.
+/// loader pool (or a Python process of its own when no pool runs), for a
+/// function [`in_python`] says Python runs.
 pub(crate) fn python_task(
     cfg: &Arc<MasterConfig>,
     fun: &str,
     load: &Value,
     username: &str,
-) -> Option<Box<dyn FnOnce() -> Value + Send>> {
+) -> Box<dyn FnOnce() -> Value + Send> {
     let fun = canonical(fun).to_string();
-    let pool = python_wheel(cfg, &fun)?;
     let (cfg, load, username) = (cfg.clone(), load.clone(), username.to_string());
-    Some(Box::new(move || {
+    Box::new(move || {
         let mut events = brine_client::event_sender(&cfg);
         let (tag, data) = outer_begin(&fun, &username);
         let _ = events.fire(&format!("{tag}/new"), &data);
-        let args = CallArgs::from_load(&load);
-        let (low_jid, low_tag, low) = low_begin(&fun, "UNKNOWN", &load, &args);
-        let _ = events.fire(&format!("{low_tag}/new"), &low);
-        let (ret, success) = python_call(&cfg, pool.as_ref(), &fun, &args);
+        let (ret, success) = python_low(&cfg, &mut events, &fun, &load, "UNKNOWN");
         info!("wheel {fun} (Python) by {}: success={success}", username.escape_debug());
-        low_end(&cfg, &mut events, &low_jid, &low_tag, low, ret.clone(), success);
         outer_end(&mut events, &tag, data, ret, success)
-    }))
+    })
+}
+
+/// `WheelClient.low` of a function Salt's Python runs: the low job and
+/// its events as [`low`] makes them, the function through Salt's wheel
+/// loader; its return and success.
+fn python_low(cfg: &MasterConfig, events: &mut EventSender, fun: &str, load: &Value, user: &str) -> (Value, bool) {
+    let args = CallArgs::from_load(load);
+    let (low_jid, low_tag, low) = low_begin(fun, user, load, &args);
+    let _ = events.fire(&format!("{low_tag}/new"), &low);
+    let (ret, success) = python_call(cfg, fun, &args);
+    low_end(cfg, events, &low_jid, &low_tag, low, ret.clone(), success);
+    (ret, success)
 }
 
 /// The function through Salt's wheel loader: its return and success.
-fn python_call(cfg: &MasterConfig, pool: Option<&brine_loader::Client>, fun: &str, args: &CallArgs) -> (Value, bool) {
+fn python_call(cfg: &MasterConfig, fun: &str, args: &CallArgs) -> (Value, bool) {
     let kwarg = args
         .named()
         .iter()
@@ -149,11 +156,7 @@ fn python_call(cfg: &MasterConfig, pool: Option<&brine_loader::Client>, fun: &st
         ("arg", Value::Array(args.positional().to_vec())),
         ("kwarg", Value::Map(kwarg)),
     ]);
-    let answer = match pool {
-        Some(client) => client.call(&req),
-        None => brine_loader::oneshot::call(cfg, &req, brine_loader::timeout(cfg), "WheelClient"),
-    };
-    match answer {
+    match brine_loader::call(cfg, &req, "WheelClient") {
         Ok(v) => (
             v.get("return").cloned().unwrap_or(Value::Nil),
             v.get("success").is_none_or(brine_py::truthy),
@@ -173,13 +176,8 @@ fn python_call(cfg: &MasterConfig, pool: Option<&brine_loader::Client>, fun: &st
 /// which may wait).
 pub(crate) fn reaction(ctx: &mut Ctx, fun: &str, load: &Value, user: &str) {
     let fun = canonical(fun);
-    if let Some(pool) = python_wheel(&ctx.cfg, fun) {
-        let args = CallArgs::from_load(load);
-        let (low_jid, low_tag, low) = low_begin(fun, user, load, &args);
-        let _ = ctx.events.fire(&format!("{low_tag}/new"), &low);
-        let (ret, success) = python_call(&ctx.cfg, pool.as_ref(), fun, &args);
-        let cfg = ctx.cfg.clone();
-        low_end(&cfg, &mut ctx.events, &low_jid, &low_tag, low, ret, success);
+    if in_python(&ctx.cfg, fun) {
+        let (_, success) = python_low(&ctx.cfg, &mut ctx.events, fun, load, user);
         info!("wheel {fun} (Python) by {}: success={success}", user.escape_debug());
     } else if check(fun).is_ok() {
         let (_, success) = low(ctx, fun, load, user);
@@ -187,18 +185,12 @@ pub(crate) fn reaction(ctx: &mut Ctx, fun: &str, load: &Value, user: &str) {
     }
 }
 
-/// Whether Salt's Python runs the wheel function `fun` here: `Some` with
-/// the pool (`None` inside: a Python process of its own) when it does.
-fn python_wheel(cfg: &MasterConfig, fun: &str) -> Option<Option<brine_loader::Client>> {
+/// Whether Salt's Python runs the wheel function `fun` here (a custom
+/// module, or a function Brine lacks, and Python with Salt to run it).
+pub(crate) fn in_python(cfg: &MasterConfig, fun: &str) -> bool {
+    let fun = canonical(fun);
     let module = fun.split('.').next().unwrap_or_default();
-    if !use_python(&cfg.raw, ModuleType::Wheel, module, WHEEL_FUNCS.contains(&fun)) {
-        return None;
-    }
-    let pool = brine_loader::pool(cfg);
-    if pool.is_none() && brine_loader::oneshot::python().is_none() {
-        return None;
-    }
-    Some(pool)
+    use_python(&cfg.raw, ModuleType::Wheel, module, WHEEL_FUNCS.contains(&fun)) && brine_loader::available(cfg)
 }
 
 fn canonical(fun: &str) -> &str {
