@@ -2,8 +2,10 @@
 //! Salt venvs `scripts/salt-venv` builds, free loopback ports, polling,
 //! /proc queries about processes the tests started, and a [`Tmpfs`] to make
 //! a directory full or read-only.
+//! [`postgres::PgServer`]: a private PostgreSQL server (the pgjsonb job cache).
 
 pub mod pam;
+pub mod postgres;
 mod tmpfs;
 
 pub use tmpfs::Tmpfs;
