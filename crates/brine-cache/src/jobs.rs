@@ -122,6 +122,10 @@ pub trait JobCache {
     fn barrier(&self) -> Option<Box<dyn FnOnce() + Send>> {
         None
     }
+    /// Work a backend does now and then, which Maintenance asks for every
+    /// `loop_interval` when it has no jobs to clean (a database backend
+    /// writes what processes that are gone had to leave on local disk).
+    fn tend(&self) {}
 }
 
 /// What one [`JobCache::clean_old_jobs`] pass did.
@@ -139,9 +143,10 @@ pub const LOCAL_CACHE: &str = "local_cache";
 
 /// The job cache a `master_job_cache` name selects, or
 /// [`CacheError::Unsupported`] for a backend Brine does not have.
-pub fn open(backend: &str, cachedir: &Path, hash_type: &str) -> Result<Box<dyn JobCache + Send>, CacheError> {
+pub fn open(backend: &str, cfg: &brine_config::MasterConfig) -> Result<Box<dyn JobCache + Send>, CacheError> {
     match backend {
-        LOCAL_CACHE => Ok(Box::new(LocalCache::new(cachedir, hash_type))),
+        LOCAL_CACHE => Ok(Box::new(LocalCache::new(&cfg.cachedir, cfg.hash_type()))),
+        crate::PGJSONB => Ok(Box::new(crate::PgJsonb::open(cfg)?)),
         other => Err(CacheError::Unsupported(other.to_string())),
     }
 }

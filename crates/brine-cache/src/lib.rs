@@ -5,14 +5,18 @@
 //!   trait that reads and writes; [`LocalCache`] is Salt's `local_cache`.
 //! * [`minions`]: the minion data cache (Salt's `localfs` cache bank
 //!   `minions/<id>`: grains and pillar in `data.p`, the mine in `mine.p`).
+//! * [`pgjsonb`]: the job cache (and event returner) on PostgreSQL, in
+//!   Salt's `pgjsonb` schema, for several masters sharing one.
 //! * [`fs`]: the atomic file writes both use.
 
 pub mod fs;
 pub mod jobs;
 pub mod minions;
+pub mod pgjsonb;
 
 pub use jobs::{Cleaned, Jid, JobCache, LocalCache, LOCAL_CACHE};
 pub use minions::{MinionCache, LOCALFS};
+pub use pgjsonb::{PgJsonb, PGJSONB};
 
 /// A cache file that could not be read, decoded or written.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +33,7 @@ pub enum CacheError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("the {0:?} job cache is not available in Brine (only local_cache)")]
+    #[error("the {0:?} job cache is not available in Brine (only local_cache and pgjsonb)")]
     Unsupported(String),
     /// A job cache kept elsewhere (a returner) refused or lost a write.
     #[error("{0}")]

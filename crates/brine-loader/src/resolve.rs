@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use brine_cache::{LOCALFS, LOCAL_CACHE};
+use brine_cache::{LOCALFS, LOCAL_CACHE, PGJSONB};
 use serde_json::{Map, Value as Json};
 
 /// The master's options (`MasterConfig::raw`).
@@ -297,7 +297,7 @@ pub fn plan_with(opts: &Opts, native_pillar: &dyn Fn(&str) -> bool, more: Vec<St
         }
     }
     for name in returner_names(opts) {
-        if use_python(opts, ModuleType::Returners, &name, name == LOCAL_CACHE) {
+        if use_python(opts, ModuleType::Returners, &name, native_returner(&name)) {
             modules.push(format!("returners:{name}"));
         }
     }
@@ -377,6 +377,12 @@ pub fn cache_driver(opts: &Opts) -> String {
         Some(Json::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         _ => LOCALFS.to_string(),
     }
+}
+
+/// The returners Brine has of its own: Salt's `local_cache`, and
+/// `pgjsonb` (as job cache and event returner).
+pub fn native_returner(name: &str) -> bool {
+    name == LOCAL_CACHE || name == PGJSONB
 }
 
 /// The returners the master itself calls: `master_job_cache` (when set),

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use brine_cache::jobs::jid_to_time;
-use brine_cache::{CacheError, Cleaned, Jid, JobCache, LocalCache, LOCAL_CACHE};
+use brine_cache::{CacheError, Cleaned, Jid, JobCache, LocalCache, PgJsonb, LOCAL_CACHE, PGJSONB};
 use brine_config::MasterConfig;
 use brine_proto::Value;
 use log::{error, warn};
@@ -330,20 +330,78 @@ impl JobCache for PyJobCache {
 /// have it natively (or `loader_source` says so), and a Python with Salt
 /// was found when the master started.
 fn through_python(cfg: &MasterConfig, name: &str) -> bool {
-    resolve::use_python(&cfg.raw, ModuleType::Returners, name, name == LOCAL_CACHE)
+    resolve::use_python(&cfg.raw, ModuleType::Returners, name, resolve::native_returner(name))
         && crate::oneshot::python().is_some()
 }
 
-/// The `event_return` returners that can be called: through Python (Brine
-/// has no event returner of its own), with a Python with Salt found.
+/// The `event_return` returners that can be called: Brine's `pgjsonb`,
+/// and the others through Python when a Python with Salt was found.
 pub fn event_returners(cfg: &MasterConfig) -> Vec<String> {
-    if crate::oneshot::python().is_none() {
-        return Vec::new();
-    }
     resolve::event_returners(&cfg.raw)
         .into_iter()
-        .filter(|n| resolve::use_python(&cfg.raw, ModuleType::Returners, n, false))
+        .filter(|n| {
+            if resolve::use_python(&cfg.raw, ModuleType::Returners, n, resolve::native_returner(n)) {
+                crate::oneshot::python().is_some()
+            } else {
+                n == PGJSONB
+            }
+        })
         .collect()
+}
+
+/// An `event_return` returner: Brine's own or one the pool runs. Both
+/// take the batches without waiting for them to be written.
+pub enum EventReturner {
+    Native(Box<PgJsonb>),
+    Python(PyReturner),
+}
+
+impl EventReturner {
+    /// The returners [`event_returners`] names, ready to be called.
+    pub fn open_all(cfg: &MasterConfig) -> Vec<EventReturner> {
+        let client = Client::of(cfg);
+        event_returners(cfg)
+            .into_iter()
+            .filter_map(|n| {
+                if through_python(cfg, &n) {
+                    return Some(EventReturner::Python(PyReturner::new(&n, client.clone())));
+                }
+                match PgJsonb::open(cfg) {
+                    Ok(pg) => Some(EventReturner::Native(Box::new(pg))),
+                    Err(e) => {
+                        error!("event_return: {n}: {e}");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            EventReturner::Native(_) => PGJSONB,
+            EventReturner::Python(r) => r.name(),
+        }
+    }
+
+    /// `event_return(events)`, each event `{"tag": ..., "data": ...}`.
+    pub fn event_return(&self, events: Value) -> Result<(), CacheError> {
+        match self {
+            EventReturner::Native(pg) => match &events {
+                Value::Array(list) => pg.event_return(list),
+                _ => Ok(()),
+            },
+            EventReturner::Python(r) => r.write(vec![("event_return", vec![events], vec![])]),
+        }
+    }
+
+    /// Wait for the batches handed over so far.
+    pub fn flush(&self) {
+        match self {
+            EventReturner::Native(pg) => pg.flush(),
+            EventReturner::Python(r) => r.flush(),
+        }
+    }
 }
 
 /// The job cache a returner name selects: Brine's own, or the Python
@@ -352,7 +410,7 @@ pub fn open_job_cache(cfg: &MasterConfig, name: &str) -> Option<Box<dyn JobCache
     if through_python(cfg, name) {
         return Some(Box::new(PyJobCache::new(cfg, name)));
     }
-    brine_cache::jobs::open(name, &cfg.cachedir, cfg.hash_type()).ok()
+    brine_cache::jobs::open(name, cfg).ok()
 }
 
 /// The master's job cache (`master_job_cache`, default `local_cache`); a

@@ -7,10 +7,11 @@
 //!
 //! A batch is flushed when it holds `event_return_queue` events (0: every
 //! event at once), when its oldest event is `event_return_queue_max_seconds`
-//! old (when set), and at exit. Brine has no event returner of its own:
-//! they run in the Python loader pool, and the batches are written by a
-//! thread of this process, so a slow returner never stops the bus being
-//! read; when the returner cannot keep up, batches are dropped and logged.
+//! old (when set), and at exit. Brine's own event returner is `pgjsonb`;
+//! the others run in the Python loader pool. Either way the batches are
+//! written by a thread of this process, so a slow returner never stops
+//! the bus being read; when a Python returner cannot keep up, batches are
+//! dropped and logged (pgjsonb spools them to disk instead).
 
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use brine_client::BusAddr;
 use brine_config::MasterConfig;
-use brine_loader::returners::PyReturner;
+use brine_loader::returners::EventReturner;
 use brine_proc::supervisor::{poll_fds, ChildSpec};
 use brine_proto::Value;
 use log::{debug, error, info, warn};
@@ -28,7 +29,8 @@ use crate::loglimit::LogLimiter;
 use crate::names;
 
 /// Whether the master runs EventReturn: `event_return` names a returner
-/// that can be called (through Python; the others were warned about).
+/// that can be called (pgjsonb, or one through Python; the others were
+/// warned about).
 pub fn wanted(cfg: &MasterConfig) -> bool {
     !brine_loader::returners::event_returners(cfg).is_empty()
 }
@@ -41,14 +43,13 @@ struct Queue {
     max_age: Option<Duration>,
     allow: Vec<String>,
     deny: Vec<String>,
-    returners: Vec<PyReturner>,
+    returners: Vec<EventReturner>,
     dropped: LogLimiter,
 }
 
 impl Queue {
     fn new(cfg: &MasterConfig) -> Queue {
         let list = |k: &str| cfg.get_str_list(k).unwrap_or_default();
-        let client = brine_loader::Client::of(cfg);
         Queue {
             events: Vec::new(),
             oldest: None,
@@ -59,10 +60,7 @@ impl Queue {
                 .map(Duration::from_secs),
             allow: list("event_return_whitelist"),
             deny: list("event_return_blacklist"),
-            returners: brine_loader::returners::event_returners(cfg)
-                .iter()
-                .map(|n| PyReturner::new(n, client.clone()))
-                .collect(),
+            returners: EventReturner::open_all(cfg),
             dropped: LogLimiter::new(5, Duration::from_secs(60)),
         }
     }
@@ -102,7 +100,7 @@ impl Queue {
         let batch = Value::Array(std::mem::take(&mut self.events));
         self.oldest = None;
         for r in &self.returners {
-            if let Err(e) = r.write(vec![("event_return", vec![batch.clone()], vec![])]) {
+            if let Err(e) = r.event_return(batch.clone()) {
                 if let Some(held) = self.dropped.allow() {
                     error!("Could not store events - {e} ({held} more such lines held back)");
                 }
@@ -134,7 +132,7 @@ pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
             queue
                 .returners
                 .iter()
-                .map(PyReturner::name)
+                .map(EventReturner::name)
                 .collect::<Vec<_>>()
                 .join(", ")
         );

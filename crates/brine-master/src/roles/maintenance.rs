@@ -341,8 +341,9 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
         let mut next = Instant::now();
         loop {
             if Instant::now() >= next {
-                if let Some(keep) = keep_jobs(&cfg) {
-                    clean_old_jobs(jobs.as_ref(), keep);
+                match keep_jobs(&cfg) {
+                    Some(keep) => clean_old_jobs(jobs.as_ref(), keep),
+                    None => jobs.tend(),
                 }
                 let removed = auth.clean_expired();
                 if removed > 0 {
