@@ -85,6 +85,21 @@ pub fn jid_to_time(jid: &str) -> String {
     )
 }
 
+/// The return load a returner's job cache stores (Salt's `store_job`):
+/// the function (and user) taken from a return that carries them inside
+/// when the load has no `fun`.
+pub fn return_load(ret: &Value) -> Value {
+    let mut load = ret.clone();
+    if load.get("fun").is_none() {
+        for k in ["fun", "user"] {
+            if let Some(v) = ret.get("return").and_then(|r| r.get(k)).cloned() {
+                load.set(k, v);
+            }
+        }
+    }
+    load
+}
+
 /// What the master keeps of its jobs (Salt's returner interface for
 /// `master_job_cache`: `save_load`, `returner`, `get_load`, `get_jid`,
 /// `get_jids`, `clean_old_jobs`).
@@ -94,10 +109,18 @@ pub fn jid_to_time(jid: &str) -> String {
 /// the return is simply not cached. Readers take what is there (a job
 /// without its load, a minion without its return) as missing, not as an
 /// error.
-pub trait JobCache {
+pub trait JobCache: Send + Sync {
     /// Store the publication's clear load (with `jid`, without `key`) and
     /// the expected minions; creates the job.
     fn save_load(&self, jid: &Jid, load: &Value, minions: &[String]) -> Result<(), CacheError>;
+    /// [`JobCache::save_load`] for a job the cache does not have yet (a
+    /// syndic's job); a job it has keeps its load.
+    fn save_load_if_missing(&self, jid: &Jid, load: &Value, minions: &[String]) -> Result<(), CacheError> {
+        match self.load(jid) {
+            Some(_) => Ok(()),
+            None => self.save_load(jid, load, minions),
+        }
+    }
     /// Store one minion's return; `Ok(false)` if it was already stored.
     fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError>;
     /// The job's load as saved, if the job exists.
@@ -143,7 +166,7 @@ pub const LOCAL_CACHE: &str = "local_cache";
 
 /// The job cache a `master_job_cache` name selects, or
 /// [`CacheError::Unsupported`] for a backend Brine does not have.
-pub fn open(backend: &str, cfg: &brine_config::MasterConfig) -> Result<Box<dyn JobCache + Send>, CacheError> {
+pub fn open(backend: &str, cfg: &brine_config::MasterConfig) -> Result<Box<dyn JobCache>, CacheError> {
     match backend {
         LOCAL_CACHE => Ok(Box::new(LocalCache::new(&cfg.cachedir, cfg.hash_type()))),
         crate::PGJSONB => Ok(Box::new(crate::PgJsonb::open(cfg)?)),

@@ -246,16 +246,7 @@ impl JobCache for PyJobCache {
     }
 
     fn store_return(&self, jid: &Jid, _id: &str, ret: &Value) -> Result<bool, CacheError> {
-        let mut load = ret.clone();
-        // store_job: the function (and user) taken from a return that
-        // carries them inside.
-        if load.get("fun").is_none() {
-            for k in ["fun", "user"] {
-                if let Some(v) = ret.get("return").and_then(|r| r.get(k)).cloned() {
-                    load.set(k, v);
-                }
-            }
-        }
+        let load = brine_cache::jobs::return_load(ret);
         let mut calls = vec![
             (
                 "prep_jid",
@@ -406,7 +397,7 @@ impl EventReturner {
 
 /// The job cache a returner name selects: Brine's own, or the Python
 /// returner; `None` when neither is available.
-pub fn open_job_cache(cfg: &MasterConfig, name: &str) -> Option<Box<dyn JobCache + Send>> {
+pub fn open_job_cache(cfg: &MasterConfig, name: &str) -> Option<Box<dyn JobCache>> {
     if through_python(cfg, name) {
         return Some(Box::new(PyJobCache::new(cfg, name)));
     }
@@ -416,7 +407,7 @@ pub fn open_job_cache(cfg: &MasterConfig, name: &str) -> Option<Box<dyn JobCache
 /// The master's job cache (`master_job_cache`, default `local_cache`); a
 /// returner that is not available leaves the jobs in `local_cache`, as
 /// the start-up warning says.
-pub fn job_cache(cfg: &MasterConfig) -> Box<dyn JobCache + Send> {
+pub fn job_cache(cfg: &MasterConfig) -> Box<dyn JobCache> {
     let name = cfg.get_str("master_job_cache").unwrap_or(LOCAL_CACHE);
     open_job_cache(cfg, name).unwrap_or_else(|| Box::new(LocalCache::new(&cfg.cachedir, cfg.hash_type())))
 }
@@ -424,7 +415,7 @@ pub fn job_cache(cfg: &MasterConfig) -> Box<dyn JobCache + Send> {
 /// `ext_job_cache`, when set: the returner the master also saves each
 /// publication's load in; returns are then the minions' to send it, and
 /// the master does not store them (Salt's `store_job`).
-pub fn ext_job_cache(cfg: &MasterConfig) -> Option<Box<dyn JobCache + Send>> {
+pub fn ext_job_cache(cfg: &MasterConfig) -> Option<Box<dyn JobCache>> {
     let name = cfg.get_str("ext_job_cache").filter(|s| !s.is_empty())?;
     open_job_cache(cfg, name)
 }

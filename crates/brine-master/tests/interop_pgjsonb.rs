@@ -54,18 +54,6 @@ fn side(brine: bool, pg: &PgServer, db: &str) -> Side {
     )
 }
 
-/// What Python's `salt` prints as JSON.
-fn salt_json(side: &Side, args: &[&str]) -> Json {
-    let (out, err, code) = common::pysalt::py(
-        &side.env,
-        side.version,
-        "salt",
-        &[args, &["--out", "json", "--static", "-t", "60"]].concat(),
-    );
-    assert_eq!(code, 0, "{args:?}: {out}{err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"))
-}
-
 /// A runner's JSON output: from Python's `salt-run` (`python`), else
 /// Brine's, on the env's config.
 fn run_json(env: &Env, python: bool, args: &[&str]) -> Json {
@@ -114,7 +102,6 @@ fn masked(v: &Json, jid: &str) -> Json {
 fn the_job_cache_on_postgresql_as_pythons_master_keeps_it() {
     let pg = PgServer::start();
     let schema = salt_schema();
-    let jid_re = regex::Regex::new(r"\d{20}").unwrap();
     let mut seen = Vec::new();
     let mut python_jid = String::new();
     for brine in [true, false] {
@@ -126,16 +113,9 @@ fn the_job_cache_on_postgresql_as_pythons_master_keeps_it() {
         let log = || read(&side.env.log_file());
         // Python's salt reads the job's load from the database as soon as
         // the publication is answered (else: "jid does not exist", {}).
-        let pinged = salt_json(&side, &["*", "test.ping"]);
+        let pinged = side.salt_json(&["*", "test.ping"]);
         assert_eq!(pinged, serde_json::json!({"a1": true, "a2": true}), "{what}\n{}", log());
-        let (out, err, code) = common::pysalt::py(
-            &side.env,
-            side.version,
-            "salt",
-            &["*", "test.arg", "1", "two=2", "--async"],
-        );
-        assert_eq!(code, 0, "{what}: {out}{err}");
-        let jid = jid_re.find(&out).unwrap().as_str().to_string();
+        let jid = side.salt_async(&["*", "test.arg", "1", "two=2"]);
         let returned = wait_until(Duration::from_secs(60), || {
             count(
                 &pg,
@@ -261,4 +241,51 @@ fn a_database_stopped_mid_job_loses_no_return_and_writes_none_twice() {
     );
     let lookup = run_json(&side.env, false, &["jobs.lookup_jid", &jid]);
     assert_eq!(lookup, serde_json::json!({"a1": true, "a2": true}), "{}", log());
+}
+
+#[test]
+fn a_job_published_on_one_master_is_looked_up_on_another() {
+    let pg = PgServer::start();
+    let schema = salt_schema();
+    let mut seen = Vec::new();
+    for brine in [true, false] {
+        let what = if brine { "Brine" } else { "Python" };
+        let db = if brine { "shared_brine" } else { "shared_python" };
+        pg.create_db(db);
+        pg.psql(db, &format!("SET ROLE salt; {schema}"));
+        // Master A with the minions, master B beside it on the same
+        // database.
+        let a = side(brine, &pg, db);
+        let b = Env::with_extra(1, &format!("{}{}", pg_conf(&pg, db), brine_extra()));
+        let (_brine_b, _python_b) = if brine {
+            let mut m = b.start();
+            m.wait_ready();
+            (Some(m), None)
+        } else {
+            (None, Some(common::pysalt::PyMaster::start(&b, "3007.17")))
+        };
+        let jid = a.salt_async(&["*", "test.echo", "shared"]);
+        assert!(
+            wait_until(Duration::from_secs(60), || count(
+                &pg,
+                db,
+                &format!("SELECT count(*) FROM salt_returns WHERE jid = '{jid}'")
+            ) == 2),
+            "{what}: the returns did not reach the database\n{}",
+            read(&a.env.log_file())
+        );
+        let on_b = run_json(&b, true, &["jobs.lookup_jid", &jid]);
+        assert_eq!(on_b, serde_json::json!({"a1": "shared", "a2": "shared"}), "{what}");
+        if brine {
+            assert_eq!(
+                run_json(&b, false, &["jobs.lookup_jid", &jid]),
+                on_b,
+                "Brine's salt-run on master B"
+            );
+            let listed = run_json(&b, false, &["jobs.list_jobs"]);
+            assert_eq!(listed[&jid]["Function"], "test.echo", "{listed}");
+        }
+        seen.push(on_b);
+    }
+    assert_eq!(seen[0], seen[1], "Brine vs Python");
 }

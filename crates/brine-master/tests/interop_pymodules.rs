@@ -147,18 +147,6 @@ fn brine_extra(version: &str) -> String {
     )
 }
 
-/// What the `salt` of the side's version prints as JSON.
-fn salt_json(side: &Side, args: &[&str]) -> Json {
-    let (out, err, code) = common::pysalt::py(
-        &side.env,
-        side.version,
-        "salt",
-        &[args, &["--out", "json", "--static", "-t", "60"]].concat(),
-    );
-    assert_eq!(code, 0, "{args:?}: {out}{err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
 /// `salt-run` of the side's own kind (Brine's against Brine, Python's
 /// against Python's master): (stdout, exit status).
 fn salt_run(side: &Side, brine: bool, args: &[&str]) -> (String, i32) {
@@ -191,7 +179,7 @@ fn observe(side: &Side, brine: bool) -> Vec<(String, Json)> {
         vec!["*", "state.show_top"],
         vec!["*", "state.show_highstate"],
     ] {
-        seen.push((args.join(" "), salt_json(side, &args)));
+        seen.push((args.join(" "), side.salt_json(&args)));
     }
     // The custom runner's documentation (Salt's strip_rst of its
     // docstring).
@@ -559,22 +547,14 @@ fn a_custom_returner_keeps_the_jobs_and_the_events() {
         ));
     };
     let mut seen = Vec::new();
-    let jid_re = regex::Regex::new(r"\d{20}").unwrap();
     for brine in [true, false] {
         let side = side_3007(brine, prepare);
         let what = if brine { "Brine" } else { "Python" };
         let log = || read(&side.env.log_file());
         // Python's salt reads the job's load through the returner as soon
         // as the publication is answered: it must be there by then.
-        let pinged = salt_json(&side, &["*", "test.ping"]);
-        let (out, err, code) = common::pysalt::py(
-            &side.env,
-            side.version,
-            "salt",
-            &["*", "test.arg", "1", "two=2", "--async"],
-        );
-        assert_eq!(code, 0, "{what}: {out}{err}");
-        let jid = jid_re.find(&out).unwrap().as_str().to_string();
+        let pinged = side.salt_json(&["*", "test.ping"]);
+        let jid = side.salt_async(&["*", "test.arg", "1", "two=2"]);
         let jobs = side.env.root().join("filejobs");
         let returned = wait_until(Duration::from_secs(60), || {
             ["a1", "a2"]
@@ -761,7 +741,7 @@ fn pillar_renderers_and_functions_brine_lacks_run_as_salt_runs_them() {
     let mut seen = Vec::new();
     for brine in [true, false] {
         let side = side_3007(brine, prepare);
-        let pillar = salt_json(&side, &["*", "pillar.items"]);
+        let pillar = side.salt_json(&["*", "pillar.items"]);
         seen.push(pillar);
         if brine {
             let log = read(&side.env.log_file());

@@ -121,7 +121,7 @@ impl Side {
     }
 
     /// `salt … --out json --static`, parsed, with volatile fields removed.
-    fn salt_json(&self, args: &[&str]) -> Json {
+    fn salt_scrubbed(&self, args: &[&str]) -> Json {
         self.json("salt", args, &["--static", "-t", "60"])
     }
 }
@@ -174,8 +174,8 @@ fn compare(version: &'static str, brine_extra: &str) {
     let brine = side(true, version, brine_extra);
     let python = side(false, version, "");
     let both = |args: &[&str]| -> Json {
-        let b = brine.salt_json(args);
-        let p = python.salt_json(args);
+        let b = brine.salt_scrubbed(args);
+        let p = python.salt_scrubbed(args);
         eprintln!("== salt {args:?}\n-- brine: {b}\n-- python: {p}");
         assert_eq!(b, p, "salt {args:?}: Brine and Python Salt differ");
         b
@@ -305,7 +305,7 @@ fn compare(version: &'static str, brine_extra: &str) {
     let pushed = |side: &Side| {
         let root = side.env.root().display().to_string();
         let path = motd.replace("{root}", &root);
-        let got = side.salt_json(&["a1", "cp.push", &path]);
+        let got = side.salt_scrubbed(&["a1", "cp.push", &path]);
         let copy = side
             .env
             .root()

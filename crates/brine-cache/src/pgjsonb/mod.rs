@@ -244,17 +244,18 @@ impl JobCache for PgJsonb {
         }])
     }
 
+    fn save_load_if_missing(&self, jid: &Jid, load: &Value, _minions: &[String]) -> Result<(), CacheError> {
+        // Decided by the database (ON CONFLICT DO NOTHING), not by a read
+        // the caller would wait for.
+        self.queue(vec![Rec::Load {
+            jid: jid.to_string(),
+            load: json(load),
+            replace: false,
+        }])
+    }
+
     fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError> {
-        let mut load = ret.clone();
-        // store_job: the function (and user) taken from a return that
-        // carries them inside.
-        if load.get("fun").is_none() {
-            for k in ["fun", "user"] {
-                if let Some(v) = ret.get("return").and_then(|r| r.get(k)).cloned() {
-                    load.set(k, v);
-                }
-            }
-        }
+        let load = crate::jobs::return_load(ret);
         let full = json(&load);
         let fun = load.get("fun").and_then(Value::as_str).unwrap_or("").to_string();
         self.queue(vec![

@@ -277,11 +277,9 @@ pub(super) fn syndic_return(ctx: &mut Ctx, sender: &MinionId, load: &Value) -> V
             continue;
         };
         if let Some(job) = l.get("load").filter(|j| j.is_map()) {
-            if ctx.jobs.load(&jid).is_none() {
-                match ctx.jobs.save_load(&jid, job, &[]) {
-                    Ok(()) => alarm::ok(Store::JobLoad),
-                    Err(e) => alarm::failed(Store::JobLoad, e.io_kind(), &e),
-                }
+            match ctx.jobs.save_load_if_missing(&jid, job, &[]) {
+                Ok(()) => alarm::ok(Store::JobLoad),
+                Err(e) => alarm::failed(Store::JobLoad, e.io_kind(), &e),
             }
         }
         // The syndic's id is the sender's text: registered only as a file

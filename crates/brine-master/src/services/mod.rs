@@ -71,10 +71,10 @@ pub struct Ctx {
     pub cfg: Rc<MasterConfig>,
     pub keys: FsKeyStore,
     pub events: EventSender,
-    pub jobs: Box<dyn JobCache + Send>,
+    pub jobs: std::sync::Arc<dyn JobCache>,
     /// `ext_job_cache`: also saves each publication's load; returns are
     /// then not stored by the master (Salt's `store_job`).
-    pub ext_jobs: Option<Box<dyn JobCache + Send>>,
+    pub ext_jobs: Option<Box<dyn JobCache>>,
     /// Authentication (tokens, eauth backends, user keys).
     pub auth: LoadAuth,
 }
@@ -84,7 +84,7 @@ impl Ctx {
         Ctx {
             keys: FsKeyStore::new(&cfg.pki_dir),
             events: brine_client::event_sender(&cfg),
-            jobs: brine_loader::returners::job_cache(&cfg),
+            jobs: std::sync::Arc::from(brine_loader::returners::job_cache(&cfg)),
             ext_jobs: brine_loader::returners::ext_job_cache(&cfg),
             auth: LoadAuth::new(&cfg),
             cfg,
@@ -357,7 +357,18 @@ impl Services {
             AesCmd::FileRecv => Reply::Send(file_recv::file_recv(ctx, id, load)),
             AesCmd::RevokeAuth => Reply::Send(minion::revoke_auth(ctx, id, load)),
             AesCmd::MinionPub => Reply::Send(peer::minion_pub(ctx, &self.push, id, load)),
-            AesCmd::PubRet => Reply::Send(peer::pub_ret(ctx, id, load)),
+            AesCmd::PubRet => match peer::pub_ret(ctx, id, load) {
+                Ok(answer) => Reply::Send(answer),
+                // The job cache is read off the request loop: a database
+                // or a Python returner may take its time.
+                Err(read) => match self.offload.submit(read) {
+                    Ok(token) => Reply::Later(token),
+                    Err(e) => {
+                        warn!("{id}: pub_ret refused: {e}");
+                        Reply::Send(Value::Map(Vec::new()))
+                    }
+                },
+            },
             AesCmd::MinionRunner => peer::minion_runner(ctx, &mut self.runner_jobs, id, load),
             AesCmd::MinionPublish => {
                 // Sent by no current minion (publish.* use minion_pub and

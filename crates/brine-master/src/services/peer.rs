@@ -196,45 +196,52 @@ pub(super) fn minion_pub(ctx: &mut Ctx, push: &zmq::Socket, id: &MinionId, load:
     ])
 }
 
-/// `pub_ret`: the returns of a job this minion published.
-pub(super) fn pub_ret(ctx: &Ctx, id: &MinionId, load: &Value) -> Value {
+/// `pub_ret`: the returns of a job this minion published. `Ok` is the
+/// answer now (a refusal); `Err` the read of the job cache that makes the
+/// answer, for the caller to run off its request loop.
+pub(super) fn pub_ret(ctx: &Ctx, id: &MinionId, load: &Value) -> Result<Value, Box<dyn FnOnce() -> Value + Send>> {
     let (Some(jid), Some(_)) = (load.get("jid"), load.get("id")) else {
-        return Value::Map(vec![]);
+        return Ok(Value::Map(vec![]));
     };
     let jid = brine_py::to_str(jid);
     // Salt's clean_join: the file must sit directly in publish_auth.
     if jid.is_empty() || jid.contains('/') || jid == "." || jid == ".." || jid.contains('\0') {
         warn!("{id}: pub_ret for an invalid jid {jid:?} (answered \"\" as Salt does)");
-        return Value::from("");
+        return Ok(Value::from(""));
     }
     let path = ctx.cfg.cachedir.join("publish_auth").join(&jid);
     match std::fs::read_to_string(&path) {
         Ok(owner) if owner == id.as_str() => {}
         Ok(_) => {
             warn!("{id}: pub_ret for job {jid}, which another minion published: refused");
-            return Value::Map(vec![]);
+            return Ok(Value::Map(vec![]));
         }
         Err(e) => {
             warn!("{id}: pub_ret for job {jid} (answered \"\" as Salt does): {e}");
-            return Value::from("");
+            return Ok(Value::from(""));
         }
     }
-    let cached = brine_cache::Jid::parse(&jid).map(|j| ctx.jobs.get_jid(&j));
-    let Some(Value::Map(returns)) = cached else {
-        return Value::Map(vec![]);
+    let Some(jid) = brine_cache::Jid::parse(&jid) else {
+        return Ok(Value::Map(vec![]));
     };
-    Value::Map(
-        returns
-            .into_iter()
-            .map(|(minion, data)| {
-                let mut m = Value::map([("ret", data.get("return").cloned().unwrap_or(Value::Nil))]);
-                if let Some(out) = data.get("out") {
-                    m.set("out", out.clone());
-                }
-                (minion, m)
-            })
-            .collect(),
-    )
+    let jobs = std::sync::Arc::clone(&ctx.jobs);
+    Err(Box::new(move || {
+        let Value::Map(returns) = jobs.get_jid(&jid) else {
+            return Value::Map(vec![]);
+        };
+        Value::Map(
+            returns
+                .into_iter()
+                .map(|(minion, data)| {
+                    let mut m = Value::map([("ret", data.get("return").cloned().unwrap_or(Value::Nil))]);
+                    if let Some(out) = data.get("out") {
+                        m.set("out", out.clone());
+                    }
+                    (minion, m)
+                })
+                .collect(),
+        )
+    }))
 }
 
 /// `minion_runner`: a runner function for a minion `peer_run` allows.

@@ -141,3 +141,28 @@ impl Side {
         }
     }
 }
+
+impl Side {
+    /// What Python's `salt` of the side's version prints as JSON.
+    pub fn salt_json(&self, args: &[&str]) -> serde_json::Value {
+        let (out, err, code) = py(
+            &self.env,
+            self.version,
+            "salt",
+            &[args, &["--out", "json", "--static", "-t", "60"]].concat(),
+        );
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"))
+    }
+
+    /// Publish with Python's `salt --async`: the job's id.
+    pub fn salt_async(&self, args: &[&str]) -> String {
+        let (out, err, code) = py(&self.env, self.version, "salt", &[&["--async"], args].concat());
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        let jid = regex::Regex::new(r"\d{20}").unwrap();
+        jid.find(&out)
+            .unwrap_or_else(|| panic!("no jid in {out:?}"))
+            .as_str()
+            .to_string()
+    }
+}
