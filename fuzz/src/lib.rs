@@ -256,8 +256,7 @@ pub mod channel {
     fn state() -> State {
         let root = Root::new();
         let cfg = root.cfg.clone();
-        let (master_key, master_pub) = brine_master::pki::ensure_master_keys(&cfg).unwrap();
-        let keys = Rc::new((master_key, master_pub));
+        let keys = Rc::new(brine_master::pki::ensure_master_keys(&cfg).unwrap());
         let aes = Crypticle::generate();
         let cell = Rc::new(SharedCell::new(4096).unwrap());
         cell.store(aes.key_string().as_bytes(), cell.next_counter()).unwrap();

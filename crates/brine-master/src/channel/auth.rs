@@ -117,6 +117,12 @@ impl ReqServerChannel {
                     ("pub_key", Value::from(self.master_pub.clone())),
                     ("publish_port", Value::Int(i64::from(self.cfg.publish_port))),
                 ]);
+                // master_sign_pubkey: the signing key vouches for pub_key
+                // (minions with verify_master_pubkey_sign check it; those
+                // without refuse a reply that has it, as with Salt).
+                if let Some(sig) = self.pub_sig(sig_algo)? {
+                    r.set("pub_sig", sig);
+                }
                 if let Some(token) = load.get("token").and_then(Value::as_bytes) {
                     match self.master_key.decrypt_oaep(enc_algo, token) {
                         Ok(t) => r.set("token", Value::Bytes(oaep(&t)?)),
@@ -148,6 +154,20 @@ impl ReqServerChannel {
                 }
             }
         }
+    }
+
+    /// The `pub_sig` for `algo` with `master_sign_pubkey`, made once per
+    /// algorithm (PKCS#1 v1.5 signatures of one text are all the same).
+    fn pub_sig(&mut self, algo: SigAlgo) -> Result<Option<Value>, String> {
+        let Some(signer) = &self.pubkey_signature else {
+            return Ok(None);
+        };
+        if let Some((_, sig)) = self.pub_sigs.iter().find(|(a, _)| *a == algo) {
+            return Ok(Some(sig.clone()));
+        }
+        let sig = signer.sign(&self.master_pub, algo)?;
+        self.pub_sigs.push((algo, sig.clone()));
+        Ok(Some(sig))
     }
 
     /// `{"enc": "clear", "load": N(load), "sig": PKCS1v15(master.pem, N(load))}`.

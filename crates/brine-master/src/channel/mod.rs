@@ -77,6 +77,10 @@ pub struct ReqServerChannel {
     /// The `_auth` reply's `sig` (X9.31 over sha256_hex(AES key)) for the
     /// current AES key: one private-key operation saved per sign-in.
     aes_sig: Option<(String, Vec<u8>)>,
+    /// `master_sign_pubkey`: what signs master.pub in `_auth` replies, and
+    /// the `pub_sig` made so far per `sig_algo` (it never changes).
+    pubkey_signature: Option<crate::pki::PubkeySignature>,
+    pub_sigs: Vec<(brine_proto::crypto::SigAlgo, Value)>,
     /// id → sha256(key PEM ‖ tok) of the last verified `tok`.
     tok_ok: std::collections::HashMap<String, [u8; 32]>,
     /// The TCP address of the request being handled (empty if unknown).
@@ -178,7 +182,7 @@ impl ReqServerChannel {
         keys: &crate::pki::MasterKeys,
         zctx: &zmq::Context,
     ) -> Result<ReqServerChannel, String> {
-        let (master_key, master_pub) = (keys.0.clone(), keys.1.clone());
+        let (master_key, master_pub) = (keys.key.clone(), keys.public.clone());
         let publish_session = cfg.get_u64("publish_session").unwrap_or(86_400);
         Ok(ReqServerChannel {
             keys: FsKeyStore::new(&cfg.pki_dir),
@@ -186,6 +190,8 @@ impl ReqServerChannel {
             minimum_auth_version: cfg.get_i64("minimum_auth_version").unwrap_or(3),
             max_request: max_request(&cfg),
             aes_sig: None,
+            pubkey_signature: keys.pub_sig.clone(),
+            pub_sigs: Vec::new(),
             tok_ok: std::collections::HashMap::new(),
             peer: String::new(),
             max_pending_keys: cfg.get_u64("max_pending_keys").unwrap_or(auth::MAX_PENDING_KEYS),

@@ -99,7 +99,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
         std::fs::set_permissions(&pull_path, std::fs::Permissions::from_mode(0o600))?;
         ctx.ready();
 
-        let master_key = keys.0.clone();
+        let master_key = keys.key.clone();
         let mut aes_key = AesKey::new(aes.clone());
         let sign = cfg.get_bool("sign_pub_messages").unwrap_or(true);
         let sig_algo_name = cfg

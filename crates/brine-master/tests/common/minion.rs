@@ -44,16 +44,22 @@ pub struct Minion {
 impl Minion {
     /// Start `salt-minion` `version` with id `id` against `env`'s master.
     pub fn start(env: &Env, version: &str, id: &str, extra: &str) -> Minion {
+        Minion::start_to(env, version, id, &format!("'{}'", env.interface), extra)
+    }
+
+    /// Start `salt-minion` `version` with `master: <masters>` (a YAML
+    /// value: one address, or a list for multi-master and failover), the
+    /// ports of `env`, and its root under `env`'s.
+    pub fn start_to(env: &Env, version: &str, id: &str, masters: &str, extra: &str) -> Minion {
         let root = env.root().join(format!("minion-{id}"));
         let conf_dir = root.join("conf");
         std::fs::create_dir_all(&conf_dir).unwrap();
         std::fs::write(
             conf_dir.join("minion"),
             format!(
-                "master: '{}'\nmaster_port: {}\npublish_port: {}\nid: {id}\nroot_dir: {}\nuser: {}\n{}\
+                "master: {masters}\nmaster_port: {}\npublish_port: {}\nid: {id}\nroot_dir: {}\nuser: {}\n{}\
                  log_level_logfile: debug\nacceptance_wait_time: 1\nacceptance_wait_time_max: 1\n\
                  rejected_retry: True\nrandom_reauth_delay: 0\nauth_timeout: 10\n{extra}",
-                env.interface,
                 env.ret_port,
                 env.publish_port,
                 root.display(),

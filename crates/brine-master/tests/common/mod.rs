@@ -53,14 +53,26 @@ impl Env {
 
     /// A master bound on `interface` (`127.0.0.1`, or `::1` to test IPv6).
     pub fn with_interface(workers: usize, interface: &str, extra: &str) -> Env {
+        Env::with_ports(
+            workers,
+            interface,
+            (free_port_on(interface), free_port_on(interface)),
+            extra,
+        )
+    }
+
+    /// A master bound on `interface` with the given `(publish_port,
+    /// ret_port)`: several masters on several loopback addresses share
+    /// their ports, as Salt's multi-master setups do.
+    pub fn with_ports(workers: usize, interface: &str, (publish_port, ret_port): (u16, u16), extra: &str) -> Env {
         // Short paths: unix socket paths are limited to 107 bytes.
         let dir = tempfile::Builder::new().prefix("brine").tempdir_in("/tmp").unwrap();
         let conf_dir = dir.path().join("conf");
         std::fs::create_dir_all(&conf_dir).unwrap();
         let env = Env {
             conf_dir,
-            publish_port: free_port_on(interface),
-            ret_port: free_port_on(interface),
+            publish_port,
+            ret_port,
             workers,
             interface: interface.to_string(),
             dir,
@@ -78,6 +90,12 @@ impl Env {
         );
         std::fs::write(env.conf_dir.join("master"), master).unwrap();
         env
+    }
+
+    /// Whether the master accepts connections on `port` of its interface.
+    pub fn accepts(&self, port: u16) -> bool {
+        let ip: std::net::IpAddr = self.interface.parse().expect("an IP address as interface");
+        std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_millis(200)).is_ok()
     }
 
     pub fn root(&self) -> PathBuf {

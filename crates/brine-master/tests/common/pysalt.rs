@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::minion::{venv, Minion, READY};
-use super::{accepts, output, wait_until, Env, Master};
+use super::{output, wait_until, Env, Master};
 
 /// Python's salt-master on an [`Env`]'s config, in its own process group.
 pub struct PyMaster(Child);
@@ -32,8 +32,8 @@ impl PyMaster {
             .spawn()
             .unwrap();
         assert!(
-            wait_until(Duration::from_secs(60), || accepts(env.ret_port)
-                && accepts(env.publish_port)),
+            wait_until(Duration::from_secs(60), || env.accepts(env.ret_port)
+                && env.accepts(env.publish_port)),
             "Python salt-master did not start"
         );
         PyMaster(child)
