@@ -142,7 +142,7 @@ impl Spool {
     pub fn replay_own<E>(&self, batch: usize, mut write: impl FnMut(Vec<Rec>) -> Result<(), E>) -> Result<usize, E> {
         let mut replayed = 0;
         loop {
-            let (path, from) = {
+            let (path, from, len) = {
                 let mut guard = self.own.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(own) = guard.as_mut() else {
                     return Ok(replayed);
@@ -157,9 +157,11 @@ impl Spool {
                     }
                     return Ok(replayed);
                 }
-                (own.path.clone(), own.done)
+                (own.path.clone(), own.done, own.len)
             };
-            let (recs, upto) = read_from(&path, from, batch);
+            // Only what was appended whole by now: an append under way
+            // past `len` is read on the next round.
+            let (recs, upto) = read_from(&path, from, batch, Some(len));
             let n = recs.len();
             if n > 0 {
                 write(recs)?;
@@ -167,7 +169,9 @@ impl Spool {
             replayed += n;
             let mut guard = self.own.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(own) = guard.as_mut() {
-                own.done = if n == 0 { own.len } else { upto };
+                // Past what was read (skipped lines too); a file that could
+                // not be read at all is given up up to the snapshot.
+                own.done = if upto > from { upto } else { len };
                 mark_done(&own.path, own.done);
             }
         }
@@ -208,7 +212,7 @@ impl Spool {
             }
             let mut from = read_done(&path);
             loop {
-                let (recs, upto) = read_from(&path, from, batch);
+                let (recs, upto) = read_from(&path, from, batch, None);
                 if recs.is_empty() {
                     break;
                 }
@@ -242,9 +246,10 @@ fn mark_done(path: &Path, offset: u64) {
     let _ = crate::fs::write_atomic(&done_path(path), offset.to_string().as_bytes(), 0o600);
 }
 
-/// Up to `max` records of `path` from byte `from`, and the offset after
-/// them. A line that does not parse is skipped with a warning.
-fn read_from(path: &Path, from: u64, max: usize) -> (Vec<Rec>, u64) {
+/// Up to `max` records of `path` from byte `from` (and before byte `end`
+/// when given), and the offset after them. A line that does not parse is
+/// skipped with a warning.
+fn read_from(path: &Path, from: u64, max: usize, end: Option<u64>) -> (Vec<Rec>, u64) {
     let mut recs = Vec::new();
     let Ok(mut f) = File::open(path) else {
         return (recs, from);
@@ -255,7 +260,7 @@ fn read_from(path: &Path, from: u64, max: usize) -> (Vec<Rec>, u64) {
     let mut r = BufReader::new(f);
     let mut at = from;
     let mut line = Vec::new();
-    while recs.len() < max {
+    while recs.len() < max && end.is_none_or(|e| at < e) {
         line.clear();
         match r.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
@@ -314,6 +319,36 @@ mod tests {
         assert!(!s.pending());
         let file = dir(d.path()).join(format!("{}.jsonl", std::process::id()));
         assert_eq!(std::fs::metadata(file).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn appends_during_a_replay_are_replayed_once() {
+        let d = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Spool::new(d.path()));
+        s.append(&[ret(0)]).unwrap();
+        let writer = {
+            let s = std::sync::Arc::clone(&s);
+            std::thread::spawn(move || {
+                for i in 1..2000 {
+                    s.append(&[ret(i)]).unwrap();
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        while !writer.is_finished() || s.pending() {
+            s.replay_own(7, |b| {
+                seen.extend(b);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        }
+        writer.join().unwrap();
+        s.replay_own(7, |b| {
+            seen.extend(b);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(seen, (0..2000).map(ret).collect::<Vec<_>>());
     }
 
     #[test]
