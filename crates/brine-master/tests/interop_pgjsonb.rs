@@ -289,3 +289,49 @@ fn a_job_published_on_one_master_is_looked_up_on_another() {
     }
     assert_eq!(seen[0], seen[1], "Brine vs Python");
 }
+
+#[test]
+fn maintenance_cleans_old_jobs_from_the_database_as_salt_does() {
+    let pg = PgServer::start();
+    pg.create_db("jobs");
+    pg.psql("jobs", &format!("SET ROLE salt; {}", salt_schema()));
+    // Two jobs, one whose returns are all older than keep_jobs_seconds.
+    pg.psql(
+        "jobs",
+        "INSERT INTO jids VALUES ('20200101000000000001', '{\"fun\": \"test.ping\"}'), ('20200101000000000002', '{\"fun\": \"test.ping\"}');
+         INSERT INTO salt_returns (fun, jid, return, id, success, full_ret, alter_time) VALUES
+           ('test.ping', '20200101000000000001', 'true', 'm1', 'true', '{}', now() - interval '2 hours'),
+           ('test.ping', '20200101000000000002', 'true', 'm1', 'true', '{}', now());
+         INSERT INTO salt_events (tag, data, master_id, alter_time) VALUES ('old', '{}', 'x', now() - interval '2 hours');",
+    );
+    let env = Env::with_extra(
+        1,
+        &format!(
+            "{}keep_jobs_seconds: 3600\narchive_jobs: True\nloop_interval: 1\n",
+            pg_conf(&pg, "jobs")
+        ),
+    );
+    let mut m = env.start();
+    m.wait_ready();
+    assert!(
+        wait_until(Duration::from_secs(30), || count(
+            &pg,
+            "jobs",
+            "SELECT count(*) FROM jids"
+        ) == 1),
+        "the old job was not cleaned\n{}",
+        read(&env.log_file())
+    );
+    assert_eq!(pg.psql("jobs", "SELECT jid FROM jids").trim(), "20200101000000000002");
+    assert_eq!(
+        pg.psql("jobs", "SELECT jid FROM jids_archive").trim(),
+        "20200101000000000001"
+    );
+    assert_eq!(count(&pg, "jobs", "SELECT count(*) FROM salt_returns_archive"), 1);
+    assert_eq!(count(&pg, "jobs", "SELECT count(*) FROM salt_events"), 0);
+    assert!(
+        read(&env.log_file()).contains("removed 1 jobs older than 3600s"),
+        "{}",
+        read(&env.log_file())
+    );
+}

@@ -40,6 +40,62 @@ pub fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
+/// [`to_json`] as text, written straight from the value (no JSON tree
+/// in between): what a database column of JSON is given.
+pub fn to_json_text(v: &Value) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_json(&mut out, v);
+    // Only JSON text and serde_json's escaped strings were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn write_json(out: &mut Vec<u8>, v: &Value) {
+    // Writing to a Vec cannot fail.
+    let text = |out: &mut Vec<u8>, s: &str| {
+        let _ = serde_json::to_writer(&mut *out, s);
+    };
+    match v {
+        Value::Nil | Value::Ext(..) => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::UInt(u) => out.extend_from_slice(u.to_string().as_bytes()),
+        Value::F32(f) => {
+            let _ = serde_json::to_writer(&mut *out, &float(f64::from(*f)));
+        }
+        Value::F64(f) => {
+            let _ = serde_json::to_writer(&mut *out, &float(*f));
+        }
+        Value::Str(s) => text(out, s),
+        Value::Bytes(b) => text(out, &String::from_utf8_lossy(b)),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, x);
+            }
+            out.push(b']');
+        }
+        Value::Map(pairs) => {
+            out.push(b'{');
+            for (i, (k, x)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match k {
+                    Value::Str(s) => text(out, s),
+                    other => text(out, &key_text(other)),
+                }
+                out.push(b':');
+                write_json(out, x);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
 fn float(f: f64) -> serde_json::Value {
     serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
@@ -71,5 +127,21 @@ mod tests {
             (Value::Bool(true), Value::F64(f64::NAN)),
         ]);
         assert_eq!(to_json(&m), serde_json::json!({"4505": "raw", "True": null}));
+    }
+
+    #[test]
+    fn text_is_the_same_json() {
+        let v = Value::Map(vec![
+            (Value::from("s"), Value::from("quote \" back \\ nl \n nul \0 é")),
+            (
+                Value::Int(1),
+                Value::Array(vec![Value::Int(-3), Value::UInt(u64::MAX), Value::F64(2.5)]),
+            ),
+            (Value::Nil, Value::Bytes(vec![0xff, b'a'])),
+            (Value::from("f"), Value::F32(f32::INFINITY)),
+            (Value::from("m"), Value::Map(vec![])),
+        ]);
+        let parsed: serde_json::Value = serde_json::from_str(&to_json_text(&v)).unwrap();
+        assert_eq!(parsed, to_json(&v));
     }
 }

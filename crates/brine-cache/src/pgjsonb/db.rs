@@ -53,10 +53,14 @@ const LOAD_REPLACE: &str =
 /// A return's load, kept only for a job the table does not have.
 const LOAD_KEEP: &str =
     "INSERT INTO jids (jid, load) SELECT j, l::jsonb FROM unnest($1::text[], $2::text[]) AS v(j, l) ON CONFLICT (jid) DO NOTHING";
-/// Returns, one row per minion and job: a return written already (a
-/// minion that sent it twice, a spool replayed after a write whose answer
-/// was lost) is not written again.
+/// Returns, as they come.
 const RETURNS: &str = "INSERT INTO salt_returns (fun, jid, return, id, success, full_ret, alter_time) \
+     SELECT f, j, r::jsonb, i, s, fr::jsonb, to_timestamp(t) \
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[]) AS v(f, j, r, i, s, fr, t)";
+/// Returns replayed from the spool: one that is there already (a write
+/// whose answer was lost, then spooled) is not written again. Checked only
+/// here, since the check costs every insert a look at the job's rows.
+const RETURNS_REPLAYED: &str = "INSERT INTO salt_returns (fun, jid, return, id, success, full_ret, alter_time) \
      SELECT f, j, r::jsonb, i, s, fr::jsonb, to_timestamp(t) \
      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[]) AS v(f, j, r, i, s, fr, t) \
      WHERE NOT EXISTS (SELECT 1 FROM salt_returns x WHERE x.jid = v.j AND x.id = v.i)";
@@ -69,6 +73,7 @@ pub struct Conn {
     load_replace: Statement,
     load_keep: Statement,
     returns: Statement,
+    returns_replayed: Statement,
     events: Statement,
 }
 
@@ -124,6 +129,7 @@ impl Conn {
             load_replace: client.prepare(LOAD_REPLACE)?,
             load_keep: client.prepare(LOAD_KEEP)?,
             returns: client.prepare(RETURNS)?,
+            returns_replayed: client.prepare(RETURNS_REPLAYED)?,
             events: client.prepare(EVENTS)?,
             client,
         })
@@ -135,8 +141,9 @@ impl Conn {
             .map_err(|text| DbError { text, transient: true })
     }
 
-    /// Write `recs` in one transaction: all of them or none.
-    pub fn write(&mut self, recs: &[Rec]) -> Result<(), DbError> {
+    /// Write `recs` in one transaction: all of them or none. `replayed`:
+    /// they come from the spool, and a return already written is skipped.
+    pub fn write(&mut self, recs: &[Rec], replayed: bool) -> Result<(), DbError> {
         // One row per job: a publication's load wins over a return's.
         let mut loads: HashMap<&str, (&str, bool)> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
@@ -195,7 +202,12 @@ impl Conn {
         }
         if !ret_times.is_empty() {
             let [f, j, r, i, s, fr] = &rets;
-            tx.execute(&self.returns, &[f, j, r, i, s, fr, &ret_times])?;
+            let st = if replayed {
+                &self.returns_replayed
+            } else {
+                &self.returns
+            };
+            tx.execute(st, &[f, j, r, i, s, fr, &ret_times])?;
         }
         if !ev_times.is_empty() {
             let [g, d, m] = &evs;

@@ -21,10 +21,9 @@
 //!   ends up holding the last return and `jobs.list_jobs` loses the
 //!   target and arguments); the return's load is written only for a job
 //!   the table does not have;
-//! * one row per minion and job in `salt_returns`: a return sent twice is
-//!   kept once, as local_cache keeps it;
 //! * a database that is down loses nothing (Salt's logs and drops the
-//!   return);
+//!   return), and the spool replayed when it is back writes no return
+//!   twice (a write whose answer was lost was spooled too);
 //! * the tables are made when missing.
 
 mod db;
@@ -38,7 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brine_config::MasterConfig;
-use brine_proto::json::{from_json, to_json};
+use brine_proto::json::{from_json, to_json_text};
 use brine_proto::Value;
 use log::{error, warn};
 
@@ -50,6 +49,9 @@ use crate::{CacheError, Cleaned, Jid, JobCache};
 
 /// The returner's name.
 pub const PGJSONB: &str = "pgjsonb";
+
+/// Jobs remembered by [`PgJsonb::first_return_of`].
+const RECENT_JOBS: usize = 64;
 
 /// Writes a process may have queued before further ones go straight to
 /// the spool.
@@ -65,6 +67,8 @@ pub struct PgJsonb {
     /// A read that failed was logged: the next ones say nothing until one
     /// succeeds.
     read_failed: std::sync::atomic::AtomicBool,
+    /// The jobs whose returns this process wrote lately.
+    recent: Mutex<std::collections::VecDeque<Jid>>,
 }
 
 fn now() -> f64 {
@@ -75,7 +79,7 @@ fn now() -> f64 {
 }
 
 fn json(v: &Value) -> String {
-    to_json(v).to_string()
+    to_json_text(v)
 }
 
 fn parse(text: &str) -> Value {
@@ -98,6 +102,7 @@ impl PgJsonb {
             writer: Mutex::new(None),
             reader: Mutex::new(None),
             read_failed: Default::default(),
+            recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_JOBS)),
         })
     }
 
@@ -256,24 +261,50 @@ impl JobCache for PgJsonb {
 
     fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError> {
         let load = crate::jobs::return_load(ret);
-        let full = json(&load);
+        let nil = Value::Nil;
+        let value = load.get("return").unwrap_or(&nil);
+        let ret_text = json(value);
+        // The whole return with its value written once: the other keys,
+        // then the value's text.
+        let others = match &load {
+            Value::Map(pairs) => pairs
+                .iter()
+                .filter(|(k, _)| k.as_str() != Some("return"))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut full = json(&Value::Map(others));
+        if load.get("return").is_some() {
+            full.pop();
+            if full.len() > 1 {
+                full.push(',');
+            }
+            full.push_str("\"return\":");
+            full.push_str(&ret_text);
+            full.push('}');
+        }
         let fun = load.get("fun").and_then(Value::as_str).unwrap_or("").to_string();
-        self.queue(vec![
-            Rec::Load {
+        let mut recs = Vec::with_capacity(2);
+        if self.first_return_of(jid) {
+            // A job this process has not seen: its row in `jids` is made
+            // from the return when the table has none.
+            recs.push(Rec::Load {
                 jid: jid.to_string(),
                 load: full.clone(),
                 replace: false,
-            },
-            Rec::Return {
-                fun,
-                jid: jid.to_string(),
-                id: id.to_string(),
-                success: success_text(&load),
-                ret: json(load.get("return").unwrap_or(&Value::Nil)),
-                full,
-                time: now(),
-            },
-        ])?;
+            });
+        }
+        recs.push(Rec::Return {
+            fun,
+            jid: jid.to_string(),
+            id: id.to_string(),
+            success: success_text(&load),
+            ret: ret_text,
+            full,
+            time: now(),
+        });
+        self.queue(recs)?;
         Ok(true)
     }
 
@@ -337,6 +368,21 @@ impl JobCache for PgJsonb {
 }
 
 impl PgJsonb {
+    /// Whether `jid` is new to this process's recent jobs (it is then
+    /// remembered): a job's row is written with its first return here,
+    /// not with each.
+    fn first_return_of(&self, jid: &Jid) -> bool {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.contains(jid) {
+            return false;
+        }
+        if recent.len() >= RECENT_JOBS {
+            recent.pop_front();
+        }
+        recent.push_back(jid.clone());
+        true
+    }
+
     /// Maintenance's periodic pass, on the writer thread: replay the
     /// spools of processes that are gone, then clean when `keep` is set.
     fn tend_now(&self, keep: Option<Duration>) {

@@ -18,6 +18,9 @@ use super::spool::{Rec, Spool};
 
 /// Records written in one transaction.
 pub const BATCH: usize = 2000;
+/// A batch smaller than this waits up to [`LINGER`] for more records.
+const LINGER_BELOW: usize = 256;
+const LINGER: Duration = Duration::from_millis(5);
 /// How often a writer that lost the database tries it again.
 pub const RETRY: Duration = Duration::from_secs(1);
 /// How often a writer says that the database is still unavailable.
@@ -76,14 +79,25 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Item>) {
         let mut barriers = Vec::new();
         let mut tends = Vec::new();
         let mut next = Some(first);
+        let mut linger_until = None;
         while let Some(item) = next.take() {
             match item {
                 Item::Rec(r) => recs.push(r),
                 Item::Barrier(b) => barriers.push(b),
                 Item::Tend { keep, archive } => tends.push((keep, archive)),
             }
-            if recs.len() < BATCH {
-                next = rx.try_recv().ok();
+            if recs.len() >= BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+            if next.is_none() && barriers.is_empty() && !recs.is_empty() && recs.len() < LINGER_BELOW {
+                // A small batch while records are coming: wait a moment
+                // for more, so that a busy estate makes fewer, larger
+                // transactions (each costs the database a commit and the
+                // round trips of its statements). Not when someone waits
+                // on a barrier (a publication's answer).
+                let until = *linger_until.get_or_insert_with(|| Instant::now() + LINGER);
+                next = rx.recv_timeout(until.saturating_duration_since(Instant::now())).ok();
             }
         }
         if !recs.is_empty() {
@@ -164,11 +178,11 @@ impl Writer {
         let mut failed = None;
         let own = spool
             .spool
-            .replay_own(BATCH, |b| self.write_now(&b).map_err(|e| failed = Some(e)));
+            .replay_own(BATCH, |b| self.write_now(&b, true).map_err(|e| failed = Some(e)));
         let orphans = if own.is_ok() {
             spool
                 .spool
-                .replay_orphans(BATCH, |b| self.write_now(&b).map_err(|e| failed = Some(e)))
+                .replay_orphans(BATCH, |b| self.write_now(&b, true).map_err(|e| failed = Some(e)))
         } else {
             Ok(0)
         };
@@ -190,15 +204,17 @@ impl Writer {
         true
     }
 
-    /// Write `recs` on the connection; a record the database refuses for
-    /// its data (not for the connection) is logged and dropped, the others
-    /// written. The error is the connection's, and then nothing is written.
-    fn write_now(&mut self, recs: &[Rec]) -> Result<(), DbError> {
+    /// Write `recs` on the connection (`replay`: records that may have
+    /// been written before, whose returns are written only when the table
+    /// does not have them); a record the database refuses for its data
+    /// (not for the connection) is logged and dropped, the others written.
+    /// The error is the connection's, and then nothing is written.
+    fn write_now(&mut self, recs: &[Rec], replay: bool) -> Result<(), DbError> {
         let conn = self.conn.as_mut().ok_or_else(|| DbError {
             text: "not connected".into(),
             transient: true,
         })?;
-        match conn.write(recs) {
+        match conn.write(recs, replay) {
             Ok(()) => Ok(()),
             Err(e) if e.transient => Err(e),
             Err(e) if recs.len() == 1 => {
@@ -207,7 +223,7 @@ impl Writer {
             }
             Err(_) => {
                 for r in recs {
-                    self.write_now(std::slice::from_ref(r))?;
+                    self.write_now(std::slice::from_ref(r), replay)?;
                 }
                 Ok(())
             }
@@ -222,7 +238,7 @@ impl Writer {
             self.connect()
         };
         if live {
-            match self.write_now(&recs) {
+            match self.write_now(&recs, false) {
                 Ok(()) => return,
                 Err(e) => self.lost(&e),
             }
