@@ -89,15 +89,33 @@ pub fn jid_to_time(jid: &str) -> String {
 /// the function (and user) taken from a return that carries them inside
 /// when the load has no `fun`.
 pub fn return_load(ret: &Value) -> Value {
-    let mut load = ret.clone();
+    let (mut load, value) = return_load_parts(ret);
+    if let Some(v) = value {
+        load.set("return", v.clone());
+    }
+    load
+}
+
+/// [`return_load`] in two parts, its return value borrowed rather than
+/// copied: the load's other keys, and the value.
+pub fn return_load_parts(ret: &Value) -> (Value, Option<&Value>) {
+    let value = ret.get("return");
+    let mut load = Value::Map(match ret {
+        Value::Map(pairs) => pairs
+            .iter()
+            .filter(|(k, _)| k.as_str() != Some("return"))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    });
     if load.get("fun").is_none() {
         for k in ["fun", "user"] {
-            if let Some(v) = ret.get("return").and_then(|r| r.get(k)).cloned() {
+            if let Some(v) = value.and_then(|r| r.get(k)).cloned() {
                 load.set(k, v);
             }
         }
     }
-    load
+    (load, value)
 }
 
 /// What the master keeps of its jobs (Salt's returner interface for

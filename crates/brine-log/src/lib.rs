@@ -87,7 +87,7 @@ impl Log for Logger {
             critical: r.level() == log::Level::Error && r.key_values().get(log::kv::Key::from_str(CRITICAL)).is_some(),
             time: Record::now(),
             pid: std::process::id(),
-            process_name: self.process_name.lock().map(|n| n.clone()).unwrap_or_default(),
+            process_name: process_name(),
             name: r.target().replace("::", "."),
             line: r.line().unwrap_or(0),
             message: msg,
@@ -176,6 +176,11 @@ pub fn set_process_name(name: &str) {
     if let Ok(mut n) = LOGGER.process_name.lock() {
         *n = name.to_string();
     }
+}
+
+/// The process name set by [`set_process_name`].
+pub fn process_name() -> String {
+    LOGGER.process_name.lock().map(|n| n.clone()).unwrap_or_default()
 }
 
 /// A connected datagram pair: (sender for every process, receiver for the writer).

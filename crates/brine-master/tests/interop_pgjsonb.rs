@@ -15,6 +15,12 @@ use common::pysalt::Side;
 use common::*;
 use serde_json::Value as Json;
 
+/// A new database `db`, owned by `salt`, with Salt's schema.
+fn salts_db(pg: &PgServer, db: &str) {
+    pg.create_db(db);
+    pg.psql(db, &format!("SET ROLE salt; {}", salt_schema()));
+}
+
 /// Salt's pgjsonb schema, as its returner's documentation gives it (read
 /// from the reference venv's module, so the tables are Salt's own).
 fn salt_schema() -> String {
@@ -101,14 +107,12 @@ fn masked(v: &Json, jid: &str) -> Json {
 #[test]
 fn the_job_cache_on_postgresql_as_pythons_master_keeps_it() {
     let pg = PgServer::start();
-    let schema = salt_schema();
     let mut seen = Vec::new();
     let mut python_jid = String::new();
     for brine in [true, false] {
         let what = if brine { "Brine" } else { "Python" };
         let db = if brine { "brine" } else { "python" };
-        pg.create_db(db);
-        pg.psql(db, &format!("SET ROLE salt; {schema}"));
+        salts_db(&pg, db);
         let side = side(brine, &pg, db);
         let log = || read(&side.env.log_file());
         // Python's salt reads the job's load from the database as soon as
@@ -182,12 +186,7 @@ fn a_database_stopped_mid_job_loses_no_return_and_writes_none_twice() {
     // A job that returns while the database is down.
     let (out, err, code) = salt(&["*", "test.sleep", "3", "--async"]);
     assert_eq!(code, 0, "{out}{err}");
-    let jid = regex::Regex::new(r"\d{20}")
-        .unwrap()
-        .find(&out)
-        .unwrap()
-        .as_str()
-        .to_string();
+    let jid = jid_in(&out);
     pg.stop();
     // The master keeps publishing and taking returns.
     let (out, err, code) = salt(&["*", "test.echo", "while-down", "--out", "json", "--static", "-t", "30"]);
@@ -246,13 +245,11 @@ fn a_database_stopped_mid_job_loses_no_return_and_writes_none_twice() {
 #[test]
 fn a_job_published_on_one_master_is_looked_up_on_another() {
     let pg = PgServer::start();
-    let schema = salt_schema();
     let mut seen = Vec::new();
     for brine in [true, false] {
         let what = if brine { "Brine" } else { "Python" };
         let db = if brine { "shared_brine" } else { "shared_python" };
-        pg.create_db(db);
-        pg.psql(db, &format!("SET ROLE salt; {schema}"));
+        salts_db(&pg, db);
         // Master A with the minions, master B beside it on the same
         // database.
         let a = side(brine, &pg, db);
@@ -293,8 +290,7 @@ fn a_job_published_on_one_master_is_looked_up_on_another() {
 #[test]
 fn maintenance_cleans_old_jobs_from_the_database_as_salt_does() {
     let pg = PgServer::start();
-    pg.create_db("jobs");
-    pg.psql("jobs", &format!("SET ROLE salt; {}", salt_schema()));
+    salts_db(&pg, "jobs");
     // Two jobs, one whose returns are all older than keep_jobs_seconds.
     pg.psql(
         "jobs",

@@ -181,12 +181,7 @@ fn compare(version: &'static str, brine_extra: &str) {
     let jid_of = |s: &Side| {
         let (out, err, code) = py(&s.env, s.version, "salt", &["--async", "a1", "test.echo", "hello"]);
         assert_eq!(code, 0, "{out}{err}");
-        let jid = regex::Regex::new(r"\d{20}")
-            .unwrap()
-            .find(&out)
-            .unwrap()
-            .as_str()
-            .to_string();
+        let jid = jid_in(&out);
         std::thread::sleep(Duration::from_secs(5));
         jid
     };

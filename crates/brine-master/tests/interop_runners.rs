@@ -90,8 +90,7 @@ fn brine_salt_run_prints_what_python_salt_run_prints() {
             )
         };
         assert_eq!(c, 0, "{o}{e}");
-        let jid = regex::Regex::new(r"\d{20}").unwrap();
-        jid.find(&o).map(|m| m.as_str().to_string()).expect("a jid")
+        jid_in(&o)
     };
     let bj = echo(&brine, true);
     let pj = echo(&python, false);

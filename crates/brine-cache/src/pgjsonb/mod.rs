@@ -95,7 +95,9 @@ impl PgJsonb {
             shared: Arc::new(Shared {
                 opts,
                 spool: Spool::new(&cfg.cachedir),
-                application: brine_proc_title(),
+                // pg_stat_activity then tells which master process holds
+                // which connection.
+                application: format!("salt-master {}", brine_log::process_name()).trim().to_string(),
             }),
             master_id: cfg.master_id(),
             archive: cfg.get_bool("archive_jobs").unwrap_or(false),
@@ -104,10 +106,6 @@ impl PgJsonb {
             read_failed: Default::default(),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_JOBS)),
         })
-    }
-
-    pub fn options(&self) -> &PgOptions {
-        &self.shared.opts
     }
 
     /// Queue `items` for this process's writer; what the queue cannot
@@ -209,18 +207,6 @@ impl PgJsonb {
     }
 }
 
-/// The process's title, for the connection's `application_name`
-/// (`pg_stat_activity` then tells which master process holds which).
-fn brine_proc_title() -> String {
-    std::fs::read("/proc/self/cmdline")
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(48)
-        .collect()
-}
-
 impl Drop for PgJsonb {
     fn drop(&mut self) {
         self.flush();
@@ -260,22 +246,12 @@ impl JobCache for PgJsonb {
     }
 
     fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError> {
-        let load = crate::jobs::return_load(ret);
-        let nil = Value::Nil;
-        let value = load.get("return").unwrap_or(&nil);
-        let ret_text = json(value);
+        let (load, value) = crate::jobs::return_load_parts(ret);
+        let ret_text = json(value.unwrap_or(&Value::Nil));
         // The whole return with its value written once: the other keys,
         // then the value's text.
-        let others = match &load {
-            Value::Map(pairs) => pairs
-                .iter()
-                .filter(|(k, _)| k.as_str() != Some("return"))
-                .cloned()
-                .collect(),
-            _ => Vec::new(),
-        };
-        let mut full = json(&Value::Map(others));
-        if load.get("return").is_some() {
+        let mut full = json(&load);
+        if value.is_some() {
             full.pop();
             if full.len() > 1 {
                 full.push(',');

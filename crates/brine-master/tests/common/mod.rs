@@ -329,6 +329,15 @@ pub fn stderr_of(env: &Env) -> String {
     files.iter().map(|p| read(p)).collect()
 }
 
+/// The first job id (20 digits) in a CLI's output.
+pub fn jid_in(out: &str) -> String {
+    let jid = regex::Regex::new(r"\d{20}").unwrap();
+    jid.find(out)
+        .unwrap_or_else(|| panic!("no jid in {out:?}"))
+        .as_str()
+        .to_string()
+}
+
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }

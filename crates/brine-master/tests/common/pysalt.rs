@@ -159,10 +159,6 @@ impl Side {
     pub fn salt_async(&self, args: &[&str]) -> String {
         let (out, err, code) = py(&self.env, self.version, "salt", &[&["--async"], args].concat());
         assert_eq!(code, 0, "{args:?}: {out}{err}");
-        let jid = regex::Regex::new(r"\d{20}").unwrap();
-        jid.find(&out)
-            .unwrap_or_else(|| panic!("no jid in {out:?}"))
-            .as_str()
-            .to_string()
+        super::jid_in(&out)
     }
 }
