@@ -31,7 +31,7 @@ use std::time::Duration;
 use brine_proto::Value;
 
 pub use addr::MasterAddr;
-pub use events::{event_sender, BusAddr, Event, EventBus};
+pub use events::{event_sender, BusAddr, Event, EventBus, RawEvent};
 pub use key::UserKey;
 pub use local::{Job, JobReturns, LocalClient, Publish, Return, Started};
 pub use req::ReqChannel;

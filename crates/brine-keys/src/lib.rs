@@ -59,10 +59,39 @@ pub enum KeyError {
     Cache(#[from] brine_cache::CacheError),
 }
 
+/// What a key is now, cheaply: equal stamps mean the key did not change
+/// in between (for a file: its device, inode, modification and change
+/// times, so a key replaced, rewritten or moved back gets another stamp).
+/// A caller that checks a key on every request (the MWorker's `tok`) keeps
+/// what it verified with the stamp and reads the key again only when the
+/// stamp moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyStamp([u64; 4]);
+
+impl KeyStamp {
+    /// The stamp as four words (to store it where a type cannot go, as
+    /// in memory shared between processes).
+    pub fn words(&self) -> [u64; 4] {
+        self.0
+    }
+
+    /// The stamp of a key's content (the trait's default, for stores
+    /// that have nothing cheaper than reading the key).
+    pub fn of_content(pem: &str) -> KeyStamp {
+        let d = openssl::sha::sha256(pem.as_bytes());
+        let w = |i: usize| u64::from_be_bytes(d[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        KeyStamp([w(0), w(1), w(2), w(3)])
+    }
+}
+
 /// What the master and the CLIs need from a key store.
 pub trait KeyStore {
     /// The key of `id` in `state`, if present.
     fn get(&self, state: KeyState, id: &str) -> Result<Option<String>, KeyError>;
+    /// The [`KeyStamp`] of the key of `id` in `state`, if present.
+    fn stamp(&self, state: KeyState, id: &str) -> Result<Option<KeyStamp>, KeyError> {
+        Ok(self.get(state, id)?.map(|pem| KeyStamp::of_content(&pem)))
+    }
     /// Store `pem` for `id` in `state` (replacing it).
     fn put(&self, state: KeyState, id: &str, pem: &str) -> Result<(), KeyError>;
     /// Remove `id` from `state`; whether it was there.
@@ -120,6 +149,25 @@ impl KeyStore for FsKeyStore {
         let p = self.path(state, id)?;
         match std::fs::read_to_string(&p) {
             Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+
+    /// One stat(2) instead of open, read and close.
+    fn stamp(&self, state: KeyState, id: &str) -> Result<Option<KeyStamp>, KeyError> {
+        use std::os::unix::fs::MetadataExt;
+        let p = self.path(state, id)?;
+        match std::fs::metadata(&p) {
+            Ok(m) => {
+                let ns = |s: i64, n: i64| (s as u64).wrapping_mul(1_000_000_000).wrapping_add(n as u64);
+                Ok(Some(KeyStamp([
+                    m.dev(),
+                    m.ino(),
+                    ns(m.mtime(), m.mtime_nsec()),
+                    ns(m.ctime(), m.ctime_nsec()),
+                ])))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(&p)(e)),
         }

@@ -361,6 +361,38 @@ fn malformed_and_hostile_requests_are_refused_and_workers_survive() {
     assert!(!env.root().join("cache/sessions/ghost").exists());
     assert_eq!(stranger.id, "ghost");
 
+    // What the MWorkers remember of a minion (its verified tok, shared
+    // by all of them, and its session key) follows its files. Requests
+    // are sent a few times over, so that every MWorker sees one.
+    let answered = |m: &Minion, key: &PrivateKey| {
+        (0..6).all(|_| one(&env, aes_request(m, &m.id, &m.id, key, &nonce)) != bad_load())
+    };
+    let refused = |m: &Minion, key: &PrivateKey| {
+        (0..6).all(|_| one(&env, aes_request(m, &m.id, &m.id, key, &nonce)) == bad_load())
+    };
+    let mut r1 = accepted_minion(&env, "r1");
+    let (accepted, rejected) = (
+        env.root().join("pki/minions/r1"),
+        env.root().join("pki/minions_rejected/r1"),
+    );
+    assert!(answered(&r1, &r1.key));
+    // Rejected: refused at once, though its tok was verified.
+    std::fs::rename(&accepted, &rejected).unwrap();
+    assert!(refused(&r1, &r1.key));
+    std::fs::rename(&rejected, &accepted).unwrap();
+    assert!(answered(&r1, &r1.key));
+    // Its key replaced by another under the same id: the old key's tok
+    // is refused, the new one's answered.
+    let other = PrivateKey::generate(2048).unwrap();
+    std::fs::write(&accepted, other.public_key().to_pem_spki().unwrap()).unwrap();
+    assert!(refused(&r1, &r1.key));
+    assert!(answered(&r1, &other));
+    // A new session key (another MWorker's `_auth`): requests sealed with
+    // it are opened by every MWorker, though each knew the old one.
+    r1.session = Crypticle::generate();
+    std::fs::write(env.root().join("cache/sessions/r1"), r1.session.key_string()).unwrap();
+    assert!(answered(&r1, &other));
+
     // Garbage pushed straight into publish_pull.ipc is dropped by the
     // publisher, which keeps running.
     let publisher = m.named_children(m.pid, &argv)["ZeroMQPubServerChannel"];

@@ -2,7 +2,7 @@
 //! `tag ‖ "\n\n" ‖ file-msgpack(data)`, carried in a frame
 //! `file-msgpack({"head": {}, "body": bin(event)})`.
 
-use crate::value::{DecodeError, Value};
+use crate::value::{DecodeError, Dialect, Value};
 
 /// `tag\n\n` + data, with `_stamp` added when absent (UTC, Salt's
 /// `datetime.utcnow().isoformat()` form).
@@ -16,22 +16,39 @@ pub type Trim = fn(&mut Value, usize) -> bool;
 
 /// [`pack_event`], the data (with its `_stamp`) trimmed by `trim` first.
 pub fn pack_event_with(tag: &str, data: &Value, trim: Option<(usize, Trim)>) -> Vec<u8> {
-    let mut data = data.clone();
-    if data.is_map() && data.get("_stamp").is_none() {
-        data.set("_stamp", Value::Str(utc_stamp(std::time::SystemTime::now())));
-    }
-    // Encoded once; only an event over the limit (Python's getsizeof of
-    // the bytes: 33 + their length) is trimmed and encoded again.
-    let mut body = data.to_file();
-    if let Some((max, trim)) = trim {
-        if body.len() + 33 > max && trim(&mut data, max) {
-            body = data.to_file();
-        }
-    }
-    let mut out = Vec::with_capacity(tag.len() + 2 + body.len());
+    let mut out = Vec::with_capacity(tag.len() + 256);
     out.extend_from_slice(tag.as_bytes());
     out.extend_from_slice(b"\n\n");
-    out.extend_from_slice(&body);
+    let head = out.len();
+    let stamp = || Value::Str(utc_stamp(std::time::SystemTime::now()));
+    // The data is written as it is with the stamp appended (where
+    // `Value::set` would put it), without copying the data first.
+    match data {
+        Value::Map(pairs) if data.get("_stamp").is_none() => {
+            Value::write_map_header(&mut out, pairs.len() + 1);
+            for (k, v) in pairs {
+                k.write_to(&mut out, Dialect::File);
+                v.write_to(&mut out, Dialect::File);
+            }
+            Value::from("_stamp").write_to(&mut out, Dialect::File);
+            stamp().write_to(&mut out, Dialect::File);
+        }
+        _ => data.write_to(&mut out, Dialect::File),
+    }
+    // Only an event over the limit (Python's getsizeof of the bytes: 33 +
+    // their length) is trimmed and encoded again.
+    if let Some((max, trim)) = trim {
+        if out.len() - head + 33 > max {
+            let mut data = data.clone();
+            if data.is_map() && data.get("_stamp").is_none() {
+                data.set("_stamp", stamp());
+            }
+            if trim(&mut data, max) {
+                out.truncate(head);
+                data.write_to(&mut out, Dialect::File);
+            }
+        }
+    }
     out
 }
 
@@ -46,16 +63,29 @@ pub fn stamp(data: &mut Value) {
 
 /// The frame pushed to `master_event_pull.ipc` / sent to subscribers.
 pub fn frame(event: &[u8]) -> Vec<u8> {
-    Value::map([("head", Value::Map(Vec::new())), ("body", Value::Bytes(event.to_vec()))]).to_file()
+    let mut out = Vec::with_capacity(event.len() + 17);
+    write_frame(&mut out, event);
+    out
 }
 
 /// A frame with the u32 big-endian length prefix of 3006.26+/3007.17 writers.
 pub fn prefixed_frame(event: &[u8]) -> Vec<u8> {
-    let f = frame(event);
-    let mut out = Vec::with_capacity(f.len() + 4);
-    out.extend_from_slice(&(f.len() as u32).to_be_bytes());
-    out.extend_from_slice(&f);
+    let mut out = Vec::with_capacity(event.len() + 21);
+    out.extend_from_slice(&[0; 4]);
+    write_frame(&mut out, event);
+    let n = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&n.to_be_bytes());
     out
+}
+
+/// `{"head": {}, "body": bin(event)}` in file msgpack, appended to `out`.
+fn write_frame(out: &mut Vec<u8>, event: &[u8]) {
+    Value::write_map_header(out, 2);
+    Value::from("head").write_to(out, Dialect::File);
+    Value::write_map_header(out, 0);
+    Value::from("body").write_to(out, Dialect::File);
+    Value::write_bin_header(out, event.len());
+    out.extend_from_slice(event);
 }
 
 /// Pushes events to `sock_dir/master_event_pull.ipc`, length-prefixed as
@@ -111,15 +141,22 @@ impl EventSender {
 /// (one msgpack value) or, with `prefixed`, after its u32 big-endian length
 /// (`event_publisher_length_prefix`). `None` until a whole frame is there.
 pub fn take_frame(buf: &mut Vec<u8>, prefixed: bool) -> Option<Vec<u8>> {
+    let (frame, used) = frame_at(buf, prefixed)?;
+    let frame = buf[frame].to_vec();
+    buf.drain(..used);
+    Some(frame)
+}
+
+/// Where the next whole frame at the start of `buf` is (without its
+/// length prefix), and how many bytes it takes with it; `None` until a
+/// whole frame is there or when the bytes are not msgpack.
+pub fn frame_at(buf: &[u8], prefixed: bool) -> Option<(std::ops::Range<usize>, usize)> {
     if prefixed {
         let n = u32::from_be_bytes(buf.get(..4)?.try_into().ok()?) as usize;
-        if buf.len() < 4 + n {
-            return None;
-        }
-        Some(buf.drain(..4 + n).skip(4).collect())
+        (buf.len() >= 4 + n).then_some((4..4 + n, 4 + n))
     } else {
         match crate::msgpack::value_len(buf) {
-            Ok(Some(len)) => Some(buf.drain(..len).collect()),
+            Ok(Some(len)) => Some((0..len, len)),
             _ => None,
         }
     }
@@ -137,9 +174,27 @@ pub enum EventError {
 
 /// Split a frame into its tag and data.
 pub fn unpack_frame(frame: &[u8]) -> Result<(String, Value), EventError> {
+    let (tag, data) = split_frame(frame)?;
+    Ok((tag, Value::decode(&data)?))
+}
+
+/// Split a frame into its tag and its data still encoded, for a reader
+/// that decodes the data only of the events it wants.
+pub fn split_frame(frame: &[u8]) -> Result<(String, Vec<u8>), EventError> {
     let v = Value::decode(frame)?;
-    let body = v.get("body").and_then(Value::as_bytes).ok_or(EventError::NoBody)?;
-    unpack_event(body)
+    let body = match v {
+        Value::Map(pairs) => match pairs.into_iter().find(|(k, _)| k.as_bytes() == Some(b"body")) {
+            Some((_, Value::Bytes(b))) => Some(b),
+            Some((_, Value::Str(s))) => Some(s.into_bytes()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut body = body.ok_or(EventError::NoBody)?;
+    let sep = body.windows(2).position(|w| w == b"\n\n").ok_or(EventError::NoTag)?;
+    let tag = String::from_utf8_lossy(&body[..sep]).into_owned();
+    body.drain(..sep + 2);
+    Ok((tag, body))
 }
 
 /// Split `tag\n\n` + data.
@@ -216,6 +271,32 @@ mod tests {
         let (tag, back) = unpack_frame(&frame(&ev)).unwrap();
         assert_eq!(tag, "salt/job/20240101120000123456/new");
         assert_eq!(back, data);
+    }
+
+    /// The stamp is appended as `Value::set` would, also where it moves
+    /// the map's header from fixmap to map16, and a non-map is packed as
+    /// it is.
+    #[test]
+    fn stamp_is_appended_to_the_data() {
+        for n in [0, 1, 15, 16] {
+            let data = Value::Map((0..n).map(|i| (Value::from(format!("k{i}")), Value::Int(i))).collect());
+            let (_, got) = unpack_event(&pack_event("t", &data)).unwrap();
+            let mut want = data.clone();
+            want.set("_stamp", got.get("_stamp").unwrap().clone());
+            assert_eq!(got, want);
+            assert_eq!(pack_event("t", &want), [b"t\n\n".as_slice(), &want.to_file()].concat());
+        }
+        let (_, got) = unpack_event(&pack_event("t", &Value::Int(3))).unwrap();
+        assert_eq!(got, Value::Int(3));
+        // Over the limit: the trimmed data, stamp included.
+        fn cut(v: &mut Value, _: usize) -> bool {
+            v.set("big", Value::from("cut"));
+            true
+        }
+        let data = Value::map([("big", Value::from("x".repeat(500)))]);
+        let (_, got) = unpack_event(&pack_event_with("t", &data, Some((100, cut)))).unwrap();
+        assert_eq!(got.get("big"), Some(&Value::from("cut")));
+        assert!(got.get("_stamp").is_some());
     }
 
     #[test]

@@ -144,6 +144,31 @@ impl Value {
         self.encode(Dialect::File)
     }
 
+    /// Append the encoding in `d` to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>, d: Dialect) {
+        self.write(out, d)
+    }
+
+    /// Append the header of a map of `n` pairs (its pairs follow, each
+    /// key then value, written with [`Value::write_to`]).
+    pub fn write_map_header(out: &mut Vec<u8>, n: usize) {
+        write_len(out, n, 0x80, 0xde, 0xdf);
+    }
+
+    /// Append the header of `n` bytes of bin (file dialect); the bytes
+    /// follow.
+    pub fn write_bin_header(out: &mut Vec<u8>, n: usize) {
+        if n < 256 {
+            out.extend_from_slice(&[0xc4, n as u8]);
+        } else if n < 65536 {
+            out.push(0xc5);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else {
+            out.push(0xc6);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+    }
+
     fn write(&self, out: &mut Vec<u8>, d: Dialect) {
         match self {
             Value::Nil => out.push(0xc0),
@@ -170,16 +195,7 @@ impl Value {
             Value::Bytes(b) => match d {
                 Dialect::Network => write_str(out, b, false),
                 Dialect::File => {
-                    let n = b.len();
-                    if n < 256 {
-                        out.extend_from_slice(&[0xc4, n as u8]);
-                    } else if n < 65536 {
-                        out.push(0xc5);
-                        out.extend_from_slice(&(n as u16).to_be_bytes());
-                    } else {
-                        out.push(0xc6);
-                        out.extend_from_slice(&(n as u32).to_be_bytes());
-                    }
+                    Value::write_bin_header(out, b.len());
                     out.extend_from_slice(b);
                 }
             },

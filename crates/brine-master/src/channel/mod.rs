@@ -9,6 +9,7 @@
 mod auth;
 mod sessions;
 pub mod stats;
+mod toks;
 
 use std::rc::Rc;
 
@@ -25,6 +26,7 @@ use log::warn;
 use crate::runjobs::Token;
 use crate::services::{ClearReply, Reply, Services};
 pub use sessions::SessionKeys;
+pub use toks::{VerifiedToks, SLOTS as TOK_SLOTS};
 /// Requests larger than this are refused before decoding, unless the
 /// Brine option `request_max_size` says otherwise.
 pub const MAX_REQUEST: usize = 100 * 1024 * 1024;
@@ -81,8 +83,8 @@ pub struct ReqServerChannel {
     /// the `pub_sig` made so far per `sig_algo` (it never changes).
     pubkey_signature: Option<crate::pki::PubkeySignature>,
     pub_sigs: Vec<(brine_proto::crypto::SigAlgo, Value)>,
-    /// id → sha256(key PEM ‖ tok) of the last verified `tok`.
-    tok_ok: std::collections::HashMap<String, [u8; 32]>,
+    /// The `tok`s verified by any MWorker.
+    toks: Rc<VerifiedToks>,
     /// The TCP address of the request being handled (empty if unknown).
     peer: String,
     /// `max_pending_keys` (0: no limit) and its refusals' log lines.
@@ -167,18 +169,11 @@ fn describe_addr(addr: &str) -> String {
     }
 }
 
-fn tok_digest(pem: &[u8], tok: &[u8]) -> [u8; 32] {
-    let mut h = openssl::sha::Sha256::new();
-    h.update(&(pem.len() as u64).to_be_bytes());
-    h.update(pem);
-    h.update(tok);
-    h.finish()
-}
-
 impl ReqServerChannel {
     pub fn new(
         cfg: Rc<MasterConfig>,
         aes: Rc<SharedCell>,
+        toks: Rc<VerifiedToks>,
         keys: &crate::pki::MasterKeys,
         zctx: &zmq::Context,
     ) -> Result<ReqServerChannel, String> {
@@ -192,7 +187,7 @@ impl ReqServerChannel {
             aes_sig: None,
             pubkey_signature: keys.pub_sig.clone(),
             pub_sigs: Vec::new(),
-            tok_ok: std::collections::HashMap::new(),
+            toks,
             peer: String::new(),
             max_pending_keys: cfg.get_u64("max_pending_keys").unwrap_or(auth::MAX_PENDING_KEYS),
             pending_log: crate::loglimit::LogLimiter::new(10, std::time::Duration::from_secs(60)),
@@ -384,17 +379,29 @@ impl ReqServerChannel {
         let raw_id = env.get("id").and_then(Value::as_str).ok_or("aes request without id")?;
         let id = MinionId::new(&self.cfg.pki_dir, raw_id).ok_or_else(|| format!("invalid id {raw_id:?}"))?;
         let ct = load.as_bytes().ok_or("aes load is not bytes")?;
-        let pem = self
+        // Salt reads the minion's key file for every request; its stamp
+        // (one stat) says the same: whether the minion is accepted, and
+        // whether the key changed since its `tok` was last verified.
+        let stamp = self
             .keys
-            .get(KeyState::Accepted, &id)
+            .stamp(KeyState::Accepted, &id)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("request from {id}, which is not accepted"))?;
-        // The session file's key if there is a fresh one, else (or if it
-        // does not open the request) the key derived for this period,
+        let accepted_pem = |keys: &FsKeyStore| {
+            keys.get(KeyState::Accepted, &id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("request from {id}, which is not accepted"))
+        };
+        // The session file's key if there is a fresh one (as this worker
+        // last saw it, then as the file has it now), else (or if it does
+        // not open the request) the key derived for this period,
         // which `_auth` hands out when it cannot write the file. Neither
         // opening it makes the minion re-authenticate.
-        let from_file = self.sessions.existing(&id);
-        let opened = from_file.and_then(|k| Some((k.open(ct, None).ok()?, k)));
+        let try_open = |k: Crypticle| Some((k.open(ct, None).ok()?, k));
+        let opened = match self.sessions.cached(&id).and_then(try_open) {
+            Some(found) => Some(found),
+            None => self.sessions.existing(&id).and_then(try_open),
+        };
         let (plain, session) = match opened {
             Some(found) => found,
             None => {
@@ -417,16 +424,16 @@ impl ReqServerChannel {
         if version > 2 {
             let tok = inner.remove("tok").ok_or("request without tok")?;
             let tok = tok.as_bytes().ok_or("tok is not bytes")?;
-            // `tok` is deterministic per key: once verified against the
-            // key file's current content, the pair's digest is remembered
-            // (32 bytes a minion) and the RSA operation and the PEM parse
-            // (~100 µs with OpenSSL 3) are skipped while both stay the same.
-            let digest = tok_digest(pem.as_bytes(), tok);
-            if self.tok_ok.get(id.as_str()) != Some(&digest) {
+            // `tok` is deterministic per key: once an MWorker verified it
+            // against the key file, the read, the PEM parse and the RSA
+            // operation (~100 µs with OpenSSL 3) are skipped while the
+            // file's stamp stays the same (see `toks`).
+            if !self.toks.contains(&id, stamp, tok) {
+                let pem = accepted_pem(&self.keys)?;
                 let key = PublicKey::from_pem(pem.as_bytes()).map_err(|e| format!("key of {id}: {e}"))?;
                 match key.x931_decrypt(tok) {
                     Ok(t) if t == b"salt" => {
-                        self.tok_ok.insert(id.to_string(), digest);
+                        self.toks.insert(&id, stamp, tok);
                     }
                     _ => return Err(format!("bad tok from {id}")),
                 }
@@ -466,6 +473,7 @@ impl ReqServerChannel {
             }
             Reply::PrivateLater(token) => {
                 let algo = |k: &str, default: &str| env.get(k).and_then(Value::as_str).unwrap_or(default).to_string();
+                let pem = accepted_pem(&self.keys)?;
                 self.waiting.insert(
                     token,
                     Seal::Private {
@@ -482,6 +490,7 @@ impl ReqServerChannel {
             Reply::Private(pillar) => {
                 let enc = env.get("enc_algo").and_then(Value::as_str).unwrap_or("OAEP-SHA1");
                 let sig = env.get("sig_algo").and_then(Value::as_str).unwrap_or("PKCS1v15-SHA1");
+                let pem = accepted_pem(&self.keys)?;
                 return self.encrypt_private(&id, pillar, nonce.as_deref(), &pem, enc, sig);
             }
         };

@@ -82,8 +82,16 @@ pub fn spec(cfg: Rc<MasterConfig>) -> ChildSpec {
                 }
                 reactor.tick();
                 loop {
-                    match bus.next_now() {
-                        Ok(Some(ev)) => reactor.handle(&ev.tag, ev.data),
+                    match bus.next_raw_now() {
+                        Ok(Some(ev)) => {
+                            // Most events start nothing: their data is not
+                            // decoded.
+                            if reactor.wants(&ev.tag) {
+                                if let Some(ev) = ev.decode() {
+                                    reactor.handle(&ev.tag, ev.data);
+                                }
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             warn!("event bus: {e}; subscribing again");
@@ -147,6 +155,12 @@ impl Reactor {
             self.map.refresh();
             self.last_check = Instant::now();
         }
+    }
+
+    /// Whether an event under `tag` may need handling: a management
+    /// event, or one the map selects while this reactor leads.
+    fn wants(&self, tag: &str) -> bool {
+        tag.contains("salt/reactors/manage") || (self.leader && !self.map.reactors(tag).is_empty())
     }
 
     /// One event off the bus (Salt's `Reactor.run` loop body).

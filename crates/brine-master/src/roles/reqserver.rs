@@ -18,7 +18,7 @@ use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, Supervi
 
 use super::retmonitor::RetMonitor;
 use super::{role, stop_signals, wait_readable, wait_readable_with, RoleError};
-use crate::channel::ReqServerChannel;
+use crate::channel::{ReqServerChannel, VerifiedToks};
 use crate::names;
 use crate::runjobs::Token;
 use crate::zmqutil::{bind, bind_retry, bind_tcp};
@@ -75,9 +75,13 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
         // Children of a respawned ReqServer may race their dying
         // predecessors for the port: let them retry.
         let respawned = ctx.incarnation;
+        // Mapped here, before the MWorkers are forked, so that every
+        // MWorker (and a respawned one) shares it.
+        let toks = Rc::new(VerifiedToks::new(crate::channel::TOK_SLOTS)?);
         let mut specs = vec![queue_spec(cfg.clone(), respawned, stats.clone())];
         for i in 0..cfg.worker_threads {
-            specs.push(worker_spec(cfg.clone(), aes.clone(), keys.clone(), i, stats.clone()));
+            let (aes, toks) = (aes.clone(), toks.clone());
+            specs.push(worker_spec(cfg.clone(), aes, toks, keys.clone(), i, stats.clone()));
         }
         let mut sup = Supervisor::new(names::REQ_SERVER, specs)?;
         sup.close_in_child(ctx.status_fd());
@@ -195,6 +199,7 @@ fn forward(
 fn worker_spec(
     cfg: Rc<MasterConfig>,
     aes: Rc<SharedCell>,
+    toks: Rc<VerifiedToks>,
     keys: crate::pki::MasterKeys,
     index: usize,
     stats: ReqStats,
@@ -208,7 +213,8 @@ fn worker_spec(
         let sock = zctx.socket(zmq::DEALER)?;
         sock.set_linger(0)?;
         sock.connect(&format!("ipc://{}", cfg.sock_dir.join("workers.ipc").display()))?;
-        let mut handler = ReqServerChannel::new(cfg.clone(), aes.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
+        let mut handler =
+            ReqServerChannel::new(cfg.clone(), aes.clone(), toks.clone(), &keys, &zctx).map_err(RoleError::Fatal)?;
         if cfg.get_bool("master_stats").unwrap_or(false) {
             handler.master_stats(&format!("{}{index}", names::WORKER_PREFIX));
         }

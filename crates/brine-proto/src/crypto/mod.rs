@@ -61,10 +61,59 @@ pub enum CryptoError {
 }
 
 /// `n` cryptographically random bytes.
+///
+/// Small requests (an IV or a nonce per message) are served from a
+/// per-thread block of OpenSSL's output, drawn 4 KiB at a time: one call
+/// into OpenSSL's locked DRBG costs about as much as the AES of a short
+/// message. The block belongs to the process that drew it: after a fork
+/// the child draws its own, so no two processes ever hand out the same
+/// bytes.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
-    openssl::rand::rand_bytes(&mut b).expect("the system RNG failed");
+    if n > RNG_SMALL {
+        openssl::rand::rand_bytes(&mut b).expect("the system RNG failed");
+        return b;
+    }
+    RNG_BLOCK.with(|cell| cell.borrow_mut().take(std::process::id(), &mut b));
     b
+}
+
+/// The largest request served from the per-thread block.
+const RNG_SMALL: usize = 64;
+
+pub(crate) struct RngBlock {
+    pid: u32,
+    used: usize,
+    bytes: Box<[u8; 4096]>,
+}
+
+impl RngBlock {
+    fn new_empty() -> RngBlock {
+        RngBlock {
+            pid: 0,
+            used: 4096,
+            bytes: Box::new([0; 4096]),
+        }
+    }
+
+    /// Fill `out` (at most [`RNG_SMALL`] bytes) for process `pid`.
+    fn take(&mut self, pid: u32, out: &mut [u8]) {
+        let n = out.len();
+        if self.pid != pid || self.used + n > self.bytes.len() {
+            openssl::rand::rand_bytes(&mut self.bytes[..]).expect("the system RNG failed");
+            self.pid = pid;
+            self.used = 0;
+        }
+        let start = self.used;
+        out.copy_from_slice(&self.bytes[start..start + n]);
+        // Bytes handed out are wiped from the block.
+        self.bytes[start..start + n].fill(0);
+        self.used += n;
+    }
+}
+
+thread_local! {
+    static RNG_BLOCK: std::cell::RefCell<RngBlock> = std::cell::RefCell::new(RngBlock::new_empty());
 }
 
 /// Whether two secrets (a user key, a token) are the same, compared in

@@ -655,8 +655,27 @@ fn helpers() {
     assert_eq!(random_bytes(0).len(), 0);
     assert_eq!(random_bytes(56).len(), 56);
     assert_ne!(random_bytes(32), random_bytes(32));
+    // Past several refills of the per-thread block: never the same IV.
+    let ivs: std::collections::HashSet<Vec<u8>> = (0..2000).map(|_| random_bytes(16)).collect();
+    assert_eq!(ivs.len(), 2000);
+    assert!(!ivs.contains(&vec![0u8; 16]));
     let n = new_nonce();
     assert_eq!(n.len(), 32);
     assert!(n.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     assert_eq!(&n[12..13], "4");
+}
+
+/// A block drawn by one process is not served in another (a fork's child
+/// inherits the parent's block): the child draws afresh.
+#[test]
+fn rng_block_is_redrawn_in_another_process() {
+    let mut block = super::RngBlock::new_empty();
+    let mut a = [0u8; 16];
+    block.take(100, &mut a);
+    let next_in_parent = block.bytes[16..32].to_vec();
+    let mut b = [0u8; 16];
+    block.take(101, &mut b);
+    assert_ne!(b.to_vec(), next_in_parent);
+    assert_ne!(a, b);
+    assert_eq!((block.pid, block.used), (101, 16));
 }
