@@ -233,7 +233,7 @@ pub mod files {
 
 pub mod channel {
     use super::*;
-    use brine_master::channel::ReqServerChannel;
+    use brine_master::channel::{ReqServerChannel, VerifiedToks, TOK_SLOTS};
     use brine_proc::shm::SharedCell;
     use brine_proto::crypto::{Crypticle, PrivateKey};
 
@@ -266,7 +266,8 @@ pub mod channel {
         let session = Crypticle::generate();
         std::fs::write(cfg.cachedir.join("sessions").join(MINION), session.key_string()).unwrap();
         let zctx = zmq::Context::new();
-        let chan = ReqServerChannel::new(cfg.clone(), cell, &keys, &zctx).unwrap();
+        let toks = Rc::new(VerifiedToks::new(TOK_SLOTS).unwrap());
+        let chan = ReqServerChannel::new(cfg.clone(), cell, toks, &keys, &zctx).unwrap();
         let master_pem = std::fs::read(cfg.pki_dir.join("master.pem")).unwrap();
         let secrets = vec![master_pem, aes.key_string().as_bytes().to_vec(), SECRET.to_vec()];
         State {
