@@ -87,20 +87,18 @@ impl EventBus {
     /// for a caller that polls [`AsRawFd::as_raw_fd`] with other
     /// descriptors.
     pub fn next_now(&mut self) -> Result<Option<Event>, ClientError> {
-        loop {
-            if let Some(ev) = self.take_buffered()? {
-                return Ok(Some(ev));
-            }
-            if !self.read_now()? {
-                return Ok(None);
-            }
-        }
+        self.take_now(Self::take_buffered)
     }
 
     /// [`EventBus::next_now`], the data left encoded.
     pub fn next_raw_now(&mut self) -> Result<Option<RawEvent>, ClientError> {
+        self.take_now(Self::take_raw)
+    }
+
+    /// What `take` finds in the frames received so far or readable now.
+    fn take_now<T>(&mut self, take: fn(&mut Self) -> Result<Option<T>, ClientError>) -> Result<Option<T>, ClientError> {
         loop {
-            if let Some(ev) = self.take_raw()? {
+            if let Some(ev) = take(self)? {
                 return Ok(Some(ev));
             }
             if !self.read_now()? {

@@ -392,16 +392,14 @@ impl ReqServerChannel {
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("request from {id}, which is not accepted"))
         };
-        // The session file's key if there is a fresh one (as this worker
-        // last saw it, then as the file has it now), else (or if it does
-        // not open the request) the key derived for this period,
+        // The session file's key if there is a fresh one, else (or if it
+        // does not open the request) the key derived for this period,
         // which `_auth` hands out when it cannot write the file. Neither
         // opening it makes the minion re-authenticate.
-        let try_open = |k: Crypticle| Some((k.open(ct, None).ok()?, k));
-        let opened = match self.sessions.cached(&id).and_then(try_open) {
-            Some(found) => Some(found),
-            None => self.sessions.existing(&id).and_then(try_open),
-        };
+        // Only the key the file has now: a request captured under a key
+        // the minion has since replaced must not open (CVE-2024-38823).
+        let from_file = self.sessions.existing(&id);
+        let opened = from_file.and_then(|k| Some((k.open(ct, None).ok()?, k)));
         let (plain, session) = match opened {
             Some(found) => found,
             None => {

@@ -47,16 +47,6 @@ impl SessionKeys {
         }
     }
 
-    /// The key of `id` this worker last read or wrote, while it is younger
-    /// than `publish_session` by the file's time then; no file access.
-    /// A request it does not open is tried with [`SessionKeys::existing`]
-    /// (another worker may have given the minion a new key since).
-    pub fn cached(&self, id: &str) -> Option<Crypticle> {
-        let (mtime, c) = self.cache.get(id)?;
-        let age = SystemTime::now().duration_since(*mtime).unwrap_or_default();
-        (age < self.max_age).then(|| c.clone())
-    }
-
     /// The current session key of `id` from its file, if one exists and is
     /// fresh; never creates one (requests from unknown ids must not write
     /// files).
