@@ -182,27 +182,21 @@ pub fn unpack_frame(frame: &[u8]) -> Result<(String, Value), EventError> {
 /// that decodes the data only of the events it wants.
 pub fn split_frame(frame: &[u8]) -> Result<(String, Vec<u8>), EventError> {
     let v = Value::decode(frame)?;
-    let body = match v {
-        Value::Map(pairs) => match pairs.into_iter().find(|(k, _)| k.as_bytes() == Some(b"body")) {
-            Some((_, Value::Bytes(b))) => Some(b),
-            Some((_, Value::Str(s))) => Some(s.into_bytes()),
-            _ => None,
-        },
-        _ => None,
-    };
-    let mut body = body.ok_or(EventError::NoBody)?;
-    let sep = body.windows(2).position(|w| w == b"\n\n").ok_or(EventError::NoTag)?;
-    let tag = String::from_utf8_lossy(&body[..sep]).into_owned();
-    body.drain(..sep + 2);
-    Ok((tag, body))
+    let body = v.get("body").and_then(Value::as_bytes).ok_or(EventError::NoBody)?;
+    let (tag, data) = split_event(body)?;
+    Ok((tag, data.to_vec()))
 }
 
 /// Split `tag\n\n` + data.
 pub fn unpack_event(event: &[u8]) -> Result<(String, Value), EventError> {
+    let (tag, data) = split_event(event)?;
+    Ok((tag, Value::decode(data)?))
+}
+
+/// `tag\n\n` + data: the tag, and the data still encoded.
+fn split_event(event: &[u8]) -> Result<(String, &[u8]), EventError> {
     let sep = event.windows(2).position(|w| w == b"\n\n").ok_or(EventError::NoTag)?;
-    let tag = String::from_utf8_lossy(&event[..sep]).into_owned();
-    let data = Value::decode(&event[sep + 2..])?;
-    Ok((tag, data))
+    Ok((String::from_utf8_lossy(&event[..sep]).into_owned(), &event[sep + 2..]))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC.
