@@ -22,7 +22,7 @@ use log::warn;
 
 use super::{role, stop_signals, wait_readable, RoleError};
 use crate::names;
-use crate::zmqutil::{bind, bind_retry, bind_tcp};
+use crate::zmqutil::{bind, bind_retry, bind_tcp, size_connection_buffers, ConnectionBuffers};
 
 /// Serial, encrypt and sign one publication pushed by an MWorker.
 fn wrap(
@@ -71,7 +71,8 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
     role(names::PUBLISHER, move |ctx| {
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
-        let publ = zctx.socket(zmq::PUB)?;
+        let mut publ = zctx.socket(zmq::PUB)?;
+        size_connection_buffers(&mut publ, ConnectionBuffers::PUBLISH).map_err(RoleError::Fatal)?;
         let hwm = opt_i64(&cfg, "pub_hwm", 1000) as i32;
         publ.set_sndhwm(hwm)?;
         publ.set_rcvhwm(hwm)?;

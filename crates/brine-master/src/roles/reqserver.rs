@@ -21,7 +21,7 @@ use super::{role, stop_signals, wait_readable, wait_readable_with, RoleError};
 use crate::channel::{ReqServerChannel, VerifiedToks};
 use crate::names;
 use crate::runjobs::Token;
-use crate::zmqutil::{bind, bind_retry, bind_tcp};
+use crate::zmqutil::{bind, bind_retry, bind_tcp, size_connection_buffers, ConnectionBuffers};
 
 /// Request counts in memory shared with the ProcessManager (for its
 /// SIGUSR1 state dump): what MWorkerQueue took in on ret_port and sent
@@ -106,7 +106,8 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
         let retry = bind_retry(ctx.incarnation.max(parent_incarnation));
-        let front = zctx.socket(zmq::ROUTER)?;
+        let mut front = zctx.socket(zmq::ROUTER)?;
+        size_connection_buffers(&mut front, ConnectionBuffers::REQUESTS).map_err(RoleError::Fatal)?;
         front.set_linger(0)?;
         front.set_router_handover(true)?;
         front.set_tcp_keepalive(1)?;
