@@ -4,6 +4,22 @@ use std::time::{Duration, Instant};
 
 use brine_config::MasterConfig;
 
+/// The listen queue of 4505 and 4506: `zmq_backlog` (Salt's default is
+/// 1000), but no less than the kernel's limit (`net.core.somaxconn`, 4096
+/// on current kernels), which caps it anyway. When thousands of minions
+/// connect at once (a master restart), connections past a full queue are
+/// dropped by the kernel and each minion waits a second or more to try
+/// again, which costs it its sign-in's `auth_timeout`; a longer queue
+/// costs nothing while it is empty.
+pub fn listen_backlog(cfg: &MasterConfig) -> i32 {
+    let configured = cfg.get_i64("zmq_backlog").unwrap_or(1000);
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    i32::try_from(configured.max(somaxconn)).unwrap_or(i32::MAX)
+}
+
 /// Sizes of the buffers libzmq gives each connection of a socket that
 /// minions connect to (4505, 4506). libzmq's defaults (8 KiB batches for
 /// reading and for writing) suit a few busy peers; a master has thousands
@@ -111,6 +127,27 @@ mod tests {
         let rc = unsafe { zmq_sys::zmq_getsockopt(sock.as_mut_ptr(), opt, (&mut value as *mut i32).cast(), &mut len) };
         assert_eq!(rc, 0, "getsockopt {opt}");
         value
+    }
+
+    fn backlog_with(overrides: serde_json::Value) -> i32 {
+        let serde_json::Value::Object(o) = overrides else {
+            unreachable!()
+        };
+        listen_backlog(&MasterConfig::from_overrides(std::path::Path::new("/etc/salt"), o).unwrap())
+    }
+
+    #[test]
+    fn the_listen_queue_is_at_least_the_kernels() {
+        let somaxconn: i32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Salt's default (1000) is raised to the kernel's limit.
+        assert_eq!(backlog_with(serde_json::json!({})), somaxconn.max(1000));
+        assert_eq!(backlog_with(serde_json::json!({"zmq_backlog": 10})), somaxconn.max(10));
+        // More than the kernel's is passed on (the kernel caps it).
+        assert_eq!(backlog_with(serde_json::json!({"zmq_backlog": 100_000})), 100_000);
     }
 
     /// The sizes reach libzmq, which needs its draft API built in

@@ -22,7 +22,7 @@ use log::warn;
 
 use super::{role, stop_signals, wait_readable, RoleError};
 use crate::names;
-use crate::zmqutil::{bind, bind_retry, bind_tcp, size_connection_buffers, ConnectionBuffers};
+use crate::zmqutil::{bind, bind_retry, bind_tcp, listen_backlog, size_connection_buffers, ConnectionBuffers};
 
 /// Serial, encrypt and sign one publication pushed by an MWorker.
 fn wrap(
@@ -76,7 +76,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
         let hwm = opt_i64(&cfg, "pub_hwm", 1000) as i32;
         publ.set_sndhwm(hwm)?;
         publ.set_rcvhwm(hwm)?;
-        publ.set_backlog(opt_i64(&cfg, "zmq_backlog", 1000) as i32)?;
+        publ.set_backlog(listen_backlog(&cfg))?;
         publ.set_linger(0)?;
         if opt_bool(&cfg, "tcp_keepalive", true) {
             publ.set_tcp_keepalive(1)?;

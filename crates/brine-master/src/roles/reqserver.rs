@@ -21,7 +21,7 @@ use super::{role, stop_signals, wait_readable, wait_readable_with, RoleError};
 use crate::channel::{ReqServerChannel, VerifiedToks};
 use crate::names;
 use crate::runjobs::Token;
-use crate::zmqutil::{bind, bind_retry, bind_tcp, size_connection_buffers, ConnectionBuffers};
+use crate::zmqutil::{bind, bind_retry, bind_tcp, listen_backlog, size_connection_buffers, ConnectionBuffers};
 
 /// Request counts in memory shared with the ProcessManager (for its
 /// SIGUSR1 state dump): what MWorkerQueue took in on ret_port and sent
@@ -114,7 +114,7 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -
         front.set_tcp_keepalive_idle(60)?;
         front.set_tcp_keepalive_intvl(15)?;
         front.set_tcp_keepalive_cnt(3)?;
-        front.set_backlog(cfg.get("zmq_backlog").and_then(|v| v.as_i64()).unwrap_or(1000) as i32)?;
+        front.set_backlog(listen_backlog(&cfg))?;
         // Oversized requests are refused by ZeroMQ as the frame header
         // arrives: the connection is dropped, nothing reaches an MWorker.
         let max_request = crate::channel::max_request(&cfg);
