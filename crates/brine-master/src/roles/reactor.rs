@@ -17,9 +17,10 @@
 //! which must carry the master user's key; a reactor that is not the
 //! leader takes no action.
 
+use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Condvar;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -109,7 +110,7 @@ struct Reactor {
     cfg: MasterConfig,
     map: ReactorMap,
     leader: bool,
-    queue: SyncSender<Task>,
+    queue: Arc<TaskQueue>,
     hwm: usize,
     events: brine_proto::event::EventSender,
     last_check: Instant,
@@ -118,17 +119,7 @@ struct Reactor {
 
 impl Reactor {
     fn new(cfg: &MasterConfig, settings: &Settings) -> Reactor {
-        let (tx, rx) = sync_channel::<Task>(settings.worker_hwm);
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..settings.worker_threads {
-            let (cfg, rx, tx) = (cfg.clone(), rx.clone(), tx.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("reactor-{i}"))
-                .spawn(move || Worker::new(cfg, tx).run(&rx));
-            if let Err(e) = spawned {
-                error!("cannot start reactor worker thread {i}: {e}");
-            }
-        }
+        let tx = TaskQueue::new(cfg, settings);
         let map = ReactorMap::from_config(cfg);
         if !map.is_empty() {
             info!(
@@ -222,9 +213,9 @@ impl Reactor {
             data,
             reactors,
         };
-        match self.queue.try_send(task) {
+        match self.queue.push(task) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+            Err(Full) => {
                 if let Some(held) = self.dropped_log.allow() {
                     error!(
                         "Reactor: {} events already queued (reactor_worker_hwm); the event {} is dropped ({held} more dropped since the last report). Consider tuning reactor_worker_threads and/or reactor_worker_hwm",
@@ -233,10 +224,6 @@ impl Reactor {
                     );
                 }
             }
-            Err(TrySendError::Disconnected(_)) => error!(
-                "Reactor: no worker threads; the event {} is dropped",
-                tag.escape_debug()
-            ),
         }
     }
 
@@ -264,18 +251,101 @@ impl Reactor {
     }
 }
 
+/// The queue is full (`reactor_worker_hwm` tasks wait).
+struct Full;
+
+/// The pool's queue (Salt's TaskPool): at most `reactor_worker_hwm` tasks,
+/// held in a deque that grows as they come (a channel of that many slots
+/// made up front cost 2 MiB for a reactor that most masters never use),
+/// and its threads started as work arrives, up to
+/// `reactor_worker_threads`: one more whenever a task finds none idle.
+struct TaskQueue {
+    cfg: MasterConfig,
+    state: Mutex<QueueState>,
+    ready: Condvar,
+    hwm: usize,
+    max_threads: usize,
+}
+
+struct QueueState {
+    tasks: VecDeque<Task>,
+    /// Threads waiting in `pop`.
+    idle: usize,
+    threads: usize,
+}
+
+impl TaskQueue {
+    fn new(cfg: &MasterConfig, settings: &Settings) -> Arc<TaskQueue> {
+        Arc::new(TaskQueue {
+            cfg: cfg.clone(),
+            state: Mutex::new(QueueState {
+                tasks: VecDeque::new(),
+                idle: 0,
+                threads: 0,
+            }),
+            ready: Condvar::new(),
+            hwm: settings.worker_hwm,
+            max_threads: settings.worker_threads,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(self: &Arc<Self>, task: Task) -> Result<(), Full> {
+        let mut st = self.lock();
+        if st.tasks.len() >= self.hwm {
+            return Err(Full);
+        }
+        st.tasks.push_back(task);
+        let spawn = st.idle == 0 && st.threads < self.max_threads;
+        let index = st.threads;
+        if spawn {
+            st.threads += 1;
+        }
+        drop(st);
+        self.ready.notify_one();
+        if spawn {
+            let queue = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("reactor-{index}"))
+                .spawn(move || Worker::new(queue.cfg.clone(), queue).run());
+            if let Err(e) = spawned {
+                // The task stays queued for the threads there are, or for
+                // the next try.
+                self.lock().threads -= 1;
+                error!("cannot start reactor worker thread {index}: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn pop(&self) -> Task {
+        let mut st = self.lock();
+        loop {
+            if let Some(task) = st.tasks.pop_front() {
+                return task;
+            }
+            st.idle += 1;
+            st = self.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.idle -= 1;
+        }
+    }
+}
+
 /// One pool thread: its renderer, its client of the request port, its
 /// wheel context (each thread its own: nothing shared but the queue).
 struct Worker {
     cfg: MasterConfig,
-    queue: SyncSender<Task>,
+    queue: Arc<TaskQueue>,
     renderer: Option<Renderer>,
     local: Option<LocalClient>,
     wheel: Option<crate::services::Ctx>,
 }
 
 impl Worker {
-    fn new(cfg: MasterConfig, queue: SyncSender<Task>) -> Worker {
+    fn new(cfg: MasterConfig, queue: Arc<TaskQueue>) -> Worker {
         Worker {
             cfg,
             queue,
@@ -285,16 +355,11 @@ impl Worker {
         }
     }
 
-    fn run(mut self, rx: &Mutex<Receiver<Task>>) {
+    fn run(mut self) {
         loop {
-            let task = {
-                let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
-                rx.recv()
-            };
-            match task {
-                Ok(Task::Event { tag, data, reactors }) => self.react(&tag, &data, &reactors),
-                Ok(Task::Run { tag, reaction }) => self.run_master_side(&tag, reaction),
-                Err(_) => return,
+            match self.queue.pop() {
+                Task::Event { tag, data, reactors } => self.react(&tag, &data, &reactors),
+                Task::Run { tag, reaction } => self.run_master_side(&tag, reaction),
             }
         }
     }
@@ -331,7 +396,7 @@ impl Worker {
                         tag: tag.to_string(),
                         reaction: r,
                     };
-                    if self.queue.try_send(task).is_err() {
+                    if self.queue.push(task).is_err() {
                         error!(
                             "Reactor '{}' failed to execute {kind} '{}': TaskPool queue is full! Consider tuning reactor_worker_threads and/or reactor_worker_hwm",
                             id.escape_debug(),
