@@ -2,6 +2,7 @@
 //! runner and wheel calls of its `master_call`, all with the local user's
 //! key.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use brine_config::MasterConfig;
@@ -129,6 +130,10 @@ pub struct JobReturns {
     prefix: String,
     deadline: Instant,
     returned: Vec<String>,
+    /// The same, to look up (thousands of minions return to one job).
+    seen: HashSet<String>,
+    /// Expected minions that have not returned.
+    waiting: HashSet<String>,
 }
 
 impl JobReturns {
@@ -147,7 +152,7 @@ impl JobReturns {
             .job
             .minions
             .iter()
-            .filter(|m| !self.returned.contains(m))
+            .filter(|m| self.waiting.contains(*m))
             .cloned()
             .collect();
         out.dedup();
@@ -155,7 +160,7 @@ impl JobReturns {
     }
 
     fn done(&self) -> bool {
-        self.job.minions.iter().all(|m| self.returned.contains(m))
+        self.waiting.is_empty()
     }
 
     /// Wait `more` from now on for the returns still missing.
@@ -174,9 +179,10 @@ impl JobReturns {
             let Some(id) = ev.tag.strip_prefix(&self.prefix) else {
                 continue;
             };
-            if id.is_empty() || self.returned.iter().any(|r| r == id) {
+            if id.is_empty() || !self.seen.insert(id.to_string()) {
                 continue;
             }
+            self.waiting.remove(id);
             self.returned.push(id.to_string());
             return Ok(Some(Return {
                 minion: id.to_string(),
@@ -310,8 +316,10 @@ impl LocalClient {
             bus,
             prefix: format!("salt/job/{}/ret/", job.jid),
             deadline: Instant::now() + wait,
+            waiting: job.minions.iter().cloned().collect(),
             job,
             returned: Vec::new(),
+            seen: HashSet::new(),
         }))
     }
 
