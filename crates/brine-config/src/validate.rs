@@ -7,12 +7,14 @@ use serde_json::{Map, Value};
 
 static TABLE: &str = include_str!("valid_opts.txt");
 
+/// `TABLE` by option name, parsed once (every option of a config is looked
+/// up at each start of the master and of each CLI).
+static BY_KEY: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
+    std::sync::LazyLock::new(|| TABLE.lines().filter_map(|line| line.split_once(' ')).collect());
+
 /// The Python type names `VALID_OPTS` lists for `key`.
 pub fn valid_types(key: &str) -> Option<Vec<&'static str>> {
-    TABLE.lines().find_map(|line| {
-        let (k, t) = line.split_once(' ')?;
-        (k == key).then(|| t.split(',').collect())
-    })
+    BY_KEY.get(key).map(|t| t.split(',').collect())
 }
 
 /// `isinstance(v, <type named t>)` (a bool is an int, as in Python).
