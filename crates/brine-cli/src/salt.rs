@@ -180,7 +180,7 @@ fn run(o: &Opts) -> Result<i32> {
     let published = if o.is_async {
         client.publish(&job).map(|j| j.map(Waiting::No))
     } else {
-        client.run(&job, timeout).map(|r| r.map(Waiting::Yes))
+        client.run(&job, timeout).map(|r| r.map(|r| Waiting::Yes(Box::new(r))))
     };
     let waiting = match published {
         Ok(Some(w)) => w,
@@ -207,7 +207,7 @@ fn run(o: &Opts) -> Result<i32> {
             println!("Executed command with job ID: {}", job.jid);
             return Ok(0);
         }
-        Waiting::Yes(r) => r,
+        Waiting::Yes(r) => *r,
     };
     let jid = returns.job().jid.clone();
     if o.verbose && !o.static_out {
@@ -266,7 +266,7 @@ fn run(o: &Opts) -> Result<i32> {
 /// A published job: followed on the event bus, or only announced (`--async`).
 enum Waiting {
     No(brine_client::Job),
-    Yes(brine_client::JobReturns),
+    Yes(Box<brine_client::JobReturns>),
 }
 
 pub fn main(args: &[String]) -> i32 {
