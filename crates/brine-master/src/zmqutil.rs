@@ -35,16 +35,12 @@ pub struct ConnectionBuffers {
 }
 
 impl ConnectionBuffers {
-    /// ReqServer's ROUTER: one request in flight per minion (a sign-in of
-    /// about 700 bytes, returns of a few hundred, read past the batch
-    /// straight into their messages), one reply back.
-    pub const REQUESTS: Self = Self {
-        read_batch: 256,
-        write_batch: 512,
-    };
-    /// The publisher: minions send only subscriptions; a publication goes
-    /// out to every connection, and one write holds a small one whole.
-    pub const PUBLISH: Self = Self {
+    /// 4505 and 4506 alike. ReqServer's ROUTER has one request in flight
+    /// per minion (a sign-in of about 700 bytes, returns of a few hundred,
+    /// read past the batch straight into their messages) and one reply
+    /// back; minions send the publisher only subscriptions, and one write
+    /// holds a small publication whole.
+    pub const MINIONS: Self = Self {
         read_batch: 256,
         write_batch: 512,
     };
@@ -157,14 +153,14 @@ mod tests {
         let ctx = zmq::Context::new();
         let mut sock = ctx.socket(zmq::ROUTER).unwrap();
         assert_eq!(get_int(&mut sock, ZMQ_IN_BATCH_SIZE), 8192);
-        size_connection_buffers(&mut sock, ConnectionBuffers::REQUESTS).unwrap();
+        size_connection_buffers(&mut sock, ConnectionBuffers::MINIONS).unwrap();
         assert_eq!(
             get_int(&mut sock, ZMQ_IN_BATCH_SIZE),
-            ConnectionBuffers::REQUESTS.read_batch
+            ConnectionBuffers::MINIONS.read_batch
         );
         assert_eq!(
             get_int(&mut sock, ZMQ_OUT_BATCH_SIZE),
-            ConnectionBuffers::REQUESTS.write_batch
+            ConnectionBuffers::MINIONS.write_batch
         );
     }
 }

@@ -72,7 +72,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
         let mut publ = zctx.socket(zmq::PUB)?;
-        size_connection_buffers(&mut publ, ConnectionBuffers::PUBLISH).map_err(RoleError::Fatal)?;
+        size_connection_buffers(&mut publ, ConnectionBuffers::MINIONS).map_err(RoleError::Fatal)?;
         let hwm = opt_i64(&cfg, "pub_hwm", 1000) as i32;
         publ.set_sndhwm(hwm)?;
         publ.set_rcvhwm(hwm)?;

@@ -111,7 +111,6 @@ struct Reactor {
     map: ReactorMap,
     leader: bool,
     queue: Arc<TaskQueue>,
-    hwm: usize,
     events: brine_proto::event::EventSender,
     last_check: Instant,
     dropped_log: LogLimiter,
@@ -134,7 +133,6 @@ impl Reactor {
             map,
             leader: true,
             queue: tx,
-            hwm: settings.worker_hwm,
             events: brine_client::event_sender(cfg),
             last_check: Instant::now(),
             dropped_log: LogLimiter::new(5, Duration::from_secs(60)),
@@ -219,7 +217,7 @@ impl Reactor {
                 if let Some(held) = self.dropped_log.allow() {
                     error!(
                         "Reactor: {} events already queued (reactor_worker_hwm); the event {} is dropped ({held} more dropped since the last report). Consider tuning reactor_worker_threads and/or reactor_worker_hwm",
-                        self.hwm,
+                        self.queue.hwm,
                         tag.escape_debug()
                     );
                 }
@@ -258,7 +256,8 @@ struct Full;
 /// held in a deque that grows as they come (a channel of that many slots
 /// made up front cost 2 MiB for a reactor that most masters never use),
 /// and its threads started as work arrives, up to
-/// `reactor_worker_threads`: one more whenever a task finds none idle.
+/// `reactor_worker_threads`: one more whenever tasks outnumber the idle
+/// threads.
 struct TaskQueue {
     cfg: MasterConfig,
     state: Mutex<QueueState>,
@@ -299,7 +298,9 @@ impl TaskQueue {
             return Err(Full);
         }
         st.tasks.push_back(task);
-        let spawn = st.idle == 0 && st.threads < self.max_threads;
+        // More tasks waiting than idle threads to take them (a woken
+        // thread counts as idle until it has taken its task).
+        let spawn = st.tasks.len() > st.idle && st.threads < self.max_threads;
         let index = st.threads;
         if spawn {
             st.threads += 1;

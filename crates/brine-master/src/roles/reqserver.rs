@@ -107,7 +107,7 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -
         let zctx = zmq::Context::new();
         let retry = bind_retry(ctx.incarnation.max(parent_incarnation));
         let mut front = zctx.socket(zmq::ROUTER)?;
-        size_connection_buffers(&mut front, ConnectionBuffers::REQUESTS).map_err(RoleError::Fatal)?;
+        size_connection_buffers(&mut front, ConnectionBuffers::MINIONS).map_err(RoleError::Fatal)?;
         front.set_linger(0)?;
         front.set_router_handover(true)?;
         front.set_tcp_keepalive(1)?;
