@@ -152,6 +152,69 @@ fn an_oversized_frame_is_dropped_at_the_socket_and_logged() {
     watch.finish();
 }
 
+/// Bytes that are not ZMTP framing: ZeroMQ drops the connection, and the
+/// drop is logged with the peer's address and why.
+#[test]
+fn bytes_that_are_not_zeromq_are_dropped_and_logged() {
+    use std::io::Write;
+    let env = Env::new(1);
+    let mut master = env.start();
+    master.wait_ready();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", env.ret_port)).unwrap();
+    // Not 0xff first: libzmq reads a ZMTP 1.0 peer; a frame of length 0
+    // is malformed there.
+    conn.write_all(&[1, 0, 0, 0]).unwrap();
+    let local = conn.local_addr().unwrap();
+    let log = wait_log_line(&env, &format!("Dropped the connection from {local} to ret_port"));
+    assert!(log.contains("not ZeroMQ (its bytes are not ZMTP frames)"), "{log}");
+    let ping = Value::map([("cmd", Value::from("ping"))]);
+    assert_eq!(ask(env.ret_port, &[clear(ping.clone())]), ping.to_network());
+}
+
+/// MWorkerQueue out of file descriptors: the listener cannot accept, and
+/// says so (not a word from ZeroMQ itself); once descriptors are free
+/// again, minions connect as before.
+#[test]
+fn ret_port_out_of_descriptors_is_logged_plainly() {
+    let env = Env::new(1);
+    let mut master = env.start();
+    master.wait_ready();
+    let argv = format!("{BIN} -c {}", env.conf_dir.display());
+    let rs = master.named_children(master.pid, &argv)["ReqServer_ProcessManager"];
+    let queue = master.named_children(rs, &argv)["MWorkerQueue"];
+    let open = std::fs::read_dir(format!("/proc/{queue}/fd")).unwrap().count() as u64;
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit with no new limit only writes `old`.
+    assert_eq!(
+        unsafe { libc::prlimit(queue, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) },
+        0
+    );
+    let set_nofile = |n: u64| {
+        let lim = libc::rlimit {
+            rlim_cur: n,
+            rlim_max: old.rlim_max,
+        };
+        // SAFETY: prlimit reads `lim`.
+        let rc = unsafe { libc::prlimit(queue, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    };
+    set_nofile(open + 2);
+    let conns: Vec<_> = (0..8)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", env.ret_port)).unwrap())
+        .collect();
+    let log = wait_log_line(&env, "ret_port cannot accept connections: Too many open files");
+    assert!(log.contains("Raise max_open_files"), "{log}");
+    let lines = log.matches("cannot accept connections").count();
+    assert!((1..=3).contains(&lines), "{lines} lines:\n{log}");
+    drop(conns);
+    set_nofile(old.rlim_cur);
+    let ping = Value::map([("cmd", Value::from("ping"))]);
+    assert_eq!(ask(env.ret_port, &[clear(ping.clone())]), ping.to_network());
+}
+
 /// Thousands of new ids in `_auth` would each leave a key in
 /// `minions_pre`: past max_pending_keys a new id is answered "full" (as
 /// max_minions answers), nothing is written, and the refusals are logged

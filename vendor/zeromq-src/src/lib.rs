@@ -317,7 +317,10 @@ impl Build {
         // the draft API is always built.
         let _ = self.enable_draft;
         build.define("ZMQ_BUILD_DRAFT_API", "1");
-        println!("cargo:rerun-if-changed={}", vendor.join("src/config.hpp").display());
+        // Brine changes libzmq's sources (README.brine.md): a change to any
+        // of them rebuilds it (cargo watches every file under a directory).
+        println!("cargo:rerun-if-changed={}", vendor.join("src").display());
+        println!("cargo:rerun-if-changed={}", vendor.join("include").display());
 
         build.define("ZMQ_USE_CV_IMPL_STL11", "1");
         build.define("ZMQ_STATIC", "1");

@@ -5,11 +5,11 @@ pub mod eventreturn;
 pub mod events;
 pub mod logging;
 pub mod maintenance;
+pub mod portmonitor;
 pub mod publisher;
 pub mod pyloader;
 pub mod reactor;
 pub mod reqserver;
-pub mod retmonitor;
 
 use brine_proc::supervisor::{ChildContext, ChildSpec};
 use brine_proc::EXIT_FATAL;

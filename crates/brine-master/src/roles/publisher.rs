@@ -20,6 +20,7 @@ use crate::channel::AesKey;
 use brine_proc::supervisor::ChildSpec;
 use log::warn;
 
+use super::portmonitor::PortMonitor;
 use super::{role, stop_signals, wait_readable, RoleError};
 use crate::names;
 use crate::zmqutil::{bind, bind_retry, bind_tcp, listen_backlog, size_connection_buffers, ConnectionBuffers};
@@ -86,6 +87,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
         }
         publ.set_heartbeat_ivl(opt_i64(&cfg, "zmq_heartbeat_ivl", 10_000) as i32)?;
         publ.set_heartbeat_timeout(opt_i64(&cfg, "zmq_heartbeat_timeout", 30_000) as i32)?;
+        let mut monitor = PortMonitor::new(&zctx, &mut publ, "publish_port", None)?;
         bind_tcp(&publ, &cfg, cfg.publish_port, bind_retry(ctx.incarnation)).map_err(RoleError::Fatal)?;
 
         let pull = zctx.socket(zmq::PULL)?;
@@ -112,8 +114,11 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
             .map_err(|e| RoleError::Fatal(format!("publish_signing_algorithm: {e}")))?;
         let filtering = cfg.get_bool("zmq_filtering").unwrap_or(false);
         loop {
-            if wait_readable(&[&pull], &sig)?.is_none() {
+            let Some(ready) = wait_readable(&[&pull, monitor.socket()], &sig)? else {
                 return Ok(());
+            };
+            if ready[1] {
+                monitor.turn()?;
             }
             while let Ok(msg) = pull.recv_bytes(zmq::DONTWAIT) {
                 match wrap(&msg, &mut aes_key, &aes, &master_key, sign.then_some(sig_algo)) {

@@ -16,7 +16,7 @@ use brine_config::MasterConfig;
 use brine_proc::shm::{SharedCell, SharedCounters};
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 
-use super::retmonitor::RetMonitor;
+use super::portmonitor::PortMonitor;
 use super::{role, stop_signals, wait_readable, wait_readable_with, RoleError};
 use crate::channel::{ReqServerChannel, VerifiedToks};
 use crate::names;
@@ -119,7 +119,12 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -
         // arrives: the connection is dropped, nothing reaches an MWorker.
         let max_request = crate::channel::max_request(&cfg);
         front.set_maxmsgsize(i64::try_from(max_request).unwrap_or(i64::MAX))?;
-        let mut monitor = RetMonitor::new(&zctx, &front, max_request as u64)?;
+        let mut monitor = PortMonitor::new(
+            &zctx,
+            &mut front,
+            "ret_port",
+            Some(("request_max_size", max_request as u64)),
+        )?;
         bind_tcp(&front, &cfg, cfg.ret_port, retry).map_err(RoleError::Fatal)?;
         let back = zctx.socket(zmq::DEALER)?;
         back.set_linger(0)?;

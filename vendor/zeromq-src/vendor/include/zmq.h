@@ -476,6 +476,10 @@ ZMQ_EXPORT const char *zmq_msg_gets (const zmq_msg_t *msg_,
 #define ZMQ_PROTOCOL_ERROR_ZAP_INVALID_STATUS_CODE 0x20000004
 #define ZMQ_PROTOCOL_ERROR_ZAP_INVALID_METADATA 0x20000005
 #define ZMQ_PROTOCOL_ERROR_WS_UNSPECIFIED 0x30000000
+/*  Brine: the peer sent bytes the decoder refused after the handshake  */
+/*  (stream_engine_base.cpp): a frame over ZMQ_MAXMSGSIZE, or not ZMTP.  */
+#define ZMQ_PROTOCOL_ERROR_BRINE_MSGSIZE 0x1B000001
+#define ZMQ_PROTOCOL_ERROR_BRINE_UNDECODABLE 0x1B000002
 
 ZMQ_EXPORT void *zmq_socket (void *, int type_);
 ZMQ_EXPORT int zmq_close (void *s_);

@@ -298,12 +298,15 @@ bool zmq::stream_engine_base_t::in_event_internal ()
 
     int rc = 0;
     size_t processed = 0;
+    bool undecodable = false;
 
     while (_insize > 0) {
         rc = _decoder->decode (_inpos, _insize, processed);
         zmq_assert (processed <= _insize);
         _inpos += processed;
         _insize -= processed;
+        if (rc == -1)
+            undecodable = true;
         if (rc == 0 || rc == -1)
             break;
         rc = (this->*_process_msg) (_decoder->msg ());
@@ -315,6 +318,8 @@ bool zmq::stream_engine_base_t::in_event_internal ()
     //  or the session has rejected the message.
     if (rc == -1) {
         if (errno != EAGAIN) {
+            if (undecodable)
+                signal_undecodable ();
             error (protocol_error);
             return false;
         }
@@ -429,12 +434,15 @@ bool zmq::stream_engine_base_t::restart_input ()
         return true;
     }
 
+    bool undecodable = false;
     while (_insize > 0) {
         size_t processed = 0;
         rc = _decoder->decode (_inpos, _insize, processed);
         zmq_assert (processed <= _insize);
         _inpos += processed;
         _insize -= processed;
+        if (rc == -1)
+            undecodable = true;
         if (rc == 0 || rc == -1)
             break;
         rc = (this->*_process_msg) (_decoder->msg ());
@@ -448,6 +456,8 @@ bool zmq::stream_engine_base_t::restart_input ()
         error (connection_error);
         return false;
     } else if (rc == -1) {
+        if (undecodable)
+            signal_undecodable ();
         error (protocol_error);
         return false;
     }
@@ -677,6 +687,19 @@ int zmq::stream_engine_base_t::pull_msg_from_session (msg_t *msg_)
 int zmq::stream_engine_base_t::push_msg_to_session (msg_t *msg_)
 {
     return _session->push_msg (msg_);
+}
+
+//  Brine: upstream tears a connection down without any monitor event
+//  that says why when its peer sends bytes the decoder refuses (a frame
+//  over ZMQ_MAXMSGSIZE, or bytes that are not ZMTP framing). Report it as
+//  a protocol failure, so that the socket's monitor can name the peer;
+//  must run while errno still holds the decoder's error.
+void zmq::stream_engine_base_t::signal_undecodable ()
+{
+    _socket->event_handshake_failed_protocol (
+      _endpoint_uri_pair, errno == EMSGSIZE
+                            ? ZMQ_PROTOCOL_ERROR_BRINE_MSGSIZE
+                            : ZMQ_PROTOCOL_ERROR_BRINE_UNDECODABLE);
 }
 
 void zmq::stream_engine_base_t::error (error_reason_t reason_)

@@ -82,6 +82,7 @@ class stream_engine_base_t : public io_object_t, public i_engine
 
     //  Function to handle network disconnections.
     virtual void error (error_reason_t reason_);
+    void signal_undecodable ();
 
     int next_handshake_command (msg_t *msg_);
     int process_handshake_command (msg_t *msg_);
