@@ -67,6 +67,9 @@ impl PortMonitor {
             return Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }));
         }
         let sock = ctx.socket(zmq::PAIR)?;
+        // No high-water mark: libzmq's I/O thread sends the events without
+        // DONTWAIT, and would block on a full pipe.
+        sock.set_rcvhwm(0)?;
         sock.set_linger(0)?;
         sock.connect(&endpoint)?;
         Ok(PortMonitor {

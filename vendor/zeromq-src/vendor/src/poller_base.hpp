@@ -31,6 +31,7 @@
 #define __ZMQ_POLLER_BASE_HPP_INCLUDED__
 
 #include <map>
+#include <utility>
 
 #include "clock.hpp"
 #include "atomic_counter.hpp"
@@ -150,6 +151,18 @@ class poller_base_t
     };
     typedef std::multimap<uint64_t, timer_info_t> timers_t;
     timers_t _timers;
+
+    //  Brine: each timer's place in _timers by its sink and id, so that
+    //  cancel_timer is O(log n) rather than a scan of every timer. Every
+    //  connection has its own timers (handshake, heartbeat) on its I/O
+    //  thread, and a heartbeat timeout timer is cancelled whenever a
+    //  message arrives: with 10,000s of connections the scan was most of
+    //  the I/O thread's time.
+    typedef std::multimap<std::pair<zmq::i_poll_events *, int>,
+                          timers_t::iterator>
+      timer_index_t;
+    timer_index_t _timer_index;
+    void unindex_timer (timers_t::iterator it_);
 
     //  Load of the poller. Currently the number of file descriptors
     //  registered.
