@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use brine_swarm::keys;
-use brine_swarm::minion::{ramp_delay, Identity, Minion, MinionOpts};
+use brine_swarm::minion::{ramp_delay, source_address, Identity, Minion, MinionOpts};
 use brine_swarm::stats::{epoch_us, merge, Stats};
 use nix::sys::signal::{kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::{fork, pipe, ForkResult, Pid};
@@ -368,7 +368,9 @@ fn child(args: &Args, k: usize, out: OwnedFd, go: OwnedFd) -> Result<()> {
     for &i in &mine {
         let key = keys::load(&args.keys_dir, args.keysize, i).with_context(|| format!("key {i}"))?;
         let id = format!("{}{i:05}", args.id_prefix);
-        idents.push(Arc::new(Identity::new(id, key).map_err(anyhow::Error::msg)?));
+        let mut ident = Identity::new(id, key).map_err(anyhow::Error::msg)?;
+        ident.source = source_address(args.opts.ret_addr.ip(), &ident.id);
+        idents.push(Arc::new(ident));
     }
     emit(&out, &json!({"event": "loaded"}));
     let mut byte = [0u8; 1];

@@ -63,6 +63,35 @@ pub struct Identity {
     pub key: PrivateKey,
     pub pub_pem: String,
     pub tok: Vec<u8>,
+    /// The address this minion's connections come from (None: the
+    /// kernel's choice). See [`source_address`].
+    pub source: Option<std::net::IpAddr>,
+}
+
+/// The source address of minion `id` when the master is on loopback.
+/// 127.0.0.1 has 28,232 ephemeral ports (Linux's default range) and a
+/// minion holds two connections to the master's one address: past ~10,000
+/// minions (with the reconnects' TIME_WAITs) the kernel spends most of a
+/// `connect` searching for a free port (`__inet_hash_connect`), which a
+/// real estate, whose minions each have their own address, never pays.
+/// Each minion comes from one of 127.0.1.1–127.0.1.200 by a hash of its id,
+/// so that swarms with different id prefixes spread the same way.
+pub fn source_address(master: std::net::IpAddr, id: &str) -> Option<std::net::IpAddr> {
+    match master {
+        std::net::IpAddr::V4(v4) if v4.is_loopback() => {
+            // FNV-1a: stable across processes and runs.
+            let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+            Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+                127,
+                0,
+                1,
+                1 + (h % 200) as u8,
+            )))
+        }
+        _ => None,
+    }
 }
 
 impl Identity {
@@ -70,7 +99,13 @@ impl Identity {
         let pem = key.public_key().to_pem_spki().map_err(|e| e.to_string())?;
         let pub_pem = brine_py::clean_key(&String::from_utf8_lossy(&pem));
         let tok = key.x931_encrypt(b"salt").map_err(|e| e.to_string())?;
-        Ok(Identity { id, key, pub_pem, tok })
+        Ok(Identity {
+            id,
+            key,
+            pub_pem,
+            tok,
+            source: None,
+        })
     }
 }
 
@@ -90,6 +125,7 @@ enum ReqFail {
 /// Salt's request client does.
 struct ReqClient {
     addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
     conn: Option<(zmtp::Reader, zmtp::Writer)>,
 }
 
@@ -135,7 +171,7 @@ impl ReqClient {
             // Like libzmq's reconnect: keep trying until the try's deadline.
             let mut wait = Duration::from_millis(100);
             loop {
-                match zmtp::connect(self.addr, SocketType::Dealer, None).await {
+                match zmtp::connect(self.addr, self.source, SocketType::Dealer, None).await {
                     Ok(c) => {
                         self.conn = Some(c);
                         break;
@@ -183,6 +219,7 @@ impl Minion {
     pub fn new(ident: Arc<Identity>, opts: Arc<MinionOpts>, stats: Arc<Stats>) -> Minion {
         let req = ReqClient {
             addr: opts.ret_addr,
+            source: ident.source,
             conn: None,
         };
         Minion {
@@ -244,7 +281,7 @@ impl Minion {
         let addr = SocketAddr::new(self.opts.ret_addr.ip(), port);
         let mut wait = Duration::from_millis(100);
         loop {
-            match zmtp::connect(addr, SocketType::Sub, None).await {
+            match zmtp::connect(addr, self.ident.source, SocketType::Sub, None).await {
                 Ok((rd, mut wr)) => {
                     let ok = if self.opts.zmq_filtering {
                         let hash = hex_sha1(self.ident.id.as_bytes());

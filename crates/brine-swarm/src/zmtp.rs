@@ -110,10 +110,22 @@ pub enum Incoming {
 /// Connect, exchange greetings and READY commands.
 pub async fn connect(
     addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
     socket_type: SocketType,
     identity: Option<&[u8]>,
 ) -> Result<(Reader, Writer), ZmtpError> {
-    let stream = TcpStream::connect(addr).await?;
+    let stream = match source {
+        None => TcpStream::connect(addr).await?,
+        Some(ip) => {
+            let sock = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            sock.bind(SocketAddr::new(ip, 0))?;
+            sock.connect(addr).await?
+        }
+    };
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(16 * 1024, rd);
@@ -265,9 +277,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let (mut rd, mut wr) = connect(paddr, SocketType::Sub, None).await.unwrap();
+            let (mut rd, mut wr) = connect(paddr, None, SocketType::Sub, None).await.unwrap();
             wr.subscribe(b"").await.unwrap();
-            let (mut qr, mut qw) = connect(raddr, SocketType::Dealer, Some(b"id1")).await.unwrap();
+            let (mut qr, mut qw) = connect(raddr, None, SocketType::Dealer, Some(b"id1")).await.unwrap();
             qw.send(&[b"", &[9u8; 1000]]).await.unwrap();
             match qr.recv().await.unwrap() {
                 Incoming::Message(m) => assert_eq!(m, vec![Vec::new(), vec![9u8; 1000]]),
