@@ -215,6 +215,52 @@ fn ret_port_out_of_descriptors_is_logged_plainly() {
     assert_eq!(ask(env.ret_port, &[clear(ping.clone())]), ping.to_network());
 }
 
+/// An auth storm bigger than the master's RSA rate: sign-ins that waited
+/// longer than `sign_in_max_wait` for an MWorker (their minions have
+/// stopped waiting) are dropped unanswered, without an RSA signature, and
+/// the worker goes on with the fresh ones; a few log lines say so.
+#[test]
+fn sign_ins_that_waited_too_long_are_dropped_unanswered() {
+    let env = Env::with_extra(1, "sign_in_max_wait: 1\nauto_accept: True\n");
+    let mut master = env.start();
+    master.wait_ready();
+    let pem = pem();
+    let ctx = zmq::Context::new();
+    let s = ctx.socket(zmq::DEALER).unwrap();
+    s.set_linger(0).unwrap();
+    s.set_sndhwm(0).unwrap();
+    s.connect(&format!("tcp://127.0.0.1:{}", env.ret_port)).unwrap();
+    // One MWorker, one RSA signature per answer: far more than a second's
+    // worth of sign-ins, all queued at once.
+    let sent = 4000;
+    for _ in 0..sent {
+        let req = clear(Value::map([
+            ("cmd", Value::from("_auth")),
+            ("id", Value::from("stormy")),
+            ("nonce", Value::from(new_nonce())),
+            ("pub", Value::from(pem.as_str())),
+            ("enc_algo", Value::from("OAEP-SHA1")),
+            ("sig_algo", Value::from("PKCS1v15-SHA1")),
+        ]));
+        s.send_multipart([&b""[..], &req[..]], 0).unwrap();
+    }
+    s.set_rcvtimeo(3000).unwrap();
+    let mut answered = 0;
+    let start = Instant::now();
+    while s.recv_multipart(0).is_ok() {
+        answered += 1;
+    }
+    eprintln!("{answered} of {sent} sign-ins answered in {:?}", start.elapsed());
+    assert!(answered > 0 && answered < sent, "{answered} of {sent} answered");
+    let log = wait_log_line(&env, "over sign_in_max_wait (1 s): dropped unanswered");
+    assert!(log.contains("sign-in of \"stormy\" from 127.0.0.1 waited"), "{log}");
+    let lines = log.matches("over sign_in_max_wait").count();
+    assert!((1..=3).contains(&lines), "{lines} lines:\n{log}");
+    // The worker is free again: a sign-in now is answered, with the
+    // accepted minion's keys (an answer without `ret`).
+    assert_eq!(auth_ret(env.ret_port, "stormy", &pem), Value::Nil);
+}
+
 /// Thousands of new ids in `_auth` would each leave a key in
 /// `minions_pre`: past max_pending_keys a new id is answered "full" (as
 /// max_minions answers), nothing is written, and the refusals are logged

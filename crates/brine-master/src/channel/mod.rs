@@ -31,6 +31,24 @@ pub use toks::{VerifiedToks, SLOTS as TOK_SLOTS};
 /// Brine option `request_max_size` says otherwise.
 pub const MAX_REQUEST: usize = 100 * 1024 * 1024;
 
+/// How long a sign-in may wait for an MWorker and still be answered
+/// (`sign_in_max_wait`, Brine's option, seconds; 0 = no limit): 5 s,
+/// salt-minion's default `auth_timeout`. A minion stops waiting for its
+/// `_auth` answer after `auth_timeout` and signs in again with a new
+/// request; answering the old one costs the master an RSA signature that
+/// nobody reads. In an auth storm larger than the master's RSA rate those
+/// answers are what the queue fills with, until every answer comes too late
+/// and no minion gets in (the collapse Python Salt shows at 10,000
+/// minions); dropping them keeps the master's signatures for minions that
+/// are still waiting.
+pub fn sign_in_max_wait(cfg: &MasterConfig) -> Option<std::time::Duration> {
+    match cfg.get_u64("sign_in_max_wait") {
+        Some(0) => None,
+        Some(s) => Some(std::time::Duration::from_secs(s)),
+        None => Some(std::time::Duration::from_secs(5)),
+    }
+}
+
 /// The largest request accepted on ret_port (`request_max_size`): the
 /// ROUTER's `ZMQ_MAXMSGSIZE`, and checked again by the MWorkers.
 pub fn max_request(cfg: &MasterConfig) -> usize {
@@ -90,6 +108,13 @@ pub struct ReqServerChannel {
     /// `max_pending_keys` (0: no limit) and its refusals' log lines.
     max_pending_keys: u64,
     pending_log: crate::loglimit::LogLimiter,
+    /// `sign_in_max_wait`: a sign-in that waited longer than this for an
+    /// MWorker is dropped unanswered (None: never); how long the request
+    /// being handled waited; whether it was dropped; the drops' log lines.
+    sign_in_max_wait: Option<std::time::Duration>,
+    queued: std::time::Duration,
+    unanswered: bool,
+    stale_log: crate::loglimit::LogLimiter,
     /// `master_stats`: counts per command, None when off.
     stats: Option<stats::MasterStats>,
     /// The request just handled waits for a runner job (its reply is not
@@ -191,6 +216,10 @@ impl ReqServerChannel {
             peer: String::new(),
             max_pending_keys: cfg.get_u64("max_pending_keys").unwrap_or(auth::MAX_PENDING_KEYS),
             pending_log: crate::loglimit::LogLimiter::new(10, std::time::Duration::from_secs(60)),
+            sign_in_max_wait: sign_in_max_wait(&cfg),
+            queued: std::time::Duration::ZERO,
+            unanswered: false,
+            stale_log: crate::loglimit::LogLimiter::new(3, std::time::Duration::from_secs(60)),
             aes: AesKey::new(aes),
             services: Services::new(cfg.clone(), zctx)?,
             stats: None,
@@ -232,6 +261,18 @@ impl ReqServerChannel {
     /// `handle` returned is not sent.
     pub fn take_deferred(&mut self) -> Option<Token> {
         self.deferred.take()
+    }
+
+    /// How long the next request waited between MWorkerQueue and this
+    /// worker.
+    pub fn set_queued(&mut self, waited: std::time::Duration) {
+        self.queued = waited;
+    }
+
+    /// Whether the request just handled is to be dropped without an
+    /// answer (a sign-in its minion has stopped waiting for).
+    pub fn take_unanswered(&mut self) -> bool {
+        std::mem::take(&mut self.unanswered)
     }
 
     /// Whether the last request's eauth credentials were refused: its
@@ -305,6 +346,32 @@ impl ReqServerChannel {
         }
     }
 
+    /// A sign-in older than `sign_in_max_wait`: logged (a few lines a
+    /// minute, the rest counted) and left unanswered.
+    fn drop_stale_sign_in(&mut self, load: &Value) {
+        self.unanswered = true;
+        if let Some(more) = self.stale_log.allow() {
+            let id = load.get("id").and_then(Value::as_str).unwrap_or("");
+            warn!(
+                "sign-in of {:?} from {} waited {:.1} s for an MWorker, over sign_in_max_wait ({} s): dropped \
+                 unanswered, its minion has stopped waiting and signs in again{}",
+                id.chars().take(128).collect::<String>(),
+                if self.peer.is_empty() {
+                    "an unidentified peer"
+                } else {
+                    &self.peer
+                },
+                self.queued.as_secs_f64(),
+                self.sign_in_max_wait.map_or(0, |d| d.as_secs()),
+                if more > 0 {
+                    format!(" ({more} more since the last such line)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+
     /// The decoded envelope is left in `slot`, so that a refusal can name
     /// the sender as the request does.
     fn try_handle(&mut self, body: &[u8], slot: &mut Option<Value>) -> Result<Vec<u8>, String> {
@@ -348,6 +415,10 @@ impl ReqServerChannel {
                     return Ok(Value::from("bad load: id contains a null byte").to_network());
                 }
                 match cmd.parse::<ClearCmd>() {
+                    Ok(ClearCmd::Auth) if self.sign_in_max_wait.is_some_and(|max| self.queued > max) => {
+                        self.drop_stale_sign_in(load);
+                        Ok(Vec::new())
+                    }
                     Ok(ClearCmd::Auth) => self.auth(load, version),
                     Ok(c) => match self.run(c.as_str(), |s| s.clear(c, load))? {
                         ClearReply::Now(bytes) => Ok(bytes),

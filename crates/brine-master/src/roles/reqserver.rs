@@ -17,7 +17,7 @@ use brine_proc::shm::{SharedCell, SharedCounters};
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 
 use super::portmonitor::PortMonitor;
-use super::{role, stop_signals, wait_readable, wait_readable_with, RoleError};
+use super::{role, stop_signals, wait_readable_with, RoleError};
 use crate::channel::{ReqServerChannel, VerifiedToks};
 use crate::names;
 use crate::runjobs::Token;
@@ -128,6 +128,11 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -
         bind_tcp(&front, &cfg, cfg.ret_port, retry).map_err(RoleError::Fatal)?;
         let back = zctx.socket(zmq::DEALER)?;
         back.set_linger(0)?;
+        // The queue of requests no MWorker has taken yet lives here, where
+        // each is stamped with its arrival (a sign-in that waited longer
+        // than its minion does is dropped unanswered), rather than
+        // unstamped in ret_port's per-connection pipes.
+        back.set_sndhwm(i32::try_from(REQUEST_QUEUE / cfg.worker_threads.max(1)).unwrap_or(i32::MAX))?;
         let workers = cfg.sock_dir.join("workers.ipc");
         bind(&back, &format!("ipc://{}", workers.display()), retry).map_err(RoleError::Fatal)?;
         std::fs::set_permissions(&workers, std::fs::Permissions::from_mode(0o600))?;
@@ -136,11 +141,25 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -
         let mut msg = zmq::Message::new();
         let mut addr = Vec::with_capacity(64);
         loop {
-            let Some(ready) = wait_readable(&[&front, &back, monitor.socket()], &sig)? else {
+            // Requests are taken from ret_port only while the workers' side
+            // can queue one more (each MWorker's pipe holds its high-water
+            // mark): a blocking send here would stop this loop from moving
+            // the workers' replies, and a worker whose replies are not read
+            // blocks in turn, each waiting for the other. Until a worker
+            // takes one, requests wait in ret_port's own queues (and the
+            // minions' TCP buffers), and the loop looks again every 20 ms
+            // (a worker that drops a request does not answer).
+            let room = back.get_events()?.contains(zmq::POLLOUT);
+            let polled = if room {
+                wait_readable_with(&[&back, monitor.socket(), &front], &[], &sig, None)?
+            } else {
+                wait_readable_with(&[&back, monitor.socket()], &[], &sig, Some(Duration::from_millis(20)))?
+            };
+            let Some(ready) = polled else {
                 return Ok(());
             };
-            let (f, b) = (ready[0], ready[1]);
-            if ready[2] {
+            let (b, f) = (ready[0], ready.get(2).copied().unwrap_or(false));
+            if ready[1] {
                 monitor.turn()?;
             }
             if f {
@@ -155,11 +174,23 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -
     })
 }
 
+/// Requests queued for the MWorkers at most (each MWorker's pipe holds its
+/// share): a 20,000-minion auth storm fits, and a sign-in is ~1 KiB.
+const REQUEST_QUEUE: usize = 20_000;
+
+/// Milliseconds on the system's monotonic clock (the same in every
+/// process of the machine).
+fn monotonic_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| (t.tv_sec() as u64) * 1000 + (t.tv_nsec() as u64) / 1_000_000)
+}
+
 /// Move every whole multipart message waiting on `from` to `to`. With
 /// `peer_addr` (requests from ret_port), one more frame follows each
-/// message: the TCP address it came from (ZeroMQ's `Peer-Address`
-/// property of the last frame, empty if it has none), so that the MWorker
-/// can name the peer. The REP socket of the MWorker strips the routing
+/// message: when MWorkerQueue took it (8 bytes, little-endian
+/// [`monotonic_ms`]) and the TCP address it came from (ZeroMQ's
+/// `Peer-Address` property of the last frame, empty if it has none), so
+/// that the MWorker can tell how long it waited and name the peer. The REP socket of the MWorker strips the routing
 /// envelope and hands over the request's frames, then this one. Returns
 /// how many whole messages moved.
 fn forward(
@@ -170,6 +201,12 @@ fn forward(
 ) -> Result<u64, RoleError> {
     let mut moved = 0;
     loop {
+        // A ROUTER always has room (it drops what a gone peer cannot
+        // take); the workers' DEALER has room until every MWorker's pipe is
+        // at its high-water mark.
+        if !to.get_events()?.contains(zmq::POLLOUT) {
+            return Ok(moved);
+        }
         match from.recv(msg, zmq::DONTWAIT) {
             Ok(()) => {}
             Err(zmq::Error::EAGAIN) => return Ok(moved),
@@ -181,6 +218,7 @@ fn forward(
             let addr = match peer_addr.as_deref_mut() {
                 Some(buf) if !more => {
                     buf.clear();
+                    buf.extend_from_slice(&monotonic_ms().to_le_bytes());
                     buf.extend_from_slice(msg.gets("Peer-Address").unwrap_or("").as_bytes());
                     Some(&buf[..])
                 }
@@ -303,12 +341,18 @@ fn worker_spec(
                         frames += 1;
                     }
                 }
-                let peer = if frames > 1 {
-                    let a = last.as_str().unwrap_or("");
-                    a.strip_prefix("::ffff:").unwrap_or(a)
-                } else {
-                    ""
+                let (peer, waited) = match (frames > 1).then(|| last.split_at_checked(8)).flatten() {
+                    Some((at, addr)) => {
+                        let at = u64::from_le_bytes(at.try_into().expect("8 bytes"));
+                        let a = std::str::from_utf8(addr).unwrap_or("");
+                        (
+                            a.strip_prefix("::ffff:").unwrap_or(a),
+                            monotonic_ms().saturating_sub(at),
+                        )
+                    }
+                    None => ("", 0),
                 };
+                handler.set_queued(Duration::from_millis(waited));
                 busy.store(now_ms(), Relaxed);
                 let arrived = Instant::now();
                 let reply = if frames <= 2 {
@@ -327,6 +371,7 @@ fn worker_spec(
                     Some(token) => {
                         waiting.insert(token, env);
                     }
+                    None if handler.take_unanswered() => {}
                     None if handler.take_auth_failure() => delayed.push((arrived + failure_delay(), env, reply)),
                     None => send_reply(&sock, env, reply)?,
                 }
