@@ -38,6 +38,7 @@ const USAGE: &str = "usage: brine-swarm [options]
   --rejected-retry         keep retrying when rejected
   --return-timeout S       per return try (60)       --return-tries N (3)
   --zmq-filtering          subscribe to broadcast + sha1(id) only
+  --spread-sources         connect from 127.0.1.1-200 (by id) when the master is on loopback
   --ramp S                 spread the minions' first contact over S seconds (0: all at once)
   --duration S             stop after S seconds (0: at SIGTERM/SIGINT)
   --report FILE            also write the final report there
@@ -58,6 +59,7 @@ struct Args {
     duration: Duration,
     report: Option<PathBuf>,
     gen_keys: bool,
+    spread_sources: bool,
     log_level: log::LevelFilter,
 }
 
@@ -77,6 +79,7 @@ fn parse_args() -> Result<Args> {
         duration: Duration::ZERO,
         report: None,
         gen_keys: false,
+        spread_sources: false,
         log_level: log::LevelFilter::Warn,
     };
     let mut it = std::env::args().skip(1);
@@ -104,6 +107,7 @@ fn parse_args() -> Result<Args> {
             "--duration" => a.duration = secs(val()?)?,
             "--report" => a.report = Some(val()?.into()),
             "--gen-keys" => a.gen_keys = true,
+            "--spread-sources" => a.spread_sources = true,
             "-l" | "--log-level" => {
                 a.log_level = match val()?.as_str() {
                     "error" => log::LevelFilter::Error,
@@ -369,7 +373,9 @@ fn child(args: &Args, k: usize, out: OwnedFd, go: OwnedFd) -> Result<()> {
         let key = keys::load(&args.keys_dir, args.keysize, i).with_context(|| format!("key {i}"))?;
         let id = format!("{}{i:05}", args.id_prefix);
         let mut ident = Identity::new(id, key).map_err(anyhow::Error::msg)?;
-        ident.source = source_address(args.opts.ret_addr.ip(), &ident.id);
+        if args.spread_sources {
+            ident.source = source_address(args.opts.ret_addr.ip(), &ident.id);
+        }
         idents.push(Arc::new(ident));
     }
     emit(&out, &json!({"event": "loaded"}));

@@ -75,7 +75,9 @@ pub struct Identity {
 /// `connect` searching for a free port (`__inet_hash_connect`), which a
 /// real estate, whose minions each have their own address, never pays.
 /// Each minion comes from one of 127.0.1.1–127.0.1.200 by a hash of its id,
-/// so that swarms with different id prefixes spread the same way.
+/// so that swarms with different id prefixes spread the same way
+/// (`--spread-sources`; off by default, because Salt's `connected_ids`
+/// counts only 127.0.0.1 as standing for the host's own addresses).
 pub fn source_address(master: std::net::IpAddr, id: &str) -> Option<std::net::IpAddr> {
     match master {
         std::net::IpAddr::V4(v4) if v4.is_loopback() => {
