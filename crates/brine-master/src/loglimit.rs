@@ -40,6 +40,17 @@ impl LogLimiter {
     }
 }
 
+/// What a line allowed by [`LogLimiter::allow`] adds when lines were held
+/// back before it: " (N more since the last such line were not logged)",
+/// or nothing.
+pub fn held_note(more: u64) -> String {
+    if more > 0 {
+        format!(" ({more} more since the last such line were not logged)")
+    } else {
+        String::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

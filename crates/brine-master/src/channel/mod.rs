@@ -363,11 +363,7 @@ impl ReqServerChannel {
                 },
                 self.queued.as_secs_f64(),
                 self.sign_in_max_wait.map_or(0, |d| d.as_secs()),
-                if more > 0 {
-                    format!(" ({more} more since the last such line)")
-                } else {
-                    String::new()
-                }
+                crate::loglimit::held_note(more)
             );
         }
     }

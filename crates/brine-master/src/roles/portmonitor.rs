@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use log::{error, warn};
 
-use crate::loglimit::LogLimiter;
+use crate::loglimit::{held_note, LogLimiter};
 
 /// libzmq's monitor events (zmq.h).
 const EVENT_ACCEPT_FAILED: u64 = 0x0040;
@@ -117,7 +117,7 @@ impl PortMonitor {
                          service's LimitNOFILE{}",
                         self.port,
                         std::io::Error::from_raw_os_error(errno),
-                        held(more),
+                        held_note(more),
                     );
                 }
             }
@@ -136,20 +136,11 @@ impl PortMonitor {
                         "Dropped the connection from {} to {}: {why}{}",
                         event.peer,
                         self.port,
-                        held(more)
+                        held_note(more)
                     );
                 }
             }
         }
-    }
-}
-
-/// "; N more like it were not logged", when some were held back.
-fn held(more: u64) -> String {
-    if more > 0 {
-        format!(" ({more} more since the last such line were not logged)")
-    } else {
-        String::new()
     }
 }
 

@@ -201,10 +201,11 @@ fn forward(
 ) -> Result<u64, RoleError> {
     let mut moved = 0;
     loop {
-        // A ROUTER always has room (it drops what a gone peer cannot
-        // take); the workers' DEALER has room until every MWorker's pipe is
-        // at its high-water mark.
-        if !to.get_events()?.contains(zmq::POLLOUT) {
+        // Requests (the caller saw room for the first): after each one,
+        // whether the workers' DEALER still has room, i.e. not every
+        // MWorker's pipe is at its high-water mark. Replies need no look:
+        // a ROUTER always has room (it drops what a gone peer cannot take).
+        if moved > 0 && peer_addr.is_some() && !to.get_events()?.contains(zmq::POLLOUT) {
             return Ok(moved);
         }
         match from.recv(msg, zmq::DONTWAIT) {
