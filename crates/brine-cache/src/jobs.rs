@@ -273,8 +273,8 @@ impl LocalCache {
     }
 }
 
-impl JobCache for LocalCache {
-    fn save_load(&self, jid: &Jid, load: &Value, minions: &[String]) -> Result<(), CacheError> {
+impl LocalCache {
+    fn save_load_now(&self, jid: &Jid, load: &Value, minions: &[String]) -> Result<(), CacheError> {
         let dir = self.jid_dir(jid);
         let new = !dir.exists();
         let saved = (|| {
@@ -301,7 +301,7 @@ impl JobCache for LocalCache {
         saved
     }
 
-    fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError> {
+    fn store_return_now(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError> {
         // Few syscalls on the hot path: mkdir of the minion's dir decides
         // "first return" (EEXIST: a duplicate, not re-cached), the jid dir
         // is made only when missing, and return.p is written in place as
@@ -345,6 +345,45 @@ impl JobCache for LocalCache {
             return Err(e);
         }
         Ok(true)
+    }
+}
+
+/// Who is told of each write a job cache makes to its store.
+static WRITE_OBSERVER: std::sync::OnceLock<fn(bool, Duration)> = std::sync::OnceLock::new();
+
+/// Have `f` called after every write to the store (a job's load or a
+/// return on local disk; a batch of them in the database for pgjsonb),
+/// with whether it worked and how long it took: the master's metrics.
+/// Set once per process tree, before the job caches are opened.
+pub fn observe_writes(f: fn(bool, Duration)) {
+    let _ = WRITE_OBSERVER.set(f);
+}
+
+/// Tell the observer of a write that was not made (the store is away).
+pub(crate) fn unwritten() {
+    if let Some(observer) = WRITE_OBSERVER.get() {
+        observer(false, Duration::ZERO);
+    }
+}
+
+/// Run the write `f`, telling the observer how it went.
+pub(crate) fn observed<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let Some(observer) = WRITE_OBSERVER.get() else {
+        return f();
+    };
+    let start = std::time::Instant::now();
+    let out = f();
+    observer(out.is_ok(), start.elapsed());
+    out
+}
+
+impl JobCache for LocalCache {
+    fn save_load(&self, jid: &Jid, load: &Value, minions: &[String]) -> Result<(), CacheError> {
+        observed(|| self.save_load_now(jid, load, minions))
+    }
+
+    fn store_return(&self, jid: &Jid, id: &str, ret: &Value) -> Result<bool, CacheError> {
+        observed(|| self.store_return_now(jid, id, ret))
     }
 
     fn load(&self, jid: &Jid) -> Option<Value> {

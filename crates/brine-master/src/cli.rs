@@ -13,8 +13,15 @@ use anyhow::Result;
 use brine_config::MasterConfig;
 
 pub const USAGE: &str = "Usage: salt-master [options]
+       salt-master [options] status [--out=json]
 
 The Salt Master, controls the Salt minions (Brine: a Rust salt-master).
+`salt-master status` tells how the running master of the configuration is:
+each process with its pid, uptime, restarts, CPU and memory, the request
+and reactor queues, the connected minions and the job cache. Its exit
+status is 0 while the master serves, 1 when one of its processes is down,
+being replaced or not ready, 3 when the master is not running, 4 when its
+state cannot be read.
 
 Options:
   --version             show program's version number and exit
@@ -28,6 +35,8 @@ Options:
   -d, --daemon          Run the salt-master as a daemon.
   --pid-file=PIDFILE    Specify the location of the pidfile. Default:
                         '/var/run/salt-master.pid'.
+  --out=OUTPUT          With status: 'json' prints the status as JSON,
+                        'table' (the default) for people.
 
   Logging Options:
     -l LOG_LEVEL, --log-level=LOG_LEVEL
@@ -60,11 +69,15 @@ pub struct Options {
     pub log_file: Option<String>,
     pub log_file_level: Option<String>,
     pub user: Option<String>,
+    /// `--out` (for `status`).
+    pub out: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
     Run(Options),
+    /// `salt-master status`.
+    Status(Options),
     Help,
     Version,
 }
@@ -80,6 +93,7 @@ enum Opt {
     LogLevel,
     LogFile,
     LogFileLevel,
+    Out,
 }
 
 impl Opt {
@@ -88,7 +102,7 @@ impl Opt {
     }
 }
 
-const LONG: [(&str, Opt); 10] = [
+const LONG: [(&str, Opt); 11] = [
     ("version", Opt::Version),
     ("versions-report", Opt::Version),
     ("help", Opt::Help),
@@ -99,6 +113,7 @@ const LONG: [(&str, Opt); 10] = [
     ("log-level", Opt::LogLevel),
     ("log-file", Opt::LogFile),
     ("log-file-level", Opt::LogFileLevel),
+    ("out", Opt::Out),
 ];
 
 const SHORT: [(u8, Opt); 6] = [
@@ -168,6 +183,15 @@ fn apply(o: &mut Options, opt: Opt, name: &str, value: Option<OsString>) -> Resu
         Opt::LogFile => o.log_file = Some(utf8(name, value)?),
         Opt::LogLevel => o.log_level = Some(level(name, value)?),
         Opt::LogFileLevel => o.log_file_level = Some(level(name, value)?),
+        Opt::Out => {
+            let v = utf8(name, value)?;
+            if !matches!(v.as_str(), "json" | "table") {
+                return Err(format!(
+                    "option {name}: invalid choice: '{v}' (choose from 'json', 'table')"
+                ));
+            }
+            o.out = Some(v);
+        }
     }
     Ok(None)
 }
@@ -178,14 +202,19 @@ pub fn parse<A: AsRef<OsStr>>(args: &[A]) -> Result<Parsed, String> {
         config_dir: PathBuf::from("/etc/salt"),
         ..Default::default()
     };
+    let mut status = false;
     let mut rest = args.iter().map(|a| a.as_ref().as_bytes());
     while let Some(arg) = rest.next() {
         if arg == b"--" {
             // The end of the options: salt-master takes no arguments.
             return match rest.next() {
                 Some(a) => Err(format!("unexpected argument: {}", lossy(a))),
-                None => Ok(Parsed::Run(o)),
+                None => finish(o, status),
             };
+        }
+        if arg == b"status" && !status {
+            status = true;
+            continue;
         }
         if let Some(long) = arg.strip_prefix(b"--") {
             let (name, inline) = match long.iter().position(|&c| c == b'=') {
@@ -235,6 +264,16 @@ pub fn parse<A: AsRef<OsStr>>(args: &[A]) -> Result<Parsed, String> {
         } else {
             return Err(format!("unexpected argument: {}", lossy(arg)));
         }
+    }
+    finish(o, status)
+}
+
+fn finish(o: Options, status: bool) -> Result<Parsed, String> {
+    if status {
+        return Ok(Parsed::Status(o));
+    }
+    if o.out.is_some() {
+        return Err("--out is an option of salt-master status".into());
     }
     Ok(Parsed::Run(o))
 }
@@ -328,6 +367,26 @@ mod tests {
         assert!(run(&["-d", "--"]).daemon);
         // Processed in order, as optparse does: --help before a bad option wins.
         assert_eq!(p(&["--help", "--bogus"]).unwrap(), Parsed::Help);
+    }
+
+    #[test]
+    fn status_and_its_output() {
+        let status = |args: &[&str]| match p(args) {
+            Ok(Parsed::Status(o)) => o,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(status(&["status"]).out, None);
+        let o = status(&["-c", "/c", "status", "--out=json"]);
+        assert_eq!((o.config_dir, o.out.as_deref()), (PathBuf::from("/c"), Some("json")));
+        assert_eq!(status(&["--out", "table", "status"]).out.as_deref(), Some("table"));
+        let err = |args: &[&str]| p(args).unwrap_err();
+        assert_eq!(err(&["--out=json"]), "--out is an option of salt-master status");
+        assert_eq!(err(&["status", "status"]), "unexpected argument: status");
+        assert_eq!(
+            err(&["status", "--out=yaml"]),
+            "option --out: invalid choice: 'yaml' (choose from 'json', 'table')"
+        );
+        assert_eq!(err(&["--", "status"]), "unexpected argument: status");
     }
 
     #[test]

@@ -8,12 +8,14 @@ pub mod channel;
 pub mod cli;
 pub mod loglimit;
 pub mod manager;
+pub mod metrics;
 pub mod offload;
 pub mod pki;
 pub mod roles;
 pub mod runjobs;
 pub mod services;
 pub mod setup;
+pub mod status;
 pub mod zmqutil;
 
 /// Names of the processes, as `ps` shows them after the command line.

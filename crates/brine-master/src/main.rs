@@ -30,6 +30,7 @@ fn run() -> i32 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let opts = match cli::parse(&args) {
         Ok(Parsed::Run(opts)) => opts,
+        Ok(Parsed::Status(opts)) => return brine_master::status::main(&opts),
         Ok(Parsed::Help) => {
             print!("{}", cli::USAGE);
             return 0;

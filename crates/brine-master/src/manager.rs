@@ -44,7 +44,6 @@ pub fn run(
     let aes = Rc::new(brine_proc::shm::SharedCell::new(256).context("cannot map shared memory")?);
     aes.store(brine_proto::crypto::Crypticle::generate_key_string().as_bytes(), 0)?;
 
-    let stats = roles::reqserver::ReqStats::new(cfg.worker_threads).context("cannot map shared memory")?;
     // Salt's Python modules: found and checked here, before the first
     // fork (it runs Python once, no thread).
     let pyloader = roles::pyloader::prepare(&cfg);
@@ -55,7 +54,7 @@ pub fn run(
         roles::events::spec(cfg.clone()),
         roles::maintenance::spec(cfg.clone(), aes.clone()),
         roles::reactor::spec(cfg.clone()),
-        roles::reqserver::spec(cfg.clone(), aes.clone(), keys, stats.clone()),
+        roles::reqserver::spec(cfg.clone(), aes.clone(), keys),
     ];
     if let Some(pool) = &pyloader {
         specs.extend(roles::pyloader::specs(&cfg, pool));
@@ -63,6 +62,10 @@ pub fn run(
     if roles::eventreturn::wanted(&cfg) {
         specs.push(roles::eventreturn::spec(cfg.clone()));
     }
+    // The status board, mapped before the first fork: every process
+    // counts into it, `salt-master status` and the metrics endpoint read it.
+    let board = crate::metrics::create(&cfg, &specs)
+        .with_context(|| format!("cannot make {}", crate::metrics::board_path(&cfg).display()))?;
     let mut sup = Supervisor::new(names::PROCESS_MANAGER, specs)?;
     sup.close_in_child(pidfile.raw_fd());
     info!(
@@ -75,13 +78,15 @@ pub fn run(
     let mut hooks = ManagerHooks {
         dump_path: cfg.cachedir.join("salt-master.state"),
         ports: (cfg.publish_port, cfg.ret_port),
-        stats,
+        board,
+        rows: Default::default(),
         notifier,
         watchdog,
         next_watchdog: Instant::now(),
         started: Instant::now(),
     };
     let res = sup.run(&mut hooks);
+    let _ = std::fs::remove_file(crate::metrics::board_path(&cfg));
     drop(log_rx);
     match res {
         Ok(()) => Ok(()),
@@ -97,8 +102,9 @@ struct ManagerHooks {
     dump_path: std::path::PathBuf,
     /// publish_port and ret_port, whose connections the dump counts.
     ports: (u16, u16),
-    /// Request counts MWorkerQueue and the MWorkers keep.
-    stats: roles::reqserver::ReqStats,
+    /// The status board, and the rows of this supervisor's children.
+    board: &'static brine_metrics::Board,
+    rows: crate::metrics::TreeRows,
     notifier: Option<Notifier>,
     watchdog: Option<Duration>,
     next_watchdog: Instant,
@@ -123,6 +129,11 @@ impl Hooks for ManagerHooks {
             self.started.elapsed().as_millis()
         );
         self.notify(&format!("READY=1\nSTATUS=serving\nMAINPID={}", std::process::id()));
+        self.board.set_serving();
+    }
+
+    fn state(&mut self, sup: &Supervisor) {
+        self.rows.write(sup);
     }
 
     fn hangup(&mut self, sup: &Supervisor) {
@@ -133,7 +144,7 @@ impl Hooks for ManagerHooks {
     }
 
     fn dump(&mut self, sup: &Supervisor) {
-        let mut text = state_dump(sup, self.started.elapsed(), &self.stats);
+        let mut text = state_dump(sup, self.started.elapsed(), self.board);
         let (publish, ret) = self.ports;
         text += &format!(
             "\nconnections (established TCP, from /proc/net/tcp and tcp6)\n               publish_port {publish}: {} (minions subscribed to jobs)\n  ret_port {ret}: {}\n",
@@ -198,7 +209,7 @@ impl Hooks for ManagerHooks {
 /// The tree as `kill -USR1 <ProcessManager>` reports it: every role with
 /// its pid, uptime, restarts and back-off count, and the processes under
 /// ReqServer_ProcessManager (MWorkerQueue, the MWorkers) read from /proc.
-fn state_dump(sup: &Supervisor, up: Duration, stats: &roles::reqserver::ReqStats) -> String {
+fn state_dump(sup: &Supervisor, up: Duration, board: &brine_metrics::Board) -> String {
     let mut out = format!(
         "salt-master (Brine {}) ProcessManager pid {}, up {} s\n\n{:<30} {:>8} {:>10} {:>6} {:>9} {:>8}\n",
         env!("CARGO_PKG_VERSION"),
@@ -223,11 +234,11 @@ fn state_dump(sup: &Supervisor, up: Duration, stats: &roles::reqserver::ReqStats
                 for (child, title) in children_titles(p.as_raw()) {
                     out += &format!("  {title:<28} {child:>8}");
                     if let Some(i) = title.strip_prefix(names::WORKER_PREFIX).and_then(|i| i.parse().ok()) {
-                        let (handled, since) = stats.worker(i);
+                        let (handled, since) = board.worker(i);
                         let busy = if since == 0 {
                             "idle".to_string()
                         } else {
-                            format!("busy for {} ms", roles::reqserver::now_ms().saturating_sub(since))
+                            format!("busy for {} ms", brine_metrics::board::now_ms().saturating_sub(since))
                         };
                         out += &format!("   {handled} requests handled, {busy}");
                     }
@@ -238,9 +249,10 @@ fn state_dump(sup: &Supervisor, up: Duration, stats: &roles::reqserver::ReqStats
     }
     // What the MWorkers hold is the requests in hand; the rest of what
     // was received and not yet answered waits in the queue.
-    let (received, answered) = stats.totals();
+    let received = board.counter(brine_metrics::Counter::Received);
+    let answered = board.counter(brine_metrics::Counter::Answered);
     let open = received.saturating_sub(answered);
-    let in_hand = stats.busy();
+    let in_hand = board.busy_workers();
     out += &format!(
         "\nrequests on ret_port: {received} received, {answered} answered, {} in the MWorkers, {} queued\n",
         in_hand.min(open),

@@ -221,6 +221,11 @@ fn random_command_lines_never_panic() {
                 );
                 seen[1] += 1;
             }
+            // `status` on the broken configuration: its state is unknown.
+            Ok(Parsed::Status(_)) => {
+                assert_eq!(code, brine_master::status::UNKNOWN, "{}", what());
+                assert!(stderr.contains(&master), "{}", what());
+            }
             Ok(Parsed::Run(_)) => {
                 assert_eq!(code, 1, "{}", what());
                 assert!(

@@ -9,6 +9,8 @@
 //! readers retry while a write is in progress.
 
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 #[repr(C)]
@@ -169,6 +171,98 @@ impl SharedCounters {
     }
 }
 
+impl SharedCounters {
+    /// `len` counters, all 0, in the file at `path` (created, or emptied
+    /// if it exists; mode 0600), mapped shared: the processes forked after
+    /// this share them as with [`SharedCounters::new`], and another
+    /// program can read them with [`CountersView::open`].
+    pub fn create_file(path: &Path, len: usize) -> io::Result<SharedCounters> {
+        let len = len.max(1);
+        let bytes = len * std::mem::size_of::<AtomicU64>();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.set_len(bytes as u64)?;
+        let base = map_file(&file, bytes, libc::PROT_READ | libc::PROT_WRITE)?;
+        Ok(SharedCounters {
+            base: base as *mut AtomicU64,
+            len,
+        })
+    }
+}
+
+/// A read-only view of counters another process keeps in a file
+/// ([`SharedCounters::create_file`]).
+pub struct CountersView {
+    base: *const AtomicU64,
+    len: usize,
+}
+
+// SAFETY: every access is an atomic load from the mapping.
+unsafe impl Send for CountersView {}
+unsafe impl Sync for CountersView {}
+
+impl CountersView {
+    /// Map the file at `path` read only (its size says how many counters).
+    pub fn open(path: &Path) -> io::Result<CountersView> {
+        let file = std::fs::File::open(path)?;
+        let bytes = file.metadata()?.len() as usize;
+        let len = bytes / std::mem::size_of::<AtomicU64>();
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "empty counters file"));
+        }
+        let base = map_file(&file, len * std::mem::size_of::<AtomicU64>(), libc::PROT_READ)?;
+        Ok(CountersView {
+            base: base as *const AtomicU64,
+            len,
+        })
+    }
+
+    /// Counter `i`, 0 past the end.
+    pub fn load(&self, i: usize) -> u64 {
+        if i >= self.len {
+            return 0;
+        }
+        // SAFETY: i < len, inside the mapping; atomic loads only.
+        unsafe { (*self.base.add(i)).load(Ordering::Relaxed) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl Drop for CountersView {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping.
+        unsafe {
+            libc::munmap(
+                self.base as *mut libc::c_void,
+                self.len * std::mem::size_of::<AtomicU64>(),
+            )
+        };
+    }
+}
+
+/// `len` bytes of `file`, mapped shared with `prot`.
+fn map_file(file: &std::fs::File, len: usize, prot: libc::c_int) -> io::Result<*mut u8> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a shared mapping of an open file, checked for failure.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p as *mut u8)
+}
+
 impl Drop for SharedCounters {
     fn drop(&mut self) {
         // SAFETY: unmapping our own mapping.
@@ -202,6 +296,23 @@ mod tests {
         assert_eq!(c.get(1).load(Ordering::Relaxed), 5);
         c.get(99).store(7, Ordering::Relaxed);
         assert_eq!(c.get(3).load(Ordering::Relaxed), 7, "past the end: the last slot");
+    }
+
+    #[test]
+    fn file_counters_are_seen_by_a_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c");
+        let c = SharedCounters::create_file(&path, 3).unwrap();
+        c.get(2).store(42, Ordering::Relaxed);
+        let v = CountersView::open(&path).unwrap();
+        assert_eq!((v.len(), v.load(2), v.load(9)), (3, 42, 0));
+        c.get(0).fetch_add(1, Ordering::Relaxed);
+        assert_eq!(v.load(0), 1, "the view follows the writer");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // Made again (a new master): emptied.
+        let c2 = SharedCounters::create_file(&path, 3).unwrap();
+        assert_eq!(c2.get(2).load(Ordering::Relaxed), 0);
     }
 
     #[test]

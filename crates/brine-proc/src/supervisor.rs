@@ -122,6 +122,10 @@ pub trait Hooks {
     fn dump(&mut self, _sup: &Supervisor) {}
     /// Shutdown begins (before children are signalled).
     fn stopping(&mut self) {}
+    /// After the children were started and after every wake-up of the
+    /// loop (a start, a death, a readiness report, a signal): the state
+    /// [`Supervisor::status`] shows, for a status board.
+    fn state(&mut self, _sup: &Supervisor) {}
     /// Called on every loop iteration; returns when to be called again.
     fn tick(&mut self, _now: Instant) -> Option<Instant> {
         None
@@ -322,6 +326,7 @@ impl Supervisor {
         for i in 0..self.slots.len() {
             self.spawn(i)?;
         }
+        hooks.state(self);
         let mut fatal: Option<SupervisorError> = None;
         loop {
             let now = Instant::now();
@@ -367,6 +372,7 @@ impl Supervisor {
                 self.all_ready = true;
                 hooks.all_ready(self);
             }
+            hooks.state(self);
         }
         if let Some(e) = &fatal {
             error!("{}: {e}; stopping every process", self.name);

@@ -238,10 +238,12 @@ impl Writer {
             self.connect()
         };
         if live {
-            match self.write_now(&recs, false) {
+            match crate::jobs::observed(|| self.write_now(&recs, false)) {
                 Ok(()) => return,
                 Err(e) => self.lost(&e),
             }
+        } else {
+            crate::jobs::unwritten();
         }
         self.spooled += recs.len() as u64;
         if let Err(e) = self.shared.spool.append(&recs) {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use brine_keys::{KeyState, KeyStore};
+use brine_metrics::AuthResult;
 use brine_proto::crypto::{sha256_hex, EncAlgo, PublicKey, SigAlgo};
 use brine_proto::Value;
 use brine_py::clean_key;
@@ -16,8 +17,9 @@ use super::ReqServerChannel;
 
 /// Decision for one `_auth` request.
 enum Outcome {
-    /// Reply `ret` (False, True = still pending) and fire `act` (if any).
-    Ret(bool, Option<&'static str>),
+    /// Reply `ret` (False, True = still pending) and fire `act` (if any);
+    /// counted as the third.
+    Ret(bool, Option<&'static str>, AuthResult),
     /// Reply `"full"` and fire `full`: the master takes no new minion now.
     Full,
     Accept,
@@ -45,7 +47,10 @@ impl ReqServerChannel {
             .parse()
         {
             Ok(a) => a,
-            Err(_) => return Ok(unsigned_ret("bad enc algo")),
+            Err(_) => {
+                brine_metrics::auth(AuthResult::Refused);
+                return Ok(unsigned_ret("bad enc algo"));
+            }
         };
         let sig_algo: SigAlgo = match load
             .get("sig_algo")
@@ -54,7 +59,10 @@ impl ReqServerChannel {
             .parse()
         {
             Ok(a) => a,
-            Err(_) => return Ok(unsigned_ret("bad sig algo")),
+            Err(_) => {
+                brine_metrics::auth(AuthResult::Refused);
+                return Ok(unsigned_ret("bad sig algo"));
+            }
         };
         let reply = |h: &Self, ret: Value| -> Result<Vec<u8>, String> {
             if sign {
@@ -66,6 +74,7 @@ impl ReqServerChannel {
         let reply_ret = |h: &Self, ret: bool| reply(h, Value::Bool(ret));
         if !brine_keys::valid_id(&self.cfg.pki_dir, &id) {
             info!("Authentication request from invalid id {id:?}");
+            brine_metrics::auth(AuthResult::Refused);
             return reply_ret(self, false);
         }
         info!("Authentication request from {id}");
@@ -83,6 +92,7 @@ impl ReqServerChannel {
             if minions.len() as i64 > max_minions && !minions.contains(&id) {
                 info!("Too many minions connected (max_minions={max_minions}). Rejecting connection from id {id}");
                 self.auth_event(false, Some("full"), &id, &pub_pem);
+                brine_metrics::auth(AuthResult::Refused);
                 return reply(self, Value::from("full"));
             }
         }
@@ -90,10 +100,12 @@ impl ReqServerChannel {
         match outcome {
             Outcome::Full => {
                 self.auth_event(false, Some("full"), &id, &pub_pem);
+                brine_metrics::auth(AuthResult::Refused);
                 reply(self, Value::from("full"))
             }
-            Outcome::Ret(ret, act) => {
+            Outcome::Ret(ret, act, counted) => {
                 self.auth_event(ret, act, &id, &pub_pem);
+                brine_metrics::auth(counted);
                 reply_ret(self, ret)
             }
             Outcome::Accept => {
@@ -101,6 +113,7 @@ impl ReqServerChannel {
                     Ok(k) => k,
                     Err(e) => {
                         error!("Corrupt public key from {id}: {e}");
+                        brine_metrics::auth(AuthResult::Refused);
                         return reply_ret(self, false);
                     }
                 };
@@ -146,6 +159,7 @@ impl ReqServerChannel {
                 };
                 r.set("sig", Value::Bytes(sig));
                 self.auth_event(true, Some("accept"), &id, &pub_pem);
+                brine_metrics::auth(AuthResult::Accepted);
                 if sign {
                     r.set("nonce", nonce.clone());
                     self.clear_signed(&r, sig_algo)
@@ -210,13 +224,13 @@ impl ReqServerChannel {
         }
         if keys.get(KeyState::Rejected, id)?.is_some() {
             info!("Public key rejected for {id}: key is present in the rejection key dir");
-            return Ok(Outcome::Ret(false, None));
+            return Ok(Outcome::Ret(false, None, AuthResult::Rejected));
         }
         if let Some(stored) = keys.get(KeyState::Accepted, id)? {
             if !same(&stored) {
                 error!("Authentication attempt from {id} failed, the public keys did not match. This may be an attempt to compromise the Salt cluster.");
                 keys.put(KeyState::Denied, id, pub_pem)?;
-                return Ok(Outcome::Ret(false, Some("denied")));
+                return Ok(Outcome::Ret(false, Some("denied"), AuthResult::Denied));
             }
             return Ok(Outcome::Accept);
         }
@@ -228,7 +242,7 @@ impl ReqServerChannel {
                 if auto_reject {
                     info!("New public key for {id} rejected via autoreject_file");
                     keys.put(KeyState::Rejected, id, pub_pem)?;
-                    return Ok(Outcome::Ret(false, Some("reject")));
+                    return Ok(Outcome::Ret(false, Some("reject"), AuthResult::Rejected));
                 }
                 if !auto_sign {
                     if self.pending_full() {
@@ -248,23 +262,27 @@ impl ReqServerChannel {
                     }
                     let keys = &self.keys;
                     keys.put(KeyState::Pending, id, pub_pem)?;
-                    return Ok(Outcome::Ret(true, Some("pend")));
+                    return Ok(Outcome::Ret(true, Some("pend"), AuthResult::Pending));
                 }
             }
             Some(stored) => {
                 if auto_reject {
                     keys.transfer(KeyState::Pending, KeyState::Rejected, id)?;
                     info!("Pending public key for {id} rejected via autoreject_file");
-                    return Ok(Outcome::Ret(false, Some("reject")));
+                    return Ok(Outcome::Ret(false, Some("reject"), AuthResult::Rejected));
                 }
                 if !same(&stored) {
                     error!("Authentication attempt from {id} failed, the public key in pending did not match. This may be an attempt to compromise the Salt cluster.");
                     keys.put(KeyState::Denied, id, pub_pem)?;
-                    return Ok(Outcome::Ret(false, if auto_sign { None } else { Some("denied") }));
+                    return Ok(Outcome::Ret(
+                        false,
+                        if auto_sign { None } else { Some("denied") },
+                        AuthResult::Denied,
+                    ));
                 }
                 if !auto_sign {
                     info!("Authentication failed from host {id}, the key is in pending and needs to be accepted with salt-key -a {id}");
-                    return Ok(Outcome::Ret(true, Some("pend")));
+                    return Ok(Outcome::Ret(true, Some("pend"), AuthResult::Pending));
                 }
                 keys.remove(KeyState::Pending, id)?;
             }

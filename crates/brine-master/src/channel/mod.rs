@@ -117,12 +117,18 @@ pub struct ReqServerChannel {
     stale_log: crate::loglimit::LogLimiter,
     /// `master_stats`: counts per command, None when off.
     stats: Option<stats::MasterStats>,
+    /// The command row ([`brine_metrics::command_index`]) and result of
+    /// the request being handled, for the status board.
+    outcome: (usize, brine_metrics::Outcome),
     /// The request just handled waits for a runner job (its reply is not
     /// the bytes [`ReqServerChannel::handle`] returned).
     deferred: Option<Token>,
     /// Per waiting request, what seals its reply.
     waiting: std::collections::HashMap<Token, Seal>,
 }
+
+/// No request handled yet: no known command, an error.
+const NO_OUTCOME: (usize, brine_metrics::Outcome) = (usize::MAX, brine_metrics::Outcome::Error);
 
 /// How a reply that comes later is sealed.
 enum Seal {
@@ -223,6 +229,7 @@ impl ReqServerChannel {
             aes: AesKey::new(aes),
             services: Services::new(cfg.clone(), zctx)?,
             stats: None,
+            outcome: NO_OUTCOME,
             deferred: None,
             waiting: std::collections::HashMap::new(),
             master_key,
@@ -267,6 +274,13 @@ impl ReqServerChannel {
     /// worker.
     pub fn set_queued(&mut self, waited: std::time::Duration) {
         self.queued = waited;
+    }
+
+    /// The command row and result of the request just handled (a request
+    /// that never reached [`ReqServerChannel::handle`] counts as an error
+    /// of no known command).
+    pub fn take_outcome(&mut self) -> (usize, brine_metrics::Outcome) {
+        std::mem::replace(&mut self.outcome, NO_OUTCOME)
     }
 
     /// Whether the request just handled is to be dropped without an
@@ -327,16 +341,19 @@ impl ReqServerChannel {
     pub fn handle(&mut self, body: &[u8], peer: &str) -> Vec<u8> {
         self.peer.clear();
         self.peer.push_str(peer);
+        self.outcome = (NO_OUTCOME.0, brine_metrics::Outcome::Ok);
         let mut env = None;
         // A bug must cost one request, not the worker: answer as Salt does
         // when a handler raises.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_handle(body, &mut env))) {
             Ok(Ok(reply)) => reply,
             Ok(Err(why)) => {
+                self.outcome.1 = brine_metrics::Outcome::Error;
                 warn!("bad request from {}: {why}", describe_peer(env.as_ref(), &self.peer));
                 bad_load()
             }
             Err(_) => {
+                self.outcome.1 = brine_metrics::Outcome::Error;
                 log::error!(
                     "request from {} raised an internal error; answered with an error",
                     describe_peer(env.as_ref(), &self.peer)
@@ -350,6 +367,7 @@ impl ReqServerChannel {
     /// minute, the rest counted) and left unanswered.
     fn drop_stale_sign_in(&mut self, load: &Value) {
         self.unanswered = true;
+        self.outcome.1 = brine_metrics::Outcome::Dropped;
         if let Some(more) = self.stale_log.allow() {
             let id = load.get("id").and_then(Value::as_str).unwrap_or("");
             warn!(
@@ -403,6 +421,7 @@ impl ReqServerChannel {
                     return Ok(Value::from("payload and load must be a dict").to_network());
                 }
                 let cmd = load.get("cmd").and_then(Value::as_str).unwrap_or("");
+                self.outcome.0 = brine_metrics::command_index(cmd);
                 if load
                     .get("id")
                     .and_then(Value::as_bytes)
@@ -427,6 +446,7 @@ impl ReqServerChannel {
                     // Salt answers an unknown clear command with {} and
                     // logs "Requested method not exposed" (an error).
                     Err(e) => {
+                        self.outcome.1 = brine_metrics::Outcome::Refused;
                         log::error!(
                             "Requested method not exposed: {} (clear request from {} refused: {e})",
                             shown_cmd(cmd),
@@ -517,9 +537,11 @@ impl ReqServerChannel {
             }
         }
         let cmd = inner.get("cmd").and_then(Value::as_str).unwrap_or("");
+        self.outcome.0 = brine_metrics::command_index(cmd);
         let ret = match cmd.parse::<AesCmd>() {
             Ok(c) => self.run(c.as_str(), |s| s.aes(c, &id, &mut inner)),
             Err(e) => {
+                self.outcome.1 = brine_metrics::Outcome::Refused;
                 // Salt's words (an error in its log), then who asked.
                 log::error!(
                     "Requested method not exposed: {} (AES request from {} refused: {e})",

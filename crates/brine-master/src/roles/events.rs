@@ -10,6 +10,7 @@
 //! side is bare unless `event_publisher_length_prefix: True` (for Python
 //! 3006.26+ readers).
 
+use brine_metrics::Counter;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -186,6 +187,7 @@ impl Subscriber {
                 "event bus: subscriber is {} bytes behind; disconnecting it",
                 self.out.len() - self.sent
             );
+            brine_metrics::count(Counter::EventSubscribersDropped, 1);
             return false;
         }
         while self.sent < self.out.len() {
@@ -245,6 +247,7 @@ impl Bus {
                 Err(why) => {
                     if let Some(why) = why {
                         warn!("event bus: dropping writer connection: {why}");
+                        brine_metrics::count(Counter::EventWritersDropped, 1);
                     }
                     false
                 }
@@ -257,6 +260,7 @@ impl Bus {
             i += 1;
             !s.hung_up(srev.get(i - 1).copied().unwrap_or(0), chunk) && s.send(&events, prefix)
         });
+        brine_metrics::count(Counter::Events, events.len() as u64);
 
         while let Ok((stream, _)) = self.pull.accept() {
             stream.set_nonblocking(true)?;
@@ -275,6 +279,7 @@ impl Bus {
                 sent: 0,
             });
         }
+        brine_metrics::gauge(Counter::EventSubscribers, self.subs.len() as u64);
         Ok(())
     }
 }

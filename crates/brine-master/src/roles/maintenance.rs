@@ -46,7 +46,7 @@ use brine_proto::event::EventSender;
 use brine_proto::Value;
 use log::{debug, error, info, warn};
 
-use super::{role, stop_signals, stopping};
+use super::{role, stop_signals, stopping, RoleError};
 use crate::names;
 use brine_client::low::strs;
 use brine_targeting::connected_ids;
@@ -337,6 +337,9 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>) -> ChildSpec {
             &presence_data_path(&cfg.cachedir),
             SystemTime::now(),
         ));
+        if let Some(listener) = crate::metrics::bind_endpoint(&cfg).map_err(RoleError::Fatal)? {
+            crate::metrics::serve_endpoint(&cfg, listener)?;
+        }
         ctx.ready();
         let mut next = Instant::now();
         loop {

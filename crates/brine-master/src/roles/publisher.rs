@@ -123,6 +123,7 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
             while let Ok(msg) = pull.recv_bytes(zmq::DONTWAIT) {
                 match wrap(&msg, &mut aes_key, &aes, &master_key, sign.then_some(sig_algo)) {
                     Ok((frame, minions, tgt_type)) => {
+                        brine_metrics::count(brine_metrics::Counter::Publishes, 1);
                         if filtering {
                             let topics: Vec<Vec<u8>> = if matches!(tgt_type.as_str(), "glob" | "pcre" | "list") {
                                 minions

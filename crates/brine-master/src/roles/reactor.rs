@@ -17,6 +17,7 @@
 //! which must carry the master user's key; a reactor that is not the
 //! leader takes no action.
 
+use brine_metrics::Counter;
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -295,9 +296,11 @@ impl TaskQueue {
     fn push(self: &Arc<Self>, task: Task) -> Result<(), Full> {
         let mut st = self.lock();
         if st.tasks.len() >= self.hwm {
+            brine_metrics::count(Counter::ReactorDropped, 1);
             return Err(Full);
         }
         st.tasks.push_back(task);
+        brine_metrics::gauge(Counter::ReactorQueue, st.tasks.len() as u64);
         // More tasks waiting than idle threads to take them (a woken
         // thread counts as idle until it has taken its task).
         let spawn = st.tasks.len() > st.idle && st.threads < self.max_threads;
@@ -326,6 +329,8 @@ impl TaskQueue {
         let mut st = self.lock();
         loop {
             if let Some(task) = st.tasks.pop_front() {
+                brine_metrics::gauge(Counter::ReactorQueue, st.tasks.len() as u64);
+                brine_metrics::count(Counter::Reactions, 1);
                 return task;
             }
             st.idle += 1;

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use brine_config::MasterConfig;
-use brine_proc::shm::{SharedCell, SharedCounters};
+use brine_metrics::Counter;
+use brine_proc::shm::SharedCell;
 use brine_proc::supervisor::{ChildContext, ChildSpec, Hooks, Supervisor, SupervisorError};
 
 use super::portmonitor::PortMonitor;
@@ -23,54 +23,7 @@ use crate::names;
 use crate::runjobs::Token;
 use crate::zmqutil::{bind, bind_retry, bind_tcp, listen_backlog, size_connection_buffers, ConnectionBuffers};
 
-/// Request counts in memory shared with the ProcessManager (for its
-/// SIGUSR1 state dump): what MWorkerQueue took in on ret_port and sent
-/// back, and per MWorker the requests it handled and since when it has
-/// been busy with the current one.
-#[derive(Clone)]
-pub struct ReqStats(Rc<SharedCounters>, usize);
-
-impl ReqStats {
-    const RECEIVED: usize = 0;
-    const ANSWERED: usize = 1;
-
-    /// Map the counters for `workers` MWorkers (before the first fork).
-    pub fn new(workers: usize) -> std::io::Result<ReqStats> {
-        Ok(ReqStats(Rc::new(SharedCounters::new(2 + 2 * workers + 1)?), workers))
-    }
-
-    /// How many MWorkers have a request in hand.
-    pub fn busy(&self) -> u64 {
-        (0..self.1).filter(|i| self.worker(*i).1 != 0).count() as u64
-    }
-
-    fn slot(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
-        self.0.get(i)
-    }
-
-    /// Requests received on ret_port and replies sent back, since start.
-    pub fn totals(&self) -> (u64, u64) {
-        (
-            self.slot(Self::RECEIVED).load(Relaxed),
-            self.slot(Self::ANSWERED).load(Relaxed),
-        )
-    }
-
-    /// MWorker `i`: requests handled, and the time (ms since the epoch)
-    /// it started the one in hand, 0 when idle.
-    pub fn worker(&self, i: usize) -> (u64, u64) {
-        (self.slot(2 + 2 * i).load(Relaxed), self.slot(3 + 2 * i).load(Relaxed))
-    }
-}
-
-/// Milliseconds since the epoch (the busy marks of the MWorkers).
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys, stats: ReqStats) -> ChildSpec {
+pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::MasterKeys) -> ChildSpec {
     role(names::REQ_SERVER, move |ctx| {
         // Children of a respawned ReqServer may race their dying
         // predecessors for the port: let them retry.
@@ -78,14 +31,14 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
         // Mapped here, before the MWorkers are forked, so that every
         // MWorker (and a respawned one) shares it.
         let toks = Rc::new(VerifiedToks::new(crate::channel::TOK_SLOTS)?);
-        let mut specs = vec![queue_spec(cfg.clone(), respawned, stats.clone())];
+        let mut specs = vec![queue_spec(cfg.clone(), respawned)];
         for i in 0..cfg.worker_threads {
             let (aes, toks) = (aes.clone(), toks.clone());
-            specs.push(worker_spec(cfg.clone(), aes, toks, keys.clone(), i, stats.clone()));
+            specs.push(worker_spec(cfg.clone(), aes, toks, keys.clone(), i));
         }
         let mut sup = Supervisor::new(names::REQ_SERVER, specs)?;
         sup.close_in_child(ctx.status_fd());
-        match sup.run(&mut ReadyUpstream(ctx)) {
+        match sup.run(&mut ReadyUpstream(ctx, Default::default())) {
             Ok(()) => Ok(()),
             Err(SupervisorError::Fatal { name, msg }) => Err(RoleError::Fatal(format!("{name} cannot start: {msg}"))),
             Err(e) => Err(RoleError::Failed(e.to_string())),
@@ -93,15 +46,21 @@ pub fn spec(cfg: Rc<MasterConfig>, aes: Rc<SharedCell>, keys: crate::pki::Master
     })
 }
 
-struct ReadyUpstream<'a>(&'a ChildContext);
+/// Tells the ProcessManager when every child is ready, and keeps the
+/// children's rows on the status board.
+struct ReadyUpstream<'a>(&'a ChildContext, crate::metrics::TreeRows);
 
 impl Hooks for ReadyUpstream<'_> {
     fn all_ready(&mut self, _sup: &Supervisor) {
         self.0.ready();
     }
+
+    fn state(&mut self, sup: &Supervisor) {
+        self.1.write(sup);
+    }
 }
 
-fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -> ChildSpec {
+fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
     role(names::WORKER_QUEUE, move |ctx| {
         let sig = stop_signals()?;
         let zctx = zmq::Context::new();
@@ -164,11 +123,11 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32, stats: ReqStats) -
             }
             if f {
                 let n = forward(&front, &back, &mut msg, Some(&mut addr))?;
-                stats.slot(ReqStats::RECEIVED).fetch_add(n, Relaxed);
+                brine_metrics::count(Counter::Received, n);
             }
             if b {
                 let n = forward(&back, &front, &mut msg, None)?;
-                stats.slot(ReqStats::ANSWERED).fetch_add(n, Relaxed);
+                brine_metrics::count(Counter::Answered, n);
             }
         }
     })
@@ -247,7 +206,6 @@ fn worker_spec(
     toks: Rc<VerifiedToks>,
     keys: crate::pki::MasterKeys,
     index: usize,
-    stats: ReqStats,
 ) -> ChildSpec {
     role(format!("{}{index}", names::WORKER_PREFIX), move |ctx| {
         let sig = stop_signals()?;
@@ -263,9 +221,11 @@ fn worker_spec(
         if cfg.get_bool("master_stats").unwrap_or(false) {
             handler.master_stats(&format!("{}{index}", names::WORKER_PREFIX));
         }
+        let board = brine_metrics::board();
         // A predecessor that died mid-request left its busy mark.
-        let (handled, busy) = (stats.slot(2 + 2 * index), stats.slot(3 + 2 * index));
-        busy.store(0, Relaxed);
+        if let Some(b) = board {
+            b.worker_busy(index, Some(0));
+        }
         ctx.ready();
         let mut waiting: HashMap<Token, Vec<zmq::Message>> = HashMap::new();
         // Answers to refused eauth credentials, each sent at its time.
@@ -354,7 +314,9 @@ fn worker_spec(
                     None => ("", 0),
                 };
                 handler.set_queued(Duration::from_millis(waited));
-                busy.store(now_ms(), Relaxed);
+                if let Some(b) = board {
+                    b.worker_busy(index, Some(brine_metrics::board::now_ms()));
+                }
                 let arrived = Instant::now();
                 let reply = if frames <= 2 {
                     handler.handle(&msg, peer)
@@ -365,8 +327,11 @@ fn worker_spec(
                     );
                     crate::channel::bad_load()
                 };
-                busy.store(0, Relaxed);
-                handled.fetch_add(1, Relaxed);
+                if let Some(b) = board {
+                    b.worker_busy(index, None);
+                    let (cmd, outcome) = handler.take_outcome();
+                    b.request(cmd, outcome, arrived.elapsed() + Duration::from_millis(waited));
+                }
                 let env = std::mem::take(&mut envelope);
                 match handler.take_deferred() {
                     Some(token) => {

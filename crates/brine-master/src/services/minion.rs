@@ -240,6 +240,7 @@ pub(super) fn job_return(ctx: &mut Ctx, id: &MinionId, load: &mut Value) -> Valu
     // Fired first: a waiting CLI gets the return even when the job cache
     // cannot be written (full, read-only; logged CRITICAL once a minute).
     let _ = ctx.events.fire(&format!("salt/job/{jid}/ret/{id}"), load);
+    brine_metrics::count(brine_metrics::Counter::Returns, 1);
     if ctx.cfg.get_bool("job_cache").unwrap_or(true) && ctx.ext_jobs.is_none() {
         match ctx.jobs.store_return(&jid, id, load) {
             Ok(_) => alarm::ok(Store::JobReturn),
