@@ -64,7 +64,7 @@ enum Action {
 }
 
 #[derive(Debug)]
-struct Opts {
+pub(crate) struct Opts {
     config_dir: PathBuf,
     action: Action,
     yes: bool,
@@ -76,7 +76,19 @@ struct Opts {
     output: OutputFlags,
 }
 
-fn parse(args: &[String]) -> Result<Option<Opts>, String> {
+/// What `salt-key --help` prints: the usage alone (its output options are
+/// in it).
+pub fn help() -> String {
+    USAGE.to_string()
+}
+
+pub(crate) enum Parsed {
+    Run(Box<Opts>),
+    Help,
+    Version,
+}
+
+pub(crate) fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut o = Opts {
         config_dir: PathBuf::from("/etc/salt"),
         action: Action::List("all".into()),
@@ -147,11 +159,8 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             String::new()
         };
         match flag.as_str() {
-            "h" | "help" => return Ok(None),
-            "version" => {
-                println!("salt-key {} (Brine)", env!("CARGO_PKG_VERSION"));
-                std::process::exit(0);
-            }
+            "h" | "help" => return Ok(Parsed::Help),
+            "version" => return Ok(Parsed::Version),
             "c" | "config-dir" => o.config_dir = PathBuf::from(val),
             "y" | "yes" => o.yes = true,
             "q" | "quiet" => o.quiet = true,
@@ -174,7 +183,7 @@ fn parse(args: &[String]) -> Result<Option<Opts>, String> {
             _ => return Err(format!("no such option: {a}")),
         }
     }
-    Ok(Some(o))
+    Ok(Parsed::Run(Box::new(o)))
 }
 
 /// What is printed: per status, ids with a value (a key or fingerprint)
@@ -361,15 +370,19 @@ fn run(o: &Opts) -> Result<i32> {
 /// Entry point; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     match parse(args) {
-        Ok(None) => {
-            print!("{USAGE}");
+        Ok(Parsed::Help) => {
+            print!("{}", help());
+            0
+        }
+        Ok(Parsed::Version) => {
+            println!("salt-key {} (Brine)", env!("CARGO_PKG_VERSION"));
             0
         }
         Err(e) => {
             eprint!("{USAGE}\nsalt-key: error: {e}\n");
             2
         }
-        Ok(Some(o)) => match run(&o) {
+        Ok(Parsed::Run(o)) => match run(&o) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("Error: {e:#}");

@@ -6,6 +6,7 @@
 
 pub mod eauth;
 pub mod key;
+pub mod manual;
 pub mod optparse;
 pub mod run;
 pub mod salt;

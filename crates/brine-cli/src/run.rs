@@ -49,7 +49,7 @@ Options:
   --quiet               Do not display the results of the run.
 ";
 
-struct Opts {
+pub(crate) struct Opts {
     config_dir: PathBuf,
     timeout: Option<u64>,
     doc: bool,
@@ -62,13 +62,18 @@ struct Opts {
     positional: Vec<String>,
 }
 
-enum Parsed {
+pub(crate) enum Parsed {
     Run(Box<Opts>),
     Help,
     Version,
 }
 
-fn parse(args: &[String]) -> Result<Parsed, String> {
+/// What `salt-run --help` prints: the usage and Salt's output options.
+pub fn help() -> String {
+    format!("{USAGE}\n{}", brine_output::cli::HELP)
+}
+
+pub(crate) fn parse(args: &[String]) -> Result<Parsed, String> {
     let mut o = Opts {
         config_dir: PathBuf::from("/etc/salt"),
         timeout: None,
@@ -341,7 +346,7 @@ fn follow(o: &Opts, out: &OutOpts, bus: &mut EventBus, tag: &str) -> Result<i32>
 pub fn main(args: &[String]) -> i32 {
     match parse(args) {
         Ok(Parsed::Help) => {
-            print!("{USAGE}\n{}", brine_output::cli::HELP);
+            print!("{}", help());
             0
         }
         Ok(Parsed::Version) => {

@@ -35,7 +35,7 @@ Options:
   --password=PASSWORD   password for external authentication
 ";
 
-struct Opts {
+pub(crate) struct Opts {
     config_dir: PathBuf,
     timeout: Option<u64>,
     tgt_type: &'static str,
@@ -49,7 +49,12 @@ struct Opts {
     positional: Vec<String>,
 }
 
-fn parse(args: &[String]) -> Result<Option<Opts>, String> {
+/// What `salt --help` prints: the usage and Salt's output options.
+pub fn help() -> String {
+    format!("{USAGE}\n{}", brine_output::cli::HELP)
+}
+
+pub(crate) fn parse(args: &[String]) -> Result<Option<Opts>, String> {
     let mut o = Opts {
         config_dir: PathBuf::from("/etc/salt"),
         timeout: None,
@@ -272,7 +277,7 @@ enum Waiting {
 pub fn main(args: &[String]) -> i32 {
     match parse(args) {
         Ok(None) => {
-            print!("{USAGE}\n{}", brine_output::cli::HELP);
+            print!("{}", help());
             0
         }
         Err(e) => {

@@ -77,7 +77,7 @@ pub fn run(
     );
     let mut hooks = ManagerHooks {
         dump_path: cfg.cachedir.join("salt-master.state"),
-        ports: (cfg.publish_port, cfg.ret_port),
+        cfg: cfg.clone(),
         board,
         rows: Default::default(),
         notifier,
@@ -100,8 +100,7 @@ pub fn run(
 struct ManagerHooks {
     /// Where SIGUSR1 writes the state of the tree.
     dump_path: std::path::PathBuf,
-    /// publish_port and ret_port, whose connections the dump counts.
-    ports: (u16, u16),
+    cfg: Rc<MasterConfig>,
     /// The status board, and the rows of this supervisor's children.
     board: &'static brine_metrics::Board,
     rows: crate::metrics::TreeRows,
@@ -143,14 +142,9 @@ impl Hooks for ManagerHooks {
         }
     }
 
-    fn dump(&mut self, sup: &Supervisor) {
-        let mut text = state_dump(sup, self.started.elapsed(), self.board);
-        let (publish, ret) = self.ports;
-        text += &format!(
-            "\nconnections (established TCP, from /proc/net/tcp and tcp6)\n               publish_port {publish}: {} (minions subscribed to jobs)\n  ret_port {ret}: {}\n",
-            brine_targeting::connected::connections_to(publish),
-            brine_targeting::connected::connections_to(ret)
-        );
+    fn dump(&mut self, _sup: &Supervisor) {
+        // What `salt-master status` prints, from the same board.
+        let text = crate::status::table(&crate::status::status(&self.cfg).1);
         match brine_cache::fs::write_atomic(&self.dump_path, text.as_bytes(), 0o600) {
             Ok(()) => info!(
                 "SIGUSR1: the state of the process tree is in {}",
@@ -204,83 +198,4 @@ impl Hooks for ManagerHooks {
         }
         Some(self.next_watchdog)
     }
-}
-
-/// The tree as `kill -USR1 <ProcessManager>` reports it: every role with
-/// its pid, uptime, restarts and back-off count, and the processes under
-/// ReqServer_ProcessManager (MWorkerQueue, the MWorkers) read from /proc.
-fn state_dump(sup: &Supervisor, up: Duration, board: &brine_metrics::Board) -> String {
-    let mut out = format!(
-        "salt-master (Brine {}) ProcessManager pid {}, up {} s\n\n{:<30} {:>8} {:>10} {:>6} {:>9} {:>8}\n",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        up.as_secs(),
-        "process",
-        "pid",
-        "up (s)",
-        "ready",
-        "restarts",
-        "crashes"
-    );
-    for c in sup.status() {
-        let pid = c.pid.map_or("-".into(), |p| p.to_string());
-        let up = c.up.map_or("-".into(), |d| d.as_secs().to_string());
-        out += &format!(
-            "{:<30} {:>8} {:>10} {:>6} {:>9} {:>8}\n",
-            c.name, pid, up, c.ready, c.restarts, c.crashes
-        );
-        if c.name == names::REQ_SERVER {
-            if let Some(p) = c.pid {
-                for (child, title) in children_titles(p.as_raw()) {
-                    out += &format!("  {title:<28} {child:>8}");
-                    if let Some(i) = title.strip_prefix(names::WORKER_PREFIX).and_then(|i| i.parse().ok()) {
-                        let (handled, since) = board.worker(i);
-                        let busy = if since == 0 {
-                            "idle".to_string()
-                        } else {
-                            format!("busy for {} ms", brine_metrics::board::now_ms().saturating_sub(since))
-                        };
-                        out += &format!("   {handled} requests handled, {busy}");
-                    }
-                    out += "\n";
-                }
-            }
-        }
-    }
-    // What the MWorkers hold is the requests in hand; the rest of what
-    // was received and not yet answered waits in the queue.
-    let received = board.counter(brine_metrics::Counter::Received);
-    let answered = board.counter(brine_metrics::Counter::Answered);
-    let open = received.saturating_sub(answered);
-    let in_hand = board.busy_workers();
-    out += &format!(
-        "\nrequests on ret_port: {received} received, {answered} answered, {} in the MWorkers, {} queued\n",
-        in_hand.min(open),
-        open.saturating_sub(in_hand)
-    );
-    out
-}
-
-/// The children of `parent` and the last word of their process titles.
-fn children_titles(parent: i32) -> Vec<(i32, String)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // The field after the parenthesised comm is the state, then ppid.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<i32>().ok());
-        if ppid == Some(parent) {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            let title = text.split_whitespace().last().unwrap_or("?").to_string();
-            out.push((pid, title));
-        }
-    }
-    out.sort();
-    out
 }

@@ -103,6 +103,13 @@ pub fn status(cfg: &MasterConfig) -> (i32, Json) {
     let proc_json = |title: &str, pid: u32, parent: Option<&str>, state: &str, started: u64, restarts: Option<u64>| {
         let stat = (pid != 0).then(|| procstat::stat(pid)).flatten();
         let mem = (pid != 0).then(|| procstat::memory(pid)).flatten();
+        // An MWorker: the requests it handled, and how long it has been
+        // busy with the one in hand.
+        let worker = title
+            .strip_prefix(names::WORKER_PREFIX)
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|i| *i < board.workers())
+            .map(|i| board.worker(i));
         json!({
             "title": title,
             "pid": (pid != 0).then_some(pid),
@@ -113,6 +120,8 @@ pub fn status(cfg: &MasterConfig) -> (i32, Json) {
             "cpu_seconds": stat.map(|s| (s.cpu_seconds * 100.0).round() / 100.0),
             "rss_bytes": mem.map(|m| m.0),
             "pss_bytes": mem.map(|m| m.1),
+            "requests_handled": worker.map(|w| w.0),
+            "busy_ms": worker.map(|w| (w.1 > 0).then(|| now.saturating_sub(w.1))),
         })
     };
     let mut procs = vec![proc_json(names::PROCESS_MANAGER, pid, None, "running", started, None)];
@@ -153,6 +162,7 @@ pub fn status(cfg: &MasterConfig) -> (i32, Json) {
         "not_running": down,
         "processes": procs,
         "connected_minions": brine_targeting::connected::connections_to(cfg.publish_port),
+        "ret_port_connections": brine_targeting::connected::connections_to(cfg.ret_port),
         "publish_port": cfg.publish_port,
         "ret_port": cfg.ret_port,
         "requests": {
@@ -209,15 +219,20 @@ pub fn table(r: &Json) -> String {
         out += &format!("not running or not ready: {}\n", names.join(", "));
     }
     out += &format!(
-        "\n{:<32} {:>8}  {:<9} {:>8} {:>8} {:>8} {:>8}\n",
-        "process", "pid", "state", "up", "restarts", "cpu s", "PSS MiB"
+        "\n{:<32} {:>8}  {:<9} {:>8} {:>8} {:>8} {:>8}  {}\n",
+        "process", "pid", "state", "up", "restarts", "cpu s", "PSS MiB", "requests"
     );
     for p in r["processes"].as_array().into_iter().flatten() {
         let indent = if p["parent"].is_string() { "  " } else { "" };
         let title = format!("{indent}{}", s(&p["title"]));
         let opt = |v: &Json, f: &dyn Fn(&Json) -> String| if v.is_null() { "-".to_string() } else { f(v) };
+        let requests = match (p["requests_handled"].as_u64(), p["busy_ms"].as_u64()) {
+            (Some(h), Some(ms)) => format!("{h} handled, busy for {ms} ms"),
+            (Some(h), None) => format!("{h} handled, idle"),
+            _ => String::new(),
+        };
         out += &format!(
-            "{:<32} {:>8}  {:<9} {:>8} {:>8} {:>8} {:>8}\n",
+            "{:<32} {:>8}  {:<9} {:>8} {:>8} {:>8} {:>8}  {requests}\n",
             title,
             opt(&p["pid"], &|v| n(v).to_string()),
             s(&p["state"]),
@@ -234,9 +249,10 @@ pub fn table(r: &Json) -> String {
         None => "never".into(),
     };
     out += &format!(
-        "\nminions connected  {} (publish_port {})\nrequests           {} received, {} answered, {} in the MWorkers, {} queued (ret_port {})\nreactor queue      {}\nevent bus          {} events, {} subscribers, {} dropped for falling behind\njob cache          {}: {}, {} writes, {} failed; last write {}, last failure {}\n",
+        "\nminions connected  {} (publish_port {}; {} connections to ret_port)\nrequests           {} received, {} answered, {} in the MWorkers, {} queued (ret_port {})\nreactor queue      {}\nevent bus          {} events, {} subscribers, {} dropped for falling behind\njob cache          {}: {}, {} writes, {} failed; last write {}, last failure {}\n",
         n(&r["connected_minions"]),
         n(&r["publish_port"]),
+        n(&r["ret_port_connections"]),
         n(&q["received"]),
         n(&q["answered"]),
         n(&q["in_workers"]),

@@ -223,20 +223,23 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
     assert!(m.exited().is_none(), "the ProcessManager survives");
     assert_eq!(descendants(m.pid), before, "every process kept, none respawned");
     let text = read(&dump);
+    // The text of `salt-master status`.
     assert!(
         text.contains(&format!(
-            "publish_port {}: 2 (minions subscribed to jobs)",
+            "minions connected  2 (publish_port {}; 1 connections to ret_port)",
             env.publish_port
         )),
         "{text}"
     );
-    assert!(text.contains(&format!("ret_port {}: 1\n", env.ret_port)), "{text}");
     assert!(
-        text.contains("requests on ret_port: 1 received, 1 answered, 0 in the MWorkers, 0 queued"),
+        text.contains(&format!(
+            "requests           1 received, 1 answered, 0 in the MWorkers, 0 queued (ret_port {})",
+            env.ret_port
+        )),
         "{text}"
     );
-    assert_eq!(text.matches("1 requests handled, idle").count(), 1, "{text}");
-    assert_eq!(text.matches("0 requests handled, idle").count(), 2, "{text}");
+    assert_eq!(text.matches("  1 handled, idle").count(), 1, "{text}");
+    assert_eq!(text.matches("  0 handled, idle").count(), 2, "{text}");
     drop(peers);
     for name in [
         "MultiprocessingLoggingQueue",
