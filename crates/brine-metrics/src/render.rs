@@ -317,7 +317,7 @@ impl Collector for Snapshot {
             ),
             One(
                 "job_cache_writes",
-                "Writes to the job cache (job loads and returns)",
+                "Writes to the job cache: job loads and returns on local disk; with pgjsonb, batches written to PostgreSQL (event_return's batches too)",
                 MetricType::Counter,
                 c(Counter::JobCacheWrites),
             ),
