@@ -220,7 +220,7 @@ pub fn table(r: &Json) -> String {
     }
     out += &format!(
         "\n{:<32} {:>8}  {:<9} {:>8} {:>8} {:>8} {:>8}  {}\n",
-        "process", "pid", "state", "up", "restarts", "cpu s", "PSS MiB", "requests"
+        "process", "pid", "state", "up", "restarts", "cpu s", "PSS MiB", "requests (MWorkers)"
     );
     for p in r["processes"].as_array().into_iter().flatten() {
         let indent = if p["parent"].is_string() { "  " } else { "" };
@@ -231,8 +231,8 @@ pub fn table(r: &Json) -> String {
             (Some(h), None) => format!("{h} handled, idle"),
             _ => String::new(),
         };
-        out += &format!(
-            "{:<32} {:>8}  {:<9} {:>8} {:>8} {:>8} {:>8}  {requests}\n",
+        let line = format!(
+            "{:<32} {:>8}  {:<9} {:>8} {:>8} {:>8} {:>8}  {requests}",
             title,
             opt(&p["pid"], &|v| n(v).to_string()),
             s(&p["state"]),
@@ -241,6 +241,8 @@ pub fn table(r: &Json) -> String {
             opt(&p["cpu_seconds"], &|v| format!("{:.2}", v.as_f64().unwrap_or(0.0))),
             opt(&p["pss_bytes"], &|v| format!("{:.1}", n(v) as f64 / 1048576.0)),
         );
+        out += line.trim_end();
+        out.push('\n');
     }
     let q = &r["requests"];
     let jc = &r["job_cache"];
@@ -249,7 +251,7 @@ pub fn table(r: &Json) -> String {
         None => "never".into(),
     };
     out += &format!(
-        "\nminions connected  {} (publish_port {}; {} connections to ret_port)\nrequests           {} received, {} answered, {} in the MWorkers, {} queued (ret_port {})\nreactor queue      {}\nevent bus          {} events, {} subscribers, {} dropped for falling behind\njob cache          {}: {}, {} writes, {} failed; last write {}, last failure {}\n",
+        "\nminions connected  {} on publish_port {} ({} on ret_port)\nrequests           {} received, {} answered, {} in the MWorkers, {} queued (ret_port {})\nreactor queue      {}\nevent bus          {} events, {} subscribers, {} dropped for falling behind\njob cache          {}: {}, {} writes, {} failed; last write {}, last failure {}\n",
         n(&r["connected_minions"]),
         n(&r["publish_port"]),
         n(&r["ret_port_connections"]),

@@ -226,7 +226,7 @@ fn sigusr1_and_sigusr2_kill_nothing_and_usr1_dumps_the_tree() {
     // The text of `salt-master status`.
     assert!(
         text.contains(&format!(
-            "minions connected  2 (publish_port {}; 1 connections to ret_port)",
+            "minions connected  2 on publish_port {} (1 on ret_port)",
             env.publish_port
         )),
         "{text}"

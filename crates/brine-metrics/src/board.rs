@@ -130,9 +130,14 @@ pub fn command_index(cmd: &str) -> usize {
 #[derive(Debug, Clone, Copy)]
 #[repr(usize)]
 pub enum Counter {
-    /// Requests MWorkerQueue took in on ret_port, and replies it sent.
+    /// Requests MWorkerQueue took in on ret_port (each numbered by this
+    /// count as it is queued for the MWorkers), and replies it sent.
     Received,
     Answered,
+    /// The highest number of a request an MWorker took: the requests
+    /// numbered above it still wait in the MWorkers' queues (requests
+    /// lost with an MWorker that was killed are below it, not counted).
+    Taken,
     /// Publications sent on publish_port.
     Publishes,
     /// Job returns (`_return`, `_syndic_return`) handled.
@@ -315,6 +320,21 @@ impl Board {
         self.store(self.layout.counters + c as usize, n);
     }
 
+    /// Add one to counter `c` and return its new value.
+    pub fn next(&self, c: Counter) -> u64 {
+        match &self.backing {
+            Backing::Own(counters) => counters.get(self.layout.counters + c as usize).fetch_add(1, Relaxed) + 1,
+            Backing::View(_) => 0,
+        }
+    }
+
+    /// Raise counter `c` to `n` if it is lower.
+    pub fn raise(&self, c: Counter, n: u64) {
+        if let Backing::Own(counters) = &self.backing {
+            counters.get(self.layout.counters + c as usize).fetch_max(n, Relaxed);
+        }
+    }
+
     pub fn counter(&self, c: Counter) -> u64 {
         self.load(self.layout.counters + c as usize)
     }
@@ -335,19 +355,15 @@ impl Board {
         self.add(at + BUCKETS.len() + 2, 1);
     }
 
-    /// (sum in seconds, count, cumulative count per bucket bound).
+    /// (sum in seconds, count, the count of each bucket by its upper
+    /// bound: not cumulative, as prometheus-client's encoder adds them up).
     fn histogram(&self, at: usize) -> (f64, u64, Vec<(f64, u64)>) {
-        let mut acc = 0;
         let mut buckets: Vec<(f64, u64)> = BUCKETS
             .iter()
             .enumerate()
-            .map(|(i, le)| {
-                acc += self.load(at + i);
-                (*le, acc)
-            })
+            .map(|(i, le)| (*le, self.load(at + i)))
             .collect();
-        acc += self.load(at + BUCKETS.len());
-        buckets.push((f64::INFINITY, acc));
+        buckets.push((f64::INFINITY, self.load(at + BUCKETS.len())));
         let sum = self.load(at + BUCKETS.len() + 1) as f64 / 1e6;
         (sum, self.load(at + BUCKETS.len() + 2), buckets)
     }
@@ -523,7 +539,13 @@ mod tests {
         assert_eq!(count, 2);
         assert!((sum - 20.003).abs() < 1e-6, "{sum}");
         assert_eq!(buckets[BUCKETS.iter().position(|b| *b == 0.005).unwrap()].1, 1);
-        assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 2));
+        assert_eq!(buckets[BUCKETS.len() - 1], (10.0, 0));
+        assert_eq!(
+            buckets.last().unwrap(),
+            &(f64::INFINITY, 1),
+            "20 s is past the last bound"
+        );
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), count);
         assert_eq!(r.worker(1), (0, 77));
         assert_eq!(r.busy_workers(), 1);
         b.worker_busy(1, None);

@@ -131,13 +131,12 @@ impl Snapshot {
     }
 }
 
-/// Requests received on ret_port and not yet answered nor in an
-/// MWorker's hands: what waits in MWorkerQueue and the MWorkers' pipes.
+/// Requests received on ret_port that no MWorker has taken yet: what
+/// waits in the MWorkers' queues (those queued after the last one taken).
 pub fn queued(board: &Board) -> u64 {
-    let open = board
+    board
         .counter(Counter::Received)
-        .saturating_sub(board.counter(Counter::Answered));
-    open.saturating_sub(board.busy_workers().min(open))
+        .saturating_sub(board.counter(Counter::Taken))
 }
 
 /// A metric without labels: name, help, type, value.
@@ -363,7 +362,10 @@ mod tests {
         b.add_counter(Counter::Returns, 1);
         b.add_counter(Counter::Received, 3);
         b.add_counter(Counter::Answered, 1);
+        b.raise(Counter::Taken, 2);
+        b.raise(Counter::Taken, 1);
         b.worker_busy(0, Some(5));
+        b.request(command_index("_return"), Outcome::Ok, Duration::from_secs(3));
         let text = Snapshot::take(&b, 7, "local_cache").render();
         for want in [
             "salt_master_build_info{version=\"",
@@ -371,9 +373,12 @@ mod tests {
             "salt_master_process_up{role=\"EventPublisher\"} 1",
             "salt_master_auth_total{result=\"accepted\"} 1",
             "salt_master_auth_total{result=\"pending\"} 0",
-            "salt_master_requests_total{cmd=\"_return\",result=\"ok\"} 1",
+            "salt_master_requests_total{cmd=\"_return\",result=\"ok\"} 2",
             "salt_master_request_duration_seconds_bucket{le=\"0.0025\",cmd=\"_return\"} 1",
-            "salt_master_request_duration_seconds_count{cmd=\"_return\"} 1",
+            "salt_master_request_duration_seconds_bucket{le=\"2.5\",cmd=\"_return\"} 1",
+            "salt_master_request_duration_seconds_bucket{le=\"5.0\",cmd=\"_return\"} 2",
+            "salt_master_request_duration_seconds_bucket{le=\"+Inf\",cmd=\"_return\"} 2",
+            "salt_master_request_duration_seconds_count{cmd=\"_return\"} 2",
             "salt_master_returns_total 1",
             "salt_master_connected_minions 7",
             "salt_master_request_queue_depth 1",

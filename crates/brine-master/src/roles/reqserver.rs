@@ -122,8 +122,7 @@ fn queue_spec(cfg: Rc<MasterConfig>, parent_incarnation: u32) -> ChildSpec {
                 monitor.turn()?;
             }
             if f {
-                let n = forward(&front, &back, &mut msg, Some(&mut addr))?;
-                brine_metrics::count(Counter::Received, n);
+                forward(&front, &back, &mut msg, Some(&mut addr))?;
             }
             if b {
                 let n = forward(&back, &front, &mut msg, None)?;
@@ -147,9 +146,11 @@ fn monotonic_ms() -> u64 {
 /// Move every whole multipart message waiting on `from` to `to`. With
 /// `peer_addr` (requests from ret_port), one more frame follows each
 /// message: when MWorkerQueue took it (8 bytes, little-endian
-/// [`monotonic_ms`]) and the TCP address it came from (ZeroMQ's
-/// `Peer-Address` property of the last frame, empty if it has none), so
-/// that the MWorker can tell how long it waited and name the peer. The REP socket of the MWorker strips the routing
+/// [`monotonic_ms`]), its number (8 bytes, little-endian: the status
+/// board's count of requests received) and the TCP address it came from
+/// (ZeroMQ's `Peer-Address` property of the last frame, empty if it has
+/// none), so that the MWorker can tell how long it waited, mark how far
+/// the queue has been taken, and name the peer. The REP socket of the MWorker strips the routing
 /// envelope and hands over the request's frames, then this one. Returns
 /// how many whole messages moved.
 fn forward(
@@ -177,8 +178,12 @@ fn forward(
             let more = msg.get_more();
             let addr = match peer_addr.as_deref_mut() {
                 Some(buf) if !more => {
+                    // The request's number (the status board's count of
+                    // requests received), for the queue depth.
+                    let seq = brine_metrics::board().map_or(0, |b| b.next(Counter::Received));
                     buf.clear();
                     buf.extend_from_slice(&monotonic_ms().to_le_bytes());
+                    buf.extend_from_slice(&seq.to_le_bytes());
                     buf.extend_from_slice(msg.gets("Peer-Address").unwrap_or("").as_bytes());
                     Some(&buf[..])
                 }
@@ -302,17 +307,22 @@ fn worker_spec(
                         frames += 1;
                     }
                 }
-                let (peer, waited) = match (frames > 1).then(|| last.split_at_checked(8)).flatten() {
-                    Some((at, addr)) => {
-                        let at = u64::from_le_bytes(at.try_into().expect("8 bytes"));
+                let (peer, waited, seq) = match (frames > 1).then(|| last.split_at_checked(16)).flatten() {
+                    Some((stamps, addr)) => {
+                        let (at, seq) = stamps.split_at(8);
+                        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
                         let a = std::str::from_utf8(addr).unwrap_or("");
                         (
                             a.strip_prefix("::ffff:").unwrap_or(a),
-                            monotonic_ms().saturating_sub(at),
+                            monotonic_ms().saturating_sub(word(at)),
+                            word(seq),
                         )
                     }
-                    None => ("", 0),
+                    None => ("", 0, 0),
                 };
+                if let Some(b) = board {
+                    b.raise(Counter::Taken, seq);
+                }
                 handler.set_queued(Duration::from_millis(waited));
                 if let Some(b) = board {
                     b.worker_busy(index, Some(brine_metrics::board::now_ms()));
