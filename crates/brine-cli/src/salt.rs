@@ -16,8 +16,10 @@ use brine_proto::Value;
 pub const USAGE: &str = "Usage: salt [options] '<target>' <function> [arguments]
 
 Options:
-  -c CONFIG_DIR         configuration directory (default /etc/salt)
-  -t TIMEOUT            seconds to wait for returns (default: master `timeout`, 5)
+  -c CONFIG_DIR, --config-dir=CONFIG_DIR
+                        configuration directory (default /etc/salt)
+  -t TIMEOUT, --timeout=TIMEOUT
+                        seconds to wait for returns (default: master `timeout`, 5)
   -E, --pcre            target is a regular expression
   -L, --list            target is a comma-separated list
   -G, --grain           target is a grain (key:glob)
