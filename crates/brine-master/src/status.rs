@@ -9,8 +9,10 @@ use std::path::Path;
 use serde_json::{json, Value as Json};
 
 use brine_config::MasterConfig;
-use brine_metrics::board::{now_ms, Role};
-use brine_metrics::{procstat, Board, Counter};
+use brine_metrics::board::now_ms;
+use brine_metrics::tree::{processes, State};
+use brine_metrics::{Board, Counter};
+use brine_proc::procstat;
 
 use crate::cli::Options;
 use crate::names;
@@ -55,17 +57,6 @@ fn running_pid(pidfile: &Path) -> Option<u32> {
     procstat::alive(pid).then_some(pid)
 }
 
-/// How a process of the tree is.
-fn state(r: &Role) -> &'static str {
-    if r.pid == 0 || !procstat::alive(r.pid) {
-        "down"
-    } else if r.ready {
-        "running"
-    } else {
-        "starting"
-    }
-}
-
 /// The exit status and the report (what `--out json` prints; the table is
 /// made from it).
 pub fn status(cfg: &MasterConfig) -> (i32, Json) {
@@ -99,41 +90,37 @@ pub fn status(cfg: &MasterConfig) -> (i32, Json) {
     };
     let now = now_ms();
     let (_, started) = board.manager();
-    let roles = board.roles();
-    let proc_json = |title: &str, pid: u32, parent: Option<&str>, state: &str, started: u64, restarts: Option<u64>| {
-        let stat = (pid != 0).then(|| procstat::stat(pid)).flatten();
-        let mem = (pid != 0).then(|| procstat::memory(pid)).flatten();
-        // An MWorker: the requests it handled, and how long it has been
-        // busy with the one in hand.
-        let worker = title
-            .strip_prefix(names::WORKER_PREFIX)
-            .and_then(|i| i.parse::<usize>().ok())
-            .filter(|i| *i < board.workers())
-            .map(|i| board.worker(i));
-        json!({
-            "title": title,
-            "pid": (pid != 0).then_some(pid),
-            "parent": parent,
-            "state": state,
-            "uptime_seconds": (state != "down" && started > 0).then(|| now.saturating_sub(started) / 1000),
-            "restarts": restarts,
-            "cpu_seconds": stat.map(|s| (s.cpu_seconds * 100.0).round() / 100.0),
-            "rss_bytes": mem.map(|m| m.0),
-            "pss_bytes": mem.map(|m| m.1),
-            "requests_handled": worker.map(|w| w.0),
-            "busy_ms": worker.map(|w| (w.1 > 0).then(|| now.saturating_sub(w.1))),
+    let procs: Vec<Json> = processes(&board)
+        .into_iter()
+        .map(|p| {
+            // An MWorker: the requests it handled, and how long it has
+            // been busy with the one in hand.
+            let worker = p
+                .role
+                .strip_prefix(names::WORKER_PREFIX)
+                .and_then(|i| i.parse::<usize>().ok())
+                .filter(|i| *i < board.workers())
+                .map(|i| board.worker(i));
+            json!({
+                "title": p.role,
+                "pid": (p.pid != 0).then_some(p.pid),
+                "parent": p.parent,
+                "state": p.state.as_str(),
+                "uptime_seconds": (p.state != State::Down && p.started_ms > 0).then(|| now.saturating_sub(p.started_ms) / 1000),
+                "restarts": p.restarts,
+                "cpu_seconds": p.cpu_seconds.map(|c| (c * 100.0).round() / 100.0),
+                "rss_bytes": p.memory.map(|m| m.0),
+                "pss_bytes": p.memory.map(|m| m.1),
+                "requests_handled": worker.map(|w| w.0),
+                "busy_ms": worker.map(|w| (w.1 > 0).then(|| now.saturating_sub(w.1))),
+            })
         })
-    };
-    let mut procs = vec![proc_json(names::PROCESS_MANAGER, pid, None, "running", started, None)];
-    let mut down = Vec::new();
-    for r in &roles {
-        let st = state(r);
-        if st != "running" {
-            down.push(r.name.clone());
-        }
-        let parent = r.parent.and_then(|p| roles.get(p)).map(|p| p.name.as_str());
-        procs.push(proc_json(&r.name, r.pid, parent, st, r.started_ms, Some(r.restarts)));
-    }
+        .collect();
+    let down: Vec<String> = procs
+        .iter()
+        .filter(|p| p["state"] != State::Running.as_str())
+        .filter_map(|p| p["title"].as_str().map(String::from))
+        .collect();
     let serving = board.serving() && down.is_empty();
     let (code, state) = match (serving, board.serving()) {
         (true, _) => (SERVING, "serving"),

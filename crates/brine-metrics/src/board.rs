@@ -121,9 +121,23 @@ fn ncmd() -> usize {
     ClearCmd::ALL.len() + AesCmd::ALL.len() + 1
 }
 
+/// The row of a clear command.
+pub fn clear_row(c: ClearCmd) -> usize {
+    c as usize
+}
+
+/// The row of an AES command.
+pub fn aes_row(c: AesCmd) -> usize {
+    ClearCmd::ALL.len() + c as usize
+}
+
 /// The row of a command name (`other` for names not exposed).
 pub fn command_index(cmd: &str) -> usize {
-    commands().position(|c| c == cmd).unwrap_or(ncmd() - 1)
+    match (cmd.parse::<ClearCmd>(), cmd.parse::<AesCmd>()) {
+        (Ok(c), _) => clear_row(c),
+        (_, Ok(c)) => aes_row(c),
+        _ => ncmd() - 1,
+    }
 }
 
 /// Single counters, after the role rows.
@@ -333,6 +347,11 @@ impl Board {
         if let Backing::Own(counters) = &self.backing {
             counters.get(self.layout.counters + c as usize).fetch_max(n, Relaxed);
         }
+    }
+
+    /// Every single counter, by `Counter as usize`.
+    pub fn counters(&self) -> Vec<u64> {
+        (0..COUNTERS).map(|i| self.load(self.layout.counters + i)).collect()
     }
 
     pub fn counter(&self, c: Counter) -> u64 {
@@ -570,6 +589,14 @@ mod tests {
         // A reader cannot write.
         r.add_counter(Counter::Returns, 1);
         assert_eq!(b.counter(Counter::Returns), 5);
+    }
+
+    #[test]
+    fn each_command_has_the_row_of_its_name() {
+        for (row, name) in commands().enumerate() {
+            assert_eq!(command_index(name), row, "{name}");
+        }
+        assert_eq!(command_index("_send_pub"), ncmd() - 1);
     }
 
     #[test]

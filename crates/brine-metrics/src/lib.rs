@@ -1,12 +1,12 @@
 //! What the master tells operators about itself: the status board every
 //! process writes ([`board`]), the Prometheus view of it ([`render`]) and
-//! its HTTP endpoint ([`http`]), and per-process CPU and memory
-//! ([`procstat`]). `salt-master status` reads the same board.
+//! its HTTP endpoint ([`http`]), with each process's CPU and memory from
+//! `brine_proc::procstat`. `salt-master status` reads the same board.
 
 pub mod board;
 pub mod http;
-pub mod procstat;
 pub mod render;
+pub mod tree;
 
 pub use board::{command_index, AuthResult, Board, Counter, Outcome};
 

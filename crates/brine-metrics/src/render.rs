@@ -9,23 +9,11 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::board::{commands, AuthResult, Board, Counter, Outcome};
-use crate::procstat;
+use crate::tree::{processes, Proc, State};
 
 type Hist = (f64, u64, Vec<(f64, u64)>);
 /// A metric with one sample per process: name, help, type, value.
 type PerProc = (&'static str, &'static str, MetricType, fn(&Proc) -> f64);
-
-/// One process of the tree, as the board and the kernel see it.
-#[derive(Debug, Clone)]
-pub struct Proc {
-    pub role: String,
-    pub pid: u32,
-    pub up: bool,
-    pub restarts: u64,
-    pub cpu_seconds: f64,
-    pub rss: u64,
-    pub pss: u64,
-}
 
 /// Everything one scrape shows, copied out of the board.
 #[derive(Debug, Clone)]
@@ -36,7 +24,8 @@ pub struct Snapshot {
     requests: Vec<(String, &'static str, u64)>,
     latency: Vec<(String, Hist)>,
     auth: Vec<(&'static str, u64)>,
-    counters: Vec<(Counter, u64)>,
+    /// The board's single counters, by `Counter as usize`.
+    counters: Vec<u64>,
     queued: u64,
     connected: u64,
     cache_latency: Hist,
@@ -47,25 +36,8 @@ impl Snapshot {
     /// The board now; `connected`: minions connected to publish_port;
     /// `cache_backend`: `master_job_cache`.
     pub fn take(board: &Board, connected: u64, cache_backend: &str) -> Snapshot {
-        let (pm, started_ms) = board.manager();
-        let mut procs = Vec::new();
-        let mut add = |role: &str, pid: u32, ready: bool, restarts: u64| {
-            let stat = procstat::stat(pid);
-            let (rss, pss) = procstat::memory(pid).unwrap_or((0, 0));
-            procs.push(Proc {
-                role: role.to_string(),
-                pid,
-                up: ready && procstat::alive(pid),
-                restarts,
-                cpu_seconds: stat.map_or(0.0, |s| s.cpu_seconds),
-                rss,
-                pss,
-            });
-        };
-        add("ProcessManager", pm, true, 0);
-        for r in board.roles() {
-            add(&r.name, r.pid, r.ready, r.restarts);
-        }
+        let (_, started_ms) = board.manager();
+        let procs = processes(board);
         let mut requests = Vec::new();
         let mut latency = Vec::new();
         for (i, cmd) in commands().enumerate() {
@@ -80,24 +52,6 @@ impl Snapshot {
                 latency.push((cmd.to_string(), h));
             }
         }
-        let counters = [
-            Counter::Publishes,
-            Counter::Returns,
-            Counter::Events,
-            Counter::EventSubscribersDropped,
-            Counter::EventWritersDropped,
-            Counter::EventSubscribers,
-            Counter::ReactorQueue,
-            Counter::ReactorDropped,
-            Counter::Reactions,
-            Counter::JobCacheWrites,
-            Counter::JobCacheErrors,
-            Counter::JobCacheLastOk,
-            Counter::JobCacheLastError,
-        ]
-        .into_iter()
-        .map(|c| (c, board.counter(c)))
-        .collect();
         Snapshot {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_ms,
@@ -105,7 +59,7 @@ impl Snapshot {
             requests,
             latency,
             auth: AuthResult::ALL.iter().map(|r| (r.as_str(), board.auths(*r))).collect(),
-            counters,
+            counters: board.counters(),
             queued: queued(board),
             connected,
             cache_latency: board.cache_latency(),
@@ -114,10 +68,7 @@ impl Snapshot {
     }
 
     fn counter(&self, c: Counter) -> u64 {
-        self.counters
-            .iter()
-            .find(|(k, _)| *k as usize == c as usize)
-            .map_or(0, |(_, v)| *v)
+        self.counters.get(c as usize).copied().unwrap_or(0)
     }
 
     /// The text a scrape gets.
@@ -169,31 +120,31 @@ impl Collector for Snapshot {
                 "process_cpu_seconds",
                 "CPU time (user and system) of each process of the tree, by its title",
                 MetricType::Counter,
-                |p| p.cpu_seconds,
+                |p| p.cpu_seconds.unwrap_or(0.0),
             ),
             (
                 "process_resident_memory_bytes",
                 "Resident set size of each process (shared pages counted in each)",
                 MetricType::Gauge,
-                |p| p.rss as f64,
+                |p| p.memory.map_or(0.0, |m| m.0 as f64),
             ),
             (
                 "process_pss_bytes",
                 "Proportional set size of each process (shared pages divided among their users: the sum is the tree's use)",
                 MetricType::Gauge,
-                |p| p.pss as f64,
+                |p| p.memory.map_or(0.0, |m| m.1 as f64),
             ),
             (
                 "process_up",
                 "1 while the process runs and reported ready, 0 while it is down or being replaced",
                 MetricType::Gauge,
-                |p| if p.up { 1.0 } else { 0.0 },
+                |p| if p.state == State::Running { 1.0 } else { 0.0 },
             ),
             (
                 "process_restarts",
                 "Times the process was started again after it died",
                 MetricType::Counter,
-                |p| p.restarts as f64,
+                |p| p.restarts.unwrap_or(0) as f64,
             ),
         ];
         for (name, help, t, f) in per_proc {

@@ -9,6 +9,7 @@
 //! * [`supervisor`] forks named children, learns of their death on SIGCHLD,
 //!   respawns them with the same title and backs off crash loops.
 //! * [`pidfile`] holds an exclusive lock on the pidfile while the master runs.
+//! * [`procstat`] reads a process's parent, state, CPU time and memory.
 //! * [`notify`] speaks systemd's `sd_notify` datagram protocol.
 //! * [`command`] runs an external command within a deadline and an output
 //!   bound, killing its process group when one is passed.
@@ -19,6 +20,7 @@
 pub mod command;
 pub mod notify;
 pub mod pidfile;
+pub mod procstat;
 pub mod shm;
 pub mod signals;
 pub mod supervisor;

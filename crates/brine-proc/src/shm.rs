@@ -20,24 +20,55 @@ struct Header {
     len: AtomicU64,
 }
 
-/// `len` zero-filled bytes of anonymous `MAP_SHARED` memory: what a
-/// process maps before forking, its children see and write too.
-fn map_shared(len: usize) -> io::Result<*mut u8> {
-    // SAFETY: anonymous shared mapping, checked for failure.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
+/// `len` bytes mapped `MAP_SHARED` with `prot`: of `file`, or zero-filled
+/// anonymous memory (what a process maps before forking; its children see
+/// and write it too).
+fn map_shared(len: usize, prot: libc::c_int, file: Option<&std::fs::File>) -> io::Result<*mut u8> {
+    use std::os::fd::AsRawFd;
+    let (flags, fd) = match file {
+        Some(f) => (libc::MAP_SHARED, f.as_raw_fd()),
+        None => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1),
     };
+    // SAFETY: a shared mapping, checked for failure.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
     Ok(p as *mut u8)
+}
+
+const RW: libc::c_int = libc::PROT_READ | libc::PROT_WRITE;
+
+/// A mapping of 64-bit atomics, unmapped on drop.
+struct Atomics {
+    base: *mut AtomicU64,
+    len: usize,
+}
+
+impl Atomics {
+    fn map(len: usize, prot: libc::c_int, file: Option<&std::fs::File>) -> io::Result<Atomics> {
+        let base = map_shared(len * std::mem::size_of::<AtomicU64>(), prot, file)? as *mut AtomicU64;
+        Ok(Atomics { base, len })
+    }
+
+    /// Atomic `i`, which must be below `len`.
+    fn at(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < self.len);
+        // SAFETY: i < len, inside the zero-initialised mapping.
+        unsafe { &*self.base.add(i) }
+    }
+}
+
+impl Drop for Atomics {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping.
+        unsafe {
+            libc::munmap(
+                self.base as *mut libc::c_void,
+                self.len * std::mem::size_of::<AtomicU64>(),
+            )
+        };
+    }
 }
 
 /// Shared bytes (up to `capacity`) plus a shared counter.
@@ -56,7 +87,7 @@ impl SharedCell {
     pub fn new(capacity: usize) -> io::Result<SharedCell> {
         let map_len = std::mem::size_of::<Header>() + capacity;
         Ok(SharedCell {
-            base: map_shared(map_len)?,
+            base: map_shared(map_len, RW, None)?,
             capacity,
             map_len,
         })
@@ -130,14 +161,10 @@ impl Drop for SharedCell {
     }
 }
 
-/// Counters shared by every process of the tree (an anonymous
-/// `MAP_SHARED` mapping of atomics, made before the first fork): each
-/// process updates its own slots, the ProcessManager reads them all for its
-/// state dump.
-pub struct SharedCounters {
-    base: *mut AtomicU64,
-    len: usize,
-}
+/// Counters shared by every process of the tree (a `MAP_SHARED` mapping
+/// of atomics, anonymous or of a file other programs can read, made before
+/// the first fork): each process adds to its own, any may read them all.
+pub struct SharedCounters(Atomics);
 
 // SAFETY: every access is an atomic operation on the mapping.
 unsafe impl Send for SharedCounters {}
@@ -147,38 +174,15 @@ impl SharedCounters {
     /// `len` counters, all 0; map it before forking the processes that
     /// share it.
     pub fn new(len: usize) -> io::Result<SharedCounters> {
-        let bytes = len.max(1) * std::mem::size_of::<AtomicU64>();
-        Ok(SharedCounters {
-            base: map_shared(bytes)? as *mut AtomicU64,
-            len: len.max(1),
-        })
+        Ok(SharedCounters(Atomics::map(len.max(1), RW, None)?))
     }
 
-    /// Counter `i` (out-of-range indexes read and write a scratch slot: a
-    /// miscounted statistic, never memory outside the mapping).
-    pub fn get(&self, i: usize) -> &AtomicU64 {
-        let i = if i < self.len { i } else { self.len - 1 };
-        // SAFETY: i < len, inside the zero-initialised mapping.
-        unsafe { &*self.base.add(i) }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-}
-
-impl SharedCounters {
     /// `len` counters, all 0, in the file at `path` (created, or emptied
     /// if it exists; mode 0600), mapped shared: the processes forked after
     /// this share them as with [`SharedCounters::new`], and another
     /// program can read them with [`CountersView::open`].
     pub fn create_file(path: &Path, len: usize) -> io::Result<SharedCounters> {
         let len = len.max(1);
-        let bytes = len * std::mem::size_of::<AtomicU64>();
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -186,21 +190,28 @@ impl SharedCounters {
             .truncate(true)
             .mode(0o600)
             .open(path)?;
-        file.set_len(bytes as u64)?;
-        let base = map_file(&file, bytes, libc::PROT_READ | libc::PROT_WRITE)?;
-        Ok(SharedCounters {
-            base: base as *mut AtomicU64,
-            len,
-        })
+        file.set_len((len * std::mem::size_of::<AtomicU64>()) as u64)?;
+        Ok(SharedCounters(Atomics::map(len, RW, Some(&file))?))
+    }
+
+    /// Counter `i` (out-of-range indexes read and write a scratch slot: a
+    /// miscounted statistic, never memory outside the mapping).
+    pub fn get(&self, i: usize) -> &AtomicU64 {
+        self.0.at(i.min(self.0.len - 1))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
     }
 }
 
 /// A read-only view of counters another process keeps in a file
 /// ([`SharedCounters::create_file`]).
-pub struct CountersView {
-    base: *const AtomicU64,
-    len: usize,
-}
+pub struct CountersView(Atomics);
 
 // SAFETY: every access is an atomic load from the mapping.
 unsafe impl Send for CountersView {}
@@ -210,68 +221,27 @@ impl CountersView {
     /// Map the file at `path` read only (its size says how many counters).
     pub fn open(path: &Path) -> io::Result<CountersView> {
         let file = std::fs::File::open(path)?;
-        let bytes = file.metadata()?.len() as usize;
-        let len = bytes / std::mem::size_of::<AtomicU64>();
+        let len = file.metadata()?.len() as usize / std::mem::size_of::<AtomicU64>();
         if len == 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "empty counters file"));
         }
-        let base = map_file(&file, len * std::mem::size_of::<AtomicU64>(), libc::PROT_READ)?;
-        Ok(CountersView {
-            base: base as *const AtomicU64,
-            len,
-        })
+        Ok(CountersView(Atomics::map(len, libc::PROT_READ, Some(&file))?))
     }
 
-    /// Counter `i`, 0 past the end.
+    /// Counter `i`, 0 past the end (loads only: the mapping is read only).
     pub fn load(&self, i: usize) -> u64 {
-        if i >= self.len {
+        if i >= self.0.len {
             return 0;
         }
-        // SAFETY: i < len, inside the mapping; atomic loads only.
-        unsafe { (*self.base.add(i)).load(Ordering::Relaxed) }
+        self.0.at(i).load(Ordering::Relaxed)
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.0.len
     }
 
     pub fn is_empty(&self) -> bool {
         false
-    }
-}
-
-impl Drop for CountersView {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping.
-        unsafe {
-            libc::munmap(
-                self.base as *mut libc::c_void,
-                self.len * std::mem::size_of::<AtomicU64>(),
-            )
-        };
-    }
-}
-
-/// `len` bytes of `file`, mapped shared with `prot`.
-fn map_file(file: &std::fs::File, len: usize, prot: libc::c_int) -> io::Result<*mut u8> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a shared mapping of an open file, checked for failure.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, file.as_raw_fd(), 0) };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(p as *mut u8)
-}
-
-impl Drop for SharedCounters {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping.
-        unsafe {
-            libc::munmap(
-                self.base as *mut libc::c_void,
-                self.len * std::mem::size_of::<AtomicU64>(),
-            )
-        };
     }
 }
 

@@ -627,14 +627,8 @@ pub fn children_of(ppid: i32) -> Vec<i32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let mut f = rest.split_whitespace();
-                let _state = f.next();
-                if f.next().and_then(|p| p.parse::<i32>().ok()) == Some(ppid) {
-                    out.push(pid);
-                }
-            }
+        if crate::procstat::stat(pid as u32).is_some_and(|s| s.ppid as i32 == ppid) {
+            out.push(pid);
         }
     }
     out

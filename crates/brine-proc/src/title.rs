@@ -41,13 +41,8 @@ extern "C" {
 /// `arg_start, arg_end, env_start, env_end` from `/proc/self/stat`.
 fn stat_bounds() -> io::Result<[usize; 4]> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the `(comm)` field; comm may itself contain ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| io::Error::other("unparsable /proc/self/stat"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); arg_start is field 48.
+    let fields = crate::procstat::fields(&stat).ok_or_else(|| io::Error::other("unparsable /proc/self/stat"))?;
+    // The fields start at field 3 (state); arg_start is field 48.
     let get = |n: usize| -> io::Result<usize> {
         fields
             .get(n - 3)

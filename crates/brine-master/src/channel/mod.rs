@@ -117,7 +117,8 @@ pub struct ReqServerChannel {
     stale_log: crate::loglimit::LogLimiter,
     /// `master_stats`: counts per command, None when off.
     stats: Option<stats::MasterStats>,
-    /// The command row ([`brine_metrics::command_index`]) and result of
+    /// The command row ([`brine_metrics::board::clear_row`], `aes_row`;
+    /// past them: a command not exposed) and result of
     /// the request being handled, for the status board.
     outcome: (usize, brine_metrics::Outcome),
     /// The request just handled waits for a runner job (its reply is not
@@ -421,7 +422,10 @@ impl ReqServerChannel {
                     return Ok(Value::from("payload and load must be a dict").to_network());
                 }
                 let cmd = load.get("cmd").and_then(Value::as_str).unwrap_or("");
-                self.outcome.0 = brine_metrics::command_index(cmd);
+                let parsed = cmd.parse::<ClearCmd>();
+                if let Ok(c) = parsed {
+                    self.outcome.0 = brine_metrics::board::clear_row(c);
+                }
                 if load
                     .get("id")
                     .and_then(Value::as_bytes)
@@ -429,7 +433,7 @@ impl ReqServerChannel {
                 {
                     return Ok(Value::from("bad load: id contains a null byte").to_network());
                 }
-                match cmd.parse::<ClearCmd>() {
+                match parsed {
                     Ok(ClearCmd::Auth) if self.sign_in_max_wait.is_some_and(|max| self.queued > max) => {
                         self.drop_stale_sign_in(load);
                         Ok(Vec::new())
@@ -537,9 +541,11 @@ impl ReqServerChannel {
             }
         }
         let cmd = inner.get("cmd").and_then(Value::as_str).unwrap_or("");
-        self.outcome.0 = brine_metrics::command_index(cmd);
         let ret = match cmd.parse::<AesCmd>() {
-            Ok(c) => self.run(c.as_str(), |s| s.aes(c, &id, &mut inner)),
+            Ok(c) => {
+                self.outcome.0 = brine_metrics::board::aes_row(c);
+                self.run(c.as_str(), |s| s.aes(c, &id, &mut inner))
+            }
             Err(e) => {
                 self.outcome.1 = brine_metrics::Outcome::Refused;
                 // Salt's words (an error in its log), then who asked.

@@ -260,7 +260,9 @@ impl Bus {
             i += 1;
             !s.hung_up(srev.get(i - 1).copied().unwrap_or(0), chunk) && s.send(&events, prefix)
         });
-        brine_metrics::count(Counter::Events, events.len() as u64);
+        if !events.is_empty() {
+            brine_metrics::count(Counter::Events, events.len() as u64);
+        }
 
         while let Ok((stream, _)) = self.pull.accept() {
             stream.set_nonblocking(true)?;

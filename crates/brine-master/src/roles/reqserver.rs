@@ -320,11 +320,9 @@ fn worker_spec(
                     }
                     None => ("", 0, 0),
                 };
-                if let Some(b) = board {
-                    b.raise(Counter::Taken, seq);
-                }
                 handler.set_queued(Duration::from_millis(waited));
                 if let Some(b) = board {
+                    b.raise(Counter::Taken, seq);
                     b.worker_busy(index, Some(brine_metrics::board::now_ms()));
                 }
                 let arrived = Instant::now();

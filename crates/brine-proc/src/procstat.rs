@@ -1,5 +1,6 @@
-//! What the kernel says of one process: CPU time and memory, from
-//! `/proc/PID/stat` and `/proc/PID/smaps_rollup`.
+//! What the kernel says of one process: its parent, state, CPU time and
+//! memory, from `/proc/PID/stat` and `/proc/PID/smaps_rollup`. The one
+//! reader of `stat`'s fields in the tree.
 
 /// CPU time (user + system) in seconds, state and start, of a process.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,12 +28,17 @@ pub fn stat(pid: u32) -> Option<Stat> {
     parse_stat(&text)
 }
 
-/// The fields after the parenthesised comm (which may hold spaces and
-/// parentheses itself): state is the first, ppid the second, utime and
-/// stime the 12th and 13th.
-fn parse_stat(text: &str) -> Option<Stat> {
+/// The fields of a `stat` text after the parenthesised comm (which may
+/// hold spaces and parentheses itself): the first is field 3 of proc(5),
+/// the state.
+pub fn fields(text: &str) -> Option<Vec<&str>> {
     let (_, rest) = text.rsplit_once(')')?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(rest.split_whitespace().collect())
+}
+
+/// State, ppid, and utime and stime (fields 14 and 15).
+fn parse_stat(text: &str) -> Option<Stat> {
+    let f = fields(text)?;
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
     Some(Stat {
         state: f.first()?.chars().next()?,
@@ -41,9 +47,16 @@ fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+impl Stat {
+    /// Whether the process runs (is not a zombie nor dead).
+    pub fn running(&self) -> bool {
+        self.state != 'Z' && self.state != 'X'
+    }
+}
+
 /// Whether `pid` runs (exists and is not a zombie).
 pub fn alive(pid: u32) -> bool {
-    pid != 0 && stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+    pid != 0 && stat(pid).is_some_and(|s| s.running())
 }
 
 /// Resident and proportional set size in bytes (PSS divides shared pages
